@@ -1,0 +1,1 @@
+"""Slack app, scheduler and command line: the imperative shell around the core."""

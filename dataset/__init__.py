@@ -1,0 +1,1 @@
+"""Data layer: CRM export parsing, column presets, SQLite storage with history, demo data."""

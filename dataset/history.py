@@ -1,0 +1,64 @@
+"""Which deals of a new export differ from what we knew before: the pure half of deal history.
+
+CRM exports are snapshots. We keep a deal's state only when it changes, so comparing each incoming
+row with the deal's previous recorded state is all it takes; re-importing identical data adds
+nothing. A back-filled (older) export can make a later row redundant: `redundant_next` finds those.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dataset.store import STATE
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Comparable text: ISO dates, numbers without float noise, '' for missing."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.strftime("%Y-%m-%d").fillna("")
+    if pd.api.types.is_numeric_dtype(s):
+        return s.round(6).astype("str").where(s.notna(), "")
+    return s.astype("object").where(s.notna(), "").astype("str")
+
+
+def same_state(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Row-wise: do a and b (aligned, same length) hold the same tracked state?"""
+    out = np.ones(len(a), dtype=bool)
+    for c in STATE:
+        left, right = a[c], b[c]
+        if c == "value":
+            left, right = pd.to_numeric(left), pd.to_numeric(right)
+        elif c in ("engage_date", "close_date"):
+            left, right = _dates(left), _dates(right)
+        out &= _text(left).to_numpy() == _text(right).to_numpy()
+    return out
+
+
+def _dates(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(s) else s
+
+
+def changes(snapshot: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Rows of `snapshot` whose state differs from `previous` (deal_id + STATE), and the counts
+    of new and changed deals."""
+    merged = snapshot[["deal_id"]].merge(previous, on="deal_id", how="left", indicator=True)
+    known = (merged["_merge"] == "both").to_numpy()
+    same = np.zeros(len(snapshot), dtype=bool)
+    if known.any():
+        same[known] = same_state(
+            snapshot.loc[known, list(STATE)].reset_index(drop=True),
+            merged.loc[known, list(STATE)].reset_index(drop=True),
+        )
+    changed = snapshot[~same]
+    return changed, int((~known).sum()), int((known & ~same).sum())
+
+
+def redundant_next(snapshot: pd.DataFrame, following: pd.DataFrame) -> pd.DataFrame:
+    """The later rows (deal_id, as_of) that now repeat the back-filled state and can go."""
+    if following.empty:
+        return following[["deal_id", "as_of"]]
+    merged = following.merge(snapshot[["deal_id", *STATE]], on="deal_id", suffixes=("", "_new"))
+    new = merged[[f"{c}_new" for c in STATE]].set_axis(list(STATE), axis=1)
+    same = same_state(merged[list(STATE)], new)
+    return merged.loc[same, ["deal_id", "as_of"]]

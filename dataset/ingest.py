@@ -1,0 +1,209 @@
+"""Import CRM export files into SQLite: read, check, store atomically, log, keep history.
+
+The edge between files and the pure parsing/validation core. One file = one transaction: its import
+log row, its quarantined rows and its data land together or not at all. A file already imported
+(same content hash) changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import sqlite_utils
+
+from dataset import history, store
+from dataset.csvfile import CsvFileError, RawTable, read_table
+from dataset.presets import BUILTIN, Preset, PresetError, detect
+from dataset.validate import KEYS, AsOfError, Parsed, parse_table, resolve_names
+
+REFERENCE_ORDER = ("products", "sales_teams", "accounts")
+
+
+class IngestError(Exception):
+    """A file was refused as a whole; the message says which file, why, and how to fix it."""
+
+
+@dataclass
+class FileResult:
+    """What importing one file did."""
+
+    path: Path
+    status: str  # imported | already imported | skipped
+    table: str = ""
+    preset: str = ""
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_set_aside: int = 0
+    as_of: str | None = None
+    import_id: int | None = None
+    deals_new: int = 0
+    deals_changed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line, the balance first: read = accepted + set aside."""
+        if self.status != "imported":
+            return f"{self.path.name}: {self.status}" + (
+                f" ({'; '.join(self.notes)})" if self.notes else ""
+            )
+        text = (
+            f"{self.path.name}: {self.table} via preset {self.preset}: {self.rows_read} read = "
+            f"{self.rows_accepted} accepted + {self.rows_set_aside} set aside"
+        )
+        if self.table == "deals":
+            text += (
+                f"; as of {self.as_of}: {self.deals_new} new deals, {self.deals_changed} changed"
+            )
+        return text
+
+
+@dataclass
+class _Loaded:
+    path: Path
+    sha256: str
+    raw: RawTable
+    preset: Preset
+    found: dict[str, int]
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for the .csv files in it (sorted by name)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() == ".csv"))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise IngestError(f"{p}: no such file or folder")
+    return out
+
+
+def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | None) -> _Loaded:
+    data = path.read_bytes()
+    try:
+        raw = read_table(data, encoding)
+        preset, found = detect(raw.header, presets, forced)
+    except (CsvFileError, PresetError) as exc:
+        raise IngestError(f"{path.name}: {exc}") from exc
+    return _Loaded(path, hashlib.sha256(data).hexdigest(), raw, preset, found)
+
+
+def ingest_files(
+    db: sqlite_utils.Database,
+    paths: Sequence[str | Path],
+    *,
+    as_of: date | None = None,
+    encoding: str = "utf-8",
+    presets: tuple[Preset, ...] = BUILTIN,
+    preset: str | None = None,
+) -> list[FileResult]:
+    """Import files (or folders of them). Reference tables go first so that deals can resolve
+    product spellings; deals exports go in order of their as-of date so history runs forward.
+
+    Every file is checked before anything is written: one refused file refuses the batch.
+    """
+    loaded = [_load(p, encoding, presets, preset) for p in expand(paths)]
+    results: list[FileResult] = []
+    todo: list[_Loaded] = []
+    for item in loaded:
+        previous = store.find_import(db, item.sha256)
+        if previous is not None:
+            results.append(
+                FileResult(
+                    item.path,
+                    "already imported",
+                    notes=[
+                        f"same content as import #{previous.id} ({previous.file_name}); "
+                        "nothing changed"
+                    ],
+                )
+            )
+        elif item.preset.table == "dictionary":
+            results.append(FileResult(item.path, "skipped", notes=["a data dictionary, not data"]))
+        else:
+            todo.append(item)
+    seen: set[str] = set()
+    todo = [t for t in todo if not (t.sha256 in seen or seen.add(t.sha256))]
+
+    for table in REFERENCE_ORDER:
+        for item in (t for t in todo if t.preset.table == table):
+            parsed = parse_table(item.raw, item.preset, item.found)
+            results.append(_store(db, item, parsed, encoding))
+    deals = [t for t in todo if t.preset.table == "deals"]
+    parsed_deals = []
+    known_products = store.product_names(db)
+    for item in deals:
+        try:
+            parsed = parse_table(item.raw, item.preset, item.found, known_products, as_of)
+        except AsOfError as exc:
+            raise IngestError(f"{item.path.name}: {exc}") from exc
+        if parsed.as_of is None:
+            raise IngestError(
+                f"{item.path.name}: no date in the file to take as its as-of date; give --as-of"
+            )
+        parsed_deals.append((parsed.as_of, item, parsed))
+    for _, item, parsed in sorted(parsed_deals, key=lambda t: t[0]):
+        results.append(_store(db, item, parsed, encoding))
+    return results
+
+
+def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
+    result = FileResult(
+        item.path,
+        "imported",
+        table=parsed.table,
+        preset=parsed.preset,
+        rows_read=parsed.rows_read,
+        rows_accepted=parsed.rows_accepted,
+        rows_set_aside=parsed.rows_set_aside,
+        as_of=parsed.as_of.isoformat() if parsed.as_of else None,
+        notes=list(parsed.notes),
+    )
+    with db.atomic():
+        import_id = store.add_import(
+            db,
+            file_name=item.path.name,
+            path=str(item.path),
+            sha256=item.sha256,
+            table_name=parsed.table,
+            preset=parsed.preset,
+            encoding=encoding,
+            rows_read=parsed.rows_read,
+            rows_accepted=parsed.rows_accepted,
+            rows_set_aside=parsed.rows_set_aside,
+            as_of=parsed.as_of,
+            notes="\n".join(parsed.notes),
+        )
+        store.add_quarantine(db, import_id, parsed.rejected)
+        if parsed.table == "deals":
+            _store_deals(db, import_id, parsed, result)
+        else:
+            store.upsert_reference(db, parsed.table, KEYS[parsed.table], parsed.frame, import_id)
+            if parsed.table == "products":
+                _, aliases = resolve_names(
+                    pd.Series(store.distinct_deal_products(db), dtype="object"),
+                    parsed.frame["product"],
+                )
+                store.rename_products(db, aliases)
+                result.notes += [
+                    f"deals' product {k!r} now read as {v!r}" for k, v in aliases.items()
+                ]
+    result.import_id = import_id
+    return result
+
+
+def _store_deals(db: sqlite_utils.Database, import_id: int, parsed: Parsed, result: FileResult):
+    snapshot = parsed.frame
+    as_of = parsed.as_of
+    previous = store.states_before(db, as_of)
+    changed, new, modified = history.changes(snapshot, previous)
+    redundant = history.redundant_next(snapshot, store.states_after(db, as_of))
+    store.write_deal_snapshot(db, import_id, as_of, snapshot, changed, redundant)
+    store.set_import_counts(db, import_id, new, modified)
+    result.deals_new, result.deals_changed = new, modified

@@ -1,0 +1,390 @@
+"""The one module that holds SQL: the SQLite schema, its migrations, and every read and write.
+
+Dates are stored as ISO `YYYY-MM-DD` text. Deal history is stored as changes only: a row in
+`deal_history` is the state a deal was seen in from `as_of` on, until its next row. `deals` holds
+each deal's latest known state, `deal_activity` each distinct last-activity date seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "revbot.db"
+
+# The columns whose change makes a new history row (last activity is tracked apart).
+STATE = (
+    "name",
+    "owner",
+    "product",
+    "account",
+    "stage",
+    "status",
+    "engage_date",
+    "close_date",
+    "value",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    path TEXT,
+    sha256 TEXT NOT NULL UNIQUE,
+    table_name TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_accepted INTEGER NOT NULL,
+    rows_set_aside INTEGER NOT NULL,
+    as_of TEXT,
+    deals_new INTEGER,
+    deals_changed INTEGER,
+    notes TEXT,
+    imported_at TEXT NOT NULL,
+    CHECK (rows_read = rows_accepted + rows_set_aside)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    line INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_import ON quarantine(import_id);
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT PRIMARY KEY,
+    sector TEXT,
+    year_established INTEGER,
+    revenue REAL,
+    employees INTEGER,
+    office_location TEXT,
+    subsidiary_of TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS products (
+    product TEXT PRIMARY KEY,
+    series TEXT,
+    sales_price REAL,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS sales_teams (
+    sales_agent TEXT PRIMARY KEY,
+    manager TEXT,
+    regional_office TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS deal_history (
+    deal_id TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    name TEXT, owner TEXT, product TEXT, account TEXT,
+    stage TEXT NOT NULL, status TEXT NOT NULL,
+    engage_date TEXT, close_date TEXT, value REAL,
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    PRIMARY KEY (deal_id, as_of)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deal_history_as_of ON deal_history(as_of);
+CREATE TABLE IF NOT EXISTS deal_activity (
+    deal_id TEXT NOT NULL,
+    activity_date TEXT NOT NULL,
+    PRIMARY KEY (deal_id, activity_date)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deals (
+    deal_id TEXT PRIMARY KEY,
+    name TEXT, owner TEXT, product TEXT, account TEXT,
+    stage TEXT NOT NULL, status TEXT NOT NULL,
+    engage_date TEXT, close_date TEXT, value REAL,
+    last_activity TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    import_id INTEGER NOT NULL REFERENCES imports(id)
+) WITHOUT ROWID;
+"""
+
+
+def default_db_path() -> Path:
+    """`REVBOT_DB` if set, else revbot.db in the working folder."""
+    return Path(os.environ.get("REVBOT_DB") or DEFAULT_DB)
+
+
+def connect(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) the database and bring its schema up to date."""
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.conn.executescript(_SCHEMA)
+    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if version is None:
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        db.conn.commit()
+    elif int(version[0]) > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"{path} was written by a newer revbot (schema {version[0]} > {SCHEMA_VERSION}); "
+            "upgrade revbot"
+        )
+    return db
+
+
+def _iso(value) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return value.strftime("%Y-%m-%d")
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> Iterator[tuple]:
+    """Rows as tuples with SQLite-ready values (ISO dates, None for missing)."""
+    cols = []
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            s = s.dt.strftime("%Y-%m-%d")
+        s = s.astype("object").where(s.notna(), None)
+        cols.append(s.to_list())
+    return zip(*cols, strict=True)
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """A row of the import log."""
+
+    id: int
+    file_name: str
+    sha256: str
+    table_name: str
+    preset: str
+    rows_read: int
+    rows_accepted: int
+    rows_set_aside: int
+    as_of: str | None
+    deals_new: int | None
+    deals_changed: int | None
+    imported_at: str
+
+
+def find_import(db: sqlite_utils.Database, sha256: str) -> ImportRecord | None:
+    row = db.execute(
+        "SELECT id, file_name, sha256, table_name, preset, rows_read, rows_accepted, "
+        "rows_set_aside, as_of, deals_new, deals_changed, imported_at FROM imports WHERE sha256 = ?",
+        [sha256],
+    ).fetchone()
+    return ImportRecord(*row) if row else None
+
+
+def add_import(
+    db: sqlite_utils.Database,
+    *,
+    file_name: str,
+    path: str,
+    sha256: str,
+    table_name: str,
+    preset: str,
+    encoding: str,
+    rows_read: int,
+    rows_accepted: int,
+    rows_set_aside: int,
+    as_of: date | None,
+    notes: str,
+) -> int:
+    cur = db.execute(
+        "INSERT INTO imports (file_name, path, sha256, table_name, preset, encoding, rows_read, "
+        "rows_accepted, rows_set_aside, as_of, notes, imported_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            file_name,
+            path,
+            sha256,
+            table_name,
+            preset,
+            encoding,
+            rows_read,
+            rows_accepted,
+            rows_set_aside,
+            _iso(as_of),
+            notes,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        ],
+    )
+    return int(cur.lastrowid)
+
+
+def add_quarantine(db: sqlite_utils.Database, import_id: int, rejected: Iterable) -> None:
+    db.conn.executemany(
+        "INSERT INTO quarantine (import_id, line, reason, raw) VALUES (?, ?, ?, ?)",
+        ((import_id, r.line, r.reason, r.raw) for r in rejected),
+    )
+
+
+def upsert_reference(
+    db: sqlite_utils.Database, table: str, key: str, frame: pd.DataFrame, import_id: int
+) -> None:
+    """Accounts, products, sales teams: the latest import of a key wins."""
+    columns = [c for c in db[table].columns_dict if c != "import_id"]
+    data = frame.reindex(columns=columns).assign(import_id=import_id)
+    cols = [*columns, "import_id"]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != key)
+    db.conn.executemany(
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT({key}) DO UPDATE SET {sets}",
+        _records(data, cols),
+    )
+
+
+def product_names(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT product FROM products")]
+
+
+def rename_products(db: sqlite_utils.Database, aliases: dict[str, str]) -> None:
+    """Apply spelling aliases found later (products imported after the deals that name them)."""
+    for variant, canonical in aliases.items():
+        for table in ("deal_history", "deals"):
+            db.execute(f"UPDATE {table} SET product = ? WHERE product = ?", [canonical, variant])
+
+
+def distinct_deal_products(db: sqlite_utils.Database) -> list[str]:
+    return [
+        r[0] for r in db.execute("SELECT DISTINCT product FROM deals WHERE product IS NOT NULL")
+    ]
+
+
+def states_before(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
+    """Each deal's latest recorded state strictly before `as_of` (empty frame if none)."""
+    return pd.read_sql_query(
+        f"SELECT h.deal_id, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
+        "JOIN (SELECT deal_id, MAX(as_of) AS m FROM deal_history WHERE as_of < ? GROUP BY deal_id) "
+        "x ON h.deal_id = x.deal_id AND h.as_of = x.m",
+        db.conn,
+        params=[_iso(as_of)],
+    )
+
+
+def states_after(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
+    """Each deal's first recorded state strictly after `as_of` (for back-filled imports)."""
+    return pd.read_sql_query(
+        f"SELECT h.deal_id, h.as_of, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
+        "JOIN (SELECT deal_id, MIN(as_of) AS m FROM deal_history WHERE as_of > ? GROUP BY deal_id) "
+        "x ON h.deal_id = x.deal_id AND h.as_of = x.m",
+        db.conn,
+        params=[_iso(as_of)],
+    )
+
+
+def latest_history_date(db: sqlite_utils.Database) -> str | None:
+    return db.execute("SELECT MAX(as_of) FROM deal_history").fetchone()[0]
+
+
+def write_deal_snapshot(
+    db: sqlite_utils.Database,
+    import_id: int,
+    as_of: date,
+    snapshot: pd.DataFrame,
+    changed: pd.DataFrame,
+    redundant_next: pd.DataFrame,
+) -> None:
+    """Record one export: its changed states, activity dates, and the latest-state table."""
+    day = _iso(as_of)
+    if db.execute("SELECT 1 FROM deal_history WHERE as_of = ? LIMIT 1", [day]).fetchone():
+        # another export of the same day was imported before: this one replaces its states
+        db.conn.executemany(
+            "DELETE FROM deal_history WHERE deal_id = ? AND as_of = ?",
+            ((d, day) for d in snapshot["deal_id"]),
+        )
+    cols = ["deal_id", *STATE]
+    db.conn.executemany(
+        f"INSERT INTO deal_history (deal_id, as_of, {', '.join(STATE)}, import_id) "
+        f"VALUES (?, '{day}', {', '.join('?' * len(STATE))}, {int(import_id)})",
+        _records(changed, cols),
+    )
+    db.conn.executemany(
+        "DELETE FROM deal_history WHERE deal_id = ? AND as_of = ?",
+        _records(redundant_next, ["deal_id", "as_of"]),
+    )
+    activity = snapshot.loc[snapshot["last_activity"].notna(), ["deal_id", "last_activity"]]
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO deal_activity (deal_id, activity_date) VALUES (?, ?)",
+        _records(activity, ["deal_id", "last_activity"]),
+    )
+    latest = [*cols, "last_activity"]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in latest[1:])
+    db.conn.executemany(
+        f"INSERT INTO deals ({', '.join(latest)}, first_seen, last_seen, import_id) "
+        f"VALUES ({', '.join('?' * len(latest))}, '{day}', '{day}', {int(import_id)}) "
+        f"ON CONFLICT(deal_id) DO UPDATE SET {updates}, last_seen = excluded.last_seen, "
+        "import_id = excluded.import_id, first_seen = MIN(deals.first_seen, excluded.first_seen) "
+        "WHERE excluded.last_seen >= deals.last_seen",
+        _records(snapshot, latest),
+    )
+    db.execute(
+        "UPDATE deals SET first_seen = ? WHERE first_seen > ? AND deal_id IN "
+        "(SELECT deal_id FROM deal_history WHERE as_of = ?)",
+        [day, day, day],
+    )
+
+
+def set_import_counts(db: sqlite_utils.Database, import_id: int, new: int, changed: int) -> None:
+    db.execute(
+        "UPDATE imports SET deals_new = ?, deals_changed = ? WHERE id = ?",
+        [new, changed, import_id],
+    )
+
+
+def table_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Row count of every table: what a re-import must leave unchanged."""
+    return {t: db[t].count for t in db.table_names()}
+
+
+def deal_history(db: sqlite_utils.Database, deal_id: str) -> list[dict]:
+    return list(db.query("SELECT * FROM deal_history WHERE deal_id = ? ORDER BY as_of", [deal_id]))
+
+
+def latest_as_of(db: sqlite_utils.Database) -> str | None:
+    """The as-of date of the newest deals export imported: the pipeline's 'today'."""
+    return db.execute("SELECT MAX(as_of) FROM imports WHERE table_name = 'deals'").fetchone()[0]
+
+
+@dataclass(frozen=True)
+class PipelineSummary:
+    as_of: str
+    open_deals: int
+    open_value: float
+    open_without_value: int
+    won: int
+    lost: int
+
+
+def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> PipelineSummary | None:
+    """Open deals and their value as of a date (default: the latest import).
+
+    Open deals without an amount (MavenTech leaves it blank until close) are valued at their
+    product's list price; how many were is reported alongside.
+    """
+    as_of = as_of or latest_as_of(db)
+    if as_of is None:
+        return None
+    row = db.execute(
+        """
+        WITH state AS (
+            SELECT h.* FROM deal_history h
+            JOIN (SELECT deal_id, MAX(as_of) AS m FROM deal_history WHERE as_of <= ?
+                  GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m
+        )
+        SELECT
+            SUM(status = 'open'),
+            SUM(CASE WHEN status = 'open' THEN COALESCE(s.value, p.sales_price, 0) END),
+            SUM(status = 'open' AND s.value IS NULL AND p.sales_price IS NULL),
+            SUM(status = 'won'), SUM(status = 'lost')
+        FROM state s LEFT JOIN products p ON p.product = s.product
+        """,
+        [as_of],
+    ).fetchone()
+    return PipelineSummary(as_of, row[0] or 0, row[1] or 0.0, row[2] or 0, row[3] or 0, row[4] or 0)

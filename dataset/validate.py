@@ -1,0 +1,259 @@
+"""Check and type the records of one export: accepted rows as a DataFrame, the rest set aside.
+
+Pure. Every record read ends up in exactly one of `Parsed.frame` or `Parsed.rejected`, so the
+balance rows read = accepted + set aside always holds. A record may fail several checks; its
+reason lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from dataset.csvfile import RawTable, Rejected
+from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
+from dataset.values import blank, parse_amounts, parse_dates, parse_numbers
+
+# Misspellings in published data sets that we read as the intended word (logged in the notes).
+SECTOR_FIXES = {"technolgy": "technology"}
+
+KEYS = {
+    "deals": "deal_id",
+    "accounts": "account",
+    "products": "product",
+    "sales_teams": "sales_agent",
+}
+
+
+class AsOfError(ValueError):
+    """The as-of date given is earlier than events recorded in the file."""
+
+
+@dataclass
+class Parsed:
+    """One file's outcome: typed accepted rows, rejected rows, and what was noticed."""
+
+    table: str
+    preset: str
+    frame: pd.DataFrame
+    rejected: list[Rejected]
+    rows_read: int
+    as_of: date | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_accepted(self) -> int:
+        return len(self.frame)
+
+    @property
+    def rows_set_aside(self) -> int:
+        return len(self.rejected)
+
+
+class _Checks:
+    """Collects vectorised failure masks with a message maker per check."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.items: list[tuple[np.ndarray, Callable[[int], str]]] = []
+
+    def add(self, mask: pd.Series | np.ndarray, message: Callable[[int], str]) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self.items.append((mask, message))
+
+    def failed(self) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        for mask, _ in self.items:
+            out |= mask
+        return out
+
+    def reason(self, i: int) -> str:
+        return "; ".join(msg(i) for mask, msg in self.items if mask[i])
+
+
+def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
+    """The stripped text of a canonical column (all None when the file does not have it)."""
+    n = len(raw.rows)
+    if name not in found:
+        return pd.Series([None] * n, dtype="object")
+    idx = found[name]
+    s = pd.Series([r[idx] for r in raw.rows], dtype="object").str.strip()
+    return s.where(s != "", None)
+
+
+def _date_column(
+    raw: RawTable, found: dict[str, int], name: str, preset: Preset, checks: _Checks
+) -> pd.Series:
+    text = _column(raw, found, name)
+    if name not in found:
+        return pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    dates, bad, fmt = parse_dates(text, preset.date_order)
+    hint = f" (read as {fmt})" if fmt else ""
+    checks.add(bad, lambda i, t=text, n=name, h=hint: f"bad {n} {t.iloc[i]!r}{h}")
+    return dates
+
+
+def _amount_column(
+    raw: RawTable, found: dict[str, int], name: str, checks: _Checks, what: str = "amount"
+) -> pd.Series:
+    text = _column(raw, found, name)
+    parse = parse_amounts if what == "amount" else parse_numbers
+    values, bad = parse(text)
+    checks.add(bad, lambda i, t=text, n=name: f"bad {n} {t.iloc[i]!r} (not a number)")
+    checks.add(values < 0, lambda i, v=values, n=name: f"negative {n} {v.iloc[i]:g}")
+    return values
+
+
+def _duplicates(frame: pd.DataFrame, key: str, ok: np.ndarray, lines: list[int]) -> dict[int, str]:
+    """Among rows that passed the other checks: later identical copies of a row are set aside;
+    rows sharing an id but disagreeing are all set aside (we cannot tell which one is right)."""
+    candidates = frame[ok & frame[key].notna().to_numpy()]
+    dup = candidates[candidates[key].duplicated(keep=False)]
+    out: dict[int, str] = {}
+    for key_value, group in dup.groupby(key, sort=False):
+        idx = group.index.to_list()
+        at = ", ".join(str(lines[i]) for i in idx)
+        if len(group.drop(columns=[key]).astype("str").drop_duplicates()) == 1:
+            for i in idx[1:]:
+                out[i] = f"duplicate of line {lines[idx[0]]} ({key} {key_value!r}, identical)"
+        else:
+            for i in idx:
+                out[i] = f"duplicate {key} {key_value!r} with conflicting data (lines {at})"
+    return out
+
+
+def resolve_names(values: pd.Series, known: Iterable[str]) -> tuple[pd.Series, dict[str, str]]:
+    """Map spelling variants (`GTXPro`) onto the known names (`GTX Pro`); returns the aliases used."""
+    by_key = {name_key(k): k for k in known}
+    aliases = {}
+    for v in values.dropna().unique():
+        canonical = by_key.get(name_key(v))
+        if canonical is not None and canonical != v:
+            aliases[v] = canonical
+    return (values.replace(aliases) if aliases else values), aliases
+
+
+def parse_table(
+    raw: RawTable,
+    preset: Preset,
+    found: dict[str, int],
+    known_products: Iterable[str] = (),
+    as_of: date | None = None,
+) -> Parsed:
+    """Validate and type one file's records according to its preset."""
+    n = len(raw.rows)
+    checks = _Checks(n)
+    notes: list[str] = []
+    key = KEYS[preset.table]
+    frame = pd.DataFrame({c: _column(raw, found, c) for c in preset.columns if c in found})
+    for c in (*preset.columns, *(DEAL_FIELDS if preset.table == "deals" else ())):
+        if c not in frame:
+            frame[c] = None
+    checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
+
+    if preset.table == "deals":
+        frame = _deal_fields(raw, preset, found, frame, checks, notes)
+    elif preset.table == "accounts":
+        for c in ("year_established", "employees", "revenue"):
+            frame[c] = _amount_column(raw, found, c, checks, what="number")
+        fixed = frame["sector"].str.lower().map(SECTOR_FIXES)
+        if fixed.notna().any():
+            counts = frame.loc[fixed.notna(), "sector"].value_counts().to_dict()
+            notes.append(f"sector spelling corrected: {counts} -> {SECTOR_FIXES}")
+            frame["sector"] = fixed.fillna(frame["sector"])
+    elif preset.table == "products":
+        frame["sales_price"] = _amount_column(raw, found, "sales_price", checks)
+
+    lines = raw.line
+    failed = checks.failed()
+    dup = _duplicates(frame, key, ~failed, lines)
+    rejected = list(raw.rejected)
+    drop = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(failed | np.isin(np.arange(n), list(dup))):
+        reason = checks.reason(i) if failed[i] else dup[i]
+        rejected.append(Rejected(lines[i], reason, raw.raw(i)))
+        drop[i] = True
+    rejected.sort(key=lambda r: r.line)
+    frame = frame[~drop].copy()
+    frame.insert(0, "line", np.asarray(lines)[~drop])
+    frame = frame.reset_index(drop=True)
+
+    if preset.table == "deals" and known_products:
+        frame["product"], aliases = resolve_names(frame["product"], known_products)
+        for variant, canonical in aliases.items():
+            count = int((frame["product"] == canonical).sum())
+            notes.append(f"product {variant!r} read as {canonical!r} ({count} deals in all)")
+
+    data_as_of = _latest_event(frame) if preset.table == "deals" else None
+    if as_of is not None and data_as_of is not None and data_as_of > as_of:
+        raise AsOfError(
+            f"the file records events up to {data_as_of}, after the as-of date {as_of}; "
+            "give a later --as-of or leave it out"
+        )
+    footer = len(raw.footer)
+    if footer:
+        notes.append(f"report footer of {footer} line(s) skipped (not data)")
+    return Parsed(
+        table=preset.table,
+        preset=preset.name,
+        frame=frame,
+        rejected=rejected,
+        rows_read=n + len(raw.rejected),
+        as_of=as_of or data_as_of,
+        notes=notes,
+    )
+
+
+def _deal_fields(
+    raw: RawTable,
+    preset: Preset,
+    found: dict[str, int],
+    frame: pd.DataFrame,
+    checks: _Checks,
+    notes: list[str],
+) -> pd.DataFrame:
+    stages = preset.stage_status()
+    stage_key = frame["stage"].map(lambda s: None if s is None else name_key(s))
+    label = stage_key.map(lambda k: stages.get(k, (None, None))[0])
+    status = stage_key.map(lambda k: stages.get(k, (None, None))[1])
+    known = ", ".join(preset.stages)
+    checks.add(
+        frame["stage"].notna() & status.isna(),
+        lambda i, s=frame["stage"]: f"unknown stage {s.iloc[i]!r} (known: {known})",
+    )
+    frame["stage"] = label.where(label.notna(), frame["stage"])
+    frame["status"] = status
+    for c in ("engage_date", "close_date", "last_activity"):
+        frame[c] = _date_column(raw, found, c, preset, checks)
+    frame["value"] = _amount_column(raw, found, "value", checks)
+    closed = frame["status"].isin([WON, LOST])
+    checks.add(
+        closed & blank(_column(raw, found, "close_date")),
+        lambda i, s=frame["stage"]: f"closed deal ({s.iloc[i]}) without a close date",
+    )
+    before = closed & (frame["close_date"] < frame["engage_date"])
+    checks.add(
+        before,
+        lambda i, f=frame: (
+            f"close_date {f['close_date'].iloc[i]:%Y-%m-%d} before engage_date "
+            f"{f['engage_date'].iloc[i]:%Y-%m-%d}"
+        ),
+    )
+    return frame
+
+
+def _latest_event(frame: pd.DataFrame) -> date | None:
+    """The as-of date a deals export speaks for: its latest *event* (an expected close date of an
+    open deal lies in the future and does not count)."""
+    closes = frame.loc[frame["status"] != OPEN, "close_date"]
+    candidates = [frame["engage_date"].max(), closes.max(), frame["last_activity"].max()]
+    candidates = [c for c in candidates if pd.notna(c)]
+    return max(candidates).date() if candidates else None
+
+
+__all__ = ["Parsed", "parse_table", "resolve_names", "AsOfError", "OPEN", "WON", "LOST"]

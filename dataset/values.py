@@ -1,0 +1,108 @@
+"""Vectorised parsing of the value formats CRM exports use: dates in many shapes, money with symbols.
+
+Pure: Series in, (parsed Series, bad-mask) out. A value that is blank parses to missing; a value that
+is present but cannot be read is flagged bad, never silently turned into missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+# Tried in this order; the format that reads the most sampled values wins, earlier wins ties.
+DATE_FORMATS: dict[str, tuple[str, ...]] = {
+    "iso": ("ISO8601",),
+    "mdy": ("%m/%d/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%y"),
+    "dmy": ("%d/%m/%Y", "%d/%m/%Y %H:%M", "%d.%m.%Y", "%d-%m-%Y", "%d.%m.%Y %H:%M", "%d/%m/%y"),
+    "text": ("%d %b %Y", "%b %d, %Y", "%d-%b-%Y", "%Y/%m/%d"),
+}
+
+
+def blank(s: pd.Series) -> pd.Series:
+    """True where the cell is empty or whitespace."""
+    return s.isna() | (s.astype("str").str.strip() == "")
+
+
+def _to_datetime(values: pd.Series, fmt: str) -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = pd.to_datetime(values, format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # mixed time-zone offsets
+            out = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_localize(None)
+    return out
+
+
+def date_formats_for(values: pd.Series, prefer: str = "iso") -> list[str]:
+    """The formats to read a date column with: the one that reads the most of a sample of its
+    distinct values first, then the others of the same day/month order (a column may mix plain
+    dates with date-times)."""
+    sample = values[~blank(values)].str.strip().drop_duplicates()
+    if sample.empty:
+        return []
+    sample = sample.iloc[:500]
+    order = [prefer] + [k for k in DATE_FORMATS if k != prefer]
+    best, best_family, best_count = None, prefer, 0
+    for family in order:
+        for fmt in DATE_FORMATS[family]:
+            count = int(_to_datetime(sample, fmt).notna().sum())
+            if count > best_count:
+                best, best_family, best_count = fmt, family, count
+            if count == len(sample):
+                break
+        if best_count == len(sample):
+            break
+    if best is None:
+        return []
+    return [best] + [f for f in DATE_FORMATS[best_family] if f != best]
+
+
+def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.Series, str | None]:
+    """Parse a column of dates (time of day dropped). Returns (dates, bad mask, main format)."""
+    is_blank = blank(values)
+    formats = date_formats_for(values, prefer)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    stripped = values.astype("str").str.strip()
+    for fmt in formats:
+        todo = parsed.isna() & ~is_blank
+        if not todo.any():
+            break
+        parsed.loc[todo] = _to_datetime(stripped[todo], fmt).astype("datetime64[us]")
+    parsed = parsed.dt.normalize()
+    bad = parsed.isna() & ~is_blank
+    return parsed, bad, (formats[0] if formats else None)
+
+
+_CURRENCY = r"(?i)^(?:[A-Z]{3}\s*)|(?:\s*[A-Z]{3})$|[$€£¥₹\s\u00a0\u202f']"
+
+
+def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse money: `$1,234.50`, `1 234,50 €`, `EUR 1.234,50`, `(120.00)` (negative), `-5`.
+
+    Returns (float Series with NaN for blanks, bad mask).
+    """
+    is_blank = blank(values)
+    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    todo = out.isna() & ~is_blank
+    if todo.any():
+        s = values[todo].astype("str").str.strip()
+        negative = s.str.match(r"^\(.*\)$") | s.str.startswith("-")
+        s = s.str.strip("()").str.lstrip("-").str.replace(_CURRENCY, "", regex=True)
+        s = s.str.lstrip("-")
+        us = s.str.match(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
+        eu = s.str.match(r"^\d{1,3}(\.\d{3})+(,\d+)?$") | s.str.match(r"^\d+,\d{1,2}$")
+        s = s.where(~us, s.str.replace(",", "", regex=False))
+        s = s.where(~eu, s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+        number = pd.to_numeric(s.where(s.str.match(r"^\d+(\.\d+)?$")), errors="coerce")
+        out.loc[todo] = np.where(negative, -number, number)
+    bad = out.isna() & ~is_blank
+    return out, bad
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Plain numbers (years, head counts, revenue in millions): thousands separators allowed."""
+    return parse_amounts(values)

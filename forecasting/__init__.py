@@ -1,0 +1,1 @@
+"""Revenue forecast: time to close, Monte Carlo, backtest, chart (issue: forecast)."""

@@ -1,0 +1,1 @@
+"""Win probability, risk and explanations (issue: scoring)."""
