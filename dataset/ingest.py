@@ -17,7 +17,7 @@ import pandas as pd
 import sqlite_utils
 
 from dataset import history, store
-from dataset.csvfile import CsvFileError, RawTable, read_table
+from dataset.csvfile import CsvFileError, RawTable, Rejected, read_table
 from dataset.presets import BUILTIN, Preset, PresetError, detect
 from dataset.validate import KEYS, AsOfError, Parsed, parse_table, resolve_names
 
@@ -44,6 +44,7 @@ class FileResult:
     deals_new: int = 0
     deals_changed: int = 0
     notes: list[str] = field(default_factory=list)
+    set_aside: list[Rejected] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line, the balance first: read = accepted + set aside."""
@@ -164,6 +165,7 @@ def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
         rows_set_aside=parsed.rows_set_aside,
         as_of=parsed.as_of.isoformat() if parsed.as_of else None,
         notes=list(parsed.notes),
+        set_aside=parsed.rejected,
     )
     with db.atomic():
         import_id = store.add_import(

@@ -76,32 +76,30 @@ class _Checks:
         return "; ".join(msg(i) for mask, msg in self.items if mask[i])
 
 
+_SPACE = frozenset(" \t\r\n\u00a0")
+
+
 def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
-    """The stripped text of a canonical column (all None when the file does not have it)."""
-    n = len(raw.rows)
+    """The text of a canonical column, stripped, None where blank (all None if absent)."""
     if name not in found:
-        return pd.Series([None] * n, dtype="object")
+        return pd.Series([None] * len(raw.rows), dtype="object")
     idx = found[name]
-    s = pd.Series([r[idx] for r in raw.rows], dtype="object").str.strip()
-    return s.where(s != "", None)
+    values = [r[idx] for r in raw.rows]
+    values = [
+        (v.strip() or None) if v and (v[0] in _SPACE or v[-1] in _SPACE) else (v or None)
+        for v in values
+    ]
+    return pd.Series(values, dtype="object")
 
 
-def _date_column(
-    raw: RawTable, found: dict[str, int], name: str, preset: Preset, checks: _Checks
-) -> pd.Series:
-    text = _column(raw, found, name)
-    if name not in found:
-        return pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks) -> pd.Series:
     dates, bad, fmt = parse_dates(text, preset.date_order)
     hint = f" (read as {fmt})" if fmt else ""
     checks.add(bad, lambda i, t=text, n=name, h=hint: f"bad {n} {t.iloc[i]!r}{h}")
     return dates
 
 
-def _amount_column(
-    raw: RawTable, found: dict[str, int], name: str, checks: _Checks, what: str = "amount"
-) -> pd.Series:
-    text = _column(raw, found, name)
+def _amount_column(text: pd.Series, name: str, checks: _Checks, what: str = "amount") -> pd.Series:
     parse = parse_amounts if what == "amount" else parse_numbers
     values, bad = parse(text)
     checks.add(bad, lambda i, t=text, n=name: f"bad {n} {t.iloc[i]!r} (not a number)")
@@ -157,17 +155,17 @@ def parse_table(
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 
     if preset.table == "deals":
-        frame = _deal_fields(raw, preset, found, frame, checks, notes)
+        frame = _deal_fields(preset, frame, checks)
     elif preset.table == "accounts":
         for c in ("year_established", "employees", "revenue"):
-            frame[c] = _amount_column(raw, found, c, checks, what="number")
+            frame[c] = _amount_column(frame[c], c, checks, what="number")
         fixed = frame["sector"].str.lower().map(SECTOR_FIXES)
         if fixed.notna().any():
             counts = frame.loc[fixed.notna(), "sector"].value_counts().to_dict()
             notes.append(f"sector spelling corrected: {counts} -> {SECTOR_FIXES}")
             frame["sector"] = fixed.fillna(frame["sector"])
     elif preset.table == "products":
-        frame["sales_price"] = _amount_column(raw, found, "sales_price", checks)
+        frame["sales_price"] = _amount_column(frame["sales_price"], "sales_price", checks)
 
     lines = raw.line
     failed = checks.failed()
@@ -209,18 +207,11 @@ def parse_table(
     )
 
 
-def _deal_fields(
-    raw: RawTable,
-    preset: Preset,
-    found: dict[str, int],
-    frame: pd.DataFrame,
-    checks: _Checks,
-    notes: list[str],
-) -> pd.DataFrame:
+def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
     stages = preset.stage_status()
-    stage_key = frame["stage"].map(lambda s: None if s is None else name_key(s))
-    label = stage_key.map(lambda k: stages.get(k, (None, None))[0])
-    status = stage_key.map(lambda k: stages.get(k, (None, None))[1])
+    seen = {s: stages.get(name_key(s), (None, None)) for s in frame["stage"].dropna().unique()}
+    label = frame["stage"].map({s: v[0] for s, v in seen.items()})
+    status = frame["stage"].map({s: v[1] for s, v in seen.items()})
     known = ", ".join(preset.stages)
     checks.add(
         frame["stage"].notna() & status.isna(),
@@ -228,12 +219,13 @@ def _deal_fields(
     )
     frame["stage"] = label.where(label.notna(), frame["stage"])
     frame["status"] = status
+    close_text = frame["close_date"]
     for c in ("engage_date", "close_date", "last_activity"):
-        frame[c] = _date_column(raw, found, c, preset, checks)
-    frame["value"] = _amount_column(raw, found, "value", checks)
+        frame[c] = _date_column(frame[c], c, preset, checks)
+    frame["value"] = _amount_column(frame["value"], "value", checks)
     closed = frame["status"].isin([WON, LOST])
     checks.add(
-        closed & blank(_column(raw, found, "close_date")),
+        closed & blank(close_text),
         lambda i, s=frame["stage"]: f"closed deal ({s.iloc[i]}) without a close date",
     )
     before = closed & (frame["close_date"] < frame["engage_date"])

@@ -1,7 +1,8 @@
 """Vectorised parsing of the value formats CRM exports use: dates in many shapes, money with symbols.
 
-Pure: Series in, (parsed Series, bad-mask) out. A value that is blank parses to missing; a value that
-is present but cannot be read is flagged bad, never silently turned into missing.
+Pure: Series of stripped text (None where blank) in, (parsed Series, bad-mask) out. A blank value
+parses to missing; a value that is present but cannot be read is flagged bad, never silently
+turned into missing.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ DATE_FORMATS: dict[str, tuple[str, ...]] = {
 
 
 def blank(s: pd.Series) -> pd.Series:
-    """True where the cell is empty or whitespace."""
-    return s.isna() | (s.astype("str").str.strip() == "")
+    """True where the cell is missing or empty. Callers pass stripped text (see validate)."""
+    return s.isna() | (s == "")
 
 
 def _to_datetime(values: pd.Series, fmt: str) -> pd.Series:
@@ -41,7 +42,7 @@ def date_formats_for(values: pd.Series, prefer: str = "iso") -> list[str]:
     """The formats to read a date column with: the one that reads the most of a sample of its
     distinct values first, then the others of the same day/month order (a column may mix plain
     dates with date-times)."""
-    sample = values[~blank(values)].str.strip().drop_duplicates()
+    sample = values[~blank(values)].drop_duplicates()
     if sample.empty:
         return []
     sample = sample.iloc[:500]
@@ -66,12 +67,11 @@ def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.S
     is_blank = blank(values)
     formats = date_formats_for(values, prefer)
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
-    stripped = values.astype("str").str.strip()
     for fmt in formats:
         todo = parsed.isna() & ~is_blank
         if not todo.any():
             break
-        parsed.loc[todo] = _to_datetime(stripped[todo], fmt).astype("datetime64[us]")
+        parsed.loc[todo] = _to_datetime(values[todo], fmt).astype("datetime64[us]")
     parsed = parsed.dt.normalize()
     bad = parsed.isna() & ~is_blank
     return parsed, bad, (formats[0] if formats else None)

@@ -1,0 +1,203 @@
+"""`revbot` command line: one database (`--db`) serves every subcommand, the scheduler and the bot.
+
+Errors from the core are translated here, once, into a message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from bot.config import ConfigError, config_path, load_config
+from dataset import store
+from dataset.demo import DemoConfig, write_demo
+from dataset.ingest import FileResult, IngestError, ingest_files
+from dataset.presets import BUILTIN, PresetError, apply_overrides
+
+SHOW_SET_ASIDE = 10
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="SQLite file (default: $REVBOT_DB, else ./revbot.db)",
+    )
+    p.add_argument("--config", help="revbot.toml (default: $REVBOT_CONFIG, else ./revbot.toml)")
+
+
+def _as_of(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="revbot", description="Slack-native revenue intelligence for sales leadership."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="import CRM CSV exports (files or folders) into SQLite")
+    _add_db(p)
+    p.add_argument("paths", nargs="+", help="CSV files or folders of them")
+    p.add_argument("--as-of", type=_as_of, help="the export's date (default: its latest date)")
+    p.add_argument("--encoding", default="utf-8", help="file encoding (default utf-8)")
+    p.add_argument("--preset", help="force a column preset (default: detected from the header)")
+
+    p = sub.add_parser("demo", help="write the demo CRM exports (deterministic)")
+    p.add_argument("--out", type=Path, default=Path("revbot-demo"), help="folder to write")
+    p.add_argument("--deals", type=int, default=DemoConfig.deals, help="number of deals")
+    p.add_argument("--seed", type=int, default=DemoConfig.seed)
+    p.add_argument("--daily", type=int, default=DemoConfig.daily_exports, help="daily exports")
+    p.add_argument("--no-weekly", action="store_true", help="skip the weekly exports")
+
+    p = sub.add_parser("imports", help="list the import log")
+    _add_db(p)
+
+    p = sub.add_parser("quarantine", help="show the rows set aside by imports")
+    _add_db(p)
+    p.add_argument("--import-id", type=int, help="only this import")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = sub.add_parser(
+        "digest",
+        help="the morning job: load the pipeline and render the digest (terminal + files)",
+    )
+    _add_db(p)
+    p.add_argument("--out", type=Path, default=Path("revbot-out"), help="folder for the files")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the demo data first (done anyway when the database is empty)",
+    )
+    return parser
+
+
+def _db(args: argparse.Namespace):
+    return store.connect(args.db or store.default_db_path())
+
+
+def _print_results(results: list[FileResult]) -> None:
+    for r in results:
+        print(r.summary())
+        for note in r.notes if r.status == "imported" else ():
+            print(f"    note: {note}")
+        for rej in r.set_aside[:SHOW_SET_ASIDE]:
+            print(f"    set aside line {rej.line}: {rej.reason}")
+        if len(r.set_aside) > SHOW_SET_ASIDE:
+            print(f"    ... and {len(r.set_aside) - SHOW_SET_ASIDE} more")
+    imported = [r for r in results if r.status == "imported"]
+    read = sum(r.rows_read for r in imported)
+    accepted = sum(r.rows_accepted for r in imported)
+    aside = sum(r.rows_set_aside for r in imported)
+    print(f"total: {read} rows read = {accepted} accepted + {aside} set aside")
+    if aside:
+        print("set-aside rows are kept verbatim: `revbot quarantine` lists them")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    config = load_config(config_path(args.config))
+    presets = apply_overrides(BUILTIN, config.get("presets", {}))
+    db = _db(args)
+    results = ingest_files(
+        db, args.paths, as_of=args.as_of, encoding=args.encoding, presets=presets,
+        preset=args.preset,
+    )  # fmt: skip
+    _print_results(results)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cfg = DemoConfig(
+        deals=args.deals, seed=args.seed, daily_exports=args.daily,
+        weekly_exports=not args.no_weekly,
+    )  # fmt: skip
+    counts = write_demo(args.out, cfg)
+    print(
+        f"demo CRM written to {args.out}/: {len(counts)} files, "
+        f"{counts['sales_pipeline.csv']} deals as of {cfg.end}"
+    )
+    print(f"load it with: revbot ingest {args.out} {args.out}/exports")
+    return 0
+
+
+def cmd_imports(args: argparse.Namespace) -> int:
+    db = _db(args)
+    for row in db.query("SELECT * FROM imports ORDER BY id"):
+        print(
+            f"#{row['id']} {row['file_name']} ({row['table_name']}, {row['preset']}): "
+            f"{row['rows_read']} read = {row['rows_accepted']} accepted + "
+            f"{row['rows_set_aside']} set aside; as of {row['as_of'] or '-'}"
+        )
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    db = _db(args)
+    where, params = ("WHERE q.import_id = ?", [args.import_id]) if args.import_id else ("", [])
+    rows = list(
+        db.query(
+            "SELECT q.import_id, i.file_name, q.line, q.reason, q.raw FROM quarantine q "
+            f"JOIN imports i ON i.id = q.import_id {where} ORDER BY q.id LIMIT ?",
+            [*params, args.limit],
+        )
+    )
+    for r in rows:
+        print(f"{r['file_name']}:{r['line']} (import #{r['import_id']}): {r['reason']}")
+        print(f"    {r['raw'].rstrip()}")
+    if not rows:
+        print("no rows set aside")
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    db = _db(args)
+    if args.demo or store.latest_as_of(db) is None:
+        demo_dir = args.out / "demo-crm"
+        write_demo(demo_dir)
+        print(f"database empty: loading the demo CRM exports written to {demo_dir}/")
+        results = ingest_files(db, [demo_dir, demo_dir / "exports"])
+        imported = [r for r in results if r.status == "imported"]
+        print(
+            f"imported {len(imported)} files: {sum(r.rows_read for r in imported)} rows read = "
+            f"{sum(r.rows_accepted for r in imported)} accepted + "
+            f"{sum(r.rows_set_aside for r in imported)} set aside"
+        )
+    summary = store.pipeline_summary(db)
+    args.out.mkdir(parents=True, exist_ok=True)
+    line = (
+        f"pipeline loaded: {summary.open_deals:,} open deals, value "
+        f"{summary.open_value:,.0f}, as of {summary.as_of}"
+    )
+    print(line)
+    (args.out / "digest.txt").write_text(line + "\n", encoding="utf-8")
+    print(f"written: {args.out / 'digest.txt'}")
+    return 0
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "demo": cmd_demo,
+    "imports": cmd_imports,
+    "quarantine": cmd_quarantine,
+    "digest": cmd_digest,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (IngestError, ConfigError, PresetError) as exc:
+        print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
