@@ -77,7 +77,8 @@ def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.S
     return parsed, bad, (formats[0] if formats else None)
 
 
-_CURRENCY = r"(?i)^(?:[A-Z]{3}\s*)|(?:\s*[A-Z]{3})$|[$€£¥₹\s\u00a0\u202f']"
+_CODES = "USD|EUR|GBP|JPY|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|INR|CNY|HKD|SGD|BRL|MXN|ZAR"
+_CURRENCY = rf"^(?:{_CODES})\s*|\s*(?:{_CODES})$|[$€£¥₹\s\u00a0\u202f']"
 
 
 def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:

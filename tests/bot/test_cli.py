@@ -1,0 +1,47 @@
+"""The README's main job and the CLI's contract, run for real in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bot.cli import main
+from dataset import store
+
+
+def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REVBOT_DB", raising=False)
+    assert main(["digest"]) == 0
+    out = capsys.readouterr().out
+    assert "database empty: loading the demo CRM exports" in out
+    assert "pipeline loaded: 360 open deals" in out and "as of 2025-02-14" in out
+    assert (tmp_path / "revbot.db").exists()
+    assert (tmp_path / "revbot-out" / "digest.txt").read_text().startswith("pipeline loaded")
+    # a second run reuses the database: no second demo load
+    assert main(["digest"]) == 0
+    assert "database empty" not in capsys.readouterr().out
+
+
+def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REVBOT_DB", str(tmp_path / "env.db"))
+    assert main(["demo", "--out", "crm", "--deals", "200", "--daily", "0", "--no-weekly"]) == 0
+    assert main(["ingest", "crm"]) == 0
+    assert store.connect(tmp_path / "env.db")["deals"].count == 200
+    assert main(["imports"]) == 0
+    assert "#4 sales_pipeline.csv (deals, maventech): 200 read = 200 accepted" in (
+        capsys.readouterr().out
+    )
+
+
+def test_console_script_errors_are_friendly(tmp_path):
+    env = {**os.environ, "REVBOT_DB": str(tmp_path / "x.db")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ingest", str(tmp_path / "nope.csv")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "revbot ingest: error:" in done.stderr and "no such file or folder" in done.stderr
+    assert "Traceback" not in done.stderr
