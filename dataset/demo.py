@@ -15,15 +15,18 @@ How a deal lives (all vectorised over deals):
 - created on a day of the span, prospects 0-20 days (stage Prospecting, no engage date), then is
   Engaging from its engage date until it closes (Won or Lost) on its close date;
 - its planned cycle grows with the product's price: bigger deals take longer (median 21 days for
-  the cheapest product, about 95 for the dearest); the expected close date (shown for Engaging
-  deals, as Salesforce's Close Date) is engage date + planned cycle;
-- activity is logged every 1-4 days while it is worked;
-- cause of risk, drawn at creation: none (about 66%), *stagnation* (18%: activity stops 2-8 days
-  after engaging and the deal drags on), or *pushed* (16%: the expected close date is pushed 1-3
-  times, the first push 4-12 days after engaging, each by 14-35 days);
-- outcome: Won with probability sigmoid(b0 + rep skill + product + sector - 2.2 x stagnation
-  - 0.9 x pushes), i.e. stagnation and pushes hurt, reps and products differ. Everything that
-  moves the probability is visible in the exports by about three weeks after engaging.
+  the cheapest product, about 95 for the dearest); the expected close date (shown for open deals,
+  as Salesforce's Close Date) is engage date + planned cycle, plus any pushes;
+- a worked deal logs activity every 1-3 days from its creation;
+- cause of risk, drawn at creation: none (66%), *stagnation* (18%: no activity after the day it
+  was created; it drags on 20-60 days past its planned close) or *pushed* (16%: the expected close
+  date is pushed 1-3 times by 14-35 days, the first push the day after the deal first appears in
+  an export, so that the next export shows it);
+- outcome: Won with probability sigmoid(0.6 + rep skill + product + sector + cause), cause = 0,
+  -2.0 (stagnation) or -1.3 (pushed): stagnation and pushes hurt, reps and products differ.
+- the cause shows in the exports early (a stall after 4 days without activity, a push at the
+  deal's second export), and `true_probability` gives the best probability a model could reach
+  on a given day from what the exports showed by then.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ SYLLABLES = ("ac", "bel", "cor", "dex", "en", "fin", "gal", "hex", "ion", "jet",
 SUFFIXES = ("tech", "soft", "labs", "works", "corp", "ware", "ify", "net", "data", "co")
 
 CAUSES = np.array(["none", "stagnation", "pushed"])
+CAUSE_SHARES = (0.66, 0.18, 0.16)
+CAUSE_EFFECTS = (0.0, -2.0, -1.3)  # on the win odds (logit)
+STALL_VISIBLE_AFTER = 4  # days: healthy deals log activity at least every 3 days
 MAX_PUSHES = 3
 
 
@@ -71,9 +77,9 @@ MAX_PUSHES = 3
 class DemoConfig:
     """Size and span of the demo pipeline; the defaults make a small, fast demo."""
 
-    deals: int = 2400
+    deals: int = 3000
     seed: int = 7
-    start: date = date(2024, 1, 1)
+    start: date = date(2023, 7, 3)
     end: date = date(2025, 2, 14)
     weekly_exports: bool = True
     daily_exports: int = 14
@@ -104,6 +110,9 @@ class DemoWorld:
     value: np.ndarray
     cause: np.ndarray
     p_win: np.ndarray
+    p_cause: np.ndarray  # (deals, 3): win probability had the cause been none/stagnation/pushed
+    stall_seen_from: np.ndarray  # day from which a stall shows in the exports
+    push_seen_from: np.ndarray  # day from which a first push shows in the exports
     won: np.ndarray
 
 
@@ -154,13 +163,18 @@ def _reference(cfg: DemoConfig, rng: np.random.Generator) -> tuple[pd.DataFrame,
     return accounts, products, teams
 
 
+def _all_export_days(cfg: DemoConfig) -> np.ndarray:
+    return np.array([*export_days(cfg), (cfg.end - cfg.start).days])
+
+
 def generate(cfg: DemoConfig = DemoConfig()) -> DemoWorld:
     """Draw the whole world from `cfg.seed`: same config, same world."""
     rng = np.random.default_rng(cfg.seed)
     accounts, products, teams = _reference(cfg, rng)
     n = cfg.deals
     span = (cfg.end - cfg.start).days + 1
-    rep_skill = rng.normal(0.0, 0.45, len(teams))
+    exports = _all_export_days(cfg)
+    rep_skill = rng.normal(0.0, 0.4, len(teams))
     rep_share = rng.dirichlet(np.full(len(teams), 6.0))
     rep = rng.choice(len(teams), n, p=rep_share)
     prod = rng.choice(len(PRODUCTS), n, p=PRODUCT_WEIGHTS)
@@ -174,12 +188,14 @@ def generate(cfg: DemoConfig = DemoConfig()) -> DemoWorld:
     planned = np.maximum(5, np.round(median_cycle * np.exp(rng.normal(0, 0.3, n)))).astype(int)
     planned_close = engage + planned
 
-    cause_idx = rng.choice(3, n, p=(0.66, 0.18, 0.16))
+    cause_idx = rng.choice(3, n, p=CAUSE_SHARES)
     stalled = cause_idx == 1
     pushed = cause_idx == 2
+    # the first push comes the day after the deal's first export, so that exports show it
+    first_seen = exports[np.minimum(np.searchsorted(exports, created), len(exports) - 1)]
     n_push = np.where(pushed, np.minimum(MAX_PUSHES, 1 + rng.poisson(0.6, n)), 0)
     gaps = rng.integers(7, 21, (n, MAX_PUSHES))
-    gaps[:, 0] = rng.integers(4, 13, n)
+    gaps[:, 0] = np.maximum(first_seen, created) + 1 - engage
     push_day = engage[:, None] + np.cumsum(gaps, axis=1)
     has_push = np.arange(MAX_PUSHES)[None, :] < n_push[:, None]
     push_day = np.where(has_push, push_day, np.iinfo(np.int32).max)
@@ -187,25 +203,25 @@ def generate(cfg: DemoConfig = DemoConfig()) -> DemoWorld:
     final_expected = planned_close + push_added.sum(axis=1)
     last_push = np.where(has_push, push_day, -1).max(axis=1)
     close = final_expected + np.round(rng.normal(0, 3, n)).astype(int)
-    close = np.where(stalled, final_expected + rng.integers(10, 45, n), close)
+    close = np.where(stalled, planned_close + rng.integers(20, 61, n), close)
     close = np.maximum.reduce([close, engage + 2, last_push + 2])
 
-    stall_day = engage + rng.integers(2, 9, n)
-    activity_stop = np.where(stalled, stall_day, close)
-    activity_gap = rng.integers(1, 5, n)
+    activity_stop = np.where(stalled, created, close)
+    activity_gap = rng.integers(1, 4, n)
 
-    sector_eff = np.array([SECTORS[s] for s in sector])
-    logit = (
-        0.75
+    base_logit = (
+        0.6
         + rep_skill[rep]
         + np.array([p[3] for p in PRODUCTS])[prod]
-        + sector_eff
-        - 2.2 * stalled
-        - 0.9 * n_push
+        + np.array([SECTORS[s] for s in sector])
     )
-    p_win = _sigmoid(logit)
+    p_cause = _sigmoid(base_logit[:, None] + np.array(CAUSE_EFFECTS)[None, :])
+    p_win = p_cause[np.arange(n), cause_idx]
     won = rng.random(n) < p_win
     value = np.round(price * rng.normal(1.0, 0.08, n))
+    push_seen_from = exports[
+        np.minimum(np.searchsorted(exports, np.maximum(first_seen, created) + 1), len(exports) - 1)
+    ]
 
     return DemoWorld(
         config=cfg,
@@ -228,8 +244,29 @@ def generate(cfg: DemoConfig = DemoConfig()) -> DemoWorld:
         value=value,
         cause=CAUSES[cause_idx],
         p_win=p_win,
+        p_cause=p_cause,
+        stall_seen_from=created + STALL_VISIBLE_AFTER,
+        push_seen_from=push_seen_from,
         won=won,
     )
+
+
+def true_probability(world: DemoWorld, day: int) -> pd.Series:
+    """The Bayes-optimal win probability of each deal open on `day` given what the exports show
+    by then: a cause already visible counts fully; before that, the causes still possible are
+    weighed by their prior shares. This is what a perfect model could reach."""
+    live = (world.created <= day) & (world.close > day)
+    stall_seen = day >= world.stall_seen_from
+    push_seen = day >= world.push_seen_from
+    cause = world.cause
+    possible = (
+        np.column_stack([np.ones_like(live), ~stall_seen, ~push_seen])
+        * np.array(CAUSE_SHARES)[None, :]
+    )
+    mixed = (possible * world.p_cause).sum(axis=1) / possible.sum(axis=1)
+    known = ((cause == "stagnation") & stall_seen) | ((cause == "pushed") & push_seen)
+    p = np.where(known, world.p_win, mixed)
+    return pd.Series(p[live], index=world.deal_id[live], name="p_true")
 
 
 def _dates(cfg: DemoConfig, days: np.ndarray) -> np.ndarray:
@@ -250,12 +287,9 @@ def snapshot(world: DemoWorld, day: int) -> pd.DataFrame:
     expected = world.planned_close[idx] + pushes_so_far.sum(axis=1)
     close_day = np.where(closed, close, expected)
     gap = world.activity_gap[idx]
+    created = world.created[idx]
     worked_until = np.minimum(day, world.activity_stop[idx])
-    last_activity = np.where(
-        prospecting,
-        world.created[idx],
-        engage + ((worked_until - engage) // gap) * gap,
-    )
+    last_activity = created + ((worked_until - created) // gap) * gap
     engage_s = pd.Series(_dates(cfg, engage)).dt.strftime("%Y-%m-%d").to_numpy()
     close_s = pd.Series(_dates(cfg, close_day)).dt.strftime("%Y-%m-%d").to_numpy()
     frame = pd.DataFrame(
@@ -266,7 +300,7 @@ def snapshot(world: DemoWorld, day: int) -> pd.DataFrame:
             "account": world.account[idx],
             "deal_stage": stage,
             "engage_date": np.where(prospecting, "", engage_s),
-            "close_date": np.where(prospecting, "", close_s),
+            "close_date": close_s,
             "close_value": world.value[idx].astype(np.int64),
             "last_activity": pd.Series(_dates(cfg, last_activity)).dt.strftime("%Y-%m-%d"),
         }

@@ -8,7 +8,7 @@ each deal's latest known state, `deal_activity` each distinct last-activity date
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -388,3 +388,30 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
         [as_of],
     ).fetchone()
     return PipelineSummary(as_of, row[0] or 0, row[1] or 0.0, row[2] or 0, row[3] or 0, row[4] or 0)
+
+
+def read_frame(db: sqlite_utils.Database, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    """A query's rows as a DataFrame; columns named *_date, as_of, first_seen, last_seen and
+    last_activity come back as datetimes."""
+    frame = pd.read_sql_query(sql, db.conn, params=list(params))
+    for c in frame.columns:
+        if c.endswith("_date") or c in ("as_of", "first_seen", "last_seen", "last_activity"):
+            frame[c] = pd.to_datetime(frame[c], format="%Y-%m-%d")
+    return frame
+
+
+def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
+    """Everything the scoring and forecast need, read once: latest deal states, their history,
+    activity dates and the reference tables."""
+    return {
+        "deals": read_frame(db, "SELECT * FROM deals"),
+        "history": read_frame(
+            db,
+            "SELECT deal_id, as_of, owner, product, account, stage, status, engage_date, "
+            "close_date, value FROM deal_history ORDER BY deal_id, as_of",
+        ),
+        "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity"),
+        "products": read_frame(db, "SELECT product, series, sales_price FROM products"),
+        "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
+        "accounts": read_frame(db, "SELECT account, sector, revenue, employees FROM accounts"),
+    }

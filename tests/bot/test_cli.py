@@ -8,6 +8,7 @@ import sys
 
 from bot.cli import main
 from dataset import store
+from dataset.demo import DemoConfig, generate
 
 
 def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatch):
@@ -16,7 +17,11 @@ def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatc
     assert main(["digest"]) == 0
     out = capsys.readouterr().out
     assert "database empty: loading the demo CRM exports" in out
-    assert "pipeline loaded: 360 open deals" in out and "as of 2025-02-14" in out
+    world = generate(DemoConfig())
+    last = (world.config.end - world.config.start).days
+    expected_open = int(((world.created <= last) & (world.close > last)).sum())
+    assert f"pipeline loaded: {expected_open:,} open deals" in out
+    assert f"as of {world.config.end}" in out
     assert (tmp_path / "revbot.db").exists()
     assert (tmp_path / "revbot-out" / "digest.txt").read_text().startswith("pipeline loaded")
     # a second run reuses the database: no second demo load
