@@ -6,6 +6,7 @@ Errors from the core are translated here, once, into a message and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -16,6 +17,7 @@ from dataset import store
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
 from dataset.presets import BUILTIN, PresetError, apply_overrides
+from scoring.artifact import ModelMismatchError
 
 SHOW_SET_ASIDE = 10
 
@@ -65,18 +67,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--import-id", type=int, help="only this import")
     p.add_argument("--limit", type=int, default=50)
 
+    p = sub.add_parser("train", help="evaluate over past cutoffs and train the win model")
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--cutoffs", type=int, default=4, help="number of evaluation cutoffs")
+
+    p = sub.add_parser("score", help="score every open deal and save the run")
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--as-of", type=_as_of, help="score as of this day (default: latest data)")
+    p.add_argument("--explain-top", type=int, default=1000, help="deals to explain (by risk)")
+
     p = sub.add_parser(
         "digest",
         help="the morning job: load the pipeline and render the digest (terminal + files)",
     )
     _add_db(p)
     p.add_argument("--out", type=Path, default=Path("revbot-out"), help="folder for the files")
+    _add_artifacts(p)
     p.add_argument(
         "--demo",
         action="store_true",
         help="load the demo data first (done anyway when the database is empty)",
     )
+    p.add_argument("--top", type=int, default=10, help="deals listed")
     return parser
+
+
+def _add_artifacts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="folder of the model and its report (default: $REVBOT_ARTIFACTS, else ./artifacts)",
+    )
+
+
+def _artifacts(args: argparse.Namespace) -> Path:
+    return args.artifacts or Path(os.environ.get("REVBOT_ARTIFACTS") or "artifacts")
 
 
 def _db(args: argparse.Namespace):
@@ -156,7 +184,66 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(db, folder: Path, n_cutoffs: int = 4) -> None:
+    from scoring import artifact, report
+    from scoring.features import prepare
+    from scoring.train import train
+
+    crm = prepare(store.load_crm(db))
+    training = train(crm, n_cutoffs)
+    meta = {**training.meta, "database": {"fingerprint": store.fingerprint(db)}}
+    artifact.save(training.model, folder, meta)
+    path = report.write(
+        training, folder, source=str(db.conn.execute("PRAGMA database_list").fetchone()[2])
+    )
+    print(training.summary.round(4).to_string())
+    print(f"model and report written to {folder}/ ({path.name}, reliability.png)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _train(_db(args), _artifacts(args), args.cutoffs)
+    return 0
+
+
+def _score(db, folder: Path, as_of: date | None = None, explain_top: int = 1000) -> int:
+    import pandas as pd
+
+    from scoring import artifact, scorer
+    from scoring.features import prepare
+
+    model, meta = artifact.load(folder)
+    crm = prepare(store.load_crm(db))
+    notes = artifact.check_fits_data(
+        meta, crm.deals["product"].dropna().unique().tolist(), store.fingerprint(db)
+    )
+    run = scorer.score(crm, model, meta["references"], as_of, explain_top)
+    run_id = store.write_score_run(
+        db,
+        as_of=run.as_of,
+        scores=run.scores,
+        model_hash=meta["trained_on"]["hash"],
+        confidence=scorer.confidence_text(model),
+        base_rate=model.base_rate,
+        notes="\n".join(notes),
+    )
+    for note in notes:
+        print(f"note: {note}")
+    print(
+        f"score run #{run_id}: {len(run.scores):,} open deals as of "
+        f"{pd.Timestamp(run.as_of).date()}; {scorer.confidence_text(model)}"
+    )
+    return run_id
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    _score(_db(args), _artifacts(args), args.as_of, args.explain_top)
+    return 0
+
+
 def cmd_digest(args: argparse.Namespace) -> int:
+    from bot.digest_text import render
+    from scoring.artifact import ModelMismatchError
+
     db = _db(args)
     if args.demo or store.latest_as_of(db) is None:
         demo_dir = args.out / "demo-crm"
@@ -170,13 +257,23 @@ def cmd_digest(args: argparse.Namespace) -> int:
             f"{sum(r.rows_set_aside for r in imported)} set aside"
         )
     summary = store.pipeline_summary(db)
-    args.out.mkdir(parents=True, exist_ok=True)
-    line = (
+    print(
         f"pipeline loaded: {summary.open_deals:,} open deals, value "
         f"{summary.open_value:,.0f}, as of {summary.as_of}"
     )
-    print(line)
-    (args.out / "digest.txt").write_text(line + "\n", encoding="utf-8")
+    folder = _artifacts(args)
+    try:
+        run_id = _score(db, folder)
+    except ModelMismatchError as exc:
+        print(f"training the win model first ({exc})")
+        _train(db, folder)
+        run_id = _score(db, folder)
+    run = store.latest_run(db)
+    text = render(run, store.run_scores(db, run_id), run["confidence"], args.top)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print()
+    print(text)
+    (args.out / "digest.txt").write_text(text, encoding="utf-8")
     print(f"written: {args.out / 'digest.txt'}")
     return 0
 
@@ -186,6 +283,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "imports": cmd_imports,
     "quarantine": cmd_quarantine,
+    "train": cmd_train,
+    "score": cmd_score,
     "digest": cmd_digest,
 }
 
@@ -194,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (IngestError, ConfigError, PresetError) as exc:
+    except (IngestError, ConfigError, PresetError, ModelMismatchError) as exc:
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

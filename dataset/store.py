@@ -7,6 +7,7 @@ each deal's latest known state, `deal_activity` each distinct last-activity date
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,30 @@ CREATE TABLE IF NOT EXISTS deals (
     last_seen TEXT NOT NULL,
     import_id INTEGER NOT NULL REFERENCES imports(id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS score_runs (
+    run_id INTEGER PRIMARY KEY,
+    as_of TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    model_hash TEXT,
+    confidence TEXT,
+    base_rate REAL,
+    deals INTEGER NOT NULL,
+    pipeline_value REAL,
+    expected_value REAL,
+    notes TEXT
+);
+CREATE TABLE IF NOT EXISTS deal_scores (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    deal_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    owner TEXT, manager TEXT, region TEXT, product TEXT, account TEXT, stage TEXT,
+    value REAL, win_prob REAL NOT NULL, risk REAL NOT NULL, value_at_risk REAL,
+    expected_close TEXT,
+    drivers TEXT,
+    actions TEXT,
+    PRIMARY KEY (run_id, deal_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
 """
 
 
@@ -415,3 +440,90 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
         "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
         "accounts": read_frame(db, "SELECT account, sector, revenue, employees FROM accounts"),
     }
+
+
+def fingerprint(db: sqlite_utils.Database) -> str:
+    """Identifies the data imported so far (the content hashes of the files imported)."""
+    h = hashlib.sha256()
+    for (sha,) in db.execute("SELECT sha256 FROM imports ORDER BY id"):
+        h.update(sha.encode())
+    return h.hexdigest()
+
+
+SCORE_COLUMNS = (
+    "deal_id", "rank", "owner", "manager", "region", "product", "account", "stage", "value",
+    "win_prob", "risk", "value_at_risk", "expected_close", "drivers", "actions",
+)  # fmt: skip
+
+
+def write_score_run(
+    db: sqlite_utils.Database,
+    *,
+    as_of: date,
+    scores: pd.DataFrame,
+    model_hash: str,
+    confidence: str,
+    base_rate: float,
+    notes: str = "",
+) -> int:
+    """One run, atomically: its header row and a row per open deal. Earlier runs are kept."""
+    frame = scores.reset_index().rename(columns={"index": "deal_id"})
+    value = frame["value"].fillna(0)
+    with db.atomic():
+        cur = db.execute(
+            "INSERT INTO score_runs (as_of, created_at, model_hash, confidence, base_rate, deals, "
+            "pipeline_value, expected_value, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                _iso(as_of),
+                datetime.now(UTC).isoformat(timespec="seconds"),
+                model_hash,
+                confidence,
+                base_rate,
+                len(frame),
+                float(value.sum()),
+                float((value * frame["win_prob"]).sum()),
+                notes,
+            ],
+        )
+        run_id = int(cur.lastrowid)
+        db.conn.executemany(
+            f"INSERT INTO deal_scores (run_id, {', '.join(SCORE_COLUMNS)}) "
+            f"VALUES ({run_id}, {', '.join('?' * len(SCORE_COLUMNS))})",
+            _records(frame, SCORE_COLUMNS),
+        )
+    return run_id
+
+
+def latest_run(db: sqlite_utils.Database, before: int | None = None) -> dict | None:
+    """The newest score run (or the newest one before run `before`)."""
+    where, params = ("WHERE run_id < ?", [before]) if before else ("", [])
+    rows = list(db.query(f"SELECT * FROM score_runs {where} ORDER BY run_id DESC LIMIT 1", params))
+    return rows[0] if rows else None
+
+
+def run_scores(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
+    return read_frame(db, "SELECT * FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id])
+
+
+def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
+    """Each deal of a run beside its previous run's risk (NaN where it was not scored then)."""
+    previous = latest_run(db, before=run_id)
+    return read_frame(
+        db,
+        "SELECT s.deal_id, s.rank, s.risk, s.value_at_risk, s.win_prob, p.risk AS previous_risk, "
+        "p.win_prob AS previous_win_prob FROM deal_scores s LEFT JOIN deal_scores p "
+        "ON p.deal_id = s.deal_id AND p.run_id = ? WHERE s.run_id = ? ORDER BY s.rank",
+        [previous["run_id"] if previous else -1, run_id],
+    )
+
+
+def deal_risk_history(db: sqlite_utils.Database, deal_id: str, runs: int = 10) -> pd.DataFrame:
+    """A deal's risk and win probability over its last `runs` score runs, oldest first."""
+    frame = read_frame(
+        db,
+        "SELECT r.run_id, r.as_of, s.risk, s.win_prob FROM deal_scores s "
+        "JOIN score_runs r ON r.run_id = s.run_id WHERE s.deal_id = ? "
+        "ORDER BY s.run_id DESC LIMIT ?",
+        [deal_id, runs],
+    )
+    return frame.iloc[::-1].reset_index(drop=True)
