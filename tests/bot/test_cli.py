@@ -23,10 +23,16 @@ def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatc
     assert f"pipeline loaded: {expected_open:,} open deals" in out
     assert f"as of {world.config.end}" in out
     assert (tmp_path / "revbot.db").exists()
-    assert (tmp_path / "revbot-out" / "digest.txt").read_text().startswith("pipeline loaded")
-    # a second run reuses the database: no second demo load
+    assert "training the win model first" in out
+    digest = (tmp_path / "revbot-out" / "digest.txt").read_text()
+    assert digest.startswith(f"revbot digest: pipeline as of {world.config.end}")
+    assert "Top 10 deals by value at risk:" in digest and "why: " in digest
+    assert (tmp_path / "artifacts" / "report.md").exists()
+    # a second run reuses the database and the model: no demo load, no training
     assert main(["digest"]) == 0
-    assert "database empty" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "database empty" not in out and "training" not in out
+    assert "score run #2" in out
 
 
 def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
