@@ -15,10 +15,14 @@ def _money(x: float) -> str:
 
 
 def top_driver(drivers: str | None) -> str:
+    """The reason that lowers the win probability most, in words."""
     if not drivers:
         return ""
-    items = json.loads(drivers)
-    return items[0]["text"] if items else "no single driver stands out"
+    negative = [d for d in json.loads(drivers) if d["points"] < 0]
+    if not negative:
+        return "no single risk stands out"
+    worst = min(negative, key=lambda d: d["points"])
+    return f"{worst['text']} (-{abs(worst['points']):.0f} pts)"
 
 
 def render(run: dict, scores: pd.DataFrame, confidence: str, top: int = 10) -> str:

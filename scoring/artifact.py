@@ -81,7 +81,9 @@ def load(folder: Path) -> tuple[WinModel, dict]:
     cal = meta["calibrator"]
     model = WinModel(
         booster=lgb.Booster(model_file=str(model_path)),
-        calibrator=Calibrator(cal["kind"], cal["a"], cal["b"], tuple(cal["x"]), tuple(cal["y"])),
+        calibrator=Calibrator(
+            cal["kind"], cal["a"], cal["b"], tuple(cal["x"]), tuple(cal["y"]), cal.get("shift", 0.0)
+        ),
         blend=float(meta["blend"]),
         base_rate=float(meta["base_rate"]),
         categories={k: list(v) for k, v in meta["categories"].items()},

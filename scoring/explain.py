@@ -55,6 +55,12 @@ ACTIONS = {
 }
 
 
+def top_risk(drivers: list[Driver]) -> Driver | None:
+    """The driver that lowers the win probability most (None if none lowers it)."""
+    negative = [d for d in drivers if d.points < 0]
+    return min(negative, key=lambda d: d.points) if negative else None
+
+
 @dataclass(frozen=True)
 class Driver:
     """One reason behind a deal's score, in words, with its effect in probability points."""

@@ -4,7 +4,9 @@ Pure (no file I/O; see `artifact` for saving). Why each step:
 - LightGBM on point-in-time rows weighted 1/rows-per-deal (a deal open for many weeks must not
   count more than one that closed fast), early-stopped on the later slice.
 - Calibration (Platt or isotonic) is fitted on the later slice, which the booster did not see; the
-  method is chosen by cross-fitted log loss on that slice, so the choice is honest.
+  method is chosen by cross-fitted log loss on that slice, so the choice is honest. Its level is
+  then re-centred on the win rate of all training rows (`Calibrator.recentre`): a recent slice's
+  rate swings (MavenTech: 0.60-0.68 from one slice to the next) more than the next weeks' rate.
 - Blend with the base rate (over all training rows): p = w * calibrated + (1 - w) * base, w in
   [0, 1] chosen on the same cross-fitted predictions. Where the data carry no signal (MavenTech) w goes to 0 and the shipped
   model is the base rate, never worse than it; `skill` (log-loss gain over the base rate on the
@@ -13,7 +15,7 @@ Pure (no file I/O; see `artifact` for saving). Why each step:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -26,7 +28,7 @@ from scoring.features import CATEGORICAL, FEATURES, NUMERIC
 PARAMS = {
     "objective": "binary",
     "learning_rate": 0.05,
-    "num_leaves": 15,
+    "num_leaves": 7,
     "min_data_in_leaf": 40,
     "min_data_per_group": 40,
     "cat_smooth": 20,
@@ -69,11 +71,28 @@ class Calibrator:
     b: float = 0.0
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
+    shift: float = 0.0  # log-odds added after calibration (see `recentre`)
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.kind == "platt":
-            return _sigmoid(self.a * raw + self.b)
-        return np.interp(raw, self.x, self.y)
+            p = _sigmoid(self.a * raw + self.b)
+        else:
+            p = np.interp(raw, self.x, self.y)
+        return _sigmoid(_logit(p) + self.shift) if self.shift else p
+
+    def recentre(self, raw: np.ndarray, w: np.ndarray, target: float) -> Calibrator:
+        """Shift the calibrated log-odds so that their weighted mean is `target`: the shape of
+        the calibration comes from the later slice, its level from all training rows."""
+        base = _logit(np.interp(raw, self.x, self.y) if self.kind == "isotonic"
+                      else _sigmoid(self.a * raw + self.b))  # fmt: skip
+        lo, hi = -4.0, 4.0
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if np.average(_sigmoid(base + mid), weights=w) < target:
+                lo = mid
+            else:
+                hi = mid
+        return replace(self, shift=float((lo + hi) / 2))
 
     @staticmethod
     def fit(kind: str, raw: np.ndarray, y: np.ndarray, w: np.ndarray) -> Calibrator:
@@ -165,25 +184,27 @@ def fit(train: pd.DataFrame, calib: pd.DataFrame, params: dict | None = None) ->
     both = pd.concat([train[["label", "weight"]], calib[["label", "weight"]]])
     base = float(np.average(both["label"], weights=both["weight"]))
     halves = _time_halves(calib)
-    best = None
+    base_loss = log_loss(y, np.full_like(y, base), w)
+    grid = []
     for kind in KINDS:
         p = _cross_fitted(kind, raw, y, w, halves)
         for blend in np.linspace(0, 1, 21):
-            loss = log_loss(y, blend * p + (1 - blend) * base, w)
-            if best is None or loss < best[0] - 1e-9:
-                best = (loss, kind, float(blend))
-    loss, kind, blend = best
-    base_loss = log_loss(y, np.full_like(y, base), w)
+            grid.append((log_loss(y, blend * p + (1 - blend) * base, w), float(blend), kind))
+    loss, blend, kind = min(grid, key=lambda g: (g[0], g[1]))
     booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
     return WinModel(
         booster=booster,
-        calibrator=Calibrator.fit(kind, raw, y, w),
+        calibrator=_final_calibrator(kind, raw, y, w, base),
         blend=blend,
         base_rate=base,
         categories=stub.categories,
         skill=float(1 - loss / base_loss) if base_loss > 0 else 0.0,
         info={"rounds": int(booster.best_iteration or booster.current_iteration())},
     )
+
+
+def _final_calibrator(kind, raw, y, w, base) -> Calibrator:
+    return Calibrator.fit(kind, raw, y, w).recentre(raw, w, base)
 
 
 def _time_halves(rows: pd.DataFrame) -> np.ndarray:

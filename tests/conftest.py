@@ -16,7 +16,7 @@ def maventech_dir() -> Path:
     return Path(os.environ.get("REVBOT_MAVENTECH", ROOT.parent / "shared/datasets/maventech"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def maventech() -> Path:
     path = maventech_dir()
     if not (path / "sales_pipeline.csv").exists():

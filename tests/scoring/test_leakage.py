@@ -1,0 +1,87 @@
+"""Point-in-time features: nothing that happened after the snapshot day may change them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dataset import store
+from dataset.ingest import ingest_files
+from scoring.features import FEATURES, features_at, prepare, snapshot_dates, training_rows
+
+
+def _shuffle_after(tables: dict, cutoff: pd.Timestamp, seed: int = 0) -> dict:
+    """Permute the outcomes, close dates and values of everything that happened on or after
+    `cutoff`, in the latest states, the history rows and the activity dates."""
+    rng = np.random.default_rng(seed)
+    out = {k: v.copy() for k, v in tables.items()}
+    d = out["deals"]
+    late = d["close_date"] >= cutoff
+    for col in ("status", "stage", "value", "account"):
+        d.loc[late, col] = rng.permutation(d.loc[late, col].to_numpy())
+    d.loc[late, "close_date"] = d.loc[late, "close_date"] + pd.to_timedelta(
+        rng.integers(0, 60, int(late.sum())), unit="D"
+    )
+    h = out["history"]
+    later = h["as_of"] >= cutoff
+    for col in ("status", "stage", "value", "account", "close_date"):
+        h.loc[later, col] = rng.permutation(h.loc[later, col].to_numpy())
+    a = out["activity"]
+    a_late = a["activity_date"] >= cutoff
+    a.loc[a_late, "activity_date"] = a.loc[a_late, "activity_date"] + pd.Timedelta(days=3)
+    return out
+
+
+def _features(tables: dict, days) -> pd.DataFrame:
+    crm = prepare(tables)
+    return pd.concat([features_at(crm, t).assign(snapshot=t) for t in days])[
+        [*FEATURES, "snapshot"]
+    ]
+
+
+def test_shuffling_what_came_after_the_cutoff_leaves_features_unchanged(
+    generated, maventech, tmp_path
+):
+    db = store.connect(tmp_path / "m.db")
+    ingest_files(db, [maventech])
+    for tables in (store.load_crm(generated["db"]), store.load_crm(db)):
+        crm = prepare(tables)
+        cutoff = crm.data_end - pd.Timedelta(days=120)
+        days = snapshot_dates(crm, cutoff - pd.Timedelta(days=90), cutoff - pd.Timedelta(days=1))
+        assert len(days) >= 8
+        before = _features(tables, days)
+        after = _features(_shuffle_after(tables, cutoff), days)
+        assert len(before) > 500
+        pd.testing.assert_frame_equal(before.sort_index(), after.sort_index())
+
+
+def test_the_shuffle_does_change_later_features(generated):
+    """The test above can fail: the same shuffle changes features on later days."""
+    tables = store.load_crm(generated["db"])
+    crm = prepare(tables)
+    cutoff = crm.data_end - pd.Timedelta(days=120)
+    day = [snapshot_dates(crm, cutoff + pd.Timedelta(days=30), crm.data_end)[0]]
+    before, after = _features(tables, day), _features(_shuffle_after(tables, cutoff), day)
+    assert not before.equals(after.reindex(before.index))
+
+
+def test_open_deals_without_later_exports_hide_account_and_amount(maventech, tmp_path):
+    """MavenTech ships one final export: on earlier days a deal's account and amount, filled in
+    at close, are unknown; the deal counts as open until it closed."""
+    db = store.connect(tmp_path / "m.db")
+    ingest_files(db, [maventech])
+    crm = prepare(store.load_crm(db))
+    t = pd.Timestamp("2017-06-01")
+    f = features_at(crm, t)
+    d = crm.deals.set_index("deal_id").loc[f.index]
+    assert ((d["engage_date"] <= t) & ~((d["status"] != "open") & (d["close_date"] <= t))).all()
+    assert f["account"].isna().all() and not f["value_known"].any()
+    assert (f["rep_win_rate"].between(0, 1)).all()
+
+
+def test_training_weights_count_each_deal_once(generated):
+    crm = generated["crm"]
+    days = snapshot_dates(crm, crm.data_end - pd.Timedelta(days=200), crm.data_end)
+    rows = training_rows(crm, days)
+    per_deal = rows.groupby(level=0)["weight"].sum()
+    assert np.allclose(per_deal, 1.0)
