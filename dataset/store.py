@@ -467,7 +467,8 @@ def write_score_run(
     notes: str = "",
 ) -> int:
     """One run, atomically: its header row and a row per open deal. Earlier runs are kept."""
-    frame = scores.reset_index().rename(columns={"index": "deal_id"})
+    # in key order: the B-trees then grow at their end instead of being split all over
+    frame = scores.reset_index().rename(columns={"index": "deal_id"}).sort_values("deal_id")
     value = frame["value"].fillna(0)
     with db.atomic():
         cur = db.execute(

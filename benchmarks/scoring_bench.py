@@ -1,0 +1,152 @@
+"""Scoring speed and memory: training on MavenTech, scoring its open deals, explaining one deal,
+and a full scoring run over about 1,000,000 generated open deals.
+
+Run: python benchmarks/scoring_bench.py [--deals 1000000] [--maventech ../shared/datasets/maventech]
+Each heavy case runs in its own process so that its peak RSS is its own. Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _clock(label: str, fn, *args, **kw):
+    start = time.perf_counter()
+    out = fn(*args, **kw)
+    print(f"  {label:<52} {time.perf_counter() - start:8.2f} s")
+    return out
+
+
+def maventech(source: str, tmp: Path) -> None:
+    from dataset import store
+    from dataset.ingest import ingest_files
+    from scoring import evaluate, explain, scorer
+    from scoring import model as wm
+    from scoring.features import prepare
+    from scoring.train import train
+
+    db = store.connect(tmp / "m.db")
+    ingest_files(db, [source])
+    crm = prepare(store.load_crm(db))
+    print("MavenTech")
+    training = _clock("train: evaluation over 4 cutoffs + shipped model", train, crm)
+    rows = evaluate.shipping_rows(crm)
+    _clock(
+        "train: shipped model only (fit + calibration)", wm.fit, *evaluate.split_for_training(rows)
+    )
+    model, refs = training.model, training.meta["references"]
+    run = _clock("score + risk, all open deals (no explanations)", scorer.score, crm, model, refs,
+                 explain_top=0)  # fmt: skip
+    _clock(
+        "score + risk + drivers for the top 100", scorer.score, crm, model, refs, explain_top=100
+    )
+    print(f"  open deals scored: {len(run.scores):,}")
+
+    f = run.features
+    x = model.matrix(f)
+    times, fast = [], []
+    for i in range(500):
+        row = f.iloc[[i % len(f)]]
+        t0 = time.perf_counter()
+        explain.explain_rows(model, row, refs)
+        times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        contrib = model.contributions(x[i % len(f) : i % len(f) + 1])
+        points = explain.driver_points(model, contrib)
+        explain.drivers_for(row.iloc[0], points[0], refs)
+        fast.append(time.perf_counter() - t0)
+    print(
+        f"  explain one deal from its feature row (median of 500)  {statistics.median(times) * 1e3:8.2f} ms"
+    )
+    print(
+        f"  explain one deal from the run's matrix (median of 500) {statistics.median(fast) * 1e3:8.2f} ms"
+    )
+    print(f"  peak RSS {_peak_mb():,.0f} MB")
+
+
+def million_setup(deals: int, tmp: Path) -> None:
+    """Train on the default demo and save the model; write and ingest ~`deals` open deals."""
+    from dataset import store
+    from dataset.demo import DemoConfig, write_demo
+    from dataset.ingest import ingest_files
+    from scoring import artifact
+    from scoring.features import prepare
+    from scoring.train import train
+
+    small = store.connect(tmp / "small.db")
+    write_demo(tmp / "small", DemoConfig())
+    ingest_files(small, [tmp / "small", tmp / "small" / "exports"])
+    training = train(prepare(store.load_crm(small)), n_cutoffs=1)
+    artifact.save(training.model, tmp / "model", training.meta)
+    end = DemoConfig().end
+    cfg = DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60), weekly_exports=False,
+                     daily_exports=0)  # fmt: skip
+    write_demo(tmp / "big", cfg)
+    print("1,000,000-deal run (setup: demo model trained, export written and ingested)")
+    big = store.connect(tmp / "big.db")
+    _clock("ingest the export (setup, not part of the run)", ingest_files, big,
+           [tmp / "big" / "sales_pipeline.csv"])  # fmt: skip
+
+
+def million_run(tmp: Path) -> None:
+    """The scoring run itself, in a fresh process: load, score, explain the top, write."""
+    from dataset import store
+    from scoring import artifact, scorer
+    from scoring.features import prepare
+
+    big = store.connect(tmp / "big.db")
+    model, meta = artifact.load(tmp / "model")
+    t0 = time.perf_counter()
+    tables = _clock("load from SQLite", store.load_crm, big)
+    crm = _clock("prepare", prepare, tables)
+    run = _clock("features + probability + risk + drivers for top 1,000", scorer.score, crm,
+                 model, meta["references"], explain_top=1000)  # fmt: skip
+    _clock("write the run to SQLite", store.write_score_run, big, as_of=run.as_of,
+           scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
+    total = time.perf_counter() - t0
+    print(
+        f"  open deals scored: {len(run.scores):,}; total {total:.1f} s; peak RSS {_peak_mb():,.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--maventech", default=str(ROOT.parent / "shared/datasets/maventech"))
+    parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        kind, arg, tmp = args.case
+        if kind == "maventech":
+            maventech(arg, Path(tmp))
+        elif kind == "setup":
+            million_setup(int(arg), Path(tmp))
+        else:
+            million_run(Path(tmp))
+        return
+    print(f"scoring benchmark, {date.today()}")  # the wall clock only labels the printout
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = (("maventech", args.maventech), ("setup", str(args.deals)), ("run", "-"))
+        for kind, arg in cases:
+            subprocess.run(
+                [sys.executable, __file__, "--case", kind, arg, tmp], check=True, cwd=ROOT
+            )
+
+
+if __name__ == "__main__":
+    main()
