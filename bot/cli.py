@@ -78,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_as_of, help="score as of this day (default: latest data)")
     p.add_argument("--explain-top", type=int, default=1000, help="deals to explain (by risk)")
 
+    p = sub.add_parser("forecast", help="P10/P50/P90 revenue forecast, table and fan chart")
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--out", type=Path, default=Path("revbot-out"), help="folder for the chart")
+    p.add_argument("--as-of", type=_as_of, help="forecast as of this day (default: latest data)")
+    p.add_argument("--by", choices=["region", "manager", "rep"], help="break the quarter down")
+    p.add_argument("--scenarios", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", type=float, help="this quarter's target, drawn on the chart")
+    p.add_argument(
+        "--backtest", action="store_true", help="backtest on past cutoffs first (and refit)"
+    )
+
     p = sub.add_parser(
         "digest",
         help="the morning job: load the pipeline and render the digest (terminal + files)",
@@ -240,9 +253,82 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensure_model(db, folder: Path):
+    """The saved model, trained first if there is none (or it does not fit)."""
+    from scoring import artifact
+
+    try:
+        return artifact.load(folder)
+    except ModelMismatchError as exc:
+        print(f"training the win model first ({exc})")
+        _train(db, folder)
+        return artifact.load(folder)
+
+
+def _backtest(crm, folder: Path) -> dict:
+    import json
+
+    from forecasting import report as forecast_report
+    from forecasting.backtest import backtest
+
+    bt = backtest(crm)
+    folder.mkdir(parents=True, exist_ok=True)
+    forecast_report.write(bt, folder)
+    config = {"sigma": bt.sigma, "data_end": crm.data_end.date().isoformat()}
+    (folder / "forecast.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    print(bt.summary.round(3).to_string(index=False))
+    print(f"backtest written to {folder}/forecast_backtest.md (shared shock sigma {bt.sigma})")
+    return config
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from forecasting.chart import fan_chart, money
+    from forecasting.forecast import forecast
+    from scoring.features import features_at, prepare
+
+    db = _db(args)
+    folder = _artifacts(args)
+    model, _ = _ensure_model(db, folder)
+    crm = prepare(store.load_crm(db))
+    settings = folder / "forecast.json"
+    if args.backtest or not settings.exists():
+        if not args.backtest:
+            print("no backtest yet: running it to fit the forecast's shared shock")
+        config = _backtest(crm, folder)
+    else:
+        config = json.loads(settings.read_text(encoding="utf-8"))
+    as_of = pd.Timestamp(args.as_of) if args.as_of else crm.data_end
+    f = features_at(crm, as_of)
+    fc = forecast(crm, as_of, f, model.predict(f), model.base_rate, sigma=config["sigma"],
+                  scenarios=args.scenarios, seed=args.seed, by=args.by)  # fmt: skip
+    shown = fc.table[fc.table["kind"] != "cumulative"]
+    print(
+        f"forecast as of {as_of.date()}: {fc.open_deals:,} open deals, {fc.scenarios:,} scenarios"
+    )
+    print(f"{'period':<22}{'won so far':>12}{'P10':>12}{'P50':>12}{'P90':>12}")
+    for _, r in shown.iterrows():
+        print(f"{r['period']:<22}{money(r['won_to_date']):>12}{money(r['p10']):>12}"
+              f"{money(r['p50']):>12}{money(r['p90']):>12}")  # fmt: skip
+    if fc.by_group is not None:
+        q = fc.by_group[fc.by_group["kind"] == "quarter"]
+        print(f"\nopen pipeline by {args.by} (excludes new deals and revenue won so far):")
+        for _, r in q.iterrows():
+            print(f"  {r['group']:<24}{r['period']:<10}{money(r['p10']):>10}"
+                  f"{money(r['p50']):>10}{money(r['p90']):>10}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    png = fan_chart(fc.table, crm.deals, as_of, args.target)
+    (args.out / "forecast.png").write_bytes(png)
+    fc.table.to_csv(args.out / "forecast.csv", index=False)
+    print(f"written: {args.out / 'forecast.png'}, {args.out / 'forecast.csv'}")
+    return 0
+
+
 def cmd_digest(args: argparse.Namespace) -> int:
     from bot.digest_text import render
-    from scoring.artifact import ModelMismatchError
 
     db = _db(args)
     if args.demo or store.latest_as_of(db) is None:
@@ -262,12 +348,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
         f"{summary.open_value:,.0f}, as of {summary.as_of}"
     )
     folder = _artifacts(args)
-    try:
-        run_id = _score(db, folder)
-    except ModelMismatchError as exc:
-        print(f"training the win model first ({exc})")
-        _train(db, folder)
-        run_id = _score(db, folder)
+    _ensure_model(db, folder)
+    run_id = _score(db, folder)
     run = store.latest_run(db)
     text = render(run, store.run_scores(db, run_id), run["confidence"], args.top)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -285,6 +367,7 @@ COMMANDS = {
     "quarantine": cmd_quarantine,
     "train": cmd_train,
     "score": cmd_score,
+    "forecast": cmd_forecast,
     "digest": cmd_digest,
 }
 

@@ -1,0 +1,181 @@
+"""Backtest: forecast from past cutoffs, compare with the revenue that actually closed.
+
+Pure. At each cutoff c, with only what was known on c (a win model trained on snapshots before c,
+the timing model fitted on durations known on c, arrivals of the quarter before c), forecast the
+revenue won in the next 4, 8 and 13 weeks and compare with what was actually won in those weeks,
+from deals open on c *and* deals created after it. Two methods:
+- ours: Kaplan-Meier timing with censoring, shared shock, new-deal arrivals;
+- baseline (the seed design): exponential timing, independent draws, open pipeline only.
+The shared shock's sigma is chosen on these backtest errors (the smallest mean 80% interval score
+over a grid), so the coverage reported for ours is in-sample for that one number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting import inputs
+from forecasting.montecarlo import Arrivals, Periods, simulate
+from scoring import evaluate
+from scoring import model as wm
+from scoring.features import Crm, features_at, snapshot_dates, training_rows
+
+HORIZONS = (4, 8, 13)  # weeks
+SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.2), 2))
+GRID_SCENARIOS = 500
+
+
+@dataclass
+class CutoffInputs:
+    cutoff: pd.Timestamp
+    deals: pd.DataFrame
+    km: object
+    exponential: object
+    arrivals: Arrivals
+    actual: dict[int, float]
+
+
+def horizon_periods(weeks=HORIZONS) -> Periods:
+    return Periods(
+        names=tuple(f"next {w} weeks" for w in weeks),
+        kind=tuple("horizon" for _ in weeks),
+        start=np.zeros(len(weeks), dtype=np.int64),
+        end=np.array([7 * w for w in weeks], dtype=np.int64),
+    )
+
+
+def default_cutoffs(crm: Crm, n: int = 10) -> list[pd.Timestamp]:
+    """n cutoffs, evenly spaced, from 8 weeks after the first snapshot day with closed deals to
+    13 weeks before the data's end."""
+    start = evaluate.first_snapshot(crm) + pd.Timedelta(weeks=8)
+    last = crm.data_end - pd.Timedelta(weeks=max(HORIZONS))
+    span = (last - start).days
+    return [(start + pd.Timedelta(days=int(span * f))).normalize() for f in np.linspace(0, 1, n)]
+
+
+def known_rows(crm: Crm, all_rows: pd.DataFrame, c: pd.Timestamp) -> pd.DataFrame:
+    """The training rows a model built on day c could use: snapshots before c of deals closed
+    before c (the same as `training_rows(..., known_by=c - 1 day)`, from rows built once)."""
+    closed = crm.deals.set_index("deal_id")["close_date"]
+    day_before = c - pd.Timedelta(days=1)
+    keep = (all_rows["snapshot"] <= day_before) & (
+        closed.reindex(all_rows.index) <= day_before
+    ).to_numpy()
+    rows = all_rows[keep].copy()
+    rows["weight"] = 1.0 / rows.groupby(level=0)["label"].transform("size")
+    return rows
+
+
+def cutoff_inputs(crm: Crm, c: pd.Timestamp, all_rows: pd.DataFrame | None = None) -> CutoffInputs:
+    """Everything known on day c, and what actually happened after it."""
+    if all_rows is None:
+        days = snapshot_dates(crm, evaluate.first_snapshot(crm), c - pd.Timedelta(days=1))
+        rows = training_rows(crm, days, known_by=c - pd.Timedelta(days=1))
+    else:
+        rows = known_rows(crm, all_rows, c)
+    f = features_at(crm, c)
+    if len(rows) > 200 and rows["label"].nunique() == 2:
+        model = wm.fit(*evaluate.split_for_training(rows))
+        p, base = model.predict(f), model.base_rate
+    else:
+        base = float(np.average(rows["label"], weights=rows["weight"])) if len(rows) else 0.5
+        p = np.full(len(f), base)
+    d = crm.deals
+    actual = {}
+    for w in HORIZONS:
+        m = (
+            (d["status"] == "won")
+            & (d["close_date"] > c)
+            & (d["close_date"] <= c + pd.Timedelta(weeks=w))
+        )
+        actual[w] = float(d.loc[m, "value"].fillna(0).sum())
+    return CutoffInputs(
+        cutoff=c,
+        deals=inputs.open_deals(crm, c, p, f),
+        km=inputs.fit_timing(crm, c, "km"),
+        exponential=inputs.fit_timing(crm, c, "exp"),
+        arrivals=inputs.arrivals(crm, c, base),
+        actual=actual,
+    )
+
+
+def interval_score(lo, hi, y, alpha: float = 0.2) -> float:
+    """Gneiting-Raftery score of a central (1 - alpha) interval: width plus miss penalties."""
+    return float((hi - lo) + (2 / alpha) * max(lo - y, 0) + (2 / alpha) * max(y - hi, 0))
+
+
+def run_method(ci: CutoffInputs, method: str, sigma: float, scenarios: int, seed: int):
+    periods = horizon_periods()
+    if method == "ours":
+        fc = simulate(ci.deals, ci.km, periods, scenarios=scenarios, seed=seed,
+                      shock_sigma=sigma, arrivals=ci.arrivals)  # fmt: skip
+    else:
+        fc = simulate(ci.deals, ci.exponential, periods, scenarios=scenarios, seed=seed)
+    return fc.table
+
+
+def results_table(all_inputs: list[CutoffInputs], method: str, sigma: float, scenarios: int,
+                  seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    rows = []
+    for ci in all_inputs:
+        table = run_method(ci, method, sigma, scenarios, seed)
+        for w, (_, r) in zip(HORIZONS, table.iterrows(), strict=True):
+            y = ci.actual[w]
+            rows.append(
+                {
+                    "method": method,
+                    "cutoff": ci.cutoff.date().isoformat(),
+                    "weeks": w,
+                    "actual": y,
+                    "p10": r["p10"],
+                    "p50": r["p50"],
+                    "p90": r["p90"],
+                    "covered": r["p10"] <= y <= r["p90"],
+                    "p50_abs_pct_error": abs(r["p50"] - y) / y if y > 0 else np.nan,
+                    "interval_score": interval_score(r["p10"], r["p90"], y),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Backtest:
+    sigma: float
+    rows: pd.DataFrame  # per method, cutoff and horizon
+    summary: pd.DataFrame  # per method and horizon: coverage, median/mean P50 error
+
+
+def backtest(crm: Crm, n_cutoffs: int = 10, scenarios: int = 4000, seed: int = 0) -> Backtest:
+    cutoffs = default_cutoffs(crm, n_cutoffs)
+    # snapshot rows built once, labelled as known at the end, then cut per cutoff
+    days = snapshot_dates(crm, evaluate.first_snapshot(crm), cutoffs[-1])
+    all_rows = training_rows(crm, days)
+    all_inputs = [cutoff_inputs(crm, c, all_rows) for c in cutoffs]
+    best = None
+    for sigma in SIGMAS:  # fewer scenarios to choose sigma, then the full run
+        t = results_table(all_inputs, "ours", sigma, GRID_SCENARIOS, seed)
+        score = t["interval_score"].mean()
+        if best is None or score < best[0] - 1e-9:
+            best = (score, float(sigma))
+    sigma = best[1]
+    rows = pd.concat(
+        [
+            results_table(all_inputs, "ours", sigma, scenarios, seed),
+            results_table(all_inputs, "exponential baseline", 0.0, scenarios, seed),
+        ],
+        ignore_index=True,
+    )
+    summary = (
+        rows.groupby(["method", "weeks"], sort=False)
+        .agg(
+            cutoffs=("covered", "size"),
+            coverage_p10_p90=("covered", "mean"),
+            p50_mape=("p50_abs_pct_error", "mean"),
+            p50_median_ape=("p50_abs_pct_error", "median"),
+        )
+        .reset_index()
+    )
+    return Backtest(sigma=sigma, rows=rows, summary=summary)

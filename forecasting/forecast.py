@@ -1,0 +1,64 @@
+"""The live forecast on a day: pipeline + new deals, by week, month and quarter, with what was
+already won in the periods under way. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting import inputs
+from forecasting.montecarlo import simulate
+from forecasting.periods import calendar, won_to_date
+from scoring.features import Crm
+
+BREAKDOWNS = {"region": "region", "manager": "manager", "rep": "owner"}
+
+
+@dataclass
+class LiveForecast:
+    as_of: pd.Timestamp
+    table: pd.DataFrame  # period, kind, start, end, won_to_date, p10, p50, p90, mean, ...
+    by_group: pd.DataFrame | None
+    sigma: float
+    scenarios: int
+    open_deals: int
+
+
+def forecast(
+    crm: Crm,
+    as_of: pd.Timestamp,
+    features: pd.DataFrame,
+    win_prob: np.ndarray,
+    base_rate: float,
+    *,
+    sigma: float,
+    scenarios: int = 10_000,
+    seed: int = 0,
+    by: str | None = None,
+    quarters: int = 2,
+) -> LiveForecast:
+    """`features`/`win_prob`: the open deals on `as_of` and their calibrated probabilities (as a
+    score run has them). Totals include the revenue already won in periods under way."""
+    as_of = pd.Timestamp(as_of)
+    periods, bounds = calendar(as_of, quarters)
+    deals = inputs.open_deals(crm, as_of, win_prob, features)
+    fc = simulate(
+        deals,
+        inputs.fit_timing(crm, as_of, "km"),
+        periods,
+        scenarios=scenarios,
+        seed=seed,
+        shock_sigma=sigma,
+        arrivals=inputs.arrivals(crm, as_of, base_rate),
+        by=BREAKDOWNS.get(by, by) if by else None,
+    )
+    done = won_to_date(crm.deals, bounds, as_of)
+    table = fc.table.copy()
+    table.insert(2, "start", bounds["start"].dt.date.to_numpy())
+    table.insert(3, "end", bounds["end"].dt.date.to_numpy())
+    table.insert(4, "won_to_date", done)
+    for c in ("p10", "p50", "p90", "mean"):
+        table[c] = table[c] + done
+    return LiveForecast(as_of, table, fc.by_group, sigma, scenarios, len(deals))

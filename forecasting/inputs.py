@@ -1,0 +1,87 @@
+"""What the forecast needs on a day: open deals with value, win probability, age and timing group;
+the timing model fitted with censoring; the arrival of new deals. Pure (data in, data out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecasting.montecarlo import Arrivals
+from forecasting.timing import Exponential, KaplanMeier
+from scoring.features import Crm, features_at
+
+ARRIVAL_WEEKS = 13  # the arrival rate and values of new deals come from the last quarter
+
+
+def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
+    """Engage-to-close days known on day t: closed deals are events, deals still open on t are
+    censored at their age (what a fit on closed deals alone would ignore)."""
+    d = crm.deals
+    engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
+    closed = d["status"].isin(["won", "lost"]) & (d["close_date"] <= t)
+    end = d["close_date"].where(closed, t)
+    out = pd.DataFrame(
+        {
+            "days": (end - d["engage_date"]).dt.days,
+            "closed": closed,
+            "product": d["product"],
+        }
+    )
+    return out[engaged]
+
+
+def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
+    data = durations(crm, t)
+    fit = KaplanMeier.fit if kind == "km" else Exponential.fit
+    return fit(data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy())
+
+
+def median_won_value(crm: Crm, t: pd.Timestamp) -> pd.Series:
+    """Median value of won deals by product, among deals closed before t."""
+    d = crm.deals
+    won = d[(d["status"] == "won") & (d["close_date"] < t) & (d["value"] > 0)]
+    return won.groupby("product")["value"].median()
+
+
+def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
+               features: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
+    """The open pipeline on day t. Value: the deal's amount where known, else the median won
+    value of its product (list price where none was won yet). Deals still prospecting count as
+    age 0."""
+    f = features if features is not None else features_at(crm, t)
+    median = median_won_value(crm, t)
+    price = crm.products.set_index("product")["sales_price"]
+    estimate = f["product"].map(median).astype(float).fillna(f["product"].map(price).astype(float))
+    value = f["value_used"].where(f["value_known"], estimate).fillna(0.0)
+    p = win_prob if win_prob is not None else f["base_rate"].to_numpy()
+    return pd.DataFrame(
+        {
+            "value": value.to_numpy(float),
+            "win_prob": np.asarray(p, float),
+            "age": f["age_days"].fillna(0.0).to_numpy(float),
+            "timing_group": f["product"].fillna("?").to_numpy(dtype=object),
+            "region": f["region"].to_numpy(dtype=object),
+            "manager": f["manager"].to_numpy(dtype=object),
+            "owner": f["owner"].to_numpy(dtype=object),
+            "product": f["product"].to_numpy(dtype=object),
+        },
+        index=f.index,
+    )
+
+
+def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float) -> Arrivals:
+    """New deals per week over the last quarter before t, and their values (amount where known,
+    else the product's median won value)."""
+    d = crm.deals
+    start = t - pd.Timedelta(weeks=ARRIVAL_WEEKS)
+    new = d[(d["engage_date"] > start) & (d["engage_date"] <= t)]
+    if new.empty:
+        return Arrivals()
+    median = median_won_value(crm, t)
+    price = crm.products.set_index("product")["sales_price"]
+    closed_by_t = new["status"].isin(["won", "lost"]) & (new["close_date"] <= t)
+    # an amount recorded at close is known on t only for deals closed by then
+    amount = new["value"].where(closed_by_t & (new["value"] > 0))
+    estimate = new["product"].map(median).astype(float).fillna(new["product"].map(price))
+    values = amount.fillna(estimate).dropna().to_numpy(float)
+    return Arrivals(per_week=len(new) / ARRIVAL_WEEKS, values=values, win_rate=win_rate)

@@ -1,0 +1,59 @@
+"""The calendar of a forecast: weeks (Monday to Sunday), months and quarters from the as-of date to
+the end of next quarter. Pure; day offsets count from the day after the as-of date."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecasting.montecarlo import Periods
+
+
+def quarter_name(day: pd.Timestamp) -> str:
+    return f"{day.year}-Q{day.quarter}"
+
+
+def calendar(as_of: pd.Timestamp, quarters: int = 2) -> tuple[Periods, pd.DataFrame]:
+    """Periods for this quarter and the next `quarters - 1`, and their calendar bounds (the
+    current ones start before the as-of date: their revenue won so far is actual, not forecast).
+    Kinds: week, month, quarter, and cumulative (from this quarter's start to each week's end)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    q_start = as_of.to_period("Q").start_time
+    end = (as_of.to_period("Q") + (quarters - 1)).end_time.normalize()
+    first = as_of + pd.Timedelta(days=1)
+    rows = []
+    for kind, freq in (("week", "W-SUN"), ("month", "M"), ("quarter", "Q")):
+        for period in pd.period_range(first, end, freq=freq):
+            start, stop = period.start_time.normalize(), period.end_time.normalize()
+            if kind == "week":
+                name = f"week of {start.date()}"
+            elif kind == "month":
+                name = f"{start:%Y-%m}"
+            else:
+                name = quarter_name(start)
+            rows.append({"name": name, "kind": kind, "start": start, "end": stop})
+    # cumulative periods (quarter start to each week's end), for a fan chart of the running total
+    weeks = [r for r in rows if r["kind"] == "week"]
+    for r in weeks:
+        rows.append({"name": f"to {r['end'].date()}", "kind": "cumulative", "start": q_start,
+                     "end": r["end"]})  # fmt: skip
+    bounds = pd.DataFrame(rows)
+    offset = lambda d: (max(d, first) - first).days  # noqa: E731
+    periods = Periods(
+        names=tuple(bounds["name"]),
+        kind=tuple(bounds["kind"]),
+        start=np.array([offset(d) for d in bounds["start"]], dtype=np.int64),
+        end=np.array([(d - first).days + 1 for d in bounds["end"]], dtype=np.int64),
+    )
+    assert q_start <= first
+    return periods, bounds
+
+
+def won_to_date(deals: pd.DataFrame, bounds: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Revenue already won in each period, up to and including the as-of date."""
+    won = deals[(deals["status"] == "won") & (deals["close_date"] <= as_of)]
+    out = np.zeros(len(bounds))
+    for i, (start, end) in enumerate(zip(bounds["start"], bounds["end"], strict=True)):
+        m = (won["close_date"] >= start) & (won["close_date"] <= min(end, as_of))
+        out[i] = won.loc[m, "value"].fillna(0).sum()
+    return out

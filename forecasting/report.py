@@ -1,0 +1,56 @@
+"""The backtest report: a Markdown table and a plot of forecast bands against what closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from forecasting.backtest import Backtest  # noqa: E402
+
+
+def plot(bt: Backtest, path: Path, weeks: int = 13) -> Path:
+    fig = Figure(figsize=(7, 3.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for method, color, shift in (
+        ("ours", "#08519c", -0.15),
+        ("exponential baseline", "#ff7f0e", 0.15),
+    ):
+        r = bt.rows[(bt.rows["method"] == method) & (bt.rows["weeks"] == weeks)].reset_index()
+        x = r.index + shift
+        ax.vlines(x, r["p10"], r["p90"], color=color, lw=4, alpha=0.6, label=f"{method} P10-P90")
+        ax.plot(x, r["p50"], "_", color=color, ms=10)
+    r = bt.rows[(bt.rows["method"] == "ours") & (bt.rows["weeks"] == weeks)].reset_index()
+    ax.plot(r.index, r["actual"], "k*", label="actual")
+    ax.set_xticks(r.index, r["cutoff"], rotation=45, fontsize=7)
+    ax.set_title(f"Revenue won in the {weeks} weeks after each cutoff", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def write(bt: Backtest, folder: Path) -> Path:
+    plot(bt, folder / "forecast_backtest.png")
+    lines = [
+        "# Forecast backtest",
+        "",
+        f"Shared shock sigma (log-odds), chosen on these errors: {bt.sigma}.",
+        "",
+        "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | P50 median abs % error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, r in bt.summary.iterrows():
+        lines.append(
+            f"| {r['method']} | {r['weeks']} | {r['cutoffs']} | {r['coverage_p10_p90']:.0%} | "
+            f"{r['p50_mape']:.1%} | {r['p50_median_ape']:.1%} |"
+        )
+    lines += ["", "![backtest](forecast_backtest.png)", "", "Per cutoff:", "",
+              bt.rows.round(0).to_markdown(index=False) if hasattr(bt.rows, "to_markdown") else ""]  # fmt: skip
+    (folder / "forecast_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "forecast_backtest.md"

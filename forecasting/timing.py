@@ -1,0 +1,145 @@
+"""When will an open deal close? Time-to-close distributions that respect how old a deal already is.
+
+Pure. Chosen design, from the backtests (`forecasting/backtest.py`) and the measurements in
+modeling-notes.md (engage-to-close days are bimodal; exponential, gamma, log-normal and Weibull fit
+badly; an empirical distribution fits):
+
+- `KaplanMeier`: the empirical survival curve S(d) = P(not closed after d days engaged), estimated
+  with closed deals as events and open deals as *censored* at their current age (ignoring them
+  would keep only the deals that closed, which are the fast ones, and make every deal look
+  quicker than it is). One curve per product where it has enough events, else the pooled curve.
+  A deal already open a days closes after d more days with probability 1 - S(a + d) / S(a); the
+  mass the curve never sheds (S stays above 0 beyond the oldest closed deal) is the chance it
+  never closes: stale deals (most of MavenTech's old "Engaging" ones) then forecast nothing.
+- `Exponential`: the seed design's baseline (memoryless, mean = mean engage-to-close days), kept
+  for the backtest comparison.
+- `Fixed`: given close days, for tests and for known-timing scenarios.
+
+Each gives a sampler for a set of deals; `sampler.days(u, deal)` turns uniforms into days from the
+as-of date for the chosen deals (`np.inf`: does not close).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+MAX_DAYS = 730  # the survival curves are kept on a daily grid up to two years
+MIN_EVENTS = 50  # a product needs this many closed deals for a curve of its own
+LEVELS = 4096  # resolution of the inverse-CDF tables used for sampling
+NEVER = np.inf
+
+
+def kaplan_meier(durations: np.ndarray, closed: np.ndarray, max_days: int = MAX_DAYS) -> np.ndarray:
+    """S(d) for d = 0..max_days from durations (days) and event flags (False = censored)."""
+    durations = np.clip(np.asarray(durations, dtype=float), 0, max_days).astype(int)
+    closed = np.asarray(closed, dtype=bool)
+    events = np.bincount(durations[closed], minlength=max_days + 1).astype(float)
+    leaving = np.bincount(durations, minlength=max_days + 1).astype(float)
+    at_risk = leaving[::-1].cumsum()[::-1]  # still open at the start of day d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(at_risk > 0, events / at_risk, 0.0)
+    return np.cumprod(1.0 - hazard)
+
+
+@dataclass
+class Sampler:
+    """Draws days-to-close for chosen deals in O(1) each (table look-up)."""
+
+    table: np.ndarray  # (groups, LEVELS + 1): first day with S <= level, NEVER below the floor
+    code: np.ndarray  # group of each deal
+    start: np.ndarray  # S at each deal's age
+    age: np.ndarray
+
+    def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
+        """u: uniforms, deal: index of the deal of each draw (flat arrays of the same length)."""
+        level = self.start[deal] * (1.0 - u)
+        j = np.minimum((level * LEVELS).astype(np.int64), LEVELS)
+        day = self.table[self.code[deal], j]
+        return np.where(self.start[deal] <= 0, NEVER, np.maximum(day - self.age[deal], 0.0))
+
+
+@dataclass
+class KaplanMeier:
+    """Survival curves by group (product), with a pooled fallback."""
+
+    pooled: np.ndarray
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @staticmethod
+    def fit(durations, closed, groups=None, min_events: int = MIN_EVENTS) -> KaplanMeier:
+        durations, closed = np.asarray(durations, float), np.asarray(closed, bool)
+        model = KaplanMeier(pooled=kaplan_meier(durations, closed))
+        if groups is not None:
+            groups = np.asarray(groups, dtype=object)
+            for g in pd.unique(groups):
+                m = groups == g
+                if closed[m].sum() >= min_events:
+                    model.curves[g] = kaplan_meier(durations[m], closed[m])
+        return model
+
+    def curve(self, group) -> np.ndarray:
+        return self.curves.get(group, self.pooled)
+
+    def sampler(self, ages: np.ndarray, groups: np.ndarray) -> Sampler:
+        """A fast sampler for these deals: per group, the days at which S first falls to each of
+        LEVELS + 1 survival levels (inverse-CDF table), and each deal's survival at its age."""
+        ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
+        names = list(pd.unique(np.asarray(groups, dtype=object)))
+        code = pd.Categorical(np.asarray(groups, dtype=object), categories=names).codes
+        table = np.empty((len(names), LEVELS + 1), dtype=np.float32)
+        start = np.empty(len(ages), dtype=np.float32)
+        grid = np.linspace(0.0, 1.0, LEVELS + 1)
+        for k, g in enumerate(names):
+            s = self.curve(g)
+            first = np.searchsorted(-s, -grid, side="left").astype(np.float32)
+            table[k] = np.where(grid < s[-1], NEVER, first)
+            start[code == k] = s[ages[code == k]]
+        return Sampler(table=table, code=code, start=start, age=ages.astype(np.float32))
+
+    def close_within(self, days: int, ages: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """P(close within `days`) for each deal (used in tests and summaries)."""
+        ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
+        out = np.empty(len(ages))
+        for i, (a, g) in enumerate(zip(ages, groups, strict=True)):
+            s = self.curve(g)
+            out[i] = 0.0 if s[a] <= 0 else 1.0 - s[min(a + days, MAX_DAYS)] / s[a]
+        return out
+
+    def median(self, group=None) -> float:
+        s = self.curve(group) if group is not None else self.pooled
+        below = np.flatnonzero(s <= 0.5)
+        return float(below[0]) if len(below) else float("inf")
+
+
+@dataclass
+class Exponential:
+    """Baseline: remaining time ~ exponential with the mean engage-to-close time (memoryless)."""
+
+    mean_days: float
+
+    @staticmethod
+    def fit(durations, closed, groups=None) -> Exponential:
+        d = np.asarray(durations, float)[np.asarray(closed, bool)]
+        return Exponential(mean_days=float(d.mean()) if len(d) else 60.0)
+
+    def sampler(self, ages: np.ndarray, groups: np.ndarray) -> Exponential:
+        return self
+
+    def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
+        return (-np.log1p(-u) * self.mean_days).astype(np.float32)
+
+
+@dataclass
+class Fixed:
+    """Known close days (from the as-of date) per deal."""
+
+    days_from_now: np.ndarray
+
+    def sampler(self, ages: np.ndarray, groups: np.ndarray) -> Fixed:
+        return self
+
+    def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
+        return np.asarray(self.days_from_now, np.float32)[deal]
