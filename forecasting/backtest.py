@@ -6,8 +6,9 @@ revenue won in the next 4, 8 and 13 weeks and compare with what was actually won
 from deals open on c *and* deals created after it. Two methods:
 - ours: Kaplan-Meier timing with censoring, shared shock, new-deal arrivals;
 - baseline (the seed design): exponential timing, independent draws, open pipeline only.
-The shared shock's sigma is chosen on these backtest errors (the smallest mean 80% interval score
-over a grid), so the coverage reported for ours is in-sample for that one number.
+The shared shock's sigma is chosen on these backtest errors (over a grid, the sigma whose 13-week
+P10-P90 bands hold closest to 80% of the actuals; ties go to the best interval score over all
+horizons), so the coverage reported for ours is in-sample for that one number.
 """
 
 from __future__ import annotations
@@ -157,8 +158,11 @@ def backtest(crm: Crm, n_cutoffs: int = 10, scenarios: int = 4000, seed: int = 0
     best = None
     for sigma in SIGMAS:  # fewer scenarios to choose sigma, then the full run
         t = results_table(all_inputs, "ours", sigma, GRID_SCENARIOS, seed)
-        score = t["interval_score"].mean()
-        if best is None or score < best[0] - 1e-9:
+        # the quarter-long band should hold 80% of the actuals; among equally good sigmas, the
+        # one with the best interval score over all horizons (narrow bands, small misses)
+        miss = abs(t.loc[t["weeks"] == max(HORIZONS), "covered"].mean() - 0.8)
+        score = (round(miss, 6), t["interval_score"].mean())
+        if best is None or score < best[0]:
             best = (score, float(sigma))
     sigma = best[1]
     rows = pd.concat(

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from dataset import store
+from dataset.demo import DemoConfig, generate, true_probability, write_demo
+from dataset.ingest import ingest_files
+from scoring.features import prepare
+from scoring.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,3 +35,44 @@ def db(tmp_path: Path):
     database = store.connect(tmp_path / "revbot.db")
     yield database
     database.close()
+
+
+# A generated CRM whose true win probabilities are known, ingested into a real SQLite file and
+# trained on once per test session (the expensive part of the scoring and forecast tests).
+GENERATED = DemoConfig(deals=15000, daily_exports=0, seed=21)
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("generated")
+    write_demo(folder / "crm", GENERATED)
+    db = store.connect(folder / "gen.db")
+    ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
+    crm = prepare(store.load_crm(db))
+    return {"db": db, "crm": crm, "world": generate(GENERATED), "folder": folder}
+
+
+@pytest.fixture(scope="session")
+def generated_training(generated):
+    return train(generated["crm"])
+
+
+def point_in_time_truth(world, rows: pd.DataFrame) -> np.ndarray:
+    """The generator's best achievable probability for each (deal, snapshot) row."""
+    out = pd.Series(np.nan, index=range(len(rows)))
+    for snap in rows["snapshot"].unique():
+        day = (pd.Timestamp(snap).date() - world.config.start).days
+        truth = true_probability(world, day)
+        at = np.flatnonzero((rows["snapshot"] == snap).to_numpy())
+        out.iloc[at] = truth.reindex(rows.index[at]).to_numpy()
+    return out.to_numpy()
+
+
+@pytest.fixture(scope="session")
+def demo_crm(tmp_path_factory):
+    """The default demo data set, as `revbot digest` loads it."""
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo(folder / "crm", DemoConfig())
+    db = store.connect(folder / "demo.db")
+    ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
+    return prepare(store.load_crm(db))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from scoring.evaluate import ece, metrics
 from scoring.scorer import score
-from tests.scoring.conftest import point_in_time_truth
+from tests.conftest import point_in_time_truth
 
 SHIPPED = "shipped (calibrated, blended)"
 
