@@ -17,6 +17,7 @@ Scenarios are drawn in chunks of float32 so memory stays bounded whatever their 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,8 @@ class Forecast:
     scenarios: int = 0
 
 
-MAX_CELLS = 20_000_000  # scenario x deal draws per chunk: bounds memory (~100 MB a chunk)
+MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
+SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
 
 
 def _daily(
@@ -76,6 +78,15 @@ def _daily(
     flat = (scenario[keep] * n_groups + g) * horizon + day[keep].astype(np.int64)
     out = np.bincount(flat, weights=value[keep], minlength=size * n_groups * horizon)
     return out.reshape(size, n_groups, horizon)  # fmt: skip
+
+
+def shock_levels(sigma: float) -> np.ndarray:
+    """Equiprobable quantiles of N(0, sigma): drawing one of them uniformly is drawing the shock
+    (discretised finely enough for P10/P90), and lets win probabilities be tabulated per level."""
+    if not sigma:
+        return np.zeros(1)
+    dist = NormalDist(0.0, sigma)
+    return np.array([dist.inv_cdf((k + 0.5) / SHOCK_LEVELS) for k in range(SHOCK_LEVELS)])
 
 
 def _to_periods(daily: np.ndarray, periods: Periods) -> np.ndarray:
@@ -103,9 +114,12 @@ def simulate(
     value = deals["value"].to_numpy(np.float64)
     p = np.clip(deals["win_prob"].to_numpy(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore"):
-        logit = (np.log(p) - np.log1p(-p)).astype(np.float32)
+        logit = np.log(p) - np.log1p(-p)
+    levels = shock_levels(shock_sigma)
     sampler = timing.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
-    new_sampler = timing.sampler(np.zeros(1), np.array([arrivals.group], dtype=object))
+    # win probability per (shock level, deal); deals the timing says can no longer close: 0
+    p_table = (1.0 / (1.0 + np.exp(-(logit[None, :] + levels[:, None])))).astype(np.float32)
+    p_table *= np.broadcast_to(sampler.can_close(), (n,))[None, :]
     if by is not None:
         codes, names = pd.factorize(deals[by].fillna("(none)"), sort=True)
         names = [str(x) for x in names]
@@ -117,19 +131,21 @@ def simulate(
     pipe_parts, group_parts, new_parts = [], [], []
     for first in range(0, scenarios, chunk):
         size = min(chunk, scenarios - first)
-        shock = rng.normal(0.0, shock_sigma, (size, 1)) if shock_sigma else np.zeros((size, 1))
-        shock = shock.astype(np.float32)
-        odds = logit[None, :] + shock
-        won = rng.random((size, n), dtype=np.float32) < 1.0 / (1.0 + np.exp(-odds))
-        sc, deal = np.nonzero(won)
-        day = sampler.days(rng.random(len(deal), dtype=np.float32), deal)
-        daily = _daily(sc, day, value[deal], size, horizon,
+        level = rng.integers(0, len(levels), size)
+        prob = p_table[level]  # (size, n)
+        u = rng.random((size, n), dtype=np.float32)
+        won = u < prob
+        # given a win (u < p), u / p is again uniform: it times the close, no second draw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            day = sampler.dense_days(u / prob)
+        sc, deal = np.nonzero(won & (day < horizon))
+        daily = _daily(sc, day[sc, deal], value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         pipe_parts.append(group_periods.sum(axis=1))
         if by is not None:
             group_parts.append(group_periods)
-        new_parts.append(_new_deals(rng, size, arrivals, new_sampler, periods, shock[:, 0]))
+        new_parts.append(_new_deals(rng, size, arrivals, timing, periods, levels[level]))
     pipe = np.concatenate(pipe_parts)  # (S, P)
     new = np.concatenate(new_parts)  # (S, P)
     total = pipe + new
@@ -161,20 +177,24 @@ def simulate(
     return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios)
 
 
-def _new_deals(rng, size, arrivals: Arrivals, sampler, periods: Periods, shock) -> np.ndarray:
-    """Revenue per (scenario, period) from deals that do not exist yet: Poisson arrivals spread
-    evenly over the horizon, won at the base rate (moved by the same shock), timed from age 0."""
+def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -> np.ndarray:
+    """Revenue per (scenario, period) from deals that do not exist yet.
+
+    Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
+    them by close day keeps them Poisson, so the number of new deals won on day d is drawn
+    directly: Poisson(rate per day * P(won | shock) * P(closed by d - birth)), where the last
+    factor summed over birth days is the timing CDF F(d). Their values are drawn from recent deals.
+    """
     n_p = len(periods.names)
     if arrivals.per_week <= 0 or len(arrivals.values) == 0:
         return np.zeros((size, n_p))
     horizon = periods.horizon
-    counts = rng.poisson(arrivals.per_week * horizon / 7.0, size)
-    sc = np.repeat(np.arange(size), counts)
-    born = rng.uniform(0, horizon, len(sc))
-    p = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
-    odds = np.log(p / (1 - p)) + shock[sc]
-    won = rng.random(len(sc)) < 1.0 / (1.0 + np.exp(-odds))
-    sc, born = sc[won], born[won]
-    vals = rng.choice(np.asarray(arrivals.values, np.float64), len(sc))
-    day = born + sampler.days(rng.random(len(sc), dtype=np.float32), np.zeros(len(sc), np.int64))
-    return _to_periods(_daily(sc, day, vals, size, horizon), periods)[:, 0, :]
+    base = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
+    p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
+    cdf = timing.cdf_from_start(horizon)  # (horizon,)
+    lam = (arrivals.per_week / 7.0) * p_won[:, None] * cdf[None, :]
+    counts = rng.poisson(lam).ravel()
+    cell = np.repeat(np.arange(size * horizon), counts)
+    vals = np.asarray(arrivals.values, np.float64)[rng.integers(0, len(arrivals.values), len(cell))]
+    daily = np.bincount(cell, weights=vals, minlength=size * horizon).reshape(size, 1, horizon)
+    return _to_periods(daily, periods)[:, 0, :]

@@ -60,6 +60,19 @@ class Sampler:
         day = self.table[self.code[deal], j]
         return np.where(self.start[deal] <= 0, NEVER, np.maximum(day - self.age[deal], 0.0))
 
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        """u: (scenarios, deals) uniforms -> days, for all deals at once (no gathers by deal)."""
+        j = ((1.0 - u) * (self.start * LEVELS)[None, :]).astype(np.int32)
+        np.clip(j, 0, LEVELS, out=j)
+        j += (self.code.astype(np.int32) * (LEVELS + 1))[None, :]
+        day = self.table.ravel()[j]
+        day -= self.age[None, :]
+        return np.maximum(day, 0.0, out=day)
+
+    def can_close(self) -> np.ndarray:
+        """False for deals older than any the curve has seen close (S at their age is 0)."""
+        return self.start > 0
+
 
 @dataclass
 class KaplanMeier:
@@ -108,6 +121,15 @@ class KaplanMeier:
             out[i] = 0.0 if s[a] <= 0 else 1.0 - s[min(a + days, MAX_DAYS)] / s[a]
         return out
 
+    def cdf_from_start(self, days: int) -> np.ndarray:
+        """P(a new deal has closed by day d), d = 0..days-1 (pooled curve)."""
+        s = (
+            self.pooled[:days]
+            if days <= len(self.pooled)
+            else np.pad(self.pooled, (0, days - len(self.pooled)), mode="edge")
+        )
+        return 1.0 - s
+
     def median(self, group=None) -> float:
         s = self.curve(group) if group is not None else self.pooled
         below = np.flatnonzero(s <= 0.5)
@@ -131,6 +153,15 @@ class Exponential:
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
         return (-np.log1p(-u) * self.mean_days).astype(np.float32)
 
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        return self.days(u, None)
+
+    def cdf_from_start(self, days: int) -> np.ndarray:
+        return 1.0 - np.exp(-(np.arange(days) + 1.0) / self.mean_days)
+
+    def can_close(self) -> np.ndarray:
+        return np.True_
+
 
 @dataclass
 class Fixed:
@@ -143,3 +174,12 @@ class Fixed:
 
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
         return np.asarray(self.days_from_now, np.float32)[deal]
+
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.days_from_now, np.float32), u.shape)
+
+    def cdf_from_start(self, days: int) -> np.ndarray:
+        return np.zeros(days)  # new deals have no known close days
+
+    def can_close(self) -> np.ndarray:
+        return np.True_
