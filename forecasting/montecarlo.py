@@ -1,6 +1,7 @@
 """Monte Carlo revenue forecast: P10 / P50 / P90 by period, vectorised over deals and scenarios.
 
-Pure, seeded and reproducible (a `numpy.random.Generator` from the seed; same seed, same numbers).
+Pure, seeded and reproducible (generators spawned from the seed, one per chunk of scenarios; same
+seed, same numbers, however many threads run the chunks).
 In each scenario:
 - a shock shared by every deal of the scenario moves all win odds together (logit + e, e ~ N(0,
   sigma)): good and bad quarters hit the whole pipeline at once, which independent draws over
@@ -16,6 +17,8 @@ Scenarios are drawn in chunks of float32 so memory stays bounded whatever their 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -60,6 +63,8 @@ class Forecast:
 
 
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
+MIN_CHUNK = 16  # scenarios: fewer per chunk and Python's per-chunk overhead dominates
+WORKERS = min(2, os.cpu_count() or 1)
 SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
 
 
@@ -108,7 +113,6 @@ def simulate(
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
     horizon is the (d + 1)-th day after the as-of date."""
-    rng = np.random.default_rng(seed)
     arrivals = arrivals or Arrivals()
     n = len(deals)
     value = deals["value"].to_numpy(np.float64)
@@ -127,10 +131,13 @@ def simulate(
         codes, names = None, []
     n_groups = max(1, len(names))
     horizon = periods.horizon
-    chunk = int(max(1, min(scenarios, MAX_CELLS // max(n, 1))))
-    pipe_parts, group_parts, new_parts = [], [], []
-    for first in range(0, scenarios, chunk):
-        size = min(chunk, scenarios - first)
+    chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
+    sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
+    # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
+    # the chunks can run on both cores (numpy releases the GIL on these array operations)
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(sizes))]
+
+    def run(rng: np.random.Generator, size: int):
         level = rng.integers(0, len(levels), size)
         prob = p_table[level]  # (size, n)
         u = rng.random((size, n), dtype=np.float32)
@@ -142,10 +149,17 @@ def simulate(
         daily = _daily(sc, day[sc, deal], value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
-        pipe_parts.append(group_periods.sum(axis=1))
-        if by is not None:
-            group_parts.append(group_periods)
-        new_parts.append(_new_deals(rng, size, arrivals, timing, periods, levels[level]))
+        new = _new_deals(rng, size, arrivals, timing, periods, levels[level])
+        return group_periods, new
+
+    if len(sizes) == 1 or WORKERS == 1:
+        parts = [run(r, size) for r, size in zip(rngs, sizes, strict=True)]
+    else:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            parts = list(pool.map(run, rngs, sizes))
+    pipe_parts = [g.sum(axis=1) for g, _ in parts]
+    group_parts = [g for g, _ in parts] if by is not None else []
+    new_parts = [new for _, new in parts]
     pipe = np.concatenate(pipe_parts)  # (S, P)
     new = np.concatenate(new_parts)  # (S, P)
     total = pipe + new

@@ -33,6 +33,17 @@ def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert "database empty" not in out and "training" not in out
     assert "score run #2" in out
+    # the forecast on the same database: backtest first (no sigma yet), then table and chart
+    assert main(["forecast", "--scenarios", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "no backtest yet" in out and "exponential baseline" in out
+    quarter = f"{world.config.end.year}-Q{(world.config.end.month - 1) // 3 + 1}"
+    assert any(line.startswith(quarter) for line in out.splitlines())
+    assert (tmp_path / "revbot-out" / "forecast.png").stat().st_size > 20_000
+    assert (tmp_path / "artifacts" / "forecast_backtest.md").exists()
+    assert main(["forecast", "--by", "region", "--scenarios", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "no backtest yet" not in out and "open pipeline by region" in out
 
 
 def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
