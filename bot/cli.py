@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="force a column preset (default: detected from the header)")
 
     p = sub.add_parser("demo", help="write the demo CRM exports (deterministic)")
+    _add_db(p)
+    p.add_argument("--load", action="store_true", help="also import them into --db")
     p.add_argument("--out", type=Path, default=Path("revbot-demo"), help="folder to write")
     p.add_argument("--deals", type=int, default=DemoConfig.deals, help="number of deals")
     p.add_argument("--seed", type=int, default=DemoConfig.seed)
@@ -164,7 +166,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo CRM written to {args.out}/: {len(counts)} files, "
         f"{counts['sales_pipeline.csv']} deals as of {cfg.end}"
     )
-    print(f"load it with: revbot ingest {args.out} {args.out}/exports")
+    if args.load:
+        _print_results(ingest_files(_db(args), [args.out, args.out / "exports"]))
+    else:
+        print(f"load it with: revbot ingest {args.out} {args.out}/exports")
     return 0
 
 

@@ -52,6 +52,9 @@ def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", "crm", "--deals", "200", "--daily", "0", "--no-weekly"]) == 0
     assert main(["ingest", "crm"]) == 0
     assert store.connect(tmp_path / "env.db")["deals"].count == 200
+    demo = ["demo", "--out", "crm2", "--deals", "50", "--daily", "0", "--no-weekly", "--load"]
+    assert main([*demo, "--db", str(tmp_path / "other.db")]) == 0
+    assert store.connect(tmp_path / "other.db")["deals"].count == 50
     assert main(["imports"]) == 0
     assert "#4 sales_pipeline.csv (deals, maventech): 200 read = 200 accepted" in (
         capsys.readouterr().out
