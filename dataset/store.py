@@ -284,21 +284,19 @@ def distinct_deal_products(db: sqlite_utils.Database) -> list[str]:
 
 def states_before(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
     """Each deal's latest recorded state strictly before `as_of` (empty frame if none)."""
-    return pd.read_sql_query(
-        f"SELECT h.deal_id, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
-        "JOIN (SELECT deal_id, MAX(as_of) AS m FROM deal_history WHERE as_of < ? GROUP BY deal_id) "
-        "x ON h.deal_id = x.deal_id AND h.as_of = x.m",
-        db.conn,
-        params=[_iso(as_of)],
-    )
+    return _nearest_states(db, as_of, "<", "MAX")
 
 
 def states_after(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
     """Each deal's first recorded state strictly after `as_of` (for back-filled imports)."""
+    return _nearest_states(db, as_of, ">", "MIN")
+
+
+def _nearest_states(db: sqlite_utils.Database, as_of: date, op: str, pick: str) -> pd.DataFrame:
     return pd.read_sql_query(
         f"SELECT h.deal_id, h.as_of, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
-        "JOIN (SELECT deal_id, MIN(as_of) AS m FROM deal_history WHERE as_of > ? GROUP BY deal_id) "
-        "x ON h.deal_id = x.deal_id AND h.as_of = x.m",
+        f"JOIN (SELECT deal_id, {pick}(as_of) AS m FROM deal_history WHERE as_of {op} ? "
+        "GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m",
         db.conn,
         params=[_iso(as_of)],
     )
