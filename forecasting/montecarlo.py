@@ -141,10 +141,12 @@ def simulate(
         level = rng.integers(0, len(levels), size)
         prob = p_table[level]  # (size, n)
         u = rng.random((size, n), dtype=np.float32)
-        sc, deal = np.nonzero(u < prob)
+        won = u < prob
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
-        day = sampler.days(u[sc, deal] / prob[sc, deal], deal)
-        daily = _daily(sc, day, value[deal], size, horizon,
+        with np.errstate(divide="ignore", invalid="ignore"):
+            day = sampler.dense_days(u / prob)
+        sc, deal = np.nonzero(won & (day < horizon))
+        daily = _daily(sc, day[sc, deal], value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         new = _new_deals(rng, size, arrivals, timing, periods, levels[level])

@@ -53,20 +53,21 @@ class Sampler:
     start: np.ndarray  # S at each deal's age
     age: np.ndarray
 
-    def __post_init__(self) -> None:
-        self._scaled = self.start * LEVELS
-        self._offset = self.code.astype(np.int64) * (LEVELS + 1)
-        self._flat = self.table.ravel()
-
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
         """u: uniforms, deal: index of the deal of each draw (flat arrays of the same length)."""
-        j = (self._scaled[deal] * (1.0 - u)).astype(np.int64)
+        level = self.start[deal] * (1.0 - u)
+        j = np.minimum((level * LEVELS).astype(np.int64), LEVELS)
+        day = self.table[self.code[deal], j]
+        return np.where(self.start[deal] <= 0, NEVER, np.maximum(day - self.age[deal], 0.0))
+
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        """u: (scenarios, deals) uniforms -> days, for all deals at once (no gathers by deal)."""
+        j = ((1.0 - u) * (self.start * LEVELS)[None, :]).astype(np.int32)
         np.clip(j, 0, LEVELS, out=j)
-        j += self._offset[deal]
-        day = self._flat[j]
-        day -= self.age[deal]
-        day = np.maximum(day, 0.0, out=day)
-        return np.where(self.start[deal] <= 0, NEVER, day) if not self.can_close().all() else day
+        j += (self.code.astype(np.int32) * (LEVELS + 1))[None, :]
+        day = self.table.ravel()[j]
+        day -= self.age[None, :]
+        return np.maximum(day, 0.0, out=day)
 
     def can_close(self) -> np.ndarray:
         """False for deals older than any the curve has seen close (S at their age is 0)."""
@@ -152,6 +153,9 @@ class Exponential:
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
         return (-np.log1p(-u) * self.mean_days).astype(np.float32)
 
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        return self.days(u, None)
+
     def cdf_from_start(self, days: int) -> np.ndarray:
         return 1.0 - np.exp(-(np.arange(days) + 1.0) / self.mean_days)
 
@@ -170,6 +174,9 @@ class Fixed:
 
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
         return np.asarray(self.days_from_now, np.float32)[deal]
+
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.days_from_now, np.float32), u.shape)
 
     def cdf_from_start(self, days: int) -> np.ndarray:
         return np.zeros(days)  # new deals have no known close days
