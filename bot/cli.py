@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_imports(args: argparse.Namespace) -> int:
     db = _db(args)
-    for row in db.query("SELECT * FROM imports ORDER BY id"):
+    for row in store.import_log(db):
         print(
             f"#{row['id']} {row['file_name']} ({row['table_name']}, {row['preset']}): "
             f"{row['rows_read']} read = {row['rows_accepted']} accepted + "
@@ -186,14 +186,7 @@ def cmd_imports(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     db = _db(args)
-    where, params = ("WHERE q.import_id = ?", [args.import_id]) if args.import_id else ("", [])
-    rows = list(
-        db.query(
-            "SELECT q.import_id, i.file_name, q.line, q.reason, q.raw FROM quarantine q "
-            f"JOIN imports i ON i.id = q.import_id {where} ORDER BY q.id LIMIT ?",
-            [*params, args.limit],
-        )
-    )
+    rows = store.quarantined(db, args.import_id, args.limit)
     for r in rows:
         print(f"{r['file_name']}:{r['line']} (import #{r['import_id']}): {r['reason']}")
         print(f"    {r['raw'].rstrip()}")

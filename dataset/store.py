@@ -243,6 +243,22 @@ def add_import(
     return int(cur.lastrowid)
 
 
+def import_log(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT * FROM imports ORDER BY id"))
+
+
+def quarantined(db: sqlite_utils.Database, import_id: int | None, limit: int) -> list[dict]:
+    """Rows set aside (all imports, or one), oldest first, with their file's name."""
+    where, params = ("WHERE q.import_id = ?", [import_id]) if import_id else ("", [])
+    return list(
+        db.query(
+            "SELECT q.import_id, i.file_name, q.line, q.reason, q.raw FROM quarantine q "
+            f"JOIN imports i ON i.id = q.import_id {where} ORDER BY q.id LIMIT ?",
+            [*params, limit],
+        )
+    )
+
+
 def add_quarantine(db: sqlite_utils.Database, import_id: int, rejected: Iterable) -> None:
     db.conn.executemany(
         "INSERT INTO quarantine (import_id, line, reason, raw) VALUES (?, ?, ?, ?)",

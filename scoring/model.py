@@ -83,8 +83,7 @@ class Calibrator:
     def recentre(self, raw: np.ndarray, w: np.ndarray, target: float) -> Calibrator:
         """Shift the calibrated log-odds so that their weighted mean is `target`: the shape of
         the calibration comes from the later slice, its level from all training rows."""
-        base = _logit(np.interp(raw, self.x, self.y) if self.kind == "isotonic"
-                      else _sigmoid(self.a * raw + self.b))  # fmt: skip
+        base = _logit(replace(self, shift=0.0)(raw))
         lo, hi = -4.0, 4.0
         for _ in range(50):
             mid = (lo + hi) / 2
