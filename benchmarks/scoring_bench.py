@@ -76,6 +76,23 @@ def maventech(source: str, tmp: Path) -> None:
     print(
         f"  explain one deal from the run's matrix (median of 500) {statistics.median(fast) * 1e3:8.2f} ms"
     )
+    import shap
+
+    explainer = shap.TreeExplainer(model.booster)
+    shap_times, native_times = [], []
+    for i in range(200):
+        one = x[i % len(f) : i % len(f) + 1]
+        t0 = time.perf_counter()
+        explainer.shap_values(one)
+        shap_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.contributions(one)
+        native_times.append(time.perf_counter() - t0)
+    print(
+        f"  SHAP of one deal (median of 200): LightGBM pred_contrib "
+        f"{statistics.median(native_times) * 1e3:.2f} ms, shap TreeExplainer "
+        f"{statistics.median(shap_times) * 1e3:.2f} ms"
+    )
     print(f"  peak RSS {_peak_mb():,.0f} MB")
 
 
