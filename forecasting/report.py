@@ -50,7 +50,13 @@ def write(bt: Backtest, folder: Path) -> Path:
             f"| {r['method']} | {r['weeks']} | {r['cutoffs']} | {r['coverage_p10_p90']:.0%} | "
             f"{r['p50_mape']:.1%} | {r['p50_median_ape']:.1%} |"
         )
-    lines += ["", "![backtest](forecast_backtest.png)", "", "Per cutoff:", "",
-              bt.rows.round(0).to_markdown(index=False) if hasattr(bt.rows, "to_markdown") else ""]  # fmt: skip
+    lines += ["", "![backtest](forecast_backtest.png)", "", "## Per cutoff", "",
+              "| method | cutoff | weeks | actual | P10 | P50 | P90 | covered |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in bt.rows.iterrows():
+        lines.append(
+            f"| {r['method']} | {r['cutoff']} | {r['weeks']} | {r['actual']:,.0f} | "
+            f"{r['p10']:,.0f} | {r['p50']:,.0f} | {r['p90']:,.0f} | {'yes' if r['covered'] else 'no'} |"
+        )
     (folder / "forecast_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder / "forecast_backtest.md"
