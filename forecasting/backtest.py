@@ -25,7 +25,7 @@ from scoring import model as wm
 from scoring.features import Crm, features_at, snapshot_dates, training_rows
 
 HORIZONS = (4, 8, 13)  # weeks
-SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.2), 2))
+SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.1), 2))
 GRID_SCENARIOS = 500
 
 
