@@ -61,8 +61,10 @@ class Sampler:
         return np.where(self.start[deal] <= 0, NEVER, np.maximum(day - self.age[deal], 0.0))
 
     def dense_days(self, u: np.ndarray) -> np.ndarray:
-        """u: (scenarios, deals) uniforms -> days, for all deals at once (no gathers by deal)."""
-        j = ((1.0 - u) * (self.start * LEVELS)[None, :]).astype(np.int32)
+        """u: (scenarios, deals) uniforms, overwritten -> days, for all deals at once."""
+        v = np.subtract(1.0, u, out=u)  # u is the caller's scratch array
+        v *= (self.start * LEVELS)[None, :]
+        j = v.astype(np.int32)
         np.clip(j, 0, LEVELS, out=j)
         j += (self.code.astype(np.int32) * (LEVELS + 1))[None, :]
         day = self.table.ravel()[j]
