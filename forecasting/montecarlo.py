@@ -65,7 +65,8 @@ class Forecast:
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
 MIN_CHUNK = 16  # scenarios: fewer per chunk and Python's per-chunk overhead dominates
 WORKERS = min(2, os.cpu_count() or 1)
-SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
+SHOCK_LEVELS = 64
+EXACT_SUM_BELOW = 30  # new deals won on one day: below this many their values are drawn one by one  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
 
 
 def _daily(
@@ -145,8 +146,12 @@ def simulate(
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             day = sampler.dense_days(u / prob)
-        sc, deal = np.nonzero(won & (day < horizon))
-        daily = _daily(sc, day[sc, deal], value[deal], size, horizon,
+        # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
+        # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
+        flat = np.flatnonzero(won & (day < horizon)).astype(np.uint32)
+        sc = flat // np.uint32(n)
+        deal = flat - sc * np.uint32(n)
+        daily = _daily(sc.astype(np.int64), day.ravel()[flat], value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         new = _new_deals(rng, size, arrivals, timing, periods, levels[level])
@@ -197,7 +202,8 @@ def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -
     Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
     them by close day keeps them Poisson, so the number of new deals won on day d is drawn
     directly: Poisson(rate per day * P(won | shock) * P(closed by d - birth)), where the last
-    factor summed over birth days is the timing CDF F(d). Their values are drawn from recent deals.
+    factor summed over birth days is the timing CDF F(d). Their values are drawn from recent deals
+    (a day with 30 or more: the normal sum with the values' mean and spread).
     """
     n_p = len(periods.names)
     if arrivals.per_week <= 0 or len(arrivals.values) == 0:
@@ -208,7 +214,15 @@ def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -
     cdf = timing.cdf_from_start(horizon)  # (horizon,)
     lam = (arrivals.per_week / 7.0) * p_won[:, None] * cdf[None, :]
     counts = rng.poisson(lam).ravel()
-    cell = np.repeat(np.arange(size * horizon), counts)
-    vals = np.asarray(arrivals.values, np.float64)[rng.integers(0, len(arrivals.values), len(cell))]
-    daily = np.bincount(cell, weights=vals, minlength=size * horizon).reshape(size, 1, horizon)
-    return _to_periods(daily, periods)[:, 0, :]
+    values = np.asarray(arrivals.values, np.float64)
+    # a day with many new wins gets the normal sum of its values (central limit), the others
+    # draw each value: a large pipeline's arrivals would otherwise cost more than the pipeline
+    many = counts >= EXACT_SUM_BELOW
+    daily = np.zeros(size * horizon)
+    k = counts[many]
+    daily[many] = k * values.mean() + np.sqrt(k) * values.std() * rng.standard_normal(len(k))
+    few = np.flatnonzero(~many)
+    cell = np.repeat(few, counts[few])
+    daily += np.bincount(cell, weights=values[rng.integers(0, len(values), len(cell))],
+                         minlength=size * horizon)  # fmt: skip
+    return _to_periods(daily.reshape(size, 1, horizon), periods)[:, 0, :]
