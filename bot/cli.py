@@ -326,6 +326,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.blocks import digest_message
     from bot.digest_text import render
 
     db = _db(args)
@@ -349,12 +352,17 @@ def cmd_digest(args: argparse.Namespace) -> int:
     _ensure_model(db, folder)
     run_id = _score(db, folder)
     run = store.latest_run(db)
-    text = render(run, store.run_scores(db, run_id), run["confidence"], args.top)
+    scores = store.run_scores(db, run_id)
+    text = render(run, scores, run["confidence"], args.top)
+    changes = store.risk_changes(db, run_id).dropna(subset=["previous_risk"])
+    previous = dict(zip(changes["deal_id"], changes["previous_risk"], strict=True))
+    message = digest_message(run, scores, run["confidence"], previous, args.top)
     args.out.mkdir(parents=True, exist_ok=True)
     print()
     print(text)
     (args.out / "digest.txt").write_text(text, encoding="utf-8")
-    print(f"written: {args.out / 'digest.txt'}")
+    (args.out / "digest.json").write_text(json.dumps(message, indent=2), encoding="utf-8")
+    print(f"written: {args.out / 'digest.txt'}, {args.out / 'digest.json'} (Block Kit)")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+from bot.blocks import check_limits
 from bot.cli import main
 from dataset import store
 from dataset.demo import DemoConfig, generate
@@ -28,6 +30,8 @@ def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatc
     assert digest.startswith(f"revbot digest: pipeline as of {world.config.end}")
     assert "Top 10 deals by value at risk:" in digest and "why: " in digest
     assert (tmp_path / "artifacts" / "report.md").exists()
+    message = json.loads((tmp_path / "revbot-out" / "digest.json").read_text())
+    assert check_limits(message) == [] and message["text"].startswith("Pipeline digest as of")
     # a second run reuses the database and the model: no demo load, no training
     assert main(["digest"]) == 0
     out = capsys.readouterr().out
