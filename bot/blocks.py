@@ -48,7 +48,8 @@ def _change(risk: float, previous: float | None) -> str:
     return f" ({'▲' if delta > 0 else '▼'} {abs(delta):.0f})"
 
 
-def _worst_driver(drivers: str | None) -> str | None:
+def worst_driver(drivers: str | None) -> str | None:
+    """The saved driver that lowers the win probability most, in words (None if none does)."""
     if not drivers:
         return None
     negative = [d for d in json.loads(drivers) if d["points"] < 0]
@@ -67,7 +68,7 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
         f"value {money(row['value'])} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}{_change(row['risk'], previous_risk)}"
     )
-    why = _worst_driver(row.get("drivers"))
+    why = worst_driver(row.get("drivers"))
     if why:
         text += f"\n_why:_ {escape(why)}"
     return _cut(text, MAX_SECTION)

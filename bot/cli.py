@@ -216,13 +216,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(db, folder: Path, as_of: date | None = None, explain_top: int = 1000) -> int:
+def _score(
+    db, folder: Path, as_of: date | None = None, explain_top: int = 1000, loaded=None
+) -> int:
     import pandas as pd
 
     from scoring import artifact, scorer
     from scoring.features import prepare
 
-    model, meta = artifact.load(folder)
+    model, meta = loaded or artifact.load(folder)
     crm = prepare(store.load_crm(db))
     notes = artifact.check_fits_data(
         meta, crm.deals["product"].dropna().unique().tolist(), store.fingerprint(db)
@@ -349,8 +351,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         f"{summary.open_value:,.0f}, as of {summary.as_of}"
     )
     folder = _artifacts(args)
-    _ensure_model(db, folder)
-    run_id = _score(db, folder)
+    run_id = _score(db, folder, loaded=_ensure_model(db, folder))
     run = store.latest_run(db)
     scores = store.run_scores(db, run_id)
     text = render(run, scores, run["confidence"], args.top)

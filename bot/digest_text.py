@@ -9,6 +9,8 @@ import json
 
 import pandas as pd
 
+from bot.blocks import worst_driver
+
 
 def _money(x: float) -> str:
     return f"{x:,.0f}"
@@ -18,11 +20,7 @@ def top_driver(drivers: str | None) -> str:
     """The reason that lowers the win probability most, in words."""
     if not drivers:
         return ""
-    negative = [d for d in json.loads(drivers) if d["points"] < 0]
-    if not negative:
-        return "no single risk stands out"
-    worst = min(negative, key=lambda d: d["points"])
-    return f"{worst['text']} (-{abs(worst['points']):.0f} pts)"
+    return worst_driver(drivers) or "no single risk stands out"
 
 
 def render(run: dict, scores: pd.DataFrame, confidence: str, top: int = 10) -> str:

@@ -318,10 +318,6 @@ def _nearest_states(db: sqlite_utils.Database, as_of: date, op: str, pick: str) 
     )
 
 
-def latest_history_date(db: sqlite_utils.Database) -> str | None:
-    return db.execute("SELECT MAX(as_of) FROM deal_history").fetchone()[0]
-
-
 def write_deal_snapshot(
     db: sqlite_utils.Database,
     import_id: int,

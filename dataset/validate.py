@@ -16,7 +16,7 @@ import pandas as pd
 
 from dataset.csvfile import RawTable, Rejected
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
-from dataset.values import blank, parse_amounts, parse_dates, parse_numbers
+from dataset.values import blank, parse_amounts, parse_dates
 
 # Misspellings in published data sets that we read as the intended word (logged in the notes).
 SECTOR_FIXES = {"technolgy": "technology"}
@@ -99,9 +99,9 @@ def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks) ->
     return dates
 
 
-def _amount_column(text: pd.Series, name: str, checks: _Checks, what: str = "amount") -> pd.Series:
-    parse = parse_amounts if what == "amount" else parse_numbers
-    values, bad = parse(text)
+def _amount_column(text: pd.Series, name: str, checks: _Checks) -> pd.Series:
+    """Money and plain numbers alike (years, head counts): separators and symbols allowed."""
+    values, bad = parse_amounts(text)
     checks.add(bad, lambda i, t=text, n=name: f"bad {n} {t.iloc[i]!r} (not a number)")
     checks.add(values < 0, lambda i, v=values, n=name: f"negative {n} {v.iloc[i]:g}")
     return values
@@ -158,7 +158,7 @@ def parse_table(
         frame = _deal_fields(preset, frame, checks)
     elif preset.table == "accounts":
         for c in ("year_established", "employees", "revenue"):
-            frame[c] = _amount_column(frame[c], c, checks, what="number")
+            frame[c] = _amount_column(frame[c], c, checks)
         fixed = frame["sector"].str.lower().map(SECTOR_FIXES)
         if fixed.notna().any():
             counts = frame.loc[fixed.notna(), "sector"].value_counts().to_dict()

@@ -102,8 +102,3 @@ def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         out.loc[todo] = np.where(negative, -number, number)
     bad = out.isna() & ~is_blank
     return out, bad
-
-
-def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Plain numbers (years, head counts, revenue in millions): thousands separators allowed."""
-    return parse_amounts(values)

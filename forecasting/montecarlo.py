@@ -49,7 +49,6 @@ class Arrivals:
     per_week: float = 0.0
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     win_rate: float = 0.0
-    group: str = "__new__"
 
 
 @dataclass

@@ -114,15 +114,6 @@ class KaplanMeier:
             start[code == k] = s[ages[code == k]]
         return Sampler(table=table, code=code, start=start, age=ages.astype(np.float32))
 
-    def close_within(self, days: int, ages: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """P(close within `days`) for each deal (used in tests and summaries)."""
-        ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
-        out = np.empty(len(ages))
-        for i, (a, g) in enumerate(zip(ages, groups, strict=True)):
-            s = self.curve(g)
-            out[i] = 0.0 if s[a] <= 0 else 1.0 - s[min(a + days, MAX_DAYS)] / s[a]
-        return out
-
     def cdf_from_start(self, days: int) -> np.ndarray:
         """P(a new deal has closed by day d), d = 0..days-1 (pooled curve)."""
         s = (

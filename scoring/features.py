@@ -99,7 +99,6 @@ class Rates:
     account: pd.Series
     cycle: pd.Series  # median engage-to-close days of won deals, by product
     cycle_all: float
-    closed: int
 
 
 def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
@@ -121,7 +120,6 @@ def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
         account=rate("account"),
         cycle=days.groupby(wins["product"]).median(),
         cycle_all=float(days.median()) if len(days) else np.nan,
-        closed=len(closed),
     )
 
 
