@@ -13,11 +13,18 @@ import math
 
 import pandas as pd
 
+from bot.digest import AT_RISK, Digest, News
+from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_FIELD = 2000
 MAX_TEXT = 3000  # the fallback text
+MAX_TOTAL = 12000  # all text in a message: Slack refuses ~13k as msg_blocks_too_long
+MAX_VALUE = 2000  # a button's value
+MAX_BLOCK_ID = 255
+MAX_NAME = 80  # CRM names shown in lists
 
 
 def escape(text: object) -> str:
@@ -59,12 +66,19 @@ def worst_driver(drivers: str | None) -> str | None:
     return f"{worst['text']} (-{abs(worst['points']):.0f} pts)"
 
 
+def short(text: object, limit: int = MAX_NAME) -> str:
+    """CRM text escaped and cut to a readable length (a 5,000-character account name exists
+    somewhere)."""
+    return escape(_cut(str(text), limit))
+
+
 def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     """One deal in mrkdwn: who and what (escaped), value, win probability, risk and its change."""
     account = row.get("account")
-    who = escape(account) if isinstance(account, str) and account else "_no account yet_"
+    who = short(account) if isinstance(account, str) and account else "_no account yet_"
     text = (
-        f"*{int(row['rank'])}. {who}* · {escape(row['product'])} · {escape(row['owner'])}\n"
+        f"*{int(row['rank'])}. {who}* · {short(row['product'])} · {short(row['owner'])} · "
+        f"`{short(row['deal_id'])}`\n"
         f"value {money(row['value'])} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}{_change(row['risk'], previous_risk)}"
     )
@@ -74,47 +88,138 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     return _cut(text, MAX_SECTION)
 
 
-def digest_message(
-    run: dict, scores: pd.DataFrame, confidence: str, previous: dict[str, float] | None = None,
-    top: int = 10,
-) -> dict:  # fmt: skip
-    """chat.postMessage arguments (`text` and `blocks`) for a digest of the top deals at risk.
+def _money_or_dash(x: float | None) -> str:
+    return "-" if x is None else money(x)
 
-    `previous`: deal id -> risk in the last digest's run, for the change column."""
-    previous = previous or {}
-    header = _cut(f"Pipeline digest: as of {run['as_of']}", MAX_HEADER)
+
+def _deal_name(row: pd.Series) -> str:
+    account = row.get("account")
+    return short(account) if isinstance(account, str) and account else short(row["deal_id"])
+
+
+def _names(frame: pd.DataFrame, detail, limit: int = 5) -> str:
+    shown = [f"{_deal_name(r)} ({detail(r)})" for _, r in frame.head(limit).iterrows()]
+    more = f", +{len(frame) - limit} more" if len(frame) > limit else ""
+    return ", ".join(shown) + more
+
+
+def news_text(news: News, level: float) -> str:
+    """The "what's new" lines, most urgent first; empty when nothing changed."""
+    lines = []
+    if len(news.newly_at_risk):
+        lines.append(f"*Newly at risk* (risk {level:.0f}+): "
+                     + _names(news.newly_at_risk, lambda r: f"risk {r['risk']:.0f}"))  # fmt: skip
+    if len(news.jumped):
+        lines.append("*Risk jumped*: " + _names(
+            news.jumped, lambda r: f"{r['previous_risk']:.0f} → {r['risk']:.0f}"))  # fmt: skip
+    if len(news.pushed):
+        lines.append("*Close date pushed*: " + _names(
+            news.pushed, lambda r: f"{r['previous_close']} → {r['expected_close']}"))  # fmt: skip
+    if len(news.lost):
+        lines.append("*Lost*: " + _names(news.lost, lambda r: money(r["value"])))
+    if len(news.won):
+        lines.append("*Won*: " + _names(news.won, lambda r: money(r["value"])))
+    return _cut("\n".join(lines), MAX_SECTION)
+
+
+def _buttons(run_id: int, deal_id: str) -> dict:
+    value = f"{run_id}:{deal_id}"[:MAX_VALUE]
+    button = lambda action, label, **kw: {  # noqa: E731
+        "type": "button", "action_id": action, "value": value,
+        "text": {"type": "plain_text", "text": label}, **kw,
+    }  # fmt: skip
+    return {
+        "type": "actions",
+        "block_id": f"deal:{deal_id}"[:MAX_BLOCK_ID],
+        "elements": [
+            button(ACTION_WHY, "Why?"),
+            button(ACTION_SNOOZE, "Snooze 7 days"),
+            button(ACTION_ACK, "Acknowledge", style="primary"),
+        ],
+    }
+
+
+def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
+    """The digest's blocks with one deal's buttons replaced by a note of who handled it."""
+    block_id = f"deal:{deal_id}"[:MAX_BLOCK_ID]
+    context = {"type": "context", "block_id": block_id,
+               "elements": [{"type": "mrkdwn", "text": _cut(note, MAX_SECTION)}]}  # fmt: skip
+    return [context if b.get("block_id") == block_id else b for b in blocks]
+
+
+def footer_count(d: Digest) -> str:
+    if d.min_risk > 0:
+        return f"{d.at_risk:,} open deals in scope at risk {d.min_risk:.0f} or more"
+    return f"{d.at_risk:,} open deals in scope"
+
+
+def digest_message(d: Digest, level: float = AT_RISK) -> dict:
+    """chat.postMessage arguments (`text` and `blocks`) for a channel's digest."""
+    g = d.glance
+    header = _cut(f"Pipeline digest: {d.scope.label}, as of {d.as_of}", MAX_HEADER)
+    fields = [
+        {"type": "mrkdwn", "text": f"*Open deals*\n{g.deals:,}"},
+        {"type": "mrkdwn", "text": f"*Pipeline value*\n{money(g.pipeline_value)}"},
+        {"type": "mrkdwn", "text": f"*Expected value*\n{money(g.expected_value)}"},
+    ]
+    if g.quarter:
+        fields.append({"type": "mrkdwn", "text": f"*{g.quarter} forecast*\nP50 {money(g.p50)} "
+                       f"(P10 {_money_or_dash(g.p10)} - P90 {_money_or_dash(g.p90)})"})  # fmt: skip
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Open deals*\n{run['deals']:,}"},
-                {"type": "mrkdwn", "text": f"*Pipeline value*\n{money(run['pipeline_value'])}"},
-                {"type": "mrkdwn", "text": f"*Expected value*\n{money(run['expected_value'])}"},
-            ],
-        },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(confidence)}]},
-        {"type": "divider"},
+        {"type": "section", "fields": fields},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(d.confidence)}]},
     ]
-    room = MAX_BLOCKS - len(blocks) - 1  # one block kept for the "more" note
-    shown = scores.head(min(top, room))
-    for _, row in shown.iterrows():
-        text = deal_line(row, previous.get(row["deal_id"]))
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-    if len(scores) > len(shown):
-        more = f"{len(scores) - len(shown):,} more open deals scored; `/deal <id>` for any of them"
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    if len(shown):
-        first = shown.iloc[0]
-        name = first["account"] if isinstance(first["account"], str) else first["deal_id"]
-        worst = f"top deal at risk: {escape(name)}"
+    if d.notes:
+        warn = _cut("⚠️ " + escape(" · ".join(d.notes)), MAX_SECTION)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": warn}]})
+    if d.news is None:
+        new = "_First digest here: changes are reported from the next one._"
     else:
-        worst = "no open deals"
+        new = news_text(d.news, level) or "_Nothing new since the last digest._"
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": new}})
+    blocks.append({"type": "divider"})
+    room = (MAX_BLOCKS - len(blocks) - 1) // 2  # two blocks a deal, one kept for the footer
+    budget = MAX_TOTAL - 500 - sum(len(t) for t in _texts(blocks))  # 500 kept for the footer
+    listed = []
+    for _, row in d.deals.head(room).iterrows():
+        # on a channel's first digest there is no "since the last digest": no change shown
+        previous = row.get("previous_risk") if d.news is not None else row["risk"]
+        pair = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": deal_line(row, previous)}},
+            _buttons(d.run_id, str(row["deal_id"])),
+        ]
+        budget -= sum(len(t) for t in _texts(pair))
+        if budget < 0:
+            break
+        blocks += pair
+        listed.append(row)
+    shown = pd.DataFrame(listed)
+    if shown.empty:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                       "text": "No deal in scope is at or above this channel's risk level."}})  # fmt: skip
+    footer = [footer_count(d)]
+    if d.hidden:
+        footer.append(f"{d.hidden} snoozed or acknowledged here")
+    footer.append("`/deal <id or account>` for any deal")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(footer)}]})
+    top = f"top deal at risk: {_deal_name(shown.iloc[0])}" if len(shown) else "no deal listed"
+    forecast = f", {g.quarter} P50 {money(g.p50)}" if g.quarter else ""
     fallback = (
-        f"Pipeline digest as of {run['as_of']}: {run['deals']:,} open deals, "
-        f"pipeline {money(run['pipeline_value'])}; {worst}"
+        f"Pipeline digest ({escape(d.scope.label)}) as of {d.as_of}: {g.deals:,} open deals, "
+        f"pipeline {money(g.pipeline_value)}{forecast}; {top}"
     )
     return {"text": _cut(fallback, MAX_TEXT), "blocks": blocks}
+
+
+def _texts(node) -> list[str]:
+    """Every `text` string in a block tree."""
+    if isinstance(node, list):
+        return [t for item in node for t in _texts(item)]
+    if isinstance(node, dict):
+        out = [node["text"]] if isinstance(node.get("text"), str) else []
+        return out + [t for k, v in node.items() if k != "text" or not isinstance(v, str) for t in _texts(v)]  # fmt: skip
+    return []
 
 
 def check_limits(message: dict) -> list[str]:
@@ -138,4 +243,9 @@ def check_limits(message: dict) -> list[str]:
                 problems.append(f"block {i}: more than 10 fields")
         if b["type"] == "context" and len(b["elements"]) > 10:
             problems.append(f"block {i}: more than 10 context elements")
+        if b["type"] == "actions" and len(b["elements"]) > 25:
+            problems.append(f"block {i}: more than 25 actions")
+    total = sum(len(t) for t in _texts(blocks))
+    if total > MAX_TOTAL:
+        problems.append(f"blocks total {total} characters > {MAX_TOTAL}")
     return problems

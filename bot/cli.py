@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from bot.config import ConfigError, config_path, load_config
+from bot import jobs
+from bot.config import ConfigError, SetupError, config_path, load_config
 from dataset import store
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
@@ -106,6 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the demo data first (done anyway when the database is empty)",
     )
     p.add_argument("--top", type=int, default=10, help="deals listed")
+    p.add_argument("--min-risk", type=float, default=0, help="list only deals at this risk or more")
+
+    p = sub.add_parser(
+        "serve",
+        help="run the Slack bot and its morning digests (Socket Mode if SLACK_APP_TOKEN is set, "
+        "else HTTP at POST /slack/events); GET /healthz either way",
+    )
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    p.add_argument("--no-scheduler", action="store_true", help="answer commands, post no digests")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+
+    p = sub.add_parser(
+        "morning", help="run the morning job once now: newest export in, rescore, post digests"
+    )
+    _add_db(p)
+    _add_artifacts(p)
+
+    p = sub.add_parser("digests", help="list the digests posted (or claimed, or failed)")
+    _add_db(p)
     return parser
 
 
@@ -195,94 +218,17 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(db, folder: Path, n_cutoffs: int = 4) -> None:
-    from scoring import artifact, report
-    from scoring.features import prepare
-    from scoring.train import train
-
-    crm = prepare(store.load_crm(db))
-    training = train(crm, n_cutoffs)
-    meta = {**training.meta, "database": {"fingerprint": store.fingerprint(db)}}
-    artifact.save(training.model, folder, meta)
-    path = report.write(
-        training, folder, source=str(db.conn.execute("PRAGMA database_list").fetchone()[2])
-    )
-    print(training.summary.round(4).to_string())
-    print(f"model and report written to {folder}/ ({path.name}, reliability.png)")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    _train(_db(args), _artifacts(args), args.cutoffs)
+    jobs.train_model(_db(args), _artifacts(args), args.cutoffs)
     return 0
-
-
-def _score(
-    db, folder: Path, as_of: date | None = None, explain_top: int = 1000, loaded=None
-) -> int:
-    import pandas as pd
-
-    from scoring import artifact, scorer
-    from scoring.features import prepare
-
-    model, meta = loaded or artifact.load(folder)
-    crm = prepare(store.load_crm(db))
-    notes = artifact.check_fits_data(
-        meta, crm.deals["product"].dropna().unique().tolist(), store.fingerprint(db)
-    )
-    run = scorer.score(crm, model, meta["references"], as_of, explain_top)
-    run_id = store.write_score_run(
-        db,
-        as_of=run.as_of,
-        scores=run.scores,
-        model_hash=meta["trained_on"]["hash"],
-        confidence=scorer.confidence_text(model),
-        base_rate=model.base_rate,
-        notes="\n".join(notes),
-    )
-    for note in notes:
-        print(f"note: {note}")
-    print(
-        f"score run #{run_id}: {len(run.scores):,} open deals as of "
-        f"{pd.Timestamp(run.as_of).date()}; {scorer.confidence_text(model)}"
-    )
-    return run_id
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    _score(_db(args), _artifacts(args), args.as_of, args.explain_top)
+    jobs.score_now(_db(args), _artifacts(args), args.as_of, args.explain_top)
     return 0
 
 
-def _ensure_model(db, folder: Path):
-    """The saved model, trained first if there is none (or it does not fit)."""
-    from scoring import artifact
-
-    try:
-        return artifact.load(folder)
-    except ModelMismatchError as exc:
-        print(f"training the win model first ({exc})")
-        _train(db, folder)
-        return artifact.load(folder)
-
-
-def _backtest(crm, folder: Path) -> dict:
-    import json
-
-    from forecasting import report as forecast_report
-    from forecasting.backtest import backtest
-
-    bt = backtest(crm)
-    folder.mkdir(parents=True, exist_ok=True)
-    forecast_report.write(bt, folder)
-    config = {"sigma": bt.sigma, "data_end": crm.data_end.date().isoformat()}
-    (folder / "forecast.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    print(bt.summary.round(3).to_string(index=False))
-    print(f"backtest written to {folder}/forecast_backtest.md (shared shock sigma {bt.sigma})")
-    return config
-
-
 def cmd_forecast(args: argparse.Namespace) -> int:
-    import json
 
     import pandas as pd
 
@@ -292,15 +238,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     db = _db(args)
     folder = _artifacts(args)
-    model, _ = _ensure_model(db, folder)
+    model, _ = jobs.ensure_model(db, folder)
     crm = prepare(store.load_crm(db))
-    settings = folder / "forecast.json"
-    if args.backtest or not settings.exists():
-        if not args.backtest:
-            print("no backtest yet: running it to fit the forecast's shared shock")
-        config = _backtest(crm, folder)
+    if args.backtest:
+        config = jobs.backtest_forecast(crm, folder)
     else:
-        config = json.loads(settings.read_text(encoding="utf-8"))
+        config = jobs.forecast_settings(crm, folder)
     as_of = pd.Timestamp(args.as_of) if args.as_of else crm.data_end
     f = features_at(crm, as_of)
     fc = forecast(crm, as_of, f, model.predict(f), model.base_rate, sigma=config["sigma"],
@@ -327,14 +270,26 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace):
+    from bot.settings import settings_from
+
+    config = load_config(config_path(args.config))
+    return settings_from(config), config.get("presets", {})
+
+
 def cmd_digest(args: argparse.Namespace) -> int:
     import json
 
     from bot.blocks import digest_message
     from bot.digest_text import render
+    from bot.morning import compose
+    from bot.settings import Scope
+    from bot.snapshot import Pipeline
 
-    db = _db(args)
-    if args.demo or store.latest_as_of(db) is None:
+    settings, presets = _settings(args)
+    db_path = args.db or store.default_db_path()
+    db = store.connect(db_path)
+    if args.demo or (store.latest_as_of(db) is None and settings.exports_folder is None):
         demo_dir = args.out / "demo-crm"
         write_demo(demo_dir)
         print(f"database empty: loading the demo CRM exports written to {demo_dir}/")
@@ -345,25 +300,86 @@ def cmd_digest(args: argparse.Namespace) -> int:
             f"{sum(r.rows_accepted for r in imported)} accepted + "
             f"{sum(r.rows_set_aside for r in imported)} set aside"
         )
+    folder = _artifacts(args)
+    pipeline = Pipeline(db_path, folder, settings)
+    notes = pipeline.refresh(presets, say=print)  # the configured exports folder, if any
     summary = store.pipeline_summary(db)
     print(
         f"pipeline loaded: {summary.open_deals:,} open deals, value "
         f"{summary.open_value:,.0f}, as of {summary.as_of}"
     )
-    folder = _artifacts(args)
-    run_id = _score(db, folder, loaded=_ensure_model(db, folder))
-    run = store.latest_run(db)
-    scores = store.run_scores(db, run_id)
-    text = render(run, scores, run["confidence"], args.top)
-    changes = store.risk_changes(db, run_id).dropna(subset=["previous_risk"])
-    previous = dict(zip(changes["deal_id"], changes["previous_risk"], strict=True))
-    message = digest_message(run, scores, run["confidence"], previous, args.top)
+    snap = pipeline.snapshot(say=print)
+    previous = store.latest_run(db, before=snap.run_id)
+    digest = compose(
+        db, snap, scope=Scope("all"), top=args.top, min_risk=args.min_risk,
+        previous_run=previous["run_id"] if previous else None, notes=notes,
+    )  # fmt: skip
+    message = digest_message(digest)
+    text = render(digest)
     args.out.mkdir(parents=True, exist_ok=True)
     print()
     print(text)
     (args.out / "digest.txt").write_text(text, encoding="utf-8")
     (args.out / "digest.json").write_text(json.dumps(message, indent=2), encoding="utf-8")
-    print(f"written: {args.out / 'digest.txt'}, {args.out / 'digest.json'} (Block Kit)")
+    written = [args.out / "digest.txt", args.out / "digest.json"]
+    try:
+        from bot.preview import preview_png
+
+        (args.out / "digest.png").write_bytes(preview_png(message))
+        written.append(args.out / "digest.png")
+    except ImportError:
+        pass
+    print(f"written: {', '.join(str(p) for p in written)} (Block Kit JSON and a picture of it)")
+    return 0
+
+
+def _logging(verbose: bool = False) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("urllib3", "slack_sdk.web.base_client", "apscheduler.executors"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    _logging(args.verbose)
+    settings, presets = _settings(args)
+    return serve(
+        settings,
+        presets,
+        db_path=args.db or store.default_db_path(),
+        artifacts=_artifacts(args),
+        host=args.host,
+        port=args.port,
+        scheduler=not args.no_scheduler,
+    )
+
+
+def cmd_morning(args: argparse.Namespace) -> int:
+    from bot.serve import morning_now
+
+    _logging()
+    settings, presets = _settings(args)
+    outcomes = morning_now(settings, presets, args.db or store.default_db_path(), _artifacts(args))
+    for o in outcomes:
+        print(f"{o.channel} {o.digest_date}: {o.status}" + (f" ({o.detail})" if o.detail else ""))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def cmd_digests(args: argparse.Namespace) -> int:
+    rows = store.digest_records(_db(args))
+    for r in rows:
+        extra = f" ts {r['slack_ts']}" if r["slack_ts"] else ""
+        error = f" error: {r['error']}" if r["error"] else ""
+        print(f"{r['digest_date']} {r['channel_id']}: {r['status']} (run #{r['run_id']}, "
+              f"{r['attempts']} attempt(s), {r['claimed_by']}){extra}{error}")  # fmt: skip
+    if not rows:
+        print("no digest posted yet")
     return 0
 
 
@@ -376,6 +392,9 @@ COMMANDS = {
     "score": cmd_score,
     "forecast": cmd_forecast,
     "digest": cmd_digest,
+    "serve": cmd_serve,
+    "morning": cmd_morning,
+    "digests": cmd_digests,
 }
 
 
@@ -383,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (IngestError, ConfigError, PresetError, ModelMismatchError) as exc:
+    except (IngestError, ConfigError, PresetError, ModelMismatchError, SetupError) as exc:
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,10 @@ class ConfigError(ValueError):
     """The configuration file cannot be read; the message names the file and the problem."""
 
 
+class SetupError(RuntimeError):
+    """Something the bot needs is missing (a token, data); the message says how to fix it."""
+
+
 def config_path(explicit: str | None = None) -> Path | None:
     """`--config`, else REVBOT_CONFIG, else ./revbot.toml if it exists, else none."""
     if explicit:

@@ -1,15 +1,15 @@
 """The morning digest as plain text, for the terminal and for `digest.txt`. Pure.
 
-The Slack version (Block Kit) is built from the same score run, so both say the same thing.
+It renders the same `Digest` as the Slack version (Block Kit), so both say the same thing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
-import pandas as pd
-
-from bot.blocks import worst_driver
+from bot.blocks import footer_count, worst_driver
+from bot.digest import AT_RISK, Digest
 
 
 def _money(x: float) -> str:
@@ -23,21 +23,57 @@ def top_driver(drivers: str | None) -> str:
     return worst_driver(drivers) or "no single risk stands out"
 
 
-def render(run: dict, scores: pd.DataFrame, confidence: str, top: int = 10) -> str:
-    """Header figures, then the deals with the most value at risk."""
+def _names(frame, detail, limit: int = 5) -> str:
+    def name(r):
+        return r["account"] if isinstance(r.get("account"), str) else r["deal_id"]
+
+    shown = [f"{name(r)} ({detail(r)})" for _, r in frame.head(limit).iterrows()]
+    return ", ".join(shown) + (f", +{len(frame) - limit} more" if len(frame) > limit else "")
+
+
+def _change(risk: float, previous) -> str:
+    if previous is None or (isinstance(previous, float) and math.isnan(previous)):
+        return ""
+    delta = risk - previous
+    return f" ({delta:+.0f})" if abs(delta) >= 1 else ""
+
+
+def render(d: Digest) -> str:
+    """Header figures, what's new, then the deals with the most value at risk."""
+    g = d.glance
     lines = [
-        f"revbot digest: pipeline as of {run['as_of']}",
-        f"  open deals: {run['deals']:,}   pipeline value: {_money(run['pipeline_value'])}   "
-        f"expected value (sum of value x win probability): {_money(run['expected_value'])}",
-        f"  {confidence}",
-        "",
-        f"Top {min(top, len(scores))} deals by value at risk:",
+        f"revbot digest: {d.scope.label}, pipeline as of {d.as_of}",
+        f"  open deals: {g.deals:,}   pipeline value: {_money(g.pipeline_value)}   "
+        f"expected value (sum of value x win probability): {_money(g.expected_value)}",
     ]
-    for _, r in scores.head(top).iterrows():
+    if g.quarter:
+        lines.append(f"  {g.quarter} forecast (won so far included): P50 {_money(g.p50)}, "
+                     f"P10 {_money(g.p10)} - P90 {_money(g.p90)}")  # fmt: skip
+    lines.append(f"  {d.confidence}")
+    lines += [f"  warning: {note}" for note in d.notes]
+    lines.append("")
+    if d.news is None:
+        lines.append("What's new: first digest, changes are reported from the next one.")
+    else:
+        n = d.news
+        news = [
+            ("newly at risk", n.newly_at_risk, lambda r: f"risk {r['risk']:.0f}"),
+            ("risk jumped", n.jumped, lambda r: f"{r['previous_risk']:.0f} -> {r['risk']:.0f}"),
+            ("close date pushed", n.pushed,
+             lambda r: f"{r['previous_close']} -> {r['expected_close']}"),
+            ("lost", n.lost, lambda r: _money(r["value"] or 0)),
+            ("won", n.won, lambda r: _money(r["value"] or 0)),
+        ]  # fmt: skip
+        shown = [f"  {label}: {_names(f, detail)}" for label, f, detail in news if len(f)]
+        lines.append(f"What's new since the last digest (at risk = risk {AT_RISK}+):")
+        lines += shown or ["  nothing"]
+    lines += ["", f"Top {len(d.deals)} deals by value at risk:"]
+    for _, r in d.deals.iterrows():
         who = r["account"] if isinstance(r["account"], str) else "(no account yet)"
+        change = _change(r["risk"], r["previous_risk"]) if d.news is not None else ""
         lines.append(
             f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {r['product']} - owner {r['owner']}: "
-            f"value {_money(r['value'])}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}"
+            f"value {_money(r['value'] or 0)}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}{change}"
         )
         driver = top_driver(r["drivers"])
         if driver:
@@ -45,4 +81,5 @@ def render(run: dict, scores: pd.DataFrame, confidence: str, top: int = 10) -> s
         actions = json.loads(r["actions"]) if r["actions"] else []
         if actions:
             lines.append(f"       next: {actions[0]}")
+    lines.append(f"\n{footer_count(d)}; `/deal <id or account>` in Slack for any deal")
     return "\n".join(lines) + "\n"

@@ -132,6 +132,29 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     PRIMARY KEY (run_id, deal_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
+CREATE TABLE IF NOT EXISTS digest_runs (
+    channel_id TEXT NOT NULL,
+    digest_date TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('claimed', 'posted', 'failed')),
+    run_id INTEGER REFERENCES score_runs(run_id),
+    slack_ts TEXT,
+    claimed_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (channel_id, digest_date)
+);
+CREATE TABLE IF NOT EXISTS deal_marks (
+    id INTEGER PRIMARY KEY,
+    channel_id TEXT NOT NULL,
+    deal_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('snooze', 'ack')),
+    user_id TEXT NOT NULL,
+    risk REAL,
+    until TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deal_marks_channel ON deal_marks(channel_id, deal_id);
 """
 
 
@@ -512,6 +535,11 @@ def latest_run(db: sqlite_utils.Database, before: int | None = None) -> dict | N
     return rows[0] if rows else None
 
 
+def run_of(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    rows = list(db.query("SELECT * FROM score_runs WHERE run_id = ?", [run_id]))
+    return rows[0] if rows else None
+
+
 def run_scores(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
     return read_frame(db, "SELECT * FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id])
 
@@ -538,3 +566,151 @@ def deal_risk_history(db: sqlite_utils.Database, deal_id: str, runs: int = 10) -
         [deal_id, runs],
     )
     return frame.iloc[::-1].reset_index(drop=True)
+
+
+def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | None:
+    """One deal's row in a score run (None if it was not open then)."""
+    rows = list(
+        db.query("SELECT * FROM deal_scores WHERE run_id = ? AND deal_id = ?", [run_id, deal_id])
+    )
+    return rows[0] if rows else None
+
+
+def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
+    """A deal's latest known state (open, won or lost) from the deals table."""
+    rows = list(db.query("SELECT * FROM deals WHERE deal_id = ?", [deal_id]))
+    return rows[0] if rows else None
+
+
+def run_deals_matching(db: sqlite_utils.Database, run_id: int, account: str) -> pd.DataFrame:
+    """A run's deals whose account name contains `account` (case-insensitive), by rank."""
+    pattern = "%" + account.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return read_frame(
+        db,
+        "SELECT * FROM deal_scores WHERE run_id = ? AND account LIKE ? ESCAPE '\\' ORDER BY rank",
+        [run_id, pattern],
+    )
+
+
+def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataFrame:
+    """The latest state of those deals that are no longer open (won or lost)."""
+    if not deal_ids:
+        return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date"])
+    marks = ", ".join("?" * len(deal_ids))
+    return read_frame(
+        db,
+        "SELECT deal_id, status, account, owner, value, close_date FROM deals "
+        f"WHERE status != 'open' AND deal_id IN ({marks})",
+        list(deal_ids),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def claim_digest(
+    db: sqlite_utils.Database, channel_id: str, digest_date: str, run_id: int, worker: str
+) -> bool:
+    """Claim a channel's digest for a day before posting it. True for exactly one caller, across
+    threads and processes: the primary key makes the insert a lock. A failed attempt (nothing was
+    posted) may be claimed again; a claim left without a posted `ts` is never retried."""
+    with db.atomic():
+        cur = db.execute(
+            "INSERT INTO digest_runs (channel_id, digest_date, status, run_id, claimed_by, "
+            "updated_at) VALUES (?, ?, 'claimed', ?, ?, ?) ON CONFLICT DO NOTHING",
+            [channel_id, digest_date, run_id, worker, _now()],
+        )
+        if cur.rowcount == 1:
+            return True
+        cur = db.execute(
+            "UPDATE digest_runs SET status = 'claimed', run_id = ?, claimed_by = ?, "
+            "attempts = attempts + 1, error = NULL, updated_at = ? "
+            "WHERE channel_id = ? AND digest_date = ? AND status = 'failed'",
+            [run_id, worker, _now(), channel_id, digest_date],
+        )
+        return cur.rowcount == 1
+
+
+def finish_digest(
+    db: sqlite_utils.Database,
+    channel_id: str,
+    digest_date: str,
+    *,
+    slack_ts: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record the outcome of a claimed digest: posted (with its ts) or failed (with the error)."""
+    status = "failed" if error else "posted"
+    with db.atomic():
+        db.execute(
+            "UPDATE digest_runs SET status = ?, slack_ts = ?, error = ?, updated_at = ? "
+            "WHERE channel_id = ? AND digest_date = ?",
+            [status, slack_ts, error, _now(), channel_id, digest_date],
+        )
+
+
+def note_digest_error(
+    db: sqlite_utils.Database, channel_id: str, digest_date: str, error: str
+) -> None:
+    """Note an error on a claim without releasing it (the digest may have gone out)."""
+    with db.atomic():
+        db.execute(
+            "UPDATE digest_runs SET error = ?, updated_at = ? WHERE channel_id = ? AND digest_date = ?",
+            [error, _now(), channel_id, digest_date],
+        )
+
+
+def digest_record(db: sqlite_utils.Database, channel_id: str, digest_date: str) -> dict | None:
+    rows = list(
+        db.query(
+            "SELECT * FROM digest_runs WHERE channel_id = ? AND digest_date = ?",
+            [channel_id, digest_date],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def digest_records(db: sqlite_utils.Database, channel_id: str | None = None) -> list[dict]:
+    where, params = ("WHERE channel_id = ?", [channel_id]) if channel_id else ("", [])
+    return list(db.query(f"SELECT * FROM digest_runs {where} ORDER BY digest_date", params))
+
+
+def last_posted_run(db: sqlite_utils.Database, channel_id: str, before_date: str) -> int | None:
+    """The score run of the channel's last digest posted before a day: 'since the last digest'."""
+    row = db.execute(
+        "SELECT run_id FROM digest_runs WHERE channel_id = ? AND status = 'posted' "
+        "AND digest_date < ? ORDER BY digest_date DESC LIMIT 1",
+        [channel_id, before_date],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def add_mark(
+    db: sqlite_utils.Database,
+    *,
+    channel_id: str,
+    deal_id: str,
+    kind: str,
+    user_id: str,
+    risk: float | None,
+    until: str | None,
+) -> None:
+    """A manager handled a deal in a digest: snoozed until a day, or acknowledged at a risk."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO deal_marks (channel_id, deal_id, kind, user_id, risk, until, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [channel_id, deal_id, kind, user_id, risk, until, _now()],
+        )
+
+
+def marks(db: sqlite_utils.Database, channel_id: str) -> pd.DataFrame:
+    """The latest mark of each deal in a channel (kind, risk when acknowledged, snooze end)."""
+    return read_frame(
+        db,
+        "SELECT m.deal_id, m.kind, m.risk, m.until, m.user_id FROM deal_marks m JOIN "
+        "(SELECT deal_id, MAX(id) AS id FROM deal_marks WHERE channel_id = ? GROUP BY deal_id) x "
+        "ON m.id = x.id",
+        [channel_id],
+    )

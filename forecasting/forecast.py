@@ -3,7 +3,8 @@ already won in the periods under way. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,21 @@ def forecast(
     seed: int = 0,
     by: str | None = None,
     quarters: int = 2,
+    owners: Collection[str] | None = None,
 ) -> LiveForecast:
     """`features`/`win_prob`: the open deals on `as_of` and their calibrated probabilities (as a
-    score run has them). Totals include the revenue already won in periods under way."""
+    score run has them). Totals include the revenue already won in periods under way.
+
+    `owners`: forecast only these reps' deals (a region or a manager's team): their pipeline,
+    their new deals and their wins so far. Timing and values are still learnt from all deals,
+    since a team's own closed deals are too few for a stable time-to-close curve."""
     as_of = pd.Timestamp(as_of)
     periods, bounds = calendar(as_of, quarters)
+    mine = crm
+    if owners is not None:
+        keep = features["owner"].isin(list(owners)).to_numpy()
+        features, win_prob = features[keep], np.asarray(win_prob)[keep]
+        mine = replace(crm, deals=crm.deals[crm.deals["owner"].isin(list(owners))])
     deals = inputs.open_deals(crm, as_of, win_prob, features)
     fc = simulate(
         deals,
@@ -51,10 +62,10 @@ def forecast(
         scenarios=scenarios,
         seed=seed,
         shock_sigma=sigma,
-        arrivals=inputs.arrivals(crm, as_of, base_rate),
+        arrivals=inputs.arrivals(mine, as_of, base_rate),
         by=BREAKDOWNS.get(by, by) if by else None,
     )
-    done = won_to_date(crm.deals, bounds, as_of)
+    done = won_to_date(mine.deals, bounds, as_of)
     table = fc.table.copy()
     table.insert(2, "start", bounds["start"].dt.date.to_numpy())
     table.insert(3, "end", bounds["end"].dt.date.to_numpy())

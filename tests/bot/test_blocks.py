@@ -6,12 +6,17 @@ import json
 
 import pandas as pd
 
-from bot.blocks import check_limits, deal_line, digest_message, escape
+from bot.blocks import check_limits, deal_line, digest_message, escape, mark_handled
+from bot.digest import build
+from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.settings import Scope
 
-RUN = {"as_of": "2017-12-31", "deals": 2089, "pipeline_value": 4966215.0, "expected_value": 3.1e6}
+RUN = {"run_id": 7, "as_of": "2017-12-31", "confidence": "model confidence: low"}
+NO_MARKS = pd.DataFrame(columns=["deal_id", "kind", "risk", "until", "user_id"])
+NO_CLOSED = pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date"])
 
 
-def _scores(n: int, account="Acme") -> pd.DataFrame:
+def scores(n: int, account="Acme") -> pd.DataFrame:
     drivers = json.dumps([{"key": "activity", "text": "no activity for 23 days", "points": -12.0},
                           {"key": "rep", "text": "rep's win rate 70%", "points": 4.0}])  # fmt: skip
     return pd.DataFrame(
@@ -21,12 +26,22 @@ def _scores(n: int, account="Acme") -> pd.DataFrame:
             "account": [account] * n,
             "product": ["GTX Pro"] * n,
             "owner": ["Ann Lee"] * n,
+            "manager": ["Mo Park"] * n,
+            "region": ["West"] * n,
             "value": [4821.0] * n,
             "win_prob": [0.21] * n,
             "risk": [75.0] * n,
+            "expected_close": ["2018-01-15"] * n,
             "drivers": [drivers] * n,
+            "actions": [json.dumps(["Book a call"])] * n,
         }
     )
+
+
+def message(frame: pd.DataFrame, top: int = 10, previous=None) -> dict:
+    d = build(run=RUN, scores=frame, scope=Scope("all"), top=top, min_risk=0, marks=NO_MARKS,
+              previous=previous, closed=NO_CLOSED, quarter=("2018-Q1", 1e5, 2e5, 3e5))  # fmt: skip
+    return digest_message(d)
 
 
 def test_escape_neutralises_mentions_and_links():
@@ -37,26 +52,42 @@ def test_escape_neutralises_mentions_and_links():
 
 def test_hostile_account_names_cannot_ping_or_link():
     for name in ("<!channel>", "<!here|here>", "<http://evil.example|Click me>", "<@U123>"):
-        message = digest_message(RUN, _scores(3, name), "model confidence: low")
-        dumped = json.dumps(message)
+        m = message(scores(3, name))
+        dumped = json.dumps(m)
         assert "<!" not in dumped and "<http" not in dumped and "<@" not in dumped
-        assert escape(name) in message["blocks"][4]["text"]["text"]
-        assert escape(name) in message["text"]
+        deal_sections = [b for b in m["blocks"] if b["type"] == "section" and "text" in b]
+        assert any(escape(name) in b["text"]["text"] for b in deal_sections)
+        assert escape(name) in m["text"]
+
+
+def test_header_has_the_glance_and_the_quarter_forecast():
+    m = message(scores(4))
+    fields = [f["text"] for f in m["blocks"][1]["fields"]]
+    assert fields[0] == "*Open deals*\n4" and fields[1] == "*Pipeline value*\n19k"
+    assert fields[3] == "*2018-Q1 forecast*\nP50 200k (P10 100k - P90 300k)"
+    assert "2018-Q1 P50 200k" in m["text"]
+
+
+def test_each_deal_has_why_snooze_and_acknowledge_buttons():
+    m = message(scores(3))
+    actions = [b for b in m["blocks"] if b["type"] == "actions"]
+    assert len(actions) == 3
+    assert [e["action_id"] for e in actions[0]["elements"]] == [ACTION_WHY, ACTION_SNOOZE, ACTION_ACK]  # fmt: skip
+    assert {e["value"] for e in actions[0]["elements"]} == {"7:D0"}
+    assert actions[0]["block_id"] == "deal:D0"
 
 
 def test_limits_hold_for_a_huge_digest():
-    message = digest_message(RUN, _scores(500, "A" * 5000), "model confidence: high", top=500)
-    assert check_limits(message) == []
-    assert len(message["blocks"]) == 50
-    assert message["blocks"][-1]["type"] == "context" and "more open deals" in json.dumps(
-        message["blocks"][-1]
-    )
+    m = message(scores(500, "A" * 5000), top=500)
+    assert check_limits(m) == []
+    assert len(m["blocks"]) <= 50
+    assert m["blocks"][-1]["type"] == "context"
 
 
 def test_a_deal_line_says_value_win_risk_change_and_why():
-    row = _scores(1).iloc[0]
+    row = scores(1).iloc[0]
     text = deal_line(row, previous_risk=60.0)
-    assert "*1. Acme* · GTX Pro · Ann Lee" in text
+    assert "*1. Acme* · GTX Pro · Ann Lee · `D0`" in text
     assert "value 5k · win 21% · risk 75 (▲ 15)" in text
     assert "_why:_ no activity for 23 days (-12 pts)" in text
     assert "(new)" in deal_line(row, previous_risk=None)
@@ -65,6 +96,24 @@ def test_a_deal_line_says_value_win_risk_change_and_why():
     assert "_no account yet_" in deal_line(no_account, 75.0)
 
 
+def test_first_digest_shows_no_change_arrows():
+    m = message(scores(2))
+    dumped = json.dumps(m)
+    assert "First digest here" in dumped and "(new)" not in dumped and "▲" not in dumped
+
+
+def test_mark_handled_replaces_only_that_deals_buttons():
+    blocks = message(scores(3))["blocks"]
+    marked = mark_handled(blocks, "D1", "Snoozed by <@U1> until 2018-01-07")
+    assert len(marked) == len(blocks)
+    changed = [b for a, b in zip(blocks, marked, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0]["type"] == "context"
+    assert changed[0]["block_id"] == "deal:D1"
+    assert sum(b["type"] == "actions" for b in marked) == 2
+
+
 def test_check_limits_catches_what_slack_would_refuse():
     bad = {"blocks": [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]}
     assert check_limits(bad) == ["no fallback text", "block 0: header over 150"]
+    long = {"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}] * 5}  # fmt: skip
+    assert check_limits(long) == ["blocks total 14500 characters > 12000"]

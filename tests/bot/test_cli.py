@@ -26,21 +26,26 @@ def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatc
     assert f"as of {world.config.end}" in out
     assert (tmp_path / "revbot.db").exists()
     assert "training the win model first" in out
+    # the digest's quarter forecast needs the shared shock: the backtest fits it on the first run
+    assert "no backtest yet" in out and "exponential baseline" in out
     digest = (tmp_path / "revbot-out" / "digest.txt").read_text()
-    assert digest.startswith(f"revbot digest: pipeline as of {world.config.end}")
+    assert digest.startswith(f"revbot digest: all teams, pipeline as of {world.config.end}")
+    assert "2025-Q1 forecast (won so far included): P50 " in digest
+    assert "What's new: first digest" in digest
     assert "Top 10 deals by value at risk:" in digest and "why: " in digest
     assert (tmp_path / "artifacts" / "report.md").exists()
     message = json.loads((tmp_path / "revbot-out" / "digest.json").read_text())
-    assert check_limits(message) == [] and message["text"].startswith("Pipeline digest as of")
+    assert check_limits(message) == [] and message["text"].startswith("Pipeline digest (all teams)")
+    assert (tmp_path / "revbot-out" / "digest.png").read_bytes()[:4] == b"\x89PNG"
     # a second run reuses the database and the model: no demo load, no training
     assert main(["digest"]) == 0
     out = capsys.readouterr().out
-    assert "database empty" not in out and "training" not in out
-    assert "score run #2" in out
-    # the forecast on the same database: backtest first (no sigma yet), then table and chart
+    assert "database empty" not in out and "training" not in out and "backtest" not in out
+    assert "score run" not in out  # nothing new was imported: the saved run is current
+    # the forecast on the same database, with the saved shared shock
     assert main(["forecast", "--scenarios", "2000"]) == 0
     out = capsys.readouterr().out
-    assert "no backtest yet" in out and "exponential baseline" in out
+    assert "no backtest yet" not in out
     quarter = f"{world.config.end.year}-Q{(world.config.end.month - 1) // 3 + 1}"
     assert any(line.startswith(quarter) for line in out.splitlines())
     assert (tmp_path / "revbot-out" / "forecast.png").stat().st_size > 20_000

@@ -1,0 +1,61 @@
+"""The composition root: settings, data, Slack client and Bolt app wired together, once.
+
+Nothing else constructs these; tests build the same app with a WebClient pointed at a loopback
+fake Slack, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import slack_api
+from bot.config import SetupError
+from bot.listeners import actions, commands
+from bot.settings import Settings
+from bot.snapshot import Pipeline
+
+log = logging.getLogger(__name__)
+LISTENER_THREADS = 16  # Bolt's default of 5 lets a few chart renders delay the next ack
+
+
+def create_app(
+    settings: Settings, db_path: Path, artifacts: Path, client: WebClient | None = None
+) -> tuple[App, Pipeline]:
+    """The Bolt app with its listeners, and the pipeline it reads. Request signatures are always
+    verified (Socket Mode payloads come over an authenticated socket instead)."""
+    if not settings.secrets.bot_token:
+        raise SetupError("SLACK_BOT_TOKEN is not set: `revbot serve` needs the bot's xoxb- token")
+    if not settings.secrets.app_token and not settings.secrets.signing_secret:
+        raise SetupError(
+            "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode): see deploy/README.md"
+        )
+    client = client or slack_api.make_client(settings.secrets)
+    pipeline = Pipeline(db_path, artifacts, settings)
+    app = App(
+        client=client,
+        signing_secret=settings.secrets.signing_secret or "",
+        request_verification_enabled=bool(settings.secrets.signing_secret),
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
+    )
+    commands.register(app, pipeline)
+    actions.register(app, pipeline)
+
+    @app.error
+    def on_error(error: Exception, body: dict, respond, logger) -> None:
+        logger.exception("listener failed: %s", type(error).__name__)
+        if body.get("response_url"):
+            respond(text="Sorry, something went wrong on my side; the error is in revbot's log.",
+                    response_type="ephemeral", replace_original=False)  # fmt: skip
+
+    if settings.roster is None:
+        log.warning(
+            "no [roster] in the configuration: everyone in the workspace may ask for any deal"
+        )
+    else:
+        log.info("roster: %d members", len(settings.roster))
+    return app, pipeline

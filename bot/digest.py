@@ -1,0 +1,150 @@
+"""What a channel's digest says, decided from score runs: pure, no Slack and no SQL.
+
+A channel sees its scope's deals, at or above its minimum risk, minus those a manager snoozed or
+acknowledged there (alert fatigue is why such bots get muted), ranked by value at risk. "What's
+new" compares with the run of the channel's last digest: deals newly at risk, risk jumps, close
+dates pushed, deals lost (and won) since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bot.settings import Scope
+
+AT_RISK = 60  # risk from which a deal counts as "at risk" in the news (or the channel's minimum)
+JUMP = 10  # risk points that make a "risk jumped" item
+ACK_REOPEN = 10  # an acknowledged deal comes back once its risk rises this much above the ack
+
+SCOPE_COLUMN = {"region": "region", "manager": "manager", "rep": "owner"}
+
+
+def in_scope(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """The rows of a scores frame (owner, manager and region columns) that a scope covers."""
+    if scope.kind == "all":
+        return frame
+    return frame[frame[SCOPE_COLUMN[scope.kind]] == scope.name]
+
+
+@dataclass(frozen=True)
+class Glance:
+    deals: int
+    pipeline_value: float
+    expected_value: float
+    quarter: str | None = None  # the quarter under way, with its forecast (won so far included)
+    p10: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+
+
+@dataclass
+class News:
+    newly_at_risk: pd.DataFrame  # scores rows
+    jumped: pd.DataFrame  # scores rows with previous_risk
+    pushed: pd.DataFrame  # scores rows with previous_close
+    lost: pd.DataFrame  # deal_id, account, value, close_date
+    won: pd.DataFrame
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in (self.newly_at_risk, self.jumped, self.pushed, self.lost, self.won))  # fmt: skip
+
+
+@dataclass
+class Digest:
+    scope: Scope
+    as_of: str
+    run_id: int
+    confidence: str
+    glance: Glance
+    deals: pd.DataFrame  # the deals listed, with previous_risk (NaN when not in the last digest)
+    news: News | None  # None on a channel's first digest
+    at_risk: int  # deals at or above the minimum risk in scope
+    hidden: int  # of those, snoozed or acknowledged here
+    min_risk: float = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def handled(scores: pd.DataFrame, marks: pd.DataFrame, as_of: str) -> pd.Index:
+    """Deal ids kept out of the digest: snoozed until after `as_of`, or acknowledged and not
+    risen by ACK_REOPEN points since."""
+    if marks.empty:
+        return pd.Index([])
+    m = marks.set_index("deal_id")
+    risk = scores.set_index("deal_id")["risk"].reindex(m.index)
+    snoozed = (m["kind"] == "snooze") & (m["until"].fillna("") > as_of)
+    acked = (m["kind"] == "ack") & (risk < m["risk"] + ACK_REOPEN)
+    return m.index[snoozed | acked]
+
+
+def news(scores: pd.DataFrame, previous: pd.DataFrame, closed: pd.DataFrame, level: float) -> News:
+    """Changes since the previous run, within the same scope. `previous`: that run's scores;
+    `closed`: the latest state of deals no longer open."""
+    prev = previous.set_index("deal_id")
+    now = scores.assign(
+        previous_risk=scores["deal_id"].map(prev["risk"]),
+        previous_close=scores["deal_id"].map(prev["expected_close"]),
+    )
+    was_below = now["previous_risk"].isna() | (now["previous_risk"] < level)
+    newly = now[(now["risk"] >= level) & was_below]
+    jumped = now[(now["risk"] - now["previous_risk"] >= JUMP) & ~now.index.isin(newly.index)]
+    pushed = now[
+        now["previous_close"].notna()
+        & now["expected_close"].notna()
+        & (pd.to_datetime(now["expected_close"]) > pd.to_datetime(now["previous_close"]))
+    ]
+    gone = closed[closed["deal_id"].isin(prev.index) & ~closed["deal_id"].isin(now["deal_id"])]
+    return News(
+        newly_at_risk=newly,
+        jumped=jumped,
+        pushed=pushed,
+        lost=gone[gone["status"] == "lost"],
+        won=gone[gone["status"] == "won"],
+    )
+
+
+def build(
+    *,
+    run: dict,
+    scores: pd.DataFrame,
+    scope: Scope,
+    top: int,
+    min_risk: float,
+    marks: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    closed: pd.DataFrame,
+    quarter: tuple[str, float, float, float] | None = None,
+) -> Digest:
+    """The digest of one channel. `scores`: the run's rows (by rank); `previous`: the rows of the
+    run behind the channel's last digest (None if there was none); `quarter`: (name, P10, P50,
+    P90) of the scope's forecast for the quarter under way."""
+    mine = in_scope(scores, scope)
+    value = mine["value"].fillna(0)
+    glance = Glance(
+        deals=len(mine),
+        pipeline_value=float(value.sum()),
+        expected_value=float((value * mine["win_prob"]).sum()),
+        **(dict(zip(("quarter", "p10", "p50", "p90"), quarter, strict=True)) if quarter else {}),
+    )
+    at_risk = mine[mine["risk"] >= min_risk]
+    hide = handled(at_risk, marks, run["as_of"])
+    listed = at_risk[~at_risk["deal_id"].isin(hide)].head(top)
+    recent = None
+    if previous is not None:
+        recent = news(mine, in_scope(previous, scope), closed, max(min_risk, AT_RISK))
+        listed = listed.assign(previous_risk=listed["deal_id"].map(previous.set_index("deal_id")["risk"]))  # fmt: skip
+    else:
+        listed = listed.assign(previous_risk=float("nan"))
+    return Digest(
+        scope=scope,
+        as_of=run["as_of"],
+        run_id=int(run["run_id"]),
+        confidence=run["confidence"] or "",
+        glance=glance,
+        deals=listed,
+        news=recent,
+        at_risk=len(at_risk),
+        hidden=int(at_risk["deal_id"].isin(hide).sum()),
+        min_risk=min_risk,
+    )

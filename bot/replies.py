@@ -1,0 +1,162 @@
+"""Block Kit for the answers to `/deal`, `/forecast` and the digest's buttons. Pure.
+
+CRM text goes through `escape`; every message carries a plain `text` fallback and stays within
+Block Kit's limits (checked by `check_limits` in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bot.blocks import MAX_SECTION, _cut, escape, money
+from bot.settings import Scope
+
+DEAL_USAGE = (
+    "*Usage:* `/deal <deal id or account name>` (add `share` to post the answer in the channel)\n"
+    "Examples: `/deal 1C1I7A6R`, `/deal Acme`, `/deal Acme share`"
+)
+FORECAST_USAGE = (
+    "*Usage:* `/forecast [quarter] [region or manager]`\n"
+    "Examples: `/forecast`, `/forecast next`, `/forecast 2025-Q1 West`, `/forecast Melvin Marxen`"
+)
+
+
+def text_message(text: str) -> dict:
+    return {"text": _cut(text, MAX_SECTION), "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION)}}]}  # fmt: skip
+
+
+def _pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
+
+
+def _trend(history: pd.DataFrame) -> str:
+    if len(history) < 2:
+        return "first scored in this run"
+    values = " → ".join(f"{r:.0f}" for r in history["risk"])
+    return f"risk over the last {len(history)} runs: {values}"
+
+
+def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.DataFrame,
+               confidence: str, as_of: str) -> dict:  # fmt: skip
+    """One deal: who and what, win probability, risk, drivers in words, actions, risk trend."""
+    account = escape(deal["account"]) if deal.get("account") else "_no account yet_"
+    title = f"*{account}* · {escape(deal['product'])} · owner {escape(deal['owner'])} · `{escape(deal['deal_id'])}`"  # fmt: skip
+    value = deal.get("value")
+    fields = [
+        f"*Win probability*\n{_pct(deal['win_prob'])}",
+        f"*Risk*\n{deal['risk']:.0f} / 100 (rank {int(deal['rank']):,})",
+        f"*Value*\n{money(value) if value is not None else '-'}",
+        f"*Stage*\n{escape(deal.get('stage') or '-')}",
+        f"*Expected close*\n{escape(deal.get('expected_close') or '-')}",
+        f"*Team*\n{escape(deal.get('manager') or '-')}, {escape(deal.get('region') or '-')}",
+    ]
+    if drivers:
+        why = "\n".join(
+            f"{'🔻' if d['points'] < 0 else '🔺'} {escape(d['text'])} "
+            f"({'-' if d['points'] < 0 else '+'}{abs(d['points']):.0f} pts)"
+            for d in drivers
+        )
+    else:
+        why = "_No single driver stands out: the score is close to the team's base rate._"
+    todo = "\n".join(f"• {escape(a)}" for a in actions) or "_No action suggested._"
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(title, MAX_SECTION)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut("*Why*\n" + why, MAX_SECTION)}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": _cut("*Suggested next steps*\n" + todo, MAX_SECTION)}},
+        {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _cut(f"{_trend(history)} · as of {as_of} · {escape(confidence)}", MAX_SECTION)}]},
+    ]  # fmt: skip
+    fallback = (
+        f"Deal {deal['deal_id']}: win probability {_pct(deal['win_prob'])}, risk "
+        f"{deal['risk']:.0f}/100"
+    )
+    return {"text": escape(fallback), "blocks": blocks}
+
+
+def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
+    """An account with several open deals: list them so the rep can pick one by id."""
+    lines = [
+        f"• `{escape(r['deal_id'])}` {escape(r['account'])} · {escape(r['product'])} · "
+        f"{escape(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}"
+        for _, r in deals.head(limit).iterrows()
+    ]
+    more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""
+    text = (
+        f"{len(deals)} open deals match *{escape(query)}*; ask for one by id, e.g. "
+        f"`/deal {escape(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
+    )
+    return text_message(text)
+
+
+def not_found_reply(query: str, suggestions: list[str]) -> dict:
+    text = f"I found no open deal with id or account *{escape(query)}*."
+    if suggestions:
+        text += " Did you mean: " + ", ".join(f"`{escape(s)}`" for s in suggestions) + "?"
+    return text_message(text + "\n" + DEAL_USAGE)
+
+
+def closed_reply(state: dict) -> dict:
+    when = state.get("close_date") or "an unknown date"
+    return text_message(
+        f"Deal `{escape(state['deal_id'])}` ({escape(state.get('account') or 'no account')}) "
+        f"was {escape(state['status'])} on {escape(when)}; I only score open deals."
+    )
+
+
+@dataclass(frozen=True)
+class ForecastQuery:
+    quarter: str | None  # "2025-Q1", "this", "next" or None (this quarter)
+    scope_text: str | None  # the rest: a region or a manager's name
+
+
+QUARTER = re.compile(r"^(?:(\d{4})[- ]?)?q([1-4])$|^(this|next)$", re.IGNORECASE)
+
+
+def parse_forecast(text: str) -> ForecastQuery:
+    """Split `/forecast` text into a quarter (first word, if it looks like one) and a scope."""
+    words = text.split()
+    quarter = None
+    if words and (m := QUARTER.match(words[0])):
+        quarter = (m.group(3) or "").lower() or (f"{m.group(1)}-Q{m.group(2)}" if m.group(1) else f"Q{m.group(2)}")  # fmt: skip
+        words = words[1:]
+    return ForecastQuery(quarter, " ".join(words) or None)
+
+
+def pick_quarter(wanted: str | None, quarters: list[str]) -> str | None:
+    """The forecast quarter the user meant (None if it is not one the forecast covers)."""
+    if wanted in (None, "this"):
+        return quarters[0]
+    if wanted == "next":
+        return quarters[1] if len(quarters) > 1 else None
+    if wanted.startswith("Q"):
+        return next((q for q in quarters if q.endswith(wanted)), None)
+    return wanted if wanted in quarters else None
+
+
+def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | None:
+    """A region or manager named in free text, case-insensitively (None if none matches)."""
+    t = text.strip().lower()
+    for kind, names in (("region", regions), ("manager", managers)):
+        for name in names:
+            if name.lower() == t:
+                return Scope(kind, name)
+    return None
+
+
+def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str) -> str:
+    """The figures that go with the chart, in mrkdwn."""
+    row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
+    won = row["won_to_date"]
+    return (
+        f"*Forecast for {quarter}, {escape(scope.label)}* (as of {as_of}): "
+        f"P50 *{money(row['p50'])}*, P10 {money(row['p10'])}, P90 {money(row['p90'])}"
+        + (f" (won so far {money(won)})" if won else "")
+        + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
+    )

@@ -1,0 +1,197 @@
+"""Settings read once, from revbot.toml and the environment, into frozen dataclasses.
+
+The file says what to post where and who may see what; secrets (tokens, signing secret) come only
+from the environment and are never printed: `Secrets.__repr__` masks them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.config import ConfigError
+
+ROLES = ("leader", "manager", "rep")
+DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
+DIGEST_DEFAULTS: dict[str, Any] = {
+    "time": "08:00",
+    "days": "mon-fri",
+    "timezone": "UTC",
+    "top": 10,
+    "min_risk": 0,
+    "grace_minutes": 120,
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which deals: all of them, one region (regional office) or one manager's team."""
+
+    kind: str  # all | region | manager | rep
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        text = text.strip()
+        if text == "all":
+            return cls("all")
+        kind, sep, name = text.partition(":")
+        if not sep or kind not in ("region", "manager", "rep") or not name.strip():
+            raise ConfigError(
+                f"scope {text!r}: expected 'all', 'region:<office>', 'manager:<name>' or "
+                "'rep:<name>'"
+            )
+        return cls(kind, name.strip())
+
+    def __str__(self) -> str:
+        return "all" if self.kind == "all" else f"{self.kind}:{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How the scope reads in a message."""
+        return {
+            "all": "all teams",
+            "region": f"{self.name} region",
+            "manager": f"{self.name}'s team",
+            "rep": f"{self.name}'s deals",
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    scope: Scope
+    time: str
+    days: str
+    timezone: str
+    top: int
+    min_risk: float
+    grace_minutes: int
+
+    @property
+    def hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.time.split(":")
+        return int(hour), int(minute)
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    role: str  # leader | manager | rep
+    name: str | None = None  # the CRM's name for managers and reps
+
+
+@dataclass(frozen=True)
+class Secrets:
+    bot_token: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            app_token=env.get("SLACK_APP_TOKEN") or None,
+            api_url=env.get("SLACK_API_URL") or None,
+        )
+
+    def __repr__(self) -> str:
+        shown = {k: "set" if getattr(self, k) else "unset" for k in ("bot_token", "signing_secret", "app_token")}  # fmt: skip
+        return f"Secrets({shown}, api_url={self.api_url!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    channels: tuple[Channel, ...] = ()
+    roster: dict[str, Member] | None = None  # None: no roster, everyone may ask
+    admin_channel: str | None = None
+    exports_folder: Path | None = None
+    secrets: Secrets = Secrets()
+
+    def member(self, user_id: str) -> Member | None:
+        """Who a Slack user is; with no roster configured everyone counts as a leader."""
+        if self.roster is None:
+            return Member(user_id, "leader")
+        return self.roster.get(user_id)
+
+
+def _check_channel_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a Slack channel ID (like C0123ABCD; a #name will not do: "
+            "copy the ID from the channel's details)"
+        )
+    return value
+
+
+def _channel(raw: dict[str, Any], defaults: dict[str, Any], i: int) -> Channel:
+    where = f"[[channels]] #{i + 1}"
+    unknown = set(raw) - {"id", "scope", *DIGEST_DEFAULTS}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    merged = {**defaults, **raw}
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(merged["time"])):
+        raise ConfigError(f"{where}: time {merged['time']!r} is not HH:MM (24-hour)")
+    if not DAYS.match(str(merged["days"])):
+        raise ConfigError(f"{where}: days {merged['days']!r}: use e.g. 'mon-fri' or 'mon,wed,fri'")
+    try:
+        ZoneInfo(str(merged["timezone"]))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{where}: unknown timezone {merged['timezone']!r}") from exc
+    top, min_risk = int(merged["top"]), float(merged["min_risk"])
+    if not 1 <= top <= 20:
+        raise ConfigError(f"{where}: top must be 1-20 (a digest longer than that gets muted)")
+    if not 0 <= min_risk <= 100:
+        raise ConfigError(f"{where}: min_risk must be 0-100")
+    return Channel(
+        id=_check_channel_id(raw.get("id"), where),
+        scope=Scope.parse(str(merged.get("scope", "all"))),
+        time=str(merged["time"]),
+        days=str(merged["days"]),
+        timezone=str(merged["timezone"]),
+        top=top,
+        min_risk=min_risk,
+        grace_minutes=int(merged["grace_minutes"]),
+    )
+
+
+def _roster(raw: dict[str, Any]) -> dict[str, Member]:
+    roster = {}
+    for user_id, entry in raw.items():
+        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id):
+            raise ConfigError(f"[roster]: {user_id!r} is not a Slack user ID (like U0123ABCD)")
+        if not isinstance(entry, dict) or entry.get("role") not in ROLES:
+            raise ConfigError(f"[roster] {user_id}: role must be one of {', '.join(ROLES)}")
+        name = entry.get("name")
+        if entry["role"] != "leader" and not name:
+            raise ConfigError(f"[roster] {user_id}: a {entry['role']} needs the CRM `name`")
+        roster[user_id] = Member(user_id, entry["role"], name)
+    return roster
+
+
+def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
+    """Validate the parsed revbot.toml; every problem names its table and key."""
+    defaults = {**DIGEST_DEFAULTS, **config.get("digest", {})}
+    unknown = set(config.get("digest", {})) - set(DIGEST_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"[digest]: unknown keys {sorted(unknown)}")
+    channels = tuple(_channel(c, defaults, i) for i, c in enumerate(config.get("channels", [])))
+    ids = [c.id for c in channels]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("[[channels]]: a channel is listed twice")
+    admin = config.get("slack", {}).get("admin_channel")
+    folder = config.get("exports", {}).get("folder")
+    return Settings(
+        channels=channels,
+        roster=_roster(config["roster"]) if "roster" in config else None,
+        admin_channel=_check_channel_id(admin, "[slack] admin_channel") if admin else None,
+        exports_folder=Path(folder) if folder else None,
+        secrets=Secrets.from_env(env),
+    )

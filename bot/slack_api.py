@@ -1,0 +1,88 @@
+"""The one module that calls the Slack Web API (Bolt's ack/respond aside).
+
+The client retries rate limits (HTTP 429, honouring Retry-After) and dropped connections, so a
+burst of digests or uploads slows down instead of failing. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.settings import Secrets
+
+log = logging.getLogger(__name__)
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
+
+
+def make_client(secrets: Secrets, timeout: int = 30) -> WebClient:
+    """A WebClient on the configured base URL (SLACK_API_URL: GovSlack, a proxy, tests)."""
+    kwargs = {"base_url": secrets.api_url} if secrets.api_url else {}
+    return WebClient(
+        token=secrets.bot_token,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+        **kwargs,
+    )
+
+
+def error_code(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "unknown_error")) if exc.response is not None else "?"
+
+
+def post_message(client: WebClient, channel: str, message: dict) -> str:
+    """Post a message (`text` and `blocks`); returns its ts."""
+    response = client.chat_postMessage(channel=channel, unfurl_links=False, **message)
+    return str(response["ts"])
+
+
+def update_message(client: WebClient, channel: str, ts: str, message: dict) -> None:
+    client.chat_update(channel=channel, ts=ts, **message)
+
+
+def notify_admin(client: WebClient, admin_channel: str | None, text: str) -> bool:
+    """Tell the admin channel something went wrong; the log has it either way."""
+    log.error("%s", text)
+    if not admin_channel:
+        return False
+    try:
+        client.chat_postMessage(channel=admin_channel, text=text)
+        return True
+    except SlackApiError as exc:
+        log.error("could not report to admin channel %s: %s", admin_channel, error_code(exc))
+        return False
+
+
+@dataclass(frozen=True)
+class Upload:
+    channel: str  # where the file went
+    direct: bool  # True when it went to the user's DM because the bot is not in the channel
+
+
+def upload_chart(
+    client: WebClient, *, channel: str, user: str, png: bytes, title: str, comment: str
+) -> Upload:
+    """Upload a chart to the channel (files_upload_v2 needs a channel ID); if the bot is not a
+    member there, to the user's DM instead."""
+    args = dict(file=png, filename="forecast.png", title=title, alt_txt=title,
+                initial_comment=comment)  # fmt: skip
+    try:
+        client.files_upload_v2(channel=channel, **args)
+        return Upload(channel, direct=False)
+    except SlackApiError as exc:
+        if error_code(exc) not in NOT_A_MEMBER:
+            raise
+        log.info("not in channel %s (%s): sending the chart by DM", channel, error_code(exc))
+    dm = client.conversations_open(users=user)["channel"]["id"]
+    client.files_upload_v2(channel=dm, **args)
+    return Upload(dm, direct=True)

@@ -1,0 +1,140 @@
+"""A small real pipeline and the bot served over HTTP on 127.0.0.1, with signed requests.
+
+The CRM is the demo generator's (1,200 deals) plus one hostile deal whose account, owner and
+product try to ping the channel and forge a link; the model is trained for real on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from bot import jobs
+from bot.settings import Channel, Member, Scope, Secrets, Settings
+from dataset import store
+from dataset.demo import DemoConfig, write_demo
+from dataset.ingest import ingest_files
+
+SECRET = "test-signing-secret-0123456789"
+TOKEN = "xoxb-test-0000-secret-token"
+SMALL = DemoConfig(deals=1200, daily_exports=3, seed=5)
+HOSTILE_ACCOUNT = "<!channel> <http://evil.example|Click me>"
+HOSTILE_OWNER = "<!here> Eve"
+HOSTILE_ID = "DHOSTILE01"
+LEADER, MANAGER, REP, STRANGER = "U0LEADER", "U0MANAGER", "U0REP", "U0STRANGER"
+
+
+def build_crm(folder: Path) -> dict:
+    """Demo exports with the hostile deal added to the newest one; ingested, trained, scored."""
+    crm = folder / "crm"
+    write_demo(crm, SMALL)
+    newest = sorted((crm / "exports").iterdir())[-1]
+    with newest.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    open_row = next(r for r in rows if r["deal_stage"] == "Engaging")
+    hostile = dict(open_row, opportunity_id=HOSTILE_ID, account=HOSTILE_ACCOUNT,
+                   sales_agent=HOSTILE_OWNER)  # fmt: skip
+    with newest.open("a", newline="", encoding="utf-8") as fh:
+        csv.DictWriter(fh, fieldnames=list(rows[0])).writerow(hostile)
+    db_path = folder / "revbot.db"
+    db = store.connect(db_path)
+    ingest_files(db, [crm, crm / "exports"])
+    artifacts = folder / "artifacts"
+    jobs.train_model(db, artifacts, n_cutoffs=2, say=lambda _: None)
+    # the forecast's shared shock is normally fitted by a backtest; its value is not under test
+    (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
+    jobs.score_now(db, artifacts, say=lambda _: None)
+    scores = store.run_scores(db, store.latest_run(db)["run_id"])
+    db.close()
+    return {"db_path": db_path, "artifacts": artifacts, "scores": scores, "crm": crm}
+
+
+def people(scores) -> dict:
+    """A real manager, a rep of another team, and their deals, from the scored data."""
+    manager = scores["manager"].dropna().value_counts().index[0]
+    rep = scores.loc[(scores["manager"] != manager) & scores["manager"].notna(), "owner"].iloc[0]
+    return {"manager": manager, "rep": rep,
+            "region": scores.loc[scores["manager"] == manager, "region"].iloc[0]}  # fmt: skip
+
+
+def settings_for(fake_url: str, who: dict, channels=(), roster: bool = True, admin="C0ADMIN") -> Settings:  # fmt: skip
+    members = {
+        LEADER: Member(LEADER, "leader"),
+        MANAGER: Member(MANAGER, "manager", who["manager"]),
+        REP: Member(REP, "rep", who["rep"]),
+    }
+    return Settings(
+        channels=tuple(channels),
+        roster=members if roster else None,
+        admin_channel=admin,
+        secrets=Secrets(bot_token=TOKEN, signing_secret=SECRET, api_url=fake_url),
+    )
+
+
+def channel(cid: str, scope: str = "all", **kw) -> Channel:
+    base = dict(time="08:00", days="*", timezone="UTC", top=10, min_risk=0, grace_minutes=120)
+    return Channel(id=cid, scope=Scope.parse(scope), **(base | kw))
+
+
+def sign(body: bytes, ts: str, secret: str = SECRET) -> str:
+    """Slack's v0 signature over `v0:{timestamp}:{body}` (api.slack.com/authentication)."""
+    base = b"v0:" + ts.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+
+    def json(self) -> dict:
+        return json.loads(self.body) if self.body else {}
+
+
+def post(url: str, body: bytes, *, ts: str | None = None, secret: str = SECRET) -> Reply:
+    ts = ts or str(int(time.time()))
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sign(body, ts, secret),
+    })  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return Reply(r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, e.read().decode())
+
+
+def command_body(command: str, text: str, user: str, response_url: str, channel="C0SALES") -> bytes:  # fmt: skip
+    return urlencode({
+        "token": "unused", "team_id": "T0001", "team_domain": "acme", "channel_id": channel,
+        "channel_name": "sales", "user_id": user, "user_name": user.lower(), "command": command,
+        "text": text, "api_app_id": "A0001", "response_url": response_url,
+        "trigger_id": "1.2.3", "is_enterprise_install": "false",
+    }).encode()  # fmt: skip
+
+
+def action_body(action_id: str, value: str, user: str, response_url: str, message: dict,
+                channel="C0DIGEST") -> bytes:  # fmt: skip
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
+        "api_app_id": "A0001", "token": "unused", "trigger_id": "1.2.3",
+        "team": {"id": "T0001", "domain": "acme"},
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel,
+                      "is_ephemeral": False},
+        "channel": {"id": channel, "name": "digest"},
+        "message": message,
+        "response_url": response_url,
+        "actions": [{"action_id": action_id, "block_id": f"deal:{value.split(':', 1)[1]}",
+                     "value": value, "type": "button", "action_ts": str(time.time())}],
+    }  # fmt: skip
+    return urlencode({"payload": json.dumps(payload)}).encode()
