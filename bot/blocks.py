@@ -156,7 +156,7 @@ def footer_count(d: Digest) -> str:
 def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     """chat.postMessage arguments (`text` and `blocks`) for a channel's digest."""
     g = d.glance
-    header = _cut(f"Pipeline digest: {d.scope.label}, as of {d.as_of}", MAX_HEADER)
+    header = _cut(f"Pipeline digest: {short(d.scope.label)}, as of {d.as_of}", MAX_HEADER)
     fields = [
         {"type": "mrkdwn", "text": f"*Open deals*\n{g.deals:,}"},
         {"type": "mrkdwn", "text": f"*Pipeline value*\n{money(g.pipeline_value)}"},

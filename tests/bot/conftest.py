@@ -32,6 +32,7 @@ class Served:
     settings: Settings
     data: dict
     db_path: Path
+    pipeline_client: object  # the app's WebClient, for calling the morning run directly
 
 
 @pytest.fixture
@@ -53,7 +54,14 @@ def served(small_crm, db_copy, request):
         root = f"http://127.0.0.1:{server.server_port}"
         try:
             yield Served(
-                slack, root + "/slack/events", root, pipeline, settings, small_crm, db_copy
+                slack,
+                root + "/slack/events",
+                root,
+                pipeline,
+                settings,
+                small_crm,
+                db_copy,
+                app.client,
             )
         finally:
             server.shutdown()

@@ -1,0 +1,287 @@
+"""Morning digests posted to the loopback Slack: once per channel and day whatever happens
+(retries, restarts, two processes), failures reported, buttons recorded and honoured."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot import jobs
+from bot.blocks import check_limits
+from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.morning import run_channel
+from dataset import store
+from tests.bot.slackenv import (
+    HOSTILE_OWNER,
+    LEADER,
+    SECRET,
+    STRANGER,
+    TOKEN,
+    action_body,
+    channel,
+    post,
+)
+from tests.fakeslack import FakeSlack
+
+DIGEST = channel("C0DIGEST", top=5)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_a_digest_is_posted_once_per_channel_and_day(served):
+    first = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    again = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert (first.status, again.status) == ("posted", "skipped")
+    (call,) = served.slack.calls_to("chat.postMessage")
+    assert call.params["channel"] == "C0DIGEST" and call.ok
+    message = {"text": call.params["text"], "blocks": call.params["blocks"]}
+    assert check_limits(message) == [] and not call.warnings
+    deals = [b for b in call.params["blocks"] if b["type"] == "actions"]
+    assert len(deals) == 5
+    record = store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    assert record["status"] == "posted" and record["slack_ts"] == call.response["ts"]
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_a_rate_limited_post_is_retried(served):
+    served.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert outcome.status == "posted"
+    calls = served.slack.calls_to("chat.postMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at >= 1.0  # Retry-After honoured
+
+
+@pytest.mark.bot(channels=[DIGEST], admin="C0ADMIN")
+def test_a_refused_digest_is_reported_and_posted_by_the_next_run(served):
+    served.slack.fail("chat.postMessage", "channel_not_found", channel="C0DIGEST")
+    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert (outcome.status, outcome.detail) == ("failed", "channel_not_found")
+    admin = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0ADMIN"]  # fmt: skip
+    assert len(admin) == 1 and "channel_not_found" in admin[0].params["text"]
+    assert "/invite @revbot" in admin[0].params["text"]
+    record = store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    assert record["status"] == "failed"
+    retry = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert retry.status == "posted"
+    posted = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0DIGEST" and c.ok]  # fmt: skip
+    assert len(posted) == 1
+    assert store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")["attempts"] == 2
+
+
+@pytest.mark.bot(channels=[channel("C0EVE", scope=f"rep:{HOSTILE_OWNER}")])
+def test_hostile_crm_text_cannot_ping_from_the_digest(served):
+    ch = served.settings.channels[0]
+    assert run_channel(served.pipeline, served.pipeline_client, ch, "2025-02-17").status == "posted"
+    (call,) = served.slack.calls_to("chat.postMessage")
+    dumped = json.dumps({"text": call.params["text"], "blocks": call.params["blocks"]})
+    assert "&lt;!channel&gt;" in dumped and "&lt;!here&gt; Eve" in dumped
+    for live in ("<!channel>", "<!here>", "<http"):
+        assert live not in dumped, dumped[max(0, dumped.find(live) - 200) : dumped.find(live) + 50]
+
+
+def _digest(served) -> dict:
+    """Post the digest and return the message as Slack stores it (with its ts)."""
+    assert run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17").status == "posted"  # fmt: skip
+    (call,) = served.slack.calls_to("chat.postMessage")
+    return served.slack.messages[("C0DIGEST", call.response["ts"])]
+
+
+def _buttons(message: dict) -> list[dict]:
+    return [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+def _click(served, message, action_id: str, index: int = 0, user: str = LEADER):
+    button = [e for e in _buttons(message) if e["action_id"] == action_id][index]
+    url = served.slack.response_url("act")
+    reply = post(served.url, action_body(action_id, button["value"], user, url, message))
+    assert reply.status == 200
+    return button["value"].split(":", 1)[1], url
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_why_answers_privately_in_the_thread_of_the_click(served):
+    message = _digest(served)
+    deal_id, url = _click(served, message, ACTION_WHY, 1)
+    answer = served.slack.wait_for("response_url")[0].params
+    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
+    assert deal_id in answer["text"] and "*Suggested next steps*" in json.dumps(answer["blocks"])
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_snooze_and_acknowledge_keep_deals_out_of_the_next_digest(served):
+    message = _digest(served)
+    snoozed, _ = _click(served, message, ACTION_SNOOZE, 0)
+    (update,) = served.slack.wait_for("chat.update")
+    assert update.params["ts"] == message["ts"]
+    notes = [b for b in update.params["blocks"] if b.get("block_id") == f"deal:{snoozed}"]
+    assert notes[0]["type"] == "context" and f"Snoozed by <@{LEADER}> until" in json.dumps(notes)
+    acked, _ = _click(served, message, ACTION_ACK, 1)
+    served.slack.wait_for("chat.update", 2)
+    db = served.pipeline.db()
+    marks = store.marks(db, "C0DIGEST").set_index("deal_id")
+    assert marks.loc[snoozed, "kind"] == "snooze" and marks.loc[acked, "kind"] == "ack"
+    run = store.latest_run(db)
+    until = datetime.fromisoformat(run["as_of"]) + timedelta(days=7)
+    assert marks.loc[snoozed, "until"] == until.date().isoformat()
+    # the next morning: both handled deals are left out, and the footer says so
+    served.slack.reset()
+    assert run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-18").status == "posted"  # fmt: skip
+    (call,) = served.slack.calls_to("chat.postMessage")
+    listed = {e["value"].split(":", 1)[1] for e in _buttons(call.params)}
+    assert snoozed not in listed and acked not in listed and len(listed) == 5
+    assert "2 snoozed or acknowledged here" in json.dumps(call.params["blocks"])
+    assert "Nothing new since the last digest" in json.dumps(call.params["blocks"])
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_a_stranger_cannot_snooze(served):
+    message = _digest(served)
+    _click(served, message, ACTION_SNOOZE, 0, user=STRANGER)
+    answer = served.slack.wait_for("response_url")[0].params
+    assert "not in it yet" in answer["text"]
+    assert store.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert served.slack.calls_to("chat.update") == []
+
+
+# --- real processes: `revbot morning` twice at once, `revbot serve` stopped and restarted -------
+
+
+def _config(folder: Path, when: datetime) -> Path:
+    path = folder / "revbot.toml"
+    path.write_text(
+        f'[digest]\ntime = "{when:%H:%M}"\ndays = "*"\ntimezone = "UTC"\ntop = 5\n'
+        'grace_minutes = 60\n\n[slack]\nadmin_channel = "C0ADMIN"\n\n'
+        '[[channels]]\nid = "C0ONE"\nscope = "all"\n\n[[channels]]\nid = "C0TWO"\nscope = "all"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _env(slack: FakeSlack, db: Path, artifacts: Path, config: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REVBOT_"))}
+    return env | {
+        "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.base_url, "REVBOT_DB": str(db),
+        "REVBOT_ARTIFACTS": str(artifacts), "REVBOT_CONFIG": str(config), "PYTHONPATH": str(ROOT),
+    } | extra  # fmt: skip
+
+
+def _posts(slack: FakeSlack) -> list[str]:
+    return sorted(c.params["channel"] for c in slack.calls_to("chat.postMessage") if c.ok)
+
+
+def test_two_processes_post_each_digest_once(small_crm, db_copy, tmp_path):
+    with FakeSlack() as slack:
+        slack.delay("chat.postMessage", 0.3)  # widen the race window
+        env = _env(slack, db_copy, small_crm["artifacts"], _config(tmp_path, datetime.now(UTC)))
+        cmd = [sys.executable, "-m", "bot.cli", "morning"]
+        procs = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert _posts(slack) == ["C0ONE", "C0TWO"]
+        lines = "".join(o for o, _ in outs)
+        assert lines.count(": posted") == 2 and lines.count(": skipped") == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(env: dict, cwd: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read())
+    proc.kill()
+    raise AssertionError("revbot serve did not come up")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_a_missed_run_is_caught_up_once_across_restarts(small_crm, db_copy, tmp_path):
+    """The run was due 5 minutes ago, while the bot was down: it posts on start, and a restart
+    (still within the grace window) does not post again. Secrets never reach the log."""
+    with FakeSlack() as slack:
+        due = datetime.now(UTC) - timedelta(minutes=5)
+        env = _env(slack, db_copy, small_crm["artifacts"], _config(tmp_path, due),
+                   SLACK_SIGNING_SECRET=SECRET)  # fmt: skip
+        port = _free_port()
+        proc = _serve(env, tmp_path, port)
+        slack.wait_for("chat.postMessage", 2, timeout=60)
+        log = _stop(proc)
+        assert _posts(slack) == ["C0ONE", "C0TWO"]
+        assert "catching up" in log
+        proc = _serve(env, tmp_path, port)
+        time.sleep(1.5)
+        log += _stop(proc)
+        assert _posts(slack) == ["C0ONE", "C0TWO"]
+        assert TOKEN not in log and SECRET not in log
+        db = store.connect(db_copy)
+        day = due.date().isoformat()
+        assert [r["status"] for r in store.digest_records(db) if r["digest_date"] == day] == ["posted", "posted"]  # fmt: skip
+
+
+def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
+    """Day 2 on a new export: a deal lost and a close date pushed show up as news."""
+    from bot.settings import Secrets, Settings
+    from bot.slack_api import make_client
+    from bot.snapshot import Pipeline
+    from dataset.ingest import ingest_files
+
+    with FakeSlack() as slack:
+        settings = Settings(channels=(DIGEST,), secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
+        pipeline = Pipeline(db_copy, small_crm["artifacts"], settings)
+        client = make_client(settings.secrets)
+        assert run_channel(pipeline, client, DIGEST, "2025-02-17").status == "posted"
+        db = pipeline.db()
+        scores = store.run_scores(db, store.latest_run(db)["run_id"]).set_index("deal_id")
+        newest = sorted((small_crm["crm"] / "exports").iterdir())[-1]
+        rows = newest.read_text(encoding="utf-8").splitlines()
+        open_ids = [r.split(",")[0] for r in rows[1:] if r.split(",")[0] in scores.index]
+        lost, pushed = open_ids[0], open_ids[1]
+        out = [rows[0]]
+        for line in rows[1:]:
+            cells = line.split(",")
+            if cells[0] == lost:
+                cells[4], cells[6] = "Lost", "2025-02-15"
+            if cells[0] == pushed:
+                cells[6] = (datetime.fromisoformat(cells[6]) + timedelta(days=30)).date().isoformat()  # fmt: skip
+            out.append(",".join(cells))
+        export = tmp_path / "sales_pipeline_2025-02-15.csv"
+        export.write_text("\n".join(out) + "\n", encoding="utf-8")
+        ingest_files(db, [export], as_of=datetime(2025, 2, 15).date())
+        jobs.score_now(db, small_crm["artifacts"], say=lambda _: None)
+        assert run_channel(pipeline, client, DIGEST, "2025-02-18").status == "posted"
+        news = slack.calls_to("chat.postMessage")[-1].params["blocks"][3]["text"]["text"]
+        name = lambda d: scores.loc[d, "account"] or d  # noqa: E731
+        assert "*Lost*: " + name(lost) in news
+        old = scores.loc[pushed, "expected_close"]
+        assert "*Close date pushed*: " in news and f"{name(pushed)} ({old} → " in news
