@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from forecasting.periods import quarter_name  # noqa: E402
+from forecasting.periods import current_quarter  # noqa: E402
 
 
 def money(x: float) -> str:
@@ -39,12 +39,12 @@ def fan_chart(
     """table: a forecast's rows (its `cumulative` ones are drawn); deals: the CRM deals, for the
     actual revenue won this quarter up to the as-of date."""
     as_of = pd.Timestamp(as_of)
-    q_start = as_of.to_period("Q").start_time
+    q_start = current_quarter(as_of).start_time
     cum = table[table["kind"] == "cumulative"]
     x = pd.to_datetime(cum["end"])
     won = deals[(deals["status"] == "won") & (deals["close_date"] >= q_start)
                 & (deals["close_date"] <= as_of)].sort_values("close_date")  # fmt: skip
-    actual_x = pd.concat([pd.Series([q_start]), won["close_date"], pd.Series([as_of])])
+    actual_x = pd.concat([pd.Series([min(q_start, as_of)]), won["close_date"], pd.Series([as_of])])
     running = won["value"].fillna(0).cumsum()
     actual_y = pd.concat(
         [pd.Series([0.0]), running, pd.Series([running.iloc[-1] if len(running) else 0.0])]
@@ -60,14 +60,14 @@ def fan_chart(
     ax.fill_between(start_x, lo, hi, color="#9ecae1", alpha=0.8, lw=0, label="P10-P90")
     ax.plot(start_x, mid, color="#08519c", lw=1.6, label="P50")
     ax.step(actual_x, actual_y, where="post", color="#222222", lw=1.6, label="won so far")
-    next_q = (as_of.to_period("Q") + 1).start_time
+    next_q = (current_quarter(as_of) + 1).start_time
     ax.axvline(next_q, color="#888888", lw=0.8, ls=":")
     if target:
         ax.axhline(target, color="#d62728", lw=1.0, ls="--", label="target")
     quarter = table[(table["kind"] == "quarter")].iloc[0]
     ax.set_title(
         title
-        or f"{quarter_name(as_of)}: P50 {money(quarter['p50'])} "
+        or f"{quarter['period']}: P50 {money(quarter['p50'])} "
         f"({money(quarter['p10'])}-{money(quarter['p90'])})",
         fontsize=8.5,
         loc="left",

@@ -13,13 +13,19 @@ def quarter_name(day: pd.Timestamp) -> str:
     return f"{day.year}-Q{day.quarter}"
 
 
+def current_quarter(as_of: pd.Timestamp) -> pd.Period:
+    """The quarter still to play: the as-of date's, or the next one when the as-of date is a
+    quarter's last day (MavenTech ends on 2017-12-31: its "this quarter" is 2018-Q1)."""
+    return (pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)).to_period("Q")
+
+
 def calendar(as_of: pd.Timestamp, quarters: int = 2) -> tuple[Periods, pd.DataFrame]:
     """Periods for this quarter and the next `quarters - 1`, and their calendar bounds (the
     current ones start before the as-of date: their revenue won so far is actual, not forecast).
     Kinds: week, month, quarter, and cumulative (from this quarter's start to each week's end)."""
     as_of = pd.Timestamp(as_of).normalize()
-    q_start = as_of.to_period("Q").start_time
-    end = (as_of.to_period("Q") + (quarters - 1)).end_time.normalize()
+    q_start = current_quarter(as_of).start_time
+    end = (current_quarter(as_of) + (quarters - 1)).end_time.normalize()
     first = as_of + pd.Timedelta(days=1)
     rows = []
     for kind, freq in (("week", "W-SUN"), ("month", "M"), ("quarter", "Q")):

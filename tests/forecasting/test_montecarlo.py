@@ -127,3 +127,14 @@ def test_chart_is_a_real_png(tmp_path):
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (720, 480)
     assert path.stat().st_size > 20_000
+
+
+def test_a_quarters_last_day_forecasts_the_next_two_quarters():
+    """MavenTech ends on 2017-12-31: 'this quarter' is 2018-Q1, with nothing won in it yet."""
+    _, bounds = calendar(pd.Timestamp("2017-12-31"))
+    quarters = bounds.loc[bounds["kind"] == "quarter", "name"].tolist()
+    assert quarters == ["2018-Q1", "2018-Q2"]
+    cumulative = bounds[bounds["kind"] == "cumulative"]
+    assert (cumulative["start"] == pd.Timestamp("2018-01-01")).all()
+    _, mid = calendar(pd.Timestamp("2017-12-30"))
+    assert mid.loc[mid["kind"] == "quarter", "name"].tolist() == ["2017-Q4", "2018-Q1"]
