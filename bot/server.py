@@ -64,6 +64,6 @@ def serve_background(application, host: str, port: int) -> tuple[WSGIServer, thr
     """Start serving on a thread; port 0 picks a free one (`server.server_port`)."""
     server = make_server(host, port, application, server_class=_ThreadingWSGIServer,
                          handler_class=_QuietHandler)  # fmt: skip
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="http", daemon=True)
     thread.start()
     return server, thread
