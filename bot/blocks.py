@@ -22,8 +22,8 @@ MAX_HEADER = 150
 MAX_FIELD = 2000
 MAX_TEXT = 3000  # the fallback text
 MAX_TOTAL = 12000  # all text in a message: Slack refuses ~13k as msg_blocks_too_long
-MAX_VALUE = 2000  # a button's value
 MAX_BLOCK_ID = 255
+MAX_BUTTON_ID = 200  # deal ids up to this long get buttons (block_id "deal:<id>" stays < 255)
 MAX_NAME = 80  # CRM names shown in lists
 
 
@@ -123,14 +123,14 @@ def news_text(news: News, level: float) -> str:
 
 
 def _buttons(run_id: int, deal_id: str) -> dict:
-    value = f"{run_id}:{deal_id}"[:MAX_VALUE]
+    value = f"{run_id}:{deal_id}"
     button = lambda action, label, **kw: {  # noqa: E731
         "type": "button", "action_id": action, "value": value,
         "text": {"type": "plain_text", "text": label}, **kw,
     }  # fmt: skip
     return {
         "type": "actions",
-        "block_id": f"deal:{deal_id}"[:MAX_BLOCK_ID],
+        "block_id": f"deal:{deal_id}",
         "elements": [
             button(ACTION_WHY, "Why?"),
             button(ACTION_SNOOZE, "Snooze 7 days"),
@@ -141,7 +141,7 @@ def _buttons(run_id: int, deal_id: str) -> dict:
 
 def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
     """The digest's blocks with one deal's buttons replaced by a note of who handled it."""
-    block_id = f"deal:{deal_id}"[:MAX_BLOCK_ID]
+    block_id = f"deal:{deal_id}"
     context = {"type": "context", "block_id": block_id,
                "elements": [{"type": "mrkdwn", "text": _cut(note, MAX_SECTION)}]}  # fmt: skip
     return [context if b.get("block_id") == block_id else b for b in blocks]
@@ -185,10 +185,9 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     for _, row in d.deals.head(room).iterrows():
         # on a channel's first digest there is no "since the last digest": no change shown
         previous = row.get("previous_risk") if d.news is not None else row["risk"]
-        pair = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": deal_line(row, previous)}},
-            _buttons(d.run_id, str(row["deal_id"])),
-        ]
+        pair = [{"type": "section", "text": {"type": "mrkdwn", "text": deal_line(row, previous)}}]
+        if len(str(row["deal_id"])) <= MAX_BUTTON_ID:  # longer ids would not fit a button value
+            pair.append(_buttons(d.run_id, str(row["deal_id"])))
         budget -= sum(len(t) for t in _texts(pair))
         if budget < 0:
             break

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import slack_api
-from bot.blocks import check_limits, digest_message
+from bot.blocks import check_limits, digest_message, escape
 from bot.digest import Digest, build, in_scope
 from bot.settings import Channel, Scope
 from bot.snapshot import Pipeline, Snapshot
@@ -65,32 +65,33 @@ def compose(
     return digest
 
 
+def _report(client: WebClient, admin: str | None, text: str) -> None:
+    slack_api.notify_admin(client, admin, text)
+
+
 def run_channel(
     pipeline: Pipeline, client: WebClient, channel: Channel, digest_date: str, presets=None
 ) -> Outcome:
-    """Post one channel's digest for a day, at most once however often this is called."""
+    """Post one channel's digest for a day, at most once however often this is called.
+
+    Everything that can fail without Slack (data, scoring, forecast, rendering) happens before
+    the claim, so such a failure leaves the day free for a later run; after the claim only the
+    post remains."""
     db = pipeline.db()
     admin = pipeline.settings.admin_channel
+    where = f"the {digest_date} digest for <#{channel.id}>"
     if (record := store.digest_record(db, channel.id, digest_date)) and record[
         "status"
     ] != "failed":
+        if record["status"] == "claimed":
+            log.warning("%s is claimed without a posted message (%s): not posting it again",
+                        where, record["error"] or "being posted now")  # fmt: skip
         return Outcome(channel.id, digest_date, "skipped", f"already {record['status']}")
     try:
         notes = pipeline.refresh(presets)
         snap = pipeline.snapshot()
         if snap is None:
             raise RuntimeError("no score run to report on")
-    except Exception as exc:
-        log.exception("morning run for %s failed before posting", channel.id)
-        slack_api.notify_admin(
-            client,
-            admin,
-            f"revbot: the {digest_date} digest for <#{channel.id}> was not posted: {exc}",
-        )
-        return Outcome(channel.id, digest_date, "failed", str(exc))
-    if not store.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
-        return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
-    try:
         previous = store.last_posted_run(db, channel.id, digest_date)
         digest = compose(
             db, snap, scope=channel.scope, top=channel.top, min_risk=channel.min_risk,
@@ -100,26 +101,48 @@ def run_channel(
         problems = check_limits(message)
         if problems:
             raise ValueError(f"digest outside Block Kit limits: {problems}")
-        ts = slack_api.post_message(client, channel.id, message)
-    except SlackApiError as exc:  # Slack refused it: nothing was posted, a later run may retry
-        code = slack_api.error_code(exc)
-        store.finish_digest(db, channel.id, digest_date, error=code)
-        hint = " (invite the bot: /invite @revbot)" if code in slack_api.NOT_A_MEMBER else ""
-        slack_api.notify_admin(
-            client,
-            admin,
-            f"revbot: the {digest_date} digest for <#{channel.id}> failed: {code}{hint}",
-        )
-        return Outcome(channel.id, digest_date, "failed", code)
-    except Exception as exc:  # it may or may not have gone out: never post it twice
-        log.exception("digest for %s on %s: unknown outcome", channel.id, digest_date)
-        store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
-        slack_api.notify_admin(
-            client, admin,
-            f"revbot: the {digest_date} digest for <#{channel.id}> may not have been posted "
-            f"({exc}); please check the channel. It will not be retried automatically.",
-        )  # fmt: skip
+    except Exception as exc:
+        log.exception("%s was not posted: preparing it failed", where)
+        _report(client, admin, f"revbot: {where} was not posted: {escape(str(exc))}")
         return Outcome(channel.id, digest_date, "failed", str(exc))
+    if not store.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
+        return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
+    try:
+        ts = slack_api.post_digest(client, channel.id, message)
+    except SlackApiError as exc:
+        code = slack_api.error_code(exc)
+        if not slack_api.refused(exc):  # a 5xx or an unreadable answer: it may have gone out
+            store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {code}")
+            _report(client, admin, f"revbot: {where} may or may not have been posted (Slack "
+                    f"answered {escape(code)}); please check the channel. It will not be "
+                    "retried automatically.")  # fmt: skip
+            return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {code}")
+        store.finish_digest(db, channel.id, digest_date, error=code)  # refused: nothing posted
+        hint = " (invite the bot: /invite @revbot)" if code in slack_api.NOT_A_MEMBER else ""
+        _report(client, admin, f"revbot: {where} failed: {escape(code)}{hint}; the next run "
+                "will try again")  # fmt: skip
+        return Outcome(channel.id, digest_date, "failed", code)
+    except Exception as exc:  # a dropped connection or a timeout: it may have gone out
+        log.exception("%s: unknown outcome", where)
+        store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
+        _report(client, admin, f"revbot: {where} may or may not have been posted "
+                f"({escape(str(exc))}); please check the channel. It will not be retried "
+                "automatically.")  # fmt: skip
+        return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {exc}")
     store.finish_digest(db, channel.id, digest_date, slack_ts=ts)
-    log.info("digest for %s on %s posted (ts %s)", channel.id, digest_date, ts)
+    log.info("%s posted (ts %s)", where, ts)
     return Outcome(channel.id, digest_date, "posted", ts)
+
+
+def report_stale_claims(pipeline: Pipeline, client: WebClient, older_than_minutes: int = 10) -> list[dict]:  # fmt: skip
+    """Claims left without a posted message (the process died mid-post): tell the admin once
+    at start-up rather than risk a double post."""
+    stale = store.stale_claims(pipeline.db(), older_than_minutes)
+    for r in stale:
+        _report(client, pipeline.settings.admin_channel,
+                f"revbot: the {r['digest_date']} digest for <#{r['channel_id']}> was being posted "
+                "when revbot stopped; please check the channel. It will not be retried "
+                "automatically.")  # fmt: skip
+        store.note_digest_error(pipeline.db(), r["channel_id"], r["digest_date"],
+                                "unknown outcome: revbot stopped while posting; reported")  # fmt: skip
+    return stale

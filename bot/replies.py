@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bot.blocks import MAX_SECTION, _cut, escape, money
+from bot.blocks import MAX_SECTION, _cut, escape, money, short
 from bot.settings import Scope
 
 DEAL_USAGE = (
@@ -44,16 +44,16 @@ def _trend(history: pd.DataFrame) -> str:
 def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.DataFrame,
                confidence: str, as_of: str) -> dict:  # fmt: skip
     """One deal: who and what, win probability, risk, drivers in words, actions, risk trend."""
-    account = escape(deal["account"]) if deal.get("account") else "_no account yet_"
-    title = f"*{account}* · {escape(deal['product'])} · owner {escape(deal['owner'])} · `{escape(deal['deal_id'])}`"  # fmt: skip
+    account = short(deal["account"]) if deal.get("account") else "_no account yet_"
+    title = f"*{account}* · {short(deal['product'])} · owner {short(deal['owner'])} · `{short(deal['deal_id'])}`"  # fmt: skip
     value = deal.get("value")
     fields = [
         f"*Win probability*\n{_pct(deal['win_prob'])}",
         f"*Risk*\n{deal['risk']:.0f} / 100 (rank {int(deal['rank']):,})",
         f"*Value*\n{money(value) if value is not None else '-'}",
-        f"*Stage*\n{escape(deal.get('stage') or '-')}",
-        f"*Expected close*\n{escape(deal.get('expected_close') or '-')}",
-        f"*Team*\n{escape(deal.get('manager') or '-')}, {escape(deal.get('region') or '-')}",
+        f"*Stage*\n{short(deal.get('stage') or '-')}",
+        f"*Expected close*\n{short(deal.get('expected_close') or '-')}",
+        f"*Team*\n{short(deal.get('manager') or '-')}, {short(deal.get('region') or '-')}",
     ]
     if drivers:
         why = "\n".join(
@@ -83,8 +83,8 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
 def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
     """An account with several open deals: list them so the rep can pick one by id."""
     lines = [
-        f"• `{escape(r['deal_id'])}` {escape(r['account'])} · {escape(r['product'])} · "
-        f"{escape(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}"
+        f"• `{short(r['deal_id'])}` {short(r['account'])} · {short(r['product'])} · "
+        f"{short(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}"
         for _, r in deals.head(limit).iterrows()
     ]
     more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""

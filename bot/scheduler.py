@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,13 +38,33 @@ def digest_date(channel: Channel, when: datetime) -> str:
 
 def last_fire(channel: Channel, now: datetime) -> datetime | None:
     """The most recent scheduled time at or before `now` within the grace window."""
-    since = now - timedelta(minutes=channel.grace_minutes)
+    return _last_fire(channel, now, timedelta(minutes=channel.grace_minutes))
+
+
+def _last_fire(channel: Channel, now: datetime, window: timedelta) -> datetime | None:
     cron = trigger(channel)
-    fire, last = cron.get_next_fire_time(None, since), None
+    fire, last = cron.get_next_fire_time(None, now - window), None
     while fire is not None and fire <= now:
         last = fire
-        fire = cron.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        # step in UTC: wall-clock arithmetic would land before `fire` in a repeated DST hour
+        fire = cron.get_next_fire_time(fire, fire.astimezone(UTC) + timedelta(seconds=1))
     return last
+
+
+def due_today(channel: Channel, now: datetime) -> str | None:
+    """The day whose run is due for `revbot morning` (cron): a scheduled time of the channel
+    passed today, in its timezone (None on its days off, or before its time)."""
+    fire = _last_fire(channel, now, timedelta(days=1))
+    if fire is None:
+        return None
+    day = digest_date(channel, fire)
+    return day if day == digest_date(channel, now) else None
+
+
+def job_day(channel: Channel, now: datetime) -> str:
+    """The day a scheduled job posts for: its scheduled time's, not the moment it runs (a run
+    late past midnight still posts the day it was due for)."""
+    return digest_date(channel, last_fire(channel, now) or now)
 
 
 def missed(db, channels: tuple[Channel, ...], now: datetime) -> list[tuple[Channel, str]]:
@@ -71,7 +91,7 @@ def start(
     scheduler = BackgroundScheduler(timezone="UTC")
     for channel in channels:
         scheduler.add_job(
-            lambda c=channel: job(c, digest_date(c, now())),
+            lambda c=channel: job(c, job_day(c, now())),
             trigger(channel),
             id=f"digest:{channel.id}",
             name=f"digest for {channel.id} ({channel.scope})",

@@ -66,7 +66,7 @@ def serve(
 
     sched = None
     if scheduler and settings.channels:
-        sched = _start_scheduler(settings, pipeline, job)
+        sched = _start_scheduler(settings, pipeline, job, client)
     elif not settings.channels:
         log.warning("no [[channels]] configured: no digest will be posted")
     server, _ = serve_background(wsgi_app(None if socket_mode else app, pipeline), host, port)
@@ -94,7 +94,8 @@ def serve(
     return 0
 
 
-def _start_scheduler(settings: Settings, pipeline, job):
+def _start_scheduler(settings: Settings, pipeline, job, client):
+    morning.report_stale_claims(pipeline, client)
     sched = scheduler.start(settings.channels, job, now=_now)
     for channel, day in scheduler.missed(pipeline.db(), settings.channels, _now()):
         log.info("catching up the %s digest for %s, missed while revbot was down", day, channel.id)
@@ -103,7 +104,8 @@ def _start_scheduler(settings: Settings, pipeline, job):
 
 
 def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Path) -> list:
-    """Post every configured channel's digest for today (each channel's own date), once."""
+    """Post each channel's digest that is due today (its days, its time passed, in its own
+    timezone), once: for running the morning job from cron instead of `revbot serve`."""
     if not settings.secrets.bot_token:
         raise SetupError(
             "SLACK_BOT_TOKEN is not set; to see the digest without Slack, run `revbot digest`"
@@ -115,7 +117,13 @@ def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Pat
     pipeline = Pipeline(db_path, artifacts, settings)
     client = slack_api.make_client(settings.secrets)
     outcomes = []
+    now = _now()
     for channel in settings.channels:
-        day = _now().astimezone(ZoneInfo(channel.timezone)).date().isoformat()
+        day = scheduler.due_today(channel, now)
+        if day is None:
+            today = now.astimezone(ZoneInfo(channel.timezone)).date().isoformat()
+            outcomes.append(morning.Outcome(channel.id, today, "skipped",
+                                            f"not due yet ({channel.days} at {channel.time} {channel.timezone})"))  # fmt: skip
+            continue
         outcomes.append(morning.run_channel(pipeline, client, channel, day, presets))
     return outcomes

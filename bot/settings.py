@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
+
 from bot.config import ConfigError
 
 ROLES = ("leader", "manager", "rep")
@@ -145,6 +147,14 @@ def _channel(raw: dict[str, Any], defaults: dict[str, Any], i: int) -> Channel:
         ZoneInfo(str(merged["timezone"]))
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"{where}: unknown timezone {merged['timezone']!r}") from exc
+    try:  # what APScheduler will be given, checked now so that a typo fails at start-up
+        hour, minute = str(merged["time"]).split(":")
+        CronTrigger(day_of_week=str(merged["days"]), hour=int(hour), minute=int(minute),
+                    timezone=ZoneInfo(str(merged["timezone"])))  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"{where}: days {merged['days']!r}: {exc}") from exc
+    if int(merged["grace_minutes"]) < 1:
+        raise ConfigError(f"{where}: grace_minutes must be at least 1")
     top, min_risk = int(merged["top"]), float(merged["min_risk"])
     if not 1 <= top <= 20:
         raise ConfigError(f"{where}: top must be 1-20 (a digest longer than that gets muted)")

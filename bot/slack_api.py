@@ -36,6 +36,20 @@ def make_client(secrets: Secrets, timeout: int = 30) -> WebClient:
     )
 
 
+def _once(client: WebClient) -> WebClient:
+    """The same client retrying only rate limits: a 429 means Slack did nothing, whereas a
+    connection dropped after sending may have posted, and a digest must not go out twice."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])  # fmt: skip
+
+
+def refused(exc: SlackApiError) -> bool:
+    """Did Slack answer and refuse (so nothing was posted)? True for ok=false answers and rate
+    limits; False for 5xx or unreadable answers, after which the message may exist."""
+    status = getattr(exc.response, "status_code", None)
+    return status in (200, 429) and isinstance(exc.response.data, dict)
+
+
 def error_code(exc: SlackApiError) -> str:
     return str(exc.response.get("error", "unknown_error")) if exc.response is not None else "?"
 
@@ -44,6 +58,11 @@ def post_message(client: WebClient, channel: str, message: dict) -> str:
     """Post a message (`text` and `blocks`); returns its ts."""
     response = client.chat_postMessage(channel=channel, unfurl_links=False, **message)
     return str(response["ts"])
+
+
+def post_digest(client: WebClient, channel: str, message: dict) -> str:
+    """Post a digest, retrying rate limits only (see `_once`); returns its ts."""
+    return post_message(_once(client), channel, message)
 
 
 def update_message(client: WebClient, channel: str, ts: str, message: dict) -> None:
@@ -60,7 +79,9 @@ def notify_admin(client: WebClient, admin_channel: str | None, text: str) -> boo
         return True
     except SlackApiError as exc:
         log.error("could not report to admin channel %s: %s", admin_channel, error_code(exc))
-        return False
+    except Exception as exc:  # the report must never take the caller down with it
+        log.error("could not report to admin channel %s: %s", admin_channel, type(exc).__name__)
+    return False
 
 
 @dataclass(frozen=True)

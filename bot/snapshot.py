@@ -18,7 +18,7 @@ import pandas as pd
 
 from bot import jobs
 from bot.config import SetupError
-from bot.digest import SCOPE_COLUMN
+from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import store
 from dataset.presets import BUILTIN, apply_overrides
@@ -51,6 +51,7 @@ class Snapshot:
     refs: dict
     sigma: float
     _forecasts: dict[str, LiveForecast] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -72,7 +73,11 @@ class Snapshot:
     def forecast(self, scope: Scope) -> LiveForecast:
         """The scope's forecast on this run, simulated once and kept."""
         key = str(scope)
-        with self._lock:
+        if key in self._forecasts:
+            return self._forecasts[key]
+        with self._lock:  # one lock per scope: a new scope's simulation blocks no other scope
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
             if key not in self._forecasts:
                 win = self.scores.set_index("deal_id")["win_prob"].reindex(self.features.index)
                 self._forecasts[key] = forecast(
@@ -103,9 +108,10 @@ class Snapshot:
         known = set(self.crm.teams[column].dropna()) | set(self.scores[SCOPE_COLUMN[kind]].dropna())
         return sorted(known)
 
-    def lookup(self, db, query: str) -> Lookup:
-        """A deal by id (any case), else the open deals of an account whose name contains the
-        query, else the closest ids and account names."""
+    def lookup(self, db, query: str, scope: Scope) -> Lookup:
+        """A deal by id (any case; the caller checks access), else the open deals within `scope`
+        of an account whose name contains the query, else the closest ids and account names
+        within `scope` (so a suggestion never names another team's deal)."""
         q = query.strip()
         by_id = {d.lower(): d for d in self.scores["deal_id"]}
         if q.lower() in by_id:
@@ -114,16 +120,15 @@ class Snapshot:
         state = store.deal_state(db, q)
         if state is not None:
             return Lookup(closed=state)
-        matches = self.scores[
-            self.scores["account"].fillna("").str.contains(q, case=False, regex=False)
-        ]
+        mine = in_scope(self.scores, scope)
+        matches = mine[mine["account"].fillna("").str.contains(q, case=False, regex=False)]
         if len(matches) == 1:
             return Lookup(deal=store.run_deal(db, self.run_id, matches.iloc[0]["deal_id"]))
         if len(matches) > 1:
             return Lookup(several=matches)
-        accounts = sorted(set(self.scores["account"].dropna()))
+        accounts = sorted(set(mine["account"].dropna()))
         close = difflib.get_close_matches(q, accounts, n=3, cutoff=0.6)
-        close += difflib.get_close_matches(q.upper(), list(by_id.values()), n=3, cutoff=0.6)
+        close += difflib.get_close_matches(q.upper(), mine["deal_id"].tolist(), n=3, cutoff=0.6)
         return Lookup(suggestions=close[:5])
 
 
@@ -137,6 +142,7 @@ class Pipeline:
         self._snapshot: Snapshot | None = None
         self._load_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self._model_lock = threading.Lock()  # one training at a time writes the artifacts
 
     def db(self):
         conn = getattr(self._local, "db", None)
@@ -160,7 +166,8 @@ class Pipeline:
 
     def _load(self, run: dict, say) -> Snapshot:
         db = self.db()
-        model, meta = jobs.ensure_model(db, self.artifacts, say=say)
+        with self._model_lock:
+            model, meta = jobs.ensure_model(db, self.artifacts, say=say)
         crm = prepare(store.load_crm(db))
         settings = jobs.forecast_settings(crm, self.artifacts, say=say)
         scores = store.run_scores(db, run["run_id"])
@@ -203,6 +210,7 @@ class Pipeline:
             if store.latest_as_of(db) is None:
                 raise SetupError("no CRM data imported yet: run `revbot ingest` or `revbot demo`")
             if not jobs.run_is_current(db):
-                loaded = jobs.ensure_model(db, self.artifacts, say=say)
+                with self._model_lock:
+                    loaded = jobs.ensure_model(db, self.artifacts, say=say)
                 jobs.score_now(db, self.artifacts, loaded=loaded, say=say)
         return problems

@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -577,8 +577,15 @@ def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | Non
 
 
 def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
-    """A deal's latest known state (open, won or lost) from the deals table."""
-    rows = list(db.query("SELECT * FROM deals WHERE deal_id = ?", [deal_id]))
+    """A deal's latest known state (open, won or lost) from the deals table, with its owner's
+    manager and region."""
+    rows = list(
+        db.query(
+            "SELECT d.*, t.manager, t.regional_office AS region FROM deals d "
+            "LEFT JOIN sales_teams t ON t.sales_agent = d.owner WHERE d.deal_id = ?",
+            [deal_id],
+        )
+    )
     return rows[0] if rows else None
 
 
@@ -659,6 +666,21 @@ def note_digest_error(
             "UPDATE digest_runs SET error = ?, updated_at = ? WHERE channel_id = ? AND digest_date = ?",
             [error, _now(), channel_id, digest_date],
         )
+
+
+def stale_claims(db: sqlite_utils.Database, older_than_minutes: int) -> list[dict]:
+    """Digests claimed more than that many minutes ago, never recorded as posted or failed, and
+    not reported yet (a reported one carries its error)."""
+    cutoff = (datetime.now(UTC) - timedelta(minutes=older_than_minutes)).isoformat(
+        timespec="seconds"
+    )
+    return list(
+        db.query(
+            "SELECT * FROM digest_runs WHERE status = 'claimed' AND error IS NULL AND updated_at < ? "
+            "ORDER BY digest_date",
+            [cutoff],
+        )
+    )
 
 
 def digest_record(db: sqlite_utils.Database, channel_id: str, digest_date: str) -> dict | None:

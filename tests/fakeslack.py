@@ -12,6 +12,7 @@ three-step upload), and lets a test inject errors, 429s and delays. Nothing leav
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -60,6 +61,7 @@ class _Rule:
     times: int
     channel: str | None
     retry_after: int | None = None  # set for injected 429s
+    status: int | None = None  # set for injected 5xx answers
 
 
 class SlackError(Exception):
@@ -149,6 +151,12 @@ class FakeSlack:
         """Answer the next `times` calls with HTTP 429 and a Retry-After header (whole seconds)."""
         with self._lock:
             self._rules.append(_Rule(method, "ratelimited", times, None, retry_after))
+
+    def server_error(self, method: str, status: int = 502, times: int = 1) -> None:
+        """Carry out the next `times` calls (a message is really posted) but answer with an
+        HTTP `status` and an HTML page, as a gateway timing out after Slack acted would."""
+        with self._lock:
+            self._rules.append(_Rule(method, "server_error", times, None, None, status))
 
     def delay(self, method: str, seconds: float) -> None:
         """Sleep before answering `method`, e.g. to test the 3 s ack deadline."""
@@ -336,6 +344,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not str(token).startswith("xoxb-"):
                 return self._answer(call, 200, {"ok": False, "error": "invalid_auth"})
         if rule := fake._take_rule(method, call.params):
+            if rule.status is not None:
+                with contextlib.suppress(SlackError):  # an invalid call posts nothing anyway
+                    fake._api(call)
+                return self._answer(call, rule.status, "<html>Bad Gateway</html>")
             if rule.retry_after is not None:
                 retry = {"Retry-After": str(rule.retry_after)}
                 return self._answer(call, 429, {"ok": False, "error": "ratelimited"}, retry)

@@ -178,3 +178,11 @@ def test_wait_for_times_out_with_what_it_saw(slack: FakeSlack, client: WebClient
     message = str(err.value)
     assert "expected 1 successful chat.postMessage" in message
     assert "chat.postMessage 200 channel_not_found" in message
+
+
+def test_server_error_posts_but_answers_502(slack, client):
+    slack.server_error("chat.postMessage")
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel="C1", text="hello")
+    assert info.value.response.status_code == 502
+    assert len(slack.messages) == 1  # it went out all the same

@@ -57,6 +57,10 @@ def register(app: App, pipeline: Pipeline) -> None:
         current = store.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
         if current is None:  # no longer open: explain it as it was in the digest
             current = deal
+        if not can_see(found[0], current):  # moved to another team since the digest
+            respond(text="That deal is not one you can see.", response_type="ephemeral",
+                    replace_original=False)  # fmt: skip
+            return
         message = deal_detail(pipeline, snap, current)
         respond(**message, response_type="ephemeral", replace_original=False)
 
@@ -65,6 +69,11 @@ def register(app: App, pipeline: Pipeline) -> None:
         if found is None:
             return
         member, deal = found
+        if member.role == "rep":
+            respond(text="Only managers and leaders can snooze or acknowledge a deal in the "
+                    "digest; tell your manager what you are doing about it.",
+                    response_type="ephemeral", replace_original=False)  # fmt: skip
+            return
         channel = body["channel"]["id"]
         run = store.run_of(pipeline.db(), int(deal["run_id"]))
         until = None

@@ -49,19 +49,13 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
     if snap is None:
         return text_message(NO_RUN), False
     db = pipeline.db()
-    found = snap.lookup(db, query)
+    found = snap.lookup(db, query, member_scope(member))
     if found.closed is not None:
         if not can_see(member, found.closed):
             return text_message(_outside(member)), False
         return closed_reply(found.closed), share
     if found.several is not None:
-        mine = found.several[[can_see(member, r) for r in found.several.to_dict("records")]]
-        if mine.empty:
-            return text_message(_outside(member)), False
-        if len(mine) == 1:
-            found.deal = store.run_deal(db, snap.run_id, mine.iloc[0]["deal_id"])
-        else:
-            return several_reply(query, mine), share
+        return several_reply(query, found.several), share
     if found.deal is None:
         return not_found_reply(query, found.suggestions), False
     if not can_see(member, found.deal):
@@ -95,9 +89,14 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
         regions, managers = snap.names("region"), snap.names("manager")
         wanted = match_scope(query.scope_text, regions, managers)
         if wanted is None:
+            known = (  # only leaders may ask for any of them, so only they get the list
+                f"Regions: {', '.join(regions)}. Managers: {', '.join(managers)}."
+                if member.role == "leader"
+                else f"You can see {member_scope(member).label}."
+            )
             return text_message(
-                f"I don't know a region or manager called *{escape(query.scope_text)}*. Regions: "
-                f"{escape(', '.join(regions))}. Managers: {escape(', '.join(managers))}.\n{FORECAST_USAGE}"
+                f"I don't know a region or manager called *{escape(query.scope_text)}*. "
+                f"{escape(known)}\n{FORECAST_USAGE}"
             )
     scope = allowed_scope(member, wanted)
     if isinstance(scope, str):

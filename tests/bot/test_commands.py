@@ -229,3 +229,29 @@ def test_healthz(served):
     with urllib.request.urlopen(served.root + "/healthz", timeout=5) as r:
         body = json.loads(r.read())
     assert r.status == 200 and body["ok"] and body["latest_run"]["run_id"] == 1
+
+
+def test_suggestions_and_account_search_stay_within_what_you_can_see(served):
+    scores, who = served.data["scores"], served.data["who"]
+    theirs = scores[(scores["owner"] != who["rep"]) & scores["account"].notna()].iloc[0]
+    typo = theirs["account"][:-1] + "x"
+    _, answer = ask(served, "/deal", typo, user=REP)
+    assert theirs["account"] not in answer["text"] and "I found no open deal" in answer["text"]
+    _, answer = ask(served, "/deal", typo, user=LEADER)
+    assert theirs["account"] in answer["text"]  # a leader gets the suggestion
+
+
+def test_a_manager_sees_a_closed_deal_of_the_team(served):
+    from dataset import store
+
+    who = served.data["who"]
+    lost = store.read_frame(
+        served.pipeline.db(),
+        "SELECT d.deal_id FROM deals d JOIN sales_teams t ON t.sales_agent = d.owner "
+        "WHERE d.status = 'lost' AND t.manager = ? LIMIT 1",
+        [who["manager"]],
+    )["deal_id"].iloc[0]
+    _, answer = ask(served, "/deal", lost, user=MANAGER)
+    assert "was lost on" in answer["text"]
+    _, answer = ask(served, "/deal", lost, user=REP)
+    assert "outside what you can see" in answer["text"]

@@ -110,7 +110,7 @@ def _click(served, message, action_id: str, index: int = 0, user: str = LEADER):
 
 
 @pytest.mark.bot(channels=[DIGEST])
-def test_why_answers_privately_in_the_thread_of_the_click(served):
+def test_why_answers_privately_to_whoever_clicked(served):
     message = _digest(served)
     deal_id, url = _click(served, message, ACTION_WHY, 1)
     answer = served.slack.wait_for("response_url")[0].params
@@ -280,8 +280,80 @@ def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
         ingest_files(db, [export], as_of=datetime(2025, 2, 15).date())
         jobs.score_now(db, small_crm["artifacts"], say=lambda _: None)
         assert run_channel(pipeline, client, DIGEST, "2025-02-18").status == "posted"
-        news = slack.calls_to("chat.postMessage")[-1].params["blocks"][3]["text"]["text"]
+        blocks = slack.calls_to("chat.postMessage")[-1].params["blocks"]
+        news = next(
+            b["text"]["text"] for b in blocks if "*Lost*" in b.get("text", {}).get("text", "")
+        )
         name = lambda d: scores.loc[d, "account"] or d  # noqa: E731
         assert "*Lost*: " + name(lost) in news
         old = scores.loc[pushed, "expected_close"]
         assert "*Close date pushed*: " in news and f"{name(pushed)} ({old} → " in news
+
+
+@pytest.mark.bot(channels=[DIGEST], admin="C0ADMIN")
+def test_an_unclear_answer_is_never_reposted(served):
+    """Slack (or a proxy) answers 502 after posting: the claim stays, the admin is asked to
+    check, and neither a later run nor a restart's catch-up posts it again."""
+    served.slack.server_error("chat.postMessage")
+    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert outcome.status == "failed" and outcome.detail.startswith("unknown outcome")
+    digest_posts = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0DIGEST"]  # fmt: skip
+    assert len(digest_posts) == 1 and len(served.slack.messages) >= 1  # no retry by the client
+    admin = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0ADMIN"]  # fmt: skip
+    assert "may or may not have been posted" in admin[0].params["text"]
+    again = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    assert again.status == "skipped"
+    from bot.scheduler import missed
+
+    assert missed(served.pipeline.db(), (DIGEST,), datetime(2025, 2, 17, 8, 30, tzinfo=UTC)) == []
+
+
+def test_a_failure_before_posting_claims_nothing(tmp_path, small_crm):
+    """No data yet: the run fails before its claim, says why, and leaves the day to a later run."""
+    from bot.scheduler import missed
+    from bot.settings import Secrets, Settings
+    from bot.slack_api import make_client
+    from bot.snapshot import Pipeline
+
+    with FakeSlack() as slack:
+        settings = Settings(channels=(DIGEST,), admin_channel="C0ADMIN",
+                            secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
+        pipeline = Pipeline(tmp_path / "empty.db", small_crm["artifacts"], settings)
+        outcome = run_channel(pipeline, make_client(settings.secrets), DIGEST, "2025-02-17")
+        assert outcome.status == "failed" and "no CRM data imported yet" in outcome.detail
+        (admin,) = slack.calls_to("chat.postMessage")
+        assert admin.params["channel"] == "C0ADMIN" and "was not posted" in admin.params["text"]
+        db = pipeline.db()
+        assert store.digest_record(db, "C0DIGEST", "2025-02-17") is None
+        now = datetime(2025, 2, 17, 8, 30, tzinfo=UTC)
+        assert missed(db, (DIGEST,), now) == [(DIGEST, "2025-02-17")]
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_a_claim_left_by_a_crash_is_reported_once(served):
+    from bot.morning import report_stale_claims
+
+    db = served.pipeline.db()
+    assert store.claim_digest(db, "C0DIGEST", "2025-02-16", 1, "crashed")
+    db.execute("UPDATE digest_runs SET updated_at = '2025-02-16T08:00:00+00:00'")
+    db.conn.commit()
+    assert [r["digest_date"] for r in report_stale_claims(served.pipeline, served.pipeline_client)] == ["2025-02-16"]  # fmt: skip
+    assert report_stale_claims(served.pipeline, served.pipeline_client) == []  # reported once
+    (admin,) = served.slack.calls_to("chat.postMessage")
+    assert "was being posted when revbot stopped" in admin.params["text"]
+
+
+@pytest.mark.bot(channels=[DIGEST])
+def test_a_rep_cannot_snooze_even_their_own_deal_out_of_the_digest(served):
+    from tests.bot.slackenv import REP
+
+    message = _digest(served)
+    scores = served.data["scores"]
+    own = scores.loc[scores["owner"] == served.data["who"]["rep"], "deal_id"].iloc[0]
+    run_id = store.latest_run(served.pipeline.db())["run_id"]
+    url = served.slack.response_url("act")
+    post(served.url, action_body(ACTION_SNOOZE, f"{run_id}:{own}", REP, url, message))
+    answer = served.slack.wait_for("response_url")[0].params
+    assert answer["text"].startswith("Only managers and leaders can snooze or acknowledge")
+    assert store.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert served.slack.calls_to("chat.update") == []

@@ -147,3 +147,35 @@ def test_the_scheduler_keeps_late_runs_and_coalesces():
         assert job.coalesce and job.max_instances == 1
     finally:
         sched.shutdown(wait=False)
+
+
+def test_last_fire_survives_the_autumn_clock_change():
+    """01:30 happens twice in New York on 2026-11-01: stepping in wall-clock time used to loop
+    for ever at start-up."""
+    import threading
+
+    ny = channel("C0NY", time="01:30", days="*", timezone="America/New_York", grace_minutes=120)
+    result = []
+    worker = threading.Thread(target=lambda: result.append(last_fire(ny, datetime(2026, 11, 1, 7, 0, tzinfo=UTC))), daemon=True)  # fmt: skip
+    worker.start()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and result[0] is not None
+    assert result[0] <= datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+    assert digest_date(ny, result[0]) == "2026-11-01"
+
+
+def test_a_late_run_posts_the_day_it_was_due_for():
+    from bot.scheduler import due_today, job_day
+
+    late = channel("C0LATE", time="23:30", days="*", timezone="UTC", grace_minutes=120)
+    assert job_day(late, datetime(2025, 2, 18, 0, 10, tzinfo=UTC)) == "2025-02-17"
+    weekdays = channel("C0WD", time="08:00", days="mon-fri", timezone="UTC")
+    assert due_today(weekdays, datetime(2025, 2, 17, 9, 0, tzinfo=UTC)) == "2025-02-17"
+    assert due_today(weekdays, datetime(2025, 2, 17, 7, 0, tzinfo=UTC)) is None  # not yet
+    assert due_today(weekdays, datetime(2025, 2, 15, 9, 0, tzinfo=UTC)) is None  # a Saturday
+
+
+def test_settings_refuse_what_the_scheduler_would():
+    for bad, message in (({"days": "sat-mon"}, "days 'sat-mon'"), ({"grace_minutes": 0}, "grace_minutes")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            settings_from({"channels": [{"id": "C0A", **bad}]}, env={})
