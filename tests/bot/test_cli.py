@@ -79,3 +79,19 @@ def test_console_script_errors_are_friendly(tmp_path):
     assert done.returncode == 2
     assert "revbot ingest: error:" in done.stderr and "no such file or folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_and_morning_say_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "REVBOT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve", "--db", str(tmp_path / "x.db")]) == 2
+    assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    assert main(["serve", "--db", str(tmp_path / "x.db")]) == 2
+    assert "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET" in capsys.readouterr().err
+    assert main(["morning", "--db", str(tmp_path / "x.db")]) == 2
+    assert "no [[channels]] in the configuration" in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text('[[channels]]\nid = "#sales"\n')
+    assert main(["morning", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "is not a Slack channel ID" in capsys.readouterr().err
