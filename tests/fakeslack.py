@@ -115,6 +115,7 @@ class FakeSlack:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = self.base_url = ""
+        self.closed_port = 9  # discard: connecting is refused at once on loopback
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeSlack:
@@ -239,6 +240,8 @@ class FakeSlack:
 
     def _api(self, call: Call) -> dict[str, Any]:
         p, method = call.params, call.method
+        if method == "apps.connections.open":  # a WebSocket URL where nothing listens
+            return {"url": f"ws://127.0.0.1:{self.closed_port}/link"}
         if method == "auth.test":
             return AUTH_TEST | {"url": "https://fake.slack.com/"}
         if method in ("chat.postMessage", "chat.postEphemeral"):
@@ -341,7 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
             token = bearer or call.params.get("token")
             if not token:
                 return self._answer(call, 200, {"ok": False, "error": "not_authed"})
-            if not str(token).startswith("xoxb-"):
+            app_level = rest == "apps.connections.open"  # Socket Mode: the app-level token
+            if not str(token).startswith("xapp-" if app_level else "xoxb-"):
                 return self._answer(call, 200, {"ok": False, "error": "invalid_auth"})
         if rule := fake._take_rule(method, call.params):
             if rule.status is not None:
