@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -102,6 +103,11 @@ class Snapshot:
         drivers, actions = explain_rows(self.model, self.features.loc[[deal["deal_id"]]], self.refs)
         return [{"key": d.key, "text": d.text, "points": d.points} for d in drivers[0]], actions[0]
 
+    @cached_property
+    def ids(self) -> dict[str, str]:
+        """Deal ids by their lower-case form, built once per run for `/deal` in any case."""
+        return {d.lower(): d for d in self.scores["deal_id"]}
+
     def names(self, kind: str) -> list[str]:
         """The regions or managers known to the CRM."""
         column = {"region": "regional_office", "manager": "manager"}[kind]
@@ -113,9 +119,8 @@ class Snapshot:
         of an account whose name contains the query, else the closest ids and account names
         within `scope` (so a suggestion never names another team's deal)."""
         q = query.strip()
-        by_id = {d.lower(): d for d in self.scores["deal_id"]}
-        if q.lower() in by_id:
-            deal = store.run_deal(db, self.run_id, by_id[q.lower()])
+        if q.lower() in self.ids:
+            deal = store.run_deal(db, self.run_id, self.ids[q.lower()])
             return Lookup(deal=deal)
         state = store.deal_state(db, q)
         if state is not None:
