@@ -283,6 +283,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from bot.blocks import digest_message
     from bot.digest_text import render
     from bot.morning import compose
+    from bot.preview import preview_png
     from bot.settings import Scope
     from bot.snapshot import Pipeline
 
@@ -321,14 +322,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
     print(text)
     (args.out / "digest.txt").write_text(text, encoding="utf-8")
     (args.out / "digest.json").write_text(json.dumps(message, indent=2), encoding="utf-8")
-    written = [args.out / "digest.txt", args.out / "digest.json"]
-    try:
-        from bot.preview import preview_png
-
-        (args.out / "digest.png").write_bytes(preview_png(message))
-        written.append(args.out / "digest.png")
-    except ImportError:
-        pass
+    (args.out / "digest.png").write_bytes(preview_png(message))
+    written = [args.out / "digest.txt", args.out / "digest.json", args.out / "digest.png"]
     print(f"written: {', '.join(str(p) for p in written)} (Block Kit JSON and a picture of it)")
     return 0
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from dataset import store
-from dataset.ingest import FileResult, ingest_files
 from scoring.artifact import ModelMismatchError
 
 Say = Callable[[str], None]
@@ -106,14 +105,6 @@ def newest_export(folder: Path) -> Path | None:
     """The most recently modified CSV export in a folder (None if there is none)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES]
     return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
-
-
-def ingest_newest(db, folder: Path, **kwargs) -> FileResult | None:
-    """Ingest the newest export of the folder; an export already imported changes nothing."""
-    newest = newest_export(folder)
-    if newest is None:
-        return None
-    return ingest_files(db, [newest], **kwargs)[0]
 
 
 def run_is_current(db) -> bool:

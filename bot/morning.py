@@ -65,10 +65,6 @@ def compose(
     return digest
 
 
-def _report(client: WebClient, admin: str | None, text: str) -> None:
-    slack_api.notify_admin(client, admin, text)
-
-
 def run_channel(
     pipeline: Pipeline, client: WebClient, channel: Channel, digest_date: str, presets=None
 ) -> Outcome:
@@ -103,7 +99,7 @@ def run_channel(
             raise ValueError(f"digest outside Block Kit limits: {problems}")
     except Exception as exc:
         log.exception("%s was not posted: preparing it failed", where)
-        _report(client, admin, f"revbot: {where} was not posted: {escape(str(exc))}")
+        slack_api.notify_admin(client, admin, f"revbot: {where} was not posted: {escape(str(exc))}")
         return Outcome(channel.id, digest_date, "failed", str(exc))
     if not store.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
         return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
@@ -113,19 +109,19 @@ def run_channel(
         code = slack_api.error_code(exc)
         if not slack_api.refused(exc):  # a 5xx or an unreadable answer: it may have gone out
             store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {code}")
-            _report(client, admin, f"revbot: {where} may or may not have been posted (Slack "
+            slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted (Slack "
                     f"answered {escape(code)}); please check the channel. It will not be "
                     "retried automatically.")  # fmt: skip
             return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {code}")
         store.finish_digest(db, channel.id, digest_date, error=code)  # refused: nothing posted
         hint = " (invite the bot: /invite @revbot)" if code in slack_api.NOT_A_MEMBER else ""
-        _report(client, admin, f"revbot: {where} failed: {escape(code)}{hint}; the next run "
+        slack_api.notify_admin(client, admin, f"revbot: {where} failed: {escape(code)}{hint}; the next run "
                 "will try again")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", code)
     except Exception as exc:  # a dropped connection or a timeout: it may have gone out
         log.exception("%s: unknown outcome", where)
         store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
-        _report(client, admin, f"revbot: {where} may or may not have been posted "
+        slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted "
                 f"({escape(str(exc))}); please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {exc}")
@@ -139,7 +135,7 @@ def report_stale_claims(pipeline: Pipeline, client: WebClient, older_than_minute
     at start-up rather than risk a double post."""
     stale = store.stale_claims(pipeline.db(), older_than_minutes)
     for r in stale:
-        _report(client, pipeline.settings.admin_channel,
+        slack_api.notify_admin(client, pipeline.settings.admin_channel,
                 f"revbot: the {r['digest_date']} digest for <#{r['channel_id']}> was being posted "
                 "when revbot stopped; please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip

@@ -20,6 +20,7 @@ from bot.app import create_app
 from bot.config import SetupError
 from bot.server import serve_background, wsgi_app
 from bot.settings import Settings
+from bot.snapshot import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Pat
         )
     if not settings.channels:
         raise SetupError("no [[channels]] in the configuration: nowhere to post the digest")
-    from bot.snapshot import Pipeline
-
     pipeline = Pipeline(db_path, artifacts, settings)
     client = slack_api.make_client(settings.secrets)
     outcomes = []

@@ -22,6 +22,7 @@ from bot.config import SetupError
 from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import store
+from dataset.ingest import ingest_files
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.forecast import LiveForecast, forecast
 from scoring.explain import explain_rows
@@ -148,6 +149,7 @@ class Pipeline:
         self._load_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one training at a time writes the artifacts
+        self._export_seen: tuple | None = None  # (path, mtime, size) of the last export read
 
     def db(self):
         conn = getattr(self._local, "db", None)
@@ -187,6 +189,13 @@ class Pipeline:
             sigma=settings["sigma"],
         )
 
+    def _unread(self, export: Path) -> bool:
+        """Is this export new since the last refresh? Each channel's job refreshes; only the
+        first needs to read and hash the file."""
+        stat = export.stat()
+        seen, self._export_seen = self._export_seen, (export, stat.st_mtime_ns, stat.st_size)
+        return seen != self._export_seen
+
     def refresh(self, presets=None, say=None) -> list[str]:
         """Ingest the newest export and rescore if anything changed. Returns problems to report
         (the digest then goes out on the last good data, saying so)."""
@@ -195,21 +204,21 @@ class Pipeline:
         with self._refresh_lock:
             db = self.db()
             folder = self.settings.exports_folder
-            if folder is not None:
+            newest = jobs.newest_export(folder) if folder is not None else None
+            if folder is not None and newest is None:
+                problems.append(f"no CRM export found in {folder}")
+            elif newest is not None and self._unread(newest):
                 try:
-                    result = jobs.ingest_newest(
-                        db, folder, presets=apply_overrides(BUILTIN, presets or {})
-                    )
-                    if result is not None:
-                        say(result.summary())
-                        if result.rows_set_aside:
-                            problems.append(
-                                f"{result.rows_set_aside} rows of {result.path.name} were set "
-                                "aside (`revbot quarantine` lists them)"
-                            )
-                    else:
-                        problems.append(f"no CRM export found in {folder}")
+                    presets = apply_overrides(BUILTIN, presets or {})
+                    result = ingest_files(db, [newest], presets=presets)[0]
+                    say(result.summary())
+                    if result.rows_set_aside:
+                        problems.append(
+                            f"{result.rows_set_aside} rows of {result.path.name} were set "
+                            "aside (`revbot quarantine` lists them)"
+                        )
                 except Exception as exc:  # a bad export must not stop the digest
+                    self._export_seen = None  # report it to every channel, retry next time
                     log.exception("ingesting the newest export failed")
                     problems.append(f"today's CRM export could not be loaded: {exc}")
             if store.latest_as_of(db) is None:

@@ -589,16 +589,6 @@ def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def run_deals_matching(db: sqlite_utils.Database, run_id: int, account: str) -> pd.DataFrame:
-    """A run's deals whose account name contains `account` (case-insensitive), by rank."""
-    pattern = "%" + account.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return read_frame(
-        db,
-        "SELECT * FROM deal_scores WHERE run_id = ? AND account LIKE ? ESCAPE '\\' ORDER BY rank",
-        [run_id, pattern],
-    )
-
-
 def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataFrame:
     """The latest state of those deals that are no longer open (won or lost)."""
     if not deal_ids:
@@ -693,9 +683,8 @@ def digest_record(db: sqlite_utils.Database, channel_id: str, digest_date: str) 
     return rows[0] if rows else None
 
 
-def digest_records(db: sqlite_utils.Database, channel_id: str | None = None) -> list[dict]:
-    where, params = ("WHERE channel_id = ?", [channel_id]) if channel_id else ("", [])
-    return list(db.query(f"SELECT * FROM digest_runs {where} ORDER BY digest_date", params))
+def digest_records(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT * FROM digest_runs ORDER BY digest_date, channel_id"))
 
 
 def last_posted_run(db: sqlite_utils.Database, channel_id: str, before_date: str) -> int | None:

@@ -53,11 +53,11 @@ def register(app: App, pipeline: Pipeline) -> None:
         if found is None:
             return
         snap = pipeline.snapshot()
-        _, deal = found
+        member, deal = found
         current = store.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
         if current is None:  # no longer open: explain it as it was in the digest
             current = deal
-        if not can_see(found[0], current):  # moved to another team since the digest
+        if not can_see(member, current):  # moved to another team since the digest
             respond(text="That deal is not one you can see.", response_type="ephemeral",
                     replace_original=False)  # fmt: skip
             return

@@ -357,3 +357,30 @@ def test_a_rep_cannot_snooze_even_their_own_deal_out_of_the_digest(served):
     assert answer["text"].startswith("Only managers and leaders can snooze or acknowledge")
     assert store.marks(served.pipeline.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
+
+
+def test_a_bad_or_missing_export_is_said_in_the_digest(small_crm, db_copy, tmp_path):
+    """The morning refresh cannot load today's export: the digest still goes out, on the last
+    good data, and says why; a file read once is not read again for the next channel."""
+    from bot.settings import Secrets, Settings
+    from bot.slack_api import make_client
+    from bot.snapshot import Pipeline
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    second = channel("C0SECOND", top=5)
+    with FakeSlack() as slack:
+        settings = Settings(channels=(DIGEST, second), exports_folder=exports,
+                            secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
+        pipeline = Pipeline(db_copy, small_crm["artifacts"], settings)
+        client = make_client(settings.secrets)
+        assert run_channel(pipeline, client, DIGEST, "2025-02-17").status == "posted"
+        note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
+        assert f"no CRM export found in {exports}" in note
+        (exports / "export.csv").write_text("id,colour\n1,red\n", encoding="utf-8")
+        assert run_channel(pipeline, client, DIGEST, "2025-02-18").status == "posted"
+        note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
+        assert "today's CRM export could not be loaded" in note
+        assert run_channel(pipeline, client, second, "2025-02-18").status == "posted"
+        note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
+        assert "today's CRM export could not be loaded" in note  # every channel is told
