@@ -35,7 +35,7 @@ def test_salesforce_report_export(db, tmp_path):
     (r,) = ingest_files(db, [path])
     assert (r.preset, r.rows_read, r.rows_accepted, r.rows_set_aside) == ("salesforce", 4, 4, 0)
     assert "report footer of 3 line(s) skipped (not data)" in r.notes
-    assert r.as_of == "2024-03-04"  # latest event; the open deals' close dates are expected ones
+    assert r.as_of == "2024-03-05"  # the footer says when the report was generated
     deals = {d["deal_id"]: d for d in db.query("SELECT * FROM deals")}
     acme = deals["0065g00000ABCDE"]
     assert (acme["status"], acme["value"], acme["close_date"]) == ("open", 12500.0, "2024-03-15")
@@ -52,7 +52,7 @@ def test_hubspot_deal_export(db, tmp_path):
     assert (r.preset, r.rows_accepted, r.rows_set_aside) == ("hubspot", 3, 0)
     stages = dict(db.execute("SELECT deal_id, stage FROM deals").fetchall())
     assert stages == {"9001": "Contract Sent", "9002": "Closed Won", "9003": "Qualified To Buy"}
-    assert r.as_of == "2024-03-02"
+    assert r.as_of == "2024-03-05"  # the date in the file name
 
 
 def test_config_overrides_column_names_and_stages(db, tmp_path, capsys):
