@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-from dataset import history, store
+from dataset import asof, history, store
 from dataset.csvfile import CsvFileError, RawTable, Rejected, read_table
 from dataset.presets import BUILTIN, Preset, PresetError, detect
 from dataset.validate import KEYS, AsOfError, Parsed, parse_table, resolve_names
@@ -40,6 +40,7 @@ class FileResult:
     rows_accepted: int = 0
     rows_set_aside: int = 0
     as_of: str | None = None
+    as_of_source: str | None = None  # dataset.asof: given | footer | file name | events
     import_id: int | None = None
     deals_new: int = 0
     deals_changed: int = 0
@@ -57,9 +58,9 @@ class FileResult:
             f"{self.rows_accepted} accepted + {self.rows_set_aside} set aside"
         )
         if self.table == "deals":
-            text += (
-                f"; as of {self.as_of}: {self.deals_new} new deals, {self.deals_changed} changed"
-            )
+            source = asof.SOURCE_TEXT.get(self.as_of_source or "")
+            text += f"; as of {self.as_of}" + (f" ({source})" if source else "")
+            text += f": {self.deals_new} new deals, {self.deals_changed} changed"
         return text
 
 
@@ -70,6 +71,8 @@ class _Loaded:
     raw: RawTable
     preset: Preset
     found: dict[str, int]
+    footer_date: asof.Stated | None = None
+    name_date: asof.Stated | None = None
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -92,7 +95,11 @@ def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | 
         preset, found = detect(raw.header, presets, forced)
     except (CsvFileError, PresetError) as exc:
         raise IngestError(f"{path.name}: {exc}") from exc
-    return _Loaded(path, hashlib.sha256(data).hexdigest(), raw, preset, found)
+    loaded = _Loaded(path, hashlib.sha256(data).hexdigest(), raw, preset, found)
+    if preset.table == "deals":  # the day the export says it was taken, if it says
+        loaded.footer_date = asof.footer_date((r.raw for r in raw.footer), preset.date_order)
+        loaded.name_date = asof.name_date(path.name)
+    return loaded
 
 
 def ingest_files(
@@ -144,13 +151,21 @@ def ingest_files(
             parsed = parse_table(item.raw, item.preset, item.found, known_products, as_of)
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc
-        if parsed.as_of is None:
+        # parse_table has refused a given as_of earlier than the events; without one, its
+        # as_of is the latest event.
+        chosen = asof.decide(as_of, item.footer_date, item.name_date, parsed.as_of)
+        if chosen.as_of is None:
             raise IngestError(
-                f"{item.path.name}: no date in the file to take as its as-of date; give --as-of"
+                f"{item.path.name}: no date in the file to take as its as-of date (no events, "
+                "no report footer date, no date in its name); give --as-of"
             )
-        parsed_deals.append((parsed.as_of, item, parsed))
-    for _, item, parsed in sorted(parsed_deals, key=lambda t: t[0]):
-        results.append(_store(db, item, parsed, encoding))
+        parsed.as_of = chosen.as_of
+        parsed.notes[:0] = chosen.notes
+        parsed_deals.append((chosen, item, parsed))
+    for chosen, item, parsed in sorted(parsed_deals, key=lambda t: t[0].as_of):
+        result = _store(db, item, parsed, encoding)
+        result.as_of_source = chosen.source
+        results.append(result)
     return results
 
 
@@ -185,6 +200,8 @@ def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
         store.add_quarantine(db, import_id, parsed.rejected)
         if parsed.table == "deals":
             _store_deals(db, import_id, parsed, result)
+            store.upsert_stages(db, _stages(item.preset, parsed.frame), parsed.preset, import_id)
+            store.set_import_fields(db, import_id, item.found)
         else:
             store.upsert_reference(db, parsed.table, KEYS[parsed.table], parsed.frame, import_id)
             if parsed.table == "products":
@@ -198,6 +215,14 @@ def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
                 ]
     result.import_id = import_id
     return result
+
+
+def _stages(preset: Preset, frame: pd.DataFrame) -> list[dict]:
+    """The preset's stages, with the median probability the export gave each open stage where
+    the preset does not know its default."""
+    open_deals = frame[frame["status"] == "open"]
+    observed = open_deals.groupby("stage")["probability"].median().dropna().to_dict()
+    return preset.stage_table(observed)
 
 
 def _store_deals(db: sqlite_utils.Database, import_id: int, parsed: Parsed, result: FileResult):

@@ -13,6 +13,15 @@ Canonical deal fields (why they exist):
 - close_date: actual close date for closed deals; for open deals the *expected* close date where the
   CRM has one (Salesforce, HubSpot, the demo generator), so that pushes of it can be tracked.
 - value: close value / amount. last_activity: date of the last logged activity, where exported.
+- What the CRM itself says about a deal, where the export has it (each is a model feature, see
+  scoring/features.py): probability (the CRM's win probability in %, the stage default unless a
+  rep overrode it), forecast_category (Pipeline, Best Case, Commit...), next_step (its text; only
+  whether there is one is used), stage_changed (the date of the last stage change), push_count
+  (Salesforce's count of close-date pushes), deal_type (new or existing business), lead_source.
+
+Stage order and default probabilities: a preset lists its stages in pipeline order with the CRM's
+default probability of each open stage, so that "Negotiation/Review" is known to be further along
+than "Qualification" even before any deal has closed from it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,13 @@ DEAL_FIELDS = (
     "close_date",
     "value",
     "last_activity",
+    "probability",
+    "forecast_category",
+    "next_step",
+    "stage_changed",
+    "push_count",
+    "deal_type",
+    "lead_source",
 )
 
 
@@ -60,6 +76,31 @@ class Preset:
     required: frozenset[str]
     stages: Mapping[str, str] = field(default_factory=dict)  # stage label -> open/won/lost
     date_order: str = "iso"  # which reading wins when 01/02/2017 is ambiguous: iso | mdy | dmy
+    probabilities: Mapping[str, float] = field(default_factory=dict)  # stage -> default %
+
+    def stage_table(self, observed: Mapping[str, float] | None = None) -> list[dict]:
+        """Every stage with its status, its rank among the open stages (0 = earliest) and its
+        default probability: the preset's, else `observed` (the median probability an export
+        gave that stage's deals), else None. Open stages rank by default probability where every
+        open stage has one, else in the order listed."""
+        open_stages = [s for s, status in self.stages.items() if status == OPEN]
+        probs = {name_key(k): float(v) for k, v in (observed or {}).items()}
+        probs.update({name_key(k): float(v) for k, v in self.probabilities.items()})
+        known = [probs.get(name_key(s)) for s in open_stages]
+        order = list(range(len(open_stages)))
+        if open_stages and all(p is not None for p in known):
+            order.sort(key=lambda i: (known[i], i))
+        rank = {open_stages[i]: r for r, i in enumerate(order)}
+        closed = {WON: 100.0, LOST: 0.0}
+        return [
+            {
+                "stage": s,
+                "status": status,
+                "rank": rank.get(s),
+                "probability": probs.get(name_key(s), closed.get(status)),
+            }
+            for s, status in self.stages.items()
+        ]
 
     def stage_status(self) -> dict[str, tuple[str, str]]:
         """`name_key(label)` -> (label as the preset spells it, status)."""
@@ -101,6 +142,17 @@ SALESFORCE_STAGES = {
     "Closed Lost": LOST,
 }
 
+SALESFORCE_PROBABILITIES = {
+    "Prospecting": 10,
+    "Qualification": 10,
+    "Needs Analysis": 20,
+    "Value Proposition": 50,
+    "Id. Decision Makers": 60,
+    "Perception Analysis": 70,
+    "Proposal/Price Quote": 75,
+    "Negotiation/Review": 90,
+}
+
 # HubSpot's default sales pipeline. Stages match through `name_key`, so the exported labels
 # ("Qualified to Buy", "Decision Maker Bought In") and the API's ids ("qualifiedtobuy") all match.
 HUBSPOT_STAGES = {
@@ -111,6 +163,13 @@ HUBSPOT_STAGES = {
     "Contract Sent": OPEN,
     "Closed Won": WON,
     "Closed Lost": LOST,
+}
+HUBSPOT_PROBABILITIES = {
+    "Appointment Scheduled": 20,
+    "Qualified To Buy": 40,
+    "Presentation Scheduled": 60,
+    "Decision Maker Bought-In": 80,
+    "Contract Sent": 90,
 }
 
 _DEAL_REQUIRED = frozenset({"deal_id", "stage", "owner"})
@@ -157,11 +216,19 @@ BUILTIN: tuple[Preset, ...] = (
             "engage_date": ("Created Date", "CreatedDate"),
             "close_date": ("Close Date", "CloseDate"),
             "value": ("Amount", "Total Price"),
-            "last_activity": ("Last Activity", "LastActivityDate"),
+            "last_activity": ("Last Activity", "LastActivityDate", "Last Activity Date"),
+            "probability": ("Probability (%)", "Probability"),
+            "forecast_category": ("Forecast Category", "ForecastCategoryName", "ForecastCategory"),
+            "next_step": ("Next Step", "NextStep"),
+            "stage_changed": ("Last Stage Change Date", "LastStageChangeDate"),
+            "push_count": ("Push Count", "PushCount"),
+            "deal_type": ("Type", "Opportunity Type"),
+            "lead_source": ("Lead Source", "LeadSource"),
         },
         required=_DEAL_REQUIRED | {"close_date", "value"},
         stages=SALESFORCE_STAGES,
         date_order="mdy",
+        probabilities=SALESFORCE_PROBABILITIES,
     ),
     Preset(
         name="hubspot",
@@ -177,10 +244,29 @@ BUILTIN: tuple[Preset, ...] = (
             "close_date": ("Close Date", "closedate"),
             "value": ("Amount", "Amount in company currency"),
             "last_activity": ("Last Activity Date", "notes_last_updated"),
+            "probability": (
+                "Deal probability",
+                "Deal Stage Probability",
+                "hs_deal_stage_probability",
+            ),
+            "forecast_category": ("Forecast category", "hs_manual_forecast_category"),
+            "next_step": ("Next step", "hs_next_step"),
+            "stage_changed": (
+                "Date entered current stage",
+                "Date of last stage change",
+                "hs_v2_date_entered_current_stage",
+            ),
+            "deal_type": ("Deal Type", "dealtype"),
+            "lead_source": (
+                "Original Source Type",
+                "Original Traffic Source",
+                "hs_analytics_source",
+            ),
         },
         required=_DEAL_REQUIRED | {"close_date", "value"},
         stages=HUBSPOT_STAGES,
         date_order="iso",
+        probabilities=HUBSPOT_PROBABILITIES,
     ),
     Preset(
         name="maventech-accounts",
@@ -255,7 +341,9 @@ def apply_overrides(presets: tuple[Preset, ...], config: Mapping) -> tuple[Prese
 
     `columns = {deal_id = ["Opp #"]}` puts those names first for that field; `stages = {"Demo" =
     "open"}` adds stages; `date_order = "dmy"`; `required = [...]` replaces the required fields.
-    A NAME that is not built in defines a new preset and must give `table` and `columns`.
+    `probabilities = {"Demo" = 30}` sets stages' default probabilities (%), which also order the
+    open stages. A NAME that is not built in defines a new preset and must give `table` and
+    `columns`.
     """
     by_name = {p.name: p for p in presets}
     for name, spec in config.items():
@@ -274,6 +362,10 @@ def apply_overrides(presets: tuple[Preset, ...], config: Mapping) -> tuple[Prese
         bad = {k: v for k, v in stages.items() if v not in (OPEN, WON, LOST)}
         if bad:
             raise PresetError(f"preset {name!r}: stage status must be open, won or lost: {bad}")
+        probabilities = {**base.probabilities, **spec.get("probabilities", {})}
+        bad = {k: v for k, v in probabilities.items() if not _is_percent(v)}
+        if bad:
+            raise PresetError(f"preset {name!r}: probabilities must be 0-100 (%): {bad}")
         required = frozenset(spec.get("required", base.required or _DEAL_REQUIRED))
         by_name[name] = replace(
             base,
@@ -281,5 +373,10 @@ def apply_overrides(presets: tuple[Preset, ...], config: Mapping) -> tuple[Prese
             stages=stages,
             required=required,
             date_order=spec.get("date_order", base.date_order),
+            probabilities=probabilities,
         )
     return tuple(by_name.values())
+
+
+def _is_percent(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "revbot.db"
 
 # The columns whose change makes a new history row (last activity is tracked apart).
@@ -31,7 +31,35 @@ STATE = (
     "engage_date",
     "close_date",
     "value",
+    "probability",
+    "forecast_category",
+    "next_step",
+    "stage_changed",
+    "push_count",
+    "deal_type",
+    "lead_source",
 )
+# What the CRM says about a deal beyond the MavenTech columns (schema 2): added to databases of
+# schema 1 by `_migrate`.
+CRM_COLUMNS = (
+    ("probability", "REAL"),
+    ("forecast_category", "TEXT"),
+    ("next_step", "TEXT"),
+    ("stage_changed", "TEXT"),
+    ("push_count", "REAL"),
+    ("deal_type", "TEXT"),
+    ("lead_source", "TEXT"),
+)
+_CRM_DDL = ", ".join(f"{name} {kind}" for name, kind in CRM_COLUMNS)
+# The risk score's parts and whether the value is the CRM's amount (schema 2).
+SCORE_PARTS = (
+    ("risk_loss", "REAL"),
+    ("risk_velocity", "REAL"),
+    ("risk_stagnation", "REAL"),
+    ("risk_size", "REAL"),
+    ("value_known", "INTEGER"),
+)
+_PARTS_DDL = ", ".join(f"{name} {kind}" for name, kind in SCORE_PARTS)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -49,6 +77,7 @@ CREATE TABLE IF NOT EXISTS imports (
     as_of TEXT,
     deals_new INTEGER,
     deals_changed INTEGER,
+    fields TEXT,
     notes TEXT,
     imported_at TEXT NOT NULL,
     CHECK (rows_read = rows_accepted + rows_set_aside)
@@ -89,6 +118,7 @@ CREATE TABLE IF NOT EXISTS deal_history (
     name TEXT, owner TEXT, product TEXT, account TEXT,
     stage TEXT NOT NULL, status TEXT NOT NULL,
     engage_date TEXT, close_date TEXT, value REAL,
+    {crm},
     import_id INTEGER NOT NULL REFERENCES imports(id),
     PRIMARY KEY (deal_id, as_of)
 ) WITHOUT ROWID;
@@ -103,11 +133,20 @@ CREATE TABLE IF NOT EXISTS deals (
     name TEXT, owner TEXT, product TEXT, account TEXT,
     stage TEXT NOT NULL, status TEXT NOT NULL,
     engage_date TEXT, close_date TEXT, value REAL,
+    {crm},
     last_activity TEXT,
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
     import_id INTEGER NOT NULL REFERENCES imports(id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stages (
+    stage TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    rank INTEGER,
+    probability REAL,
+    preset TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
 CREATE TABLE IF NOT EXISTS score_runs (
     run_id INTEGER PRIMARY KEY,
     as_of TEXT NOT NULL,
@@ -127,6 +166,7 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     owner TEXT, manager TEXT, region TEXT, product TEXT, account TEXT, stage TEXT,
     value REAL, win_prob REAL NOT NULL, risk REAL NOT NULL, value_at_risk REAL,
     expected_close TEXT,
+    {score_parts},
     drivers TEXT,
     actions TEXT,
     PRIMARY KEY (run_id, deal_id)
@@ -155,7 +195,7 @@ CREATE TABLE IF NOT EXISTS deal_marks (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deal_marks_channel ON deal_marks(channel_id, deal_id);
-"""
+""".replace("{crm}", _CRM_DDL).replace("{score_parts}", _PARTS_DDL)
 
 
 def default_db_path() -> Path:
@@ -169,17 +209,42 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
-    db.conn.executescript(_SCHEMA)
-    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if version is None:
-        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        db.conn.commit()
-    elif int(version[0]) > SCHEMA_VERSION:
+    version = None
+    if "meta" in db.table_names():
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if version is not None and int(version[0]) > SCHEMA_VERSION:
         raise RuntimeError(
             f"{path} was written by a newer revbot (schema {version[0]} > {SCHEMA_VERSION}); "
             "upgrade revbot"
         )
+    if version is not None and int(version[0]) < SCHEMA_VERSION:
+        _migrate(db)
+    db.conn.executescript(_SCHEMA)
+    if version is None or int(version[0]) < SCHEMA_VERSION:
+        with db.atomic():
+            db.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [str(SCHEMA_VERSION)],
+            )
     return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Schema 1 -> 2: the CRM's own columns (probability, forecast category...) on deal history
+    and the deals table; their values stay empty for what was imported before."""
+    with db.atomic():
+        for table in ("deal_history", "deals"):
+            have = set(db[table].columns_dict)
+            for name, kind in CRM_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        have = set(db["deal_scores"].columns_dict)
+        for name, kind in SCORE_PARTS:
+            if name not in have:
+                db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
+        if "fields" not in db["imports"].columns_dict:
+            db.execute("ALTER TABLE imports ADD COLUMN fields TEXT")
 
 
 def _iso(value) -> str | None:
@@ -389,6 +454,31 @@ def write_deal_snapshot(
     )
 
 
+def set_import_fields(db: sqlite_utils.Database, import_id: int, fields: Iterable[str]) -> None:
+    """The canonical fields a deals export had (a column never exported is unknown, which is
+    not the same as empty: no Next Step column is not "no next step")."""
+    db.execute("UPDATE imports SET fields = ? WHERE id = ?", [",".join(sorted(fields)), import_id])
+
+
+def exported_fields(db: sqlite_utils.Database) -> set[str]:
+    """The fields of the newest deals export (by as-of date)."""
+    row = db.execute(
+        "SELECT fields FROM imports WHERE table_name = 'deals' ORDER BY as_of DESC, id DESC LIMIT 1"
+    ).fetchone()
+    return set(row[0].split(",")) if row and row[0] else set()
+
+
+def upsert_stages(db: sqlite_utils.Database, stages: list[dict], preset: str, import_id: int):
+    """The pipeline's stages as the latest deals import described them (order, probability)."""
+    db.conn.executemany(
+        "INSERT INTO stages (stage, status, rank, probability, preset, import_id) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(stage) DO UPDATE SET status = excluded.status, "
+        "rank = excluded.rank, probability = excluded.probability, preset = excluded.preset, "
+        "import_id = excluded.import_id",
+        [(s["stage"], s["status"], s["rank"], s["probability"], preset, import_id) for s in stages],
+    )
+
+
 def set_import_counts(db: sqlite_utils.Database, import_id: int, new: int, changed: int) -> None:
     db.execute(
         "UPDATE imports SET deals_new = ?, deals_changed = ? WHERE id = ?",
@@ -448,12 +538,15 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
     return PipelineSummary(as_of, row[0] or 0, row[1] or 0.0, row[2] or 0, row[3] or 0, row[4] or 0)
 
 
+_DATE_COLUMNS = ("as_of", "first_seen", "last_seen", "last_activity", "stage_changed")
+
+
 def read_frame(db: sqlite_utils.Database, sql: str, params: Sequence = ()) -> pd.DataFrame:
     """A query's rows as a DataFrame; columns named *_date, as_of, first_seen, last_seen and
     last_activity come back as datetimes."""
     frame = pd.read_sql_query(sql, db.conn, params=list(params))
     for c in frame.columns:
-        if c.endswith("_date") or c in ("as_of", "first_seen", "last_seen", "last_activity"):
+        if c.endswith("_date") or c in _DATE_COLUMNS:
             frame[c] = pd.to_datetime(frame[c], format="%Y-%m-%d")
     return frame
 
@@ -466,8 +559,12 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
         "history": read_frame(
             db,
             "SELECT deal_id, as_of, owner, product, account, stage, status, engage_date, "
-            "close_date, value FROM deal_history ORDER BY deal_id, as_of",
+            "close_date, value, probability, forecast_category, next_step IS NOT NULL AND "
+            "TRIM(next_step) != '' AS has_next_step, stage_changed, push_count, deal_type, "
+            "lead_source FROM deal_history ORDER BY deal_id, as_of",
         ),
+        "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
+        "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),
         "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity"),
         "products": read_frame(db, "SELECT product, series, sales_price FROM products"),
         "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
@@ -486,6 +583,7 @@ def fingerprint(db: sqlite_utils.Database) -> str:
 SCORE_COLUMNS = (
     "deal_id", "rank", "owner", "manager", "region", "product", "account", "stage", "value",
     "win_prob", "risk", "value_at_risk", "expected_close", "drivers", "actions",
+    *(name for name, _ in SCORE_PARTS),
 )  # fmt: skip
 
 

@@ -207,6 +207,24 @@ def parse_table(
     )
 
 
+NEXT_STEP_CHARS = 255  # Salesforce's own limit for Next Step
+
+
+def _percent_column(text: pd.Series, checks: _Checks) -> pd.Series:
+    """The CRM's win probability as a percentage: `75`, `75%` or, where every value of the file
+    is a fraction (HubSpot exports 0.2 for 20%), the fraction times 100."""
+    values, bad = parse_amounts(text.str.rstrip("%").str.strip())
+    checks.add(bad, lambda i, t=text: f"bad probability {t.iloc[i]!r} (not a number)")
+    known = values.dropna()
+    if len(known) and known.max() <= 1.0:
+        values = values * 100.0
+    checks.add(
+        (values < 0) | (values > 100),
+        lambda i, t=text: f"probability {t.iloc[i]!r} outside 0-100%",
+    )
+    return values
+
+
 def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
     stages = preset.stage_status()
     seen = {s: stages.get(name_key(s), (None, None)) for s in frame["stage"].dropna().unique()}
@@ -223,6 +241,10 @@ def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.Dat
     for c in ("engage_date", "close_date", "last_activity"):
         frame[c] = _date_column(frame[c], c, preset, checks)
     frame["value"] = _amount_column(frame["value"], "value", checks)
+    frame["stage_changed"] = _date_column(frame["stage_changed"], "stage_changed", preset, checks)
+    frame["probability"] = _percent_column(frame["probability"], checks)
+    frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks)
+    frame["next_step"] = frame["next_step"].str.slice(0, NEXT_STEP_CHARS)
     closed = frame["status"].isin([WON, LOST])
     checks.add(
         closed & blank(close_text),
