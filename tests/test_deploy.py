@@ -310,7 +310,10 @@ def test_dockerfile_base_image_meets_requires_python():
 def test_dockerfile_copies_the_project_and_pip_installs_it():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     needed = {"pyproject.toml", pyproject["project"]["readme"]}
-    needed |= set(pyproject["tool"]["setuptools"]["packages"])
+    # the top-level packages (`include = ["bot*", ...]` also takes their subpackages)
+    find = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in find}
+    needed |= packages
     workdir = PurePosixPath("/")
     copied: dict[str, PurePosixPath] = {}  # source -> where it lands in the image
     installed_from = []
@@ -334,7 +337,7 @@ def test_dockerfile_copies_the_project_and_pip_installs_it():
     assert needed <= set(copied), f"not copied: {needed - set(copied)}"
     project_dir = copied["pyproject.toml"].parent
     assert project_dir in installed_from, f"no `pip install` of {project_dir}"
-    for package in pyproject["tool"]["setuptools"]["packages"]:
+    for package in packages:
         assert copied[package] == project_dir / package
 
 
