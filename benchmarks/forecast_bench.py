@@ -61,7 +61,7 @@ def case(label: str, crm, repeats: int) -> None:
         f"median {statistics.median(times):.3f} s over {repeats} runs; peak {peak:,.0f} MB"
     )
     if label == "MavenTech":
-        fc = forecast(crm, t, f, f["base_rate"].to_numpy(), base, sigma=0.4)
+        fc = forecast(crm, t, f, f["base_rate"].to_numpy(), sigma=0.4)
         renders = []
         for _ in range(10):
             t0 = time.perf_counter()

@@ -8,12 +8,11 @@ slack-notes.md) and always carry a plain `text` fallback for notifications and s
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 
-from bot.digest import AT_RISK, Digest, News
+from bot.digest import AT_RISK, Digest, News, top_reasons
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 
 MAX_BLOCKS = 50
@@ -55,15 +54,17 @@ def _change(risk: float, previous: float | None) -> str:
     return f" ({'▲' if delta > 0 else '▼'} {abs(delta):.0f})"
 
 
-def worst_driver(drivers: str | None) -> str | None:
-    """The saved driver that lowers the win probability most, in words (None if none does)."""
-    if not drivers:
-        return None
-    negative = [d for d in json.loads(drivers) if d["points"] < 0]
-    if not negative:
-        return None
-    worst = min(negative, key=lambda d: d["points"])
-    return f"{worst['text']} (-{abs(worst['points']):.0f} pts)"
+def reason_text(reason: dict) -> str:
+    """A reason with what it adds: "no activity for 40 days (risk +12, 3.1k at risk)"."""
+    if "risk" not in reason:  # runs saved before reasons carried risk
+        return f"{reason['text']} ({reason['points']:+.0f} pts)"
+    return f"{reason['text']} (risk {reason['risk']:+.0f}, {money(reason['money'])} at risk)"
+
+
+def why_text(drivers: str | None) -> str | None:
+    """The main reasons a deal is at risk, in words (None when none was saved)."""
+    reasons = top_reasons(drivers)
+    return "; ".join(reason_text(r) for r in reasons) if reasons else None
 
 
 def short(text: object, limit: int = MAX_NAME) -> str:
@@ -82,7 +83,7 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
         f"value {money(row['value'])} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}{_change(row['risk'], previous_risk)}"
     )
-    why = worst_driver(row.get("drivers"))
+    why = why_text(row.get("drivers"))
     if why:
         text += f"\n_why:_ {escape(why)}"
     return _cut(text, MAX_SECTION)

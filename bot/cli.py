@@ -246,7 +246,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         config = jobs.forecast_settings(crm, folder)
     as_of = pd.Timestamp(args.as_of) if args.as_of else crm.data_end
     f = features_at(crm, as_of)
-    fc = forecast(crm, as_of, f, model.predict(f), model.base_rate, sigma=config["sigma"],
+    fc = forecast(crm, as_of, f, model.predict(f), sigma=config["sigma"],
                   scenarios=args.scenarios, seed=args.seed, by=args.by)  # fmt: skip
     shown = fc.table[fc.table["kind"] != "cumulative"]
     print(

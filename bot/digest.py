@@ -8,6 +8,7 @@ dates pushed, deals lost (and won) since.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -19,6 +20,19 @@ JUMP = 10  # risk points that make a "risk jumped" item
 ACK_REOPEN = 10  # an acknowledged deal comes back once its risk rises this much above the ack
 
 SCOPE_COLUMN = {"region": "region", "manager": "manager", "rep": "owner"}
+
+
+def top_reasons(drivers: str | None, limit: int = 2) -> list[dict]:
+    """The saved reasons that add the most risk: the first one, and the next ones that add at
+    least half as much (so a line names the main contributors, not every small one)."""
+    if not drivers:
+        return []
+    adding = [d for d in json.loads(drivers) if d.get("risk", -d["points"]) > 0]
+    adding.sort(key=lambda d: -d.get("risk", -d["points"]))
+    if not adding:
+        return []
+    first = adding[0].get("risk", -adding[0]["points"])
+    return [d for d in adding[:limit] if d.get("risk", -d["points"]) >= first / 2]
 
 
 def in_scope(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 
-from bot.blocks import footer_count, worst_driver
+from bot.blocks import footer_count, why_text
 from bot.digest import AT_RISK, Digest
 
 
@@ -17,10 +17,10 @@ def _money(x: float) -> str:
 
 
 def top_driver(drivers: str | None) -> str:
-    """The reason that lowers the win probability most, in words."""
+    """The main reasons a deal is at risk, in words."""
     if not drivers:
         return ""
-    return worst_driver(drivers) or "no single risk stands out"
+    return why_text(drivers) or "no single factor stands out"
 
 
 def _names(frame, detail, limit: int = 5) -> str:

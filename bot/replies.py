@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bot.blocks import MAX_SECTION, _cut, escape, money, short
+from bot.blocks import MAX_SECTION, _cut, escape, money, reason_text, short
 from bot.settings import Scope
 
 DEAL_USAGE = (
@@ -57,12 +57,11 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     ]
     if drivers:
         why = "\n".join(
-            f"{'🔻' if d['points'] < 0 else '🔺'} {escape(d['text'])} "
-            f"({'-' if d['points'] < 0 else '+'}{abs(d['points']):.0f} pts)"
+            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {escape(reason_text(d))}"
             for d in drivers
         )
     else:
-        why = "_No single driver stands out: the score is close to the team's base rate._"
+        why = "_No single reason stands out: the score is close to the team's base rate._"
     todo = "\n".join(f"• {escape(a)}" for a in actions) or "_No action suggested._"
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(title, MAX_SECTION)}},

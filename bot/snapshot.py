@@ -25,9 +25,10 @@ from dataset import store
 from dataset.ingest import ingest_files
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.forecast import LiveForecast, forecast
-from scoring.explain import explain_rows
 from scoring.features import Crm, features_at, prepare
 from scoring.model import WinModel
+from scoring.risk import median_value, score_frame
+from scoring.scorer import explain_deals
 
 log = logging.getLogger(__name__)
 SCENARIOS = 10_000
@@ -84,7 +85,7 @@ class Snapshot:
                 win = self.scores.set_index("deal_id")["win_prob"].reindex(self.features.index)
                 self._forecasts[key] = forecast(
                     self.crm, pd.Timestamp(self.run["as_of"]), self.features,
-                    win.fillna(self.model.base_rate).to_numpy(), self.model.base_rate,
+                    win.fillna(self.model.base_rate).to_numpy(),
                     sigma=self.sigma, scenarios=SCENARIOS, seed=0, owners=self.owners(scope),
                 )  # fmt: skip
             return self._forecasts[key]
@@ -96,13 +97,18 @@ class Snapshot:
         return row["period"], float(row["p10"]), float(row["p50"]), float(row["p90"])
 
     def explain(self, deal: dict) -> tuple[list[dict], list[str]]:
-        """A deal's drivers and actions: saved with the run for the top deals, else computed."""
+        """A deal's reasons and actions: saved with the run for the top deals, else computed
+        from its saved scores."""
         if deal.get("drivers"):
             return json.loads(deal["drivers"]), json.loads(deal["actions"] or "[]")
-        if deal["deal_id"] not in self.features.index:
+        deal_id = deal["deal_id"]
+        if deal_id not in self.features.index:
             return [], []
-        drivers, actions = explain_rows(self.model, self.features.loc[[deal["deal_id"]]], self.refs)
-        return [{"key": d.key, "text": d.text, "points": d.points} for d in drivers[0]], actions[0]
+        f = self.features.loc[[deal_id]]
+        p = self.scores.set_index("deal_id")["win_prob"].reindex(f.index).to_numpy()
+        scores = score_frame(f, p, median_value(self.scores["value"]))
+        reasons, actions = explain_deals(self.model, f, scores, self.refs)
+        return [r.as_dict() for r in reasons[0]], actions[0]
 
     @cached_property
     def ids(self) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Backtest: forecast from past cutoffs, compare with the revenue that actually closed.
 
-Pure. At each cutoff c, with only what was known on c (a win model trained on snapshots before c,
+Pure. At each cutoff c, with only what was known on c (a win model trained as of c,
 the timing model fitted on durations known on c, arrivals of the quarter before c), forecast the
 revenue won in the next 4, 8 and 13 weeks and compare with what was actually won in those weeks,
 from deals open on c *and* deals created after it. Two methods:
@@ -21,8 +21,10 @@ import pandas as pd
 from forecasting import inputs
 from forecasting.montecarlo import Arrivals, Periods, simulate
 from scoring import evaluate
-from scoring import model as wm
-from scoring.features import Crm, features_at, snapshot_dates, training_rows
+from scoring.crm import Crm
+from scoring.features import features_at
+from scoring.samples import first_snapshot
+from scoring.train import all_rows, fit_at
 
 HORIZONS = (4, 8, 13)  # weeks
 SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.1), 2))
@@ -50,40 +52,20 @@ def horizon_periods(weeks=HORIZONS) -> Periods:
 
 def default_cutoffs(crm: Crm, n: int = 10) -> list[pd.Timestamp]:
     """n cutoffs, evenly spaced, from 8 weeks after the first snapshot day with closed deals to
-    13 weeks before the data's end."""
-    start = evaluate.first_snapshot(crm) + pd.Timedelta(weeks=8)
+    13 weeks before the data's end (each on an export day where exports were imported)."""
+    start = first_snapshot(crm) + pd.Timedelta(weeks=8)
     last = crm.data_end - pd.Timedelta(weeks=max(HORIZONS))
     span = (last - start).days
-    return [(start + pd.Timedelta(days=int(span * f))).normalize() for f in np.linspace(0, 1, n)]
+    days = [(start + pd.Timedelta(days=int(span * f))).normalize() for f in np.linspace(0, 1, n)]
+    return evaluate.snap_to_exports(crm, days)
 
 
-def known_rows(crm: Crm, all_rows: pd.DataFrame, c: pd.Timestamp) -> pd.DataFrame:
-    """The training rows a model built on day c could use: snapshots before c of deals closed
-    before c (the same as `training_rows(..., known_by=c - 1 day)`, from rows built once)."""
-    closed = crm.deals.set_index("deal_id")["close_date"]
-    day_before = c - pd.Timedelta(days=1)
-    keep = (all_rows["snapshot"] <= day_before) & (
-        closed.reindex(all_rows.index) <= day_before
-    ).to_numpy()
-    rows = all_rows[keep].copy()
-    rows["weight"] = 1.0 / rows.groupby(level=0)["label"].transform("size")
-    return rows
-
-
-def cutoff_inputs(crm: Crm, c: pd.Timestamp, all_rows: pd.DataFrame | None = None) -> CutoffInputs:
-    """Everything known on day c, and what actually happened after it."""
-    if all_rows is None:
-        days = snapshot_dates(crm, evaluate.first_snapshot(crm), c - pd.Timedelta(days=1))
-        rows = training_rows(crm, days, known_by=c - pd.Timedelta(days=1))
-    else:
-        rows = known_rows(crm, all_rows, c)
+def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -> CutoffInputs:
+    """Everything known on day c (the win model as `fit_at` trains it on c), and what actually
+    happened after it."""
+    model, _ = fit_at(crm, c, rows)
     f = features_at(crm, c)
-    if len(rows) > 200 and rows["label"].nunique() == 2:
-        model = wm.fit(*evaluate.split_for_training(rows))
-        p, base = model.predict(f), model.base_rate
-    else:
-        base = float(np.average(rows["label"], weights=rows["weight"])) if len(rows) else 0.5
-        p = np.full(len(f), base)
+    p = model.predict(f)
     d = crm.deals
     actual = {}
     for w in HORIZONS:
@@ -98,7 +80,7 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, all_rows: pd.DataFrame | None = Non
         deals=inputs.open_deals(crm, c, p, f),
         km=inputs.fit_timing(crm, c, "km"),
         exponential=inputs.fit_timing(crm, c, "exp"),
-        arrivals=inputs.arrivals(crm, c, base),
+        arrivals=inputs.arrivals(crm, c),
         actual=actual,
     )
 
@@ -151,10 +133,8 @@ class Backtest:
 
 def backtest(crm: Crm, n_cutoffs: int = 10, scenarios: int = 4000, seed: int = 0) -> Backtest:
     cutoffs = default_cutoffs(crm, n_cutoffs)
-    # snapshot rows built once, labelled as known at the end, then cut per cutoff
-    days = snapshot_dates(crm, evaluate.first_snapshot(crm), cutoffs[-1])
-    all_rows = training_rows(crm, days)
-    all_inputs = [cutoff_inputs(crm, c, all_rows) for c in cutoffs]
+    rows = all_rows(crm, cutoffs[-1])  # snapshot rows built once, labelled per cutoff
+    all_inputs = [cutoff_inputs(crm, c, rows) for c in cutoffs]
     best = None
     for sigma in SIGMAS:  # fewer scenarios to choose sigma, then the full run
         t = results_table(all_inputs, "ours", sigma, GRID_SCENARIOS, seed)

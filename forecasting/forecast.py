@@ -32,7 +32,6 @@ def forecast(
     as_of: pd.Timestamp,
     features: pd.DataFrame,
     win_prob: np.ndarray,
-    base_rate: float,
     *,
     sigma: float,
     scenarios: int = 10_000,
@@ -62,7 +61,7 @@ def forecast(
         scenarios=scenarios,
         seed=seed,
         shock_sigma=sigma,
-        arrivals=inputs.arrivals(mine, as_of, base_rate),
+        arrivals=inputs.arrivals(mine, as_of, inputs.new_deal_win_rate(crm, as_of)),
         by=BREAKDOWNS.get(by, by) if by else None,
     )
     done = won_to_date(mine.deals, bounds, as_of)

@@ -9,6 +9,7 @@ import pandas as pd
 from forecasting.montecarlo import Arrivals
 from forecasting.timing import Exponential, KaplanMeier
 from scoring.features import Crm, features_at
+from scoring.samples import open_win_chance
 
 ARRIVAL_WEEKS = 13  # the arrival rate and values of new deals come from the last quarter
 
@@ -69,9 +70,17 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
     )
 
 
-def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float) -> Arrivals:
+def new_deal_win_rate(crm: Crm, t: pd.Timestamp) -> float:
+    """The chance that a deal engaged on t is won some day (`samples.open_win_chance` at age
+    0): not the average open deal's chance, which leans to the deals that stay open long."""
+    return float(open_win_chance(crm, t, [0.0])[0])
+
+
+def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None) -> Arrivals:
     """New deals per week over the last quarter before t, and their values (amount where known,
-    else the product's median won value)."""
+    else the product's median won value). A new deal wins with `win_rate`, by default the chance
+    that a deal just engaged is won some day (`scoring.samples.open_win_chance` at age 0): not
+    the average open deal's chance, which is weighted towards the deals that stay open long."""
     d = crm.deals
     start = t - pd.Timedelta(weeks=ARRIVAL_WEEKS)
     new = d[(d["engage_date"] > start) & (d["engage_date"] <= t)]
@@ -83,5 +92,13 @@ def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float) -> Arrivals:
     # an amount recorded at close is known on t only for deals closed by then
     amount = new["value"].where(closed_by_t & (new["value"] > 0))
     estimate = new["product"].map(median).astype(float).fillna(new["product"].map(price))
-    values = amount.fillna(estimate).dropna().to_numpy(float)
-    return Arrivals(per_week=len(new) / ARRIVAL_WEEKS, values=values, win_rate=win_rate)
+    values = amount.fillna(estimate)
+    known = values.notna()
+    if win_rate is None:
+        win_rate = new_deal_win_rate(crm, t)
+    return Arrivals(
+        per_week=len(new) / ARRIVAL_WEEKS,
+        values=values[known].to_numpy(float),
+        win_rate=win_rate,
+        groups=new.loc[known, "product"].fillna("?").to_numpy(dtype=object),
+    )

@@ -49,6 +49,7 @@ class Arrivals:
     per_week: float = 0.0
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     win_rate: float = 0.0
+    groups: np.ndarray | None = None  # timing group (product) of each value: big deals are slow
 
 
 @dataclass
@@ -210,18 +211,23 @@ def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -
     horizon = periods.horizon
     base = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
     p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
-    cdf = timing.cdf_from_start(horizon)  # (horizon,)
-    lam = (arrivals.per_week / 7.0) * p_won[:, None] * cdf[None, :]
-    counts = rng.poisson(lam).ravel()
-    values = np.asarray(arrivals.values, np.float64)
-    # a day with many new wins gets the normal sum of its values (central limit), the others
-    # draw each value: a large pipeline's arrivals would otherwise cost more than the pipeline
-    many = counts >= EXACT_SUM_BELOW
+    all_values = np.asarray(arrivals.values, np.float64)
+    groups = arrivals.groups if arrivals.groups is not None else np.zeros(len(all_values))
     daily = np.zeros(size * horizon)
-    k = counts[many]
-    daily[many] = k * values.mean() + np.sqrt(k) * values.std() * rng.standard_normal(len(k))
-    few = np.flatnonzero(~many)
-    cell = np.repeat(few, counts[few])
-    daily += np.bincount(cell, weights=values[rng.integers(0, len(values), len(cell))],
-                         minlength=size * horizon)  # fmt: skip
+    # each timing group (product) with its own close times and values: the quick closers of a
+    # horizon are the small deals, so one pooled curve with all values would overstate it
+    for g in pd.unique(groups):
+        values = all_values[groups == g]
+        cdf = timing.cdf_from_start(horizon, g if arrivals.groups is not None else None)
+        rate = arrivals.per_week / 7.0 * len(values) / len(all_values)
+        counts = rng.poisson(rate * p_won[:, None] * cdf[None, :]).ravel()
+        # a day with many new wins gets the normal sum of its values (central limit), the others
+        # draw each value: a large pipeline's arrivals would otherwise cost more than the pipeline
+        many = counts >= EXACT_SUM_BELOW
+        k = counts[many]
+        daily[many] += k * values.mean() + np.sqrt(k) * values.std() * rng.standard_normal(len(k))
+        few = np.flatnonzero(~many)
+        cell = np.repeat(few, counts[few])
+        daily += np.bincount(cell, weights=values[rng.integers(0, len(values), len(cell))],
+                             minlength=size * horizon)  # fmt: skip
     return _to_periods(daily.reshape(size, 1, horizon), periods)[:, 0, :]

@@ -114,12 +114,13 @@ class KaplanMeier:
             start[code == k] = s[ages[code == k]]
         return Sampler(table=table, code=code, start=start, age=ages.astype(np.float32))
 
-    def cdf_from_start(self, days: int) -> np.ndarray:
-        """P(a new deal has closed by day d), d = 0..days-1 (pooled curve)."""
+    def cdf_from_start(self, days: int, group=None) -> np.ndarray:
+        """P(a new deal has closed by day d), d = 0..days-1 (the group's curve, else pooled)."""
+        curve = self.pooled if group is None else self.curve(group)
         s = (
-            self.pooled[:days]
-            if days <= len(self.pooled)
-            else np.pad(self.pooled, (0, days - len(self.pooled)), mode="edge")
+            curve[:days]
+            if days <= len(curve)
+            else np.pad(curve, (0, days - len(curve)), mode="edge")
         )
         return 1.0 - s
 
@@ -149,7 +150,7 @@ class Exponential:
     def dense_days(self, u: np.ndarray) -> np.ndarray:
         return self.days(u, None)
 
-    def cdf_from_start(self, days: int) -> np.ndarray:
+    def cdf_from_start(self, days: int, group=None) -> np.ndarray:
         return 1.0 - np.exp(-(np.arange(days) + 1.0) / self.mean_days)
 
     def can_close(self) -> np.ndarray:
@@ -171,7 +172,7 @@ class Fixed:
     def dense_days(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.days_from_now, np.float32), u.shape)
 
-    def cdf_from_start(self, days: int) -> np.ndarray:
+    def cdf_from_start(self, days: int, group=None) -> np.ndarray:
         return np.zeros(days)  # new deals have no known close days
 
     def can_close(self) -> np.ndarray:

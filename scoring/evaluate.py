@@ -1,14 +1,12 @@
-"""Evaluation over time: train before a cutoff, test after it, several cutoffs, with baselines.
+"""Evaluation over time: train as of a cutoff, test on the weeks after it, with baselines.
 
-Pure (plots are in `report`). Features are strictly point-in-time (`features`). Labels are the
-deals' eventual outcomes, as in the reference study of modeling-notes.md; a snapshot row whose deal
-had not closed by the data's end has no label and is left out. At each cutoff c:
-- training rows: snapshots before c; the last 25% of their days calibrate (see `model`);
-- test rows: snapshots in [c, c + 13 weeks).
-Near the end of the data only the deals that closed fast have a label, and they are not like the
-others, so cutoffs are placed, where the history allows, so that the test window ends a label
-maturity (`features.maturity_days`) before the data's end; and the shipped model leaves out the
-snapshots of that last stretch. Metrics are weighted 1/rows-per-deal, like the training.
+Pure (plots are in `report`). At each cutoff c the model is trained exactly as it would have been
+on day c (`train.fit_at`: snapshots before c, outcomes known by c, deals still open on c censored)
+and tested on the snapshots of the 13 weeks from c, labelled with the outcomes known at the data's
+end (rows of deals still open then have no label and are left out). Cutoffs are placed, where the
+history allows, so that the test window ends a label maturity (`samples.maturity_days`) before the
+data's end, where almost every test deal has closed. Every snapshot row weighs the same: the test
+population is the deals open on those days, as they were scored.
 """
 
 from __future__ import annotations
@@ -25,18 +23,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from scoring import model as wm
-from scoring.features import (
-    CATEGORICAL,
-    NUMERIC,
-    Crm,
-    maturity_days,
-    snapshot_dates,
-    training_rows,
-)
+from scoring.crm import Crm
+from scoring.features import CATEGORICAL, NUMERIC
+from scoring.samples import first_snapshot, label, maturity_days
 
 TEST_WEEKS = 13
-CALIBRATION_SHARE = 0.25
-WARMUP_DAYS = 28  # snapshots start this long after the first engagement
+SHIPPED = "shipped (blended)"
+MIN_GAIN = 0.005  # the model must cut the base rate's log loss by 0.5% to be used at all
 
 
 def ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = 10) -> float:
@@ -52,6 +45,22 @@ def ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = 10) -> float:
                 * abs(np.average(p[m], weights=w[m]) - np.average(y[m], weights=w[m]))
             )
     return float(err)
+
+
+def expected_auc(p: np.ndarray, q: np.ndarray) -> float:
+    """The AUC that scores `p` are expected to reach when each outcome is drawn with its true
+    probability `q`: P(p_i > p_j | i won, j lost), ties counted half. With p = q it is the best
+    AUC any score can expect; the gap between the two is how much ranking skill is missing."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    order = np.argsort(p, kind="stable")
+    p, q = p[order], q[order]
+    groups = np.r_[0, np.flatnonzero(np.diff(p)) + 1]
+    pos = np.add.reduceat(q, groups)
+    neg = np.add.reduceat(1 - q, groups)
+    below = np.cumsum(neg) - neg
+    pairs = (pos * (below + 0.5 * neg)).sum() - 0.5 * (q * (1 - q)).sum()
+    total = q.sum() * (1 - q).sum() - (q * (1 - q)).sum()
+    return float(pairs / total) if total > 0 else float("nan")
 
 
 def metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, float]:
@@ -99,6 +108,13 @@ def logistic_baseline(train: pd.DataFrame):
     )[:, 1]
 
 
+def _logistic(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray | None:
+    known = train[train["known"]]
+    if len(known) < 50 or known["label"].nunique() < 2 or test.empty:
+        return None
+    return logistic_baseline(known)(test)
+
+
 def default_cutoffs(crm: Crm, n: int = 4) -> list[pd.Timestamp]:
     """n cutoffs over the later data. Where the history is long enough, the last test window
     ends a label maturity before the data's end; otherwise (MavenTech) it ends at the end."""
@@ -107,35 +123,35 @@ def default_cutoffs(crm: Crm, n: int = 4) -> list[pd.Timestamp]:
     matured = last - pd.Timedelta(days=maturity_days(crm))
     if (matured - start).days >= 60:
         start, last = start + (matured - start) * 0.4, matured
+    if last <= start:
+        return []
     span = (last - start).days
-    return [(start + pd.Timedelta(days=int(span * f))).normalize() for f in np.linspace(0, 1, n)]
+    days = [(start + pd.Timedelta(days=int(span * f))).normalize() for f in np.linspace(0, 1, n)]
+    return snap_to_exports(crm, days)
 
 
-def split_for_training(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(booster rows, calibration rows): the latest share of snapshot days calibrates."""
-    days = np.sort(rows["snapshot"].unique())
-    first = days[min(len(days) - 1, max(1, int(len(days) * (1 - CALIBRATION_SHARE))))]
-    return rows[rows["snapshot"] < first], rows[rows["snapshot"] >= first]
+def snap_to_exports(crm: Crm, days: list[pd.Timestamp]) -> list[pd.Timestamp]:
+    """Each day moved back to the latest export on or before it (where exports were imported
+    over time): a model is trained, and deals are scored, on the day of an export, when what the
+    CRM showed is known exactly; on a day between exports the activity would look days older."""
+    exports = np.sort(crm.history["as_of"].unique())
+    if len(exports) < 2:
+        return days
+    out = []
+    for d in days:
+        i = np.searchsorted(exports, np.datetime64(d), side="right") - 1
+        snapped = pd.Timestamp(exports[max(i, 0)])
+        if not out or snapped > out[-1]:
+            out.append(snapped)
+    return out
 
 
-def first_snapshot(crm: Crm) -> pd.Timestamp:
-    closed = crm.deals.loc[crm.deals["status"].isin(["won", "lost"]), "close_date"]
-    return pd.Timestamp(closed.min()) + pd.Timedelta(days=WARMUP_DAYS)
-
-
-def shipping_rows(crm: Crm) -> pd.DataFrame:
-    """Rows for the model deployed at the data's end: every snapshot up to a label maturity
-    before the end (where that leaves at least 30% of them), labels as known at the end."""
-    mature_until = crm.data_end - pd.Timedelta(days=maturity_days(crm))
-    days = snapshot_dates(crm, first_snapshot(crm), crm.data_end)
-    kept = [d for d in days if d <= mature_until]
-    return training_rows(crm, kept if len(kept) >= 0.3 * len(days) else days)
-
-
-def rows_for_cutoff(crm: Crm, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    train_days = snapshot_dates(crm, first_snapshot(crm), cutoff - pd.Timedelta(days=1))
-    test_days = snapshot_dates(crm, cutoff, cutoff + pd.Timedelta(weeks=TEST_WEEKS, days=-1))
-    return training_rows(crm, train_days), training_rows(crm, test_days)
+def window_rows(crm: Crm, rows: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Snapshot rows of the 13 weeks from `cutoff`, labelled with the outcomes known at the end
+    (rows of deals still open then are left out)."""
+    end = cutoff + pd.Timedelta(weeks=TEST_WEEKS)
+    window = rows[(rows["snapshot"] >= cutoff) & (rows["snapshot"] < end)]
+    return label(window, crm, crm.data_end + pd.Timedelta(days=1))
 
 
 @dataclass
@@ -146,29 +162,25 @@ class CutoffResult:
     test_rows: int
     test_deals: int
     by_method: dict[str, dict[str, float]]
-    shipped: wm.WinModel
+    model: wm.WinModel  # trained as of the cutoff (blend 1: the booster alone)
     test: pd.DataFrame  # test rows with each method's prediction in columns p_<method>
 
 
-def evaluate_cutoff(crm: Crm, cutoff: pd.Timestamp, truth: pd.Series | None = None) -> CutoffResult:
-    train, test = rows_for_cutoff(crm, cutoff)
-    fit_rows, cal_rows = split_for_training(train)
-    model = wm.fit(fit_rows, cal_rows)
-    base = float(np.average(train["label"], weights=train["weight"]))
+def evaluate_cutoff(crm: Crm, cutoff: pd.Timestamp, rows: pd.DataFrame, fit_at) -> CutoffResult:
+    """Train as of `cutoff` with `fit_at(crm, cutoff, rows)` and test on the weeks after it."""
+    model, train = fit_at(crm, cutoff, rows)
+    test = window_rows(crm, rows, cutoff).copy()
     preds = {
-        "base rate": np.full(len(test), base),
-        "product rate (smoothed)": test["product_win_rate"].to_numpy(),
-        "rep rate (smoothed)": test["rep_win_rate"].to_numpy(),
-        "logistic regression": logistic_baseline(train)(test),
-        "LightGBM (uncalibrated)": wm._sigmoid(model.raw(model.matrix(test))),
-        "shipped (calibrated, blended)": model.predict(test),
+        "base rate": np.full(len(test), model.base_rate),
+        "CRM stage probability": test["stage_probability"].to_numpy() / 100.0,
+        "logistic regression": _logistic(train, test),
+        "LightGBM": model.predict(test),
     }
-    if truth is not None:
-        preds["true probability (generator)"] = truth.reindex(test.index).to_numpy()
     y, w = test["label"].to_numpy(), test["weight"].to_numpy()
-    test = test.copy()
     by_method = {}
     for name, p in preds.items():
+        if p is None or np.isnan(p).any():
+            continue
         by_method[name] = metrics(y, p, w)
         test[f"p_{name}"] = p
     return CutoffResult(
@@ -178,9 +190,52 @@ def evaluate_cutoff(crm: Crm, cutoff: pd.Timestamp, truth: pd.Series | None = No
         test_rows=len(test),
         test_deals=test.index.nunique(),
         by_method=by_method,
-        shipped=model,
+        model=model,
         test=test,
     )
+
+
+def blend_weight(results: list[CutoffResult]) -> float:
+    """The weight w of the model in w * model + (1 - w) * base rate with the least log loss over
+    these cutoffs' test rows (0 when there are none, or when it gains less than MIN_GAIN)."""
+    tests = [r.test for r in results if len(r.test)]
+    if not tests:
+        return 0.0
+    t = pd.concat(tests)
+    y, w = t["label"].to_numpy(), t["weight"].to_numpy()
+    p, base = t["p_LightGBM"].to_numpy(), t["p_base rate"].to_numpy()
+    grid = [(wm.log_loss(y, b * p + (1 - b) * base, w), b) for b in np.linspace(0, 1, 21)]
+    best, weight = min(grid)
+    # a gain this small is noise from one set of weeks to the next: keep the base rate
+    return float(weight) if best < grid[0][0] * (1 - MIN_GAIN) else 0.0
+
+
+def add_shipped(results: list[CutoffResult]) -> None:
+    """The shipped method at each cutoff: the blend chosen on the *other* cutoffs (on the one
+    cutoff itself where there is only one), so its figures are out of sample."""
+    for k, r in enumerate(results):
+        others = [o for j, o in enumerate(results) if j != k] or [r]
+        b = blend_weight(others)
+        p = b * r.test["p_LightGBM"].to_numpy() + (1 - b) * r.test["p_base rate"].to_numpy()
+        r.test[f"p_{SHIPPED}"] = p
+        r.by_method[SHIPPED] = metrics(r.test["label"].to_numpy(), p, r.test["weight"].to_numpy())
+
+
+def open_deal_check(r: CutoffResult, method: str = SHIPPED) -> dict[str, float]:
+    """The deals open on the cutoff day, as scored then, against what became of them (those
+    still open at the data's end left out): expected wins and value-weighted pipeline (sum of
+    value x p) next to the actual wins and won value."""
+    day = r.test[r.test["snapshot"] == r.test["snapshot"].min()] if len(r.test) else r.test
+    if day.empty or f"p_{method}" not in day:
+        return {}
+    p, y, v = day[f"p_{method}"], day["label"], day["value_used"].fillna(0)
+    return {
+        "deals": len(day),
+        "expected_wins": float(p.sum()),
+        "wins": float(y.sum()),
+        "expected_value": float((v * p).sum()),
+        "won_value": float((v * y).sum()),
+    }
 
 
 def summary_table(results: list[CutoffResult]) -> pd.DataFrame:
@@ -188,5 +243,7 @@ def summary_table(results: list[CutoffResult]) -> pd.DataFrame:
     frames = [
         pd.DataFrame(r.by_method).T.assign(cutoff=r.cutoff.date().isoformat()) for r in results
     ]
+    if not frames:
+        return pd.DataFrame(columns=["auc", "log_loss", "brier", "ece"])
     allc = pd.concat(frames)
     return allc.groupby(level=0, sort=False)[["auc", "log_loss", "brier", "ece"]].mean()

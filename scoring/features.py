@@ -1,134 +1,77 @@
 """Point-in-time features: what was known about each open deal on day t, and nothing later.
 
 Pure. The rules that keep the future out (the leakage traps of CRM data, see modeling-notes):
-- A deal's state on day t is its latest *history row dated <= t*. Where no export that old exists
-  (MavenTech ships one final snapshot), only facts dated <= t are used: the engage date, the
-  activity dates, and owner and product (taken as fixed); account and amount are unknown then,
-  because CRMs fill them in at close (MavenTech: account missing on 68% of open deals, none of the
-  closed ones; the close value of a lost deal is 0).
+- A deal's state on day t is its latest *history row dated <= t* (with the running facts of
+  `crm.prepare`). Where no export that old exists (MavenTech ships one final snapshot), only
+  facts dated <= t are used: the engage date, the activity dates, and owner and product (taken as
+  fixed); stage, account and amount are unknown then (CRMs fill the account in at close).
 - A deal is open on t if it had engaged (or been seen) by t and had not closed by t.
-- Win rates of rep, product and account, and the typical cycle of won deals, come only from deals
-  that closed before t, smoothed towards the overall rate of that time.
+- Rates and typical durations come only from deals closed before t (`rates.rates_before`).
+
+What the CRM itself says is used as it says it: the stage (its rank in the pipeline and its
+default probability), the deal's own probability and forecast category, days in the stage and how
+that compares with won deals, whether a next step is recorded. A column the exports never had is
+unknown (NaN), never "none".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from dataset.presets import name_key
+from scoring.crm import Crm, last_per_deal, prepare  # noqa: F401  (prepare: re-exported)
+from scoring.rates import Rates, rates_before
+
 NUMERIC = (
     "age_days",
-    "days_in_stage",
-    "days_since_activity",
-    "close_pushes",
-    "days_to_expected_close",
-    "log_value",
     "cycle_ratio",
-    "rep_win_rate",
-    "product_win_rate",
-    "account_win_rate",
-    "rep_open_deals",
+    "stage_rank",
+    "stage_probability",
+    "crm_probability",
+    "forecast_rank",
+    "days_in_stage",
+    "stage_time_ratio",
+    "regressions",
+    "owner_changes",
+    "days_since_activity",
+    "active_weeks",
+    "has_next_step",
+    "close_pushes",
+    "push_days",
+    "days_to_expected_close",
+    "value_change",
+    "log_value",
+    "rep_lift",
+    "product_lift",
+    "account_lift",
     "log_account_revenue",
     "days_to_quarter_end",
 )
-CATEGORICAL = ("product", "region", "sector")
+CATEGORICAL = ("stage", "product", "region", "sector", "deal_type", "lead_source")
 FEATURES = NUMERIC + CATEGORICAL
-FEATURE_VERSION = 1
-SMOOTHING = 20.0  # prior weight (in deals) of the overall win rate in smoothed rates
+FEATURE_VERSION = 6
+ACTIVE_WEEKS = 8  # how far back "how often is there activity" looks
 
+# Forecast categories of Salesforce (ForecastCategoryName and the API's ForecastCategory) and
+# HubSpot, from least to most committed.
+FORECAST_RANK = {
+    "omitted": 0, "notforecasted": 0, "pipeline": 1, "bestcase": 2, "mostlikely": 2,
+    "commit": 3, "forecast": 3, "closed": 4, "closedwon": 4,
+}  # fmt: skip
 
-@dataclass
-class Crm:
-    """The CRM tables, prepared once for many days' features."""
-
-    deals: pd.DataFrame  # latest state per deal (deals table)
-    history: pd.DataFrame  # change rows, sorted, with cum_pushes and stage_since
-    activity: pd.DataFrame  # deal_id, activity_date (sorted by date)
-    products: pd.DataFrame
-    teams: pd.DataFrame
-    accounts: pd.DataFrame
-    data_end: pd.Timestamp  # the latest as-of date: "today" by default
-
-
-def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
-    """Derive per-history-row running facts: close-date pushes so far, and since when the deal
-    has been in its stage."""
-    h = tables["history"].sort_values(["deal_id", "as_of"]).reset_index(drop=True)
-    same_deal = h["deal_id"].eq(h["deal_id"].shift())
-    prev_close = h["close_date"].shift()
-    push = (
-        same_deal
-        & h["status"].eq("open")
-        & h["status"].shift().eq("open")
-        & (h["close_date"] > prev_close)
-    )
-    h["cum_pushes"] = push.astype(int).groupby(h["deal_id"]).cumsum()
-    # a stage change seen between two exports happened by the later one; a deal's first row
-    # says nothing about when it entered its stage (NaT: fall back on the engage date)
-    changed = same_deal & h["stage"].ne(h["stage"].shift())
-    first_row = ~same_deal
-    since = h["as_of"].where(changed)
-    since = since.where(~first_row, pd.Timestamp.min)
-    h["stage_since"] = since.groupby(h["deal_id"]).ffill().replace(pd.Timestamp.min, pd.NaT)
-    deals = tables["deals"].copy()
-    data_end = h["as_of"].max() if len(h) else deals["last_seen"].max()
-    return Crm(
-        deals=deals,
-        history=h,
-        activity=tables["activity"].sort_values("activity_date").reset_index(drop=True),
-        products=tables["products"],
-        teams=tables["teams"],
-        accounts=tables["accounts"],
-        data_end=pd.Timestamp(data_end),
-    )
-
-
-def _smoothed(wins: pd.Series, counts: pd.Series, prior: float) -> pd.Series:
-    return (wins + SMOOTHING * prior) / (counts + SMOOTHING)
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Outcome statistics of the deals closed before a day."""
-
-    base: float
-    rep: pd.Series
-    product: pd.Series
-    account: pd.Series
-    cycle: pd.Series  # median engage-to-close days of won deals, by product
-    cycle_all: float
-
-
-def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
-    d = crm.deals
-    closed = d[d["status"].isin(["won", "lost"]) & (d["close_date"] < t)]
-    won = closed["status"].eq("won").astype(float)
-    base = float(won.mean()) if len(closed) else 0.5
-
-    def rate(key: str) -> pd.Series:
-        g = won.groupby(closed[key])
-        return _smoothed(g.sum(), g.count(), base)
-
-    wins = closed[closed["status"] == "won"]
-    days = (wins["close_date"] - wins["engage_date"]).dt.days
-    return Rates(
-        base=base,
-        rep=rate("owner"),
-        product=rate("product"),
-        account=rate("account"),
-        cycle=days.groupby(wins["product"]).median(),
-        cycle_all=float(days.median()) if len(days) else np.nan,
-    )
+_STATE = ("owner", "product", "account", "value", "stage", "close_date", "cum_pushes", "push_days",
+          "regressions", "stage_since", "value_change", "probability", "forecast_category",
+          "has_next_step", "deal_type", "lead_source", "stage_rank", "owner_changes")  # fmt: skip
 
 
 def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
     """The deals open on day t with their state as known then (one row per deal)."""
     d = crm.deals
-    seen = crm.history.loc[crm.history["as_of"] <= t]
-    state = seen.groupby("deal_id", sort=False).tail(1).set_index("deal_id")
-    first = crm.history.groupby("deal_id", sort=False).head(1).set_index("deal_id")
+    h = crm.history
+    seen = h[(h["as_of"] <= t).to_numpy()]
+    state = seen[last_per_deal(seen["deal_no"].to_numpy())].set_index("deal_id")
+    first = h[~h["deal_no"].duplicated()].set_index("deal_id")
     engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
     closed_by_t = d["status"].isin(["won", "lost"]) & (d["close_date"] <= t)
     in_state = d["deal_id"].isin(state.index)
@@ -141,114 +84,127 @@ def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
         base, known, has_row = base[still_open], known[still_open], has_row[still_open]
     fallback = first.reindex(base.index)
     out = pd.DataFrame(index=base.index)
-    out["owner"] = known["owner"].where(has_row, fallback["owner"])
-    out["product"] = known["product"].where(has_row, fallback["product"])
-    out["account"] = known["account"].where(has_row)
-    out["value"] = known["value"].where(has_row)
-    out["stage"] = known["stage"].where(has_row)
+    for c in _STATE:
+        out[c] = known[c].where(has_row)
+    out["owner"] = out["owner"].where(has_row, fallback["owner"])
+    out["product"] = out["product"].where(has_row, fallback["product"])
+    out = out.rename(columns={"close_date": "expected_close", "cum_pushes": "close_pushes"})
+    for c in ("close_pushes", "push_days", "regressions", "owner_changes"):
+        out[c] = out[c].where(has_row, 0).astype(float)
     engage = base["engage_date"].where(base["engage_date"] <= t)
     out["engage_date"] = engage
-    out["expected_close"] = known["close_date"].where(has_row)
-    out["close_pushes"] = known["cum_pushes"].where(has_row, 0).astype(float)
-    stage_since = known["stage_since"].where(has_row)
-    out["stage_since"] = pd.concat([stage_since, engage], axis=1).max(axis=1)
-    act = crm.activity.loc[crm.activity["activity_date"] <= t]
-    out["last_activity"] = act.groupby("deal_id")["activity_date"].max().reindex(out.index)
+    out["stage_since"] = pd.concat([out["stage_since"], engage], axis=1).max(axis=1)
+    act = crm.activity[(crm.activity["activity_date"] <= t).to_numpy()]
+    last = act[last_per_deal(act["deal_id"].to_numpy())].set_index("deal_id")["activity_date"]
+    out["last_activity"] = last.reindex(out.index)
+    out["active_weeks"] = _active_weeks(act, t).reindex(out.index)
     return out
 
 
-def _quarter_end(t: pd.Timestamp) -> pd.Timestamp:
-    return (t + pd.offsets.QuarterEnd(0)).normalize()
+def _active_weeks(act: pd.DataFrame, t: pd.Timestamp) -> pd.Series:
+    """Of the last ACTIVE_WEEKS weeks before t, in how many was activity recorded, by deal.
+    Weeks, not days: weekly and daily exports then read the same (a weekly export shows only
+    the latest activity of its week)."""
+    recent = act[(act["activity_date"] > t - pd.Timedelta(weeks=ACTIVE_WEEKS)).to_numpy()]
+    weeks = (t - recent["activity_date"]).dt.days.to_numpy() // 7
+    pairs = pd.DataFrame({"deal_id": recent["deal_id"].to_numpy(), "week": weeks})
+    return pairs.drop_duplicates().groupby("deal_id").size().astype(float)
+
+
+def _forecast_rank(category: pd.Series) -> pd.Series:
+    keys = category.dropna().astype(str).unique()
+    ranks = {k: FORECAST_RANK.get(name_key(k), np.nan) for k in keys}
+    return category.map(ranks).astype(float)
+
+
+def _days(later: pd.Series | pd.Timestamp, earlier: pd.Series | pd.Timestamp) -> pd.Series:
+    return (later - earlier).dt.days.astype(float)
 
 
 def features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None = None) -> pd.DataFrame:
     """Feature rows (index deal_id) for the deals open on t, plus context columns that the
-    explanations quote (owner, typical_cycle, list_price, value_used...)."""
+    explanations quote (owner, typical_cycle, typical_stage_days, list_price, value_used...)."""
     t = pd.Timestamp(t)
     rates = rates or rates_before(crm, t)
     s = open_deals_at(crm, t)
     price = crm.products.set_index("product")["sales_price"]
     team = crm.teams.set_index("sales_agent")
     acct = crm.accounts.set_index("account")
+    stage_prob = crm.stages.set_index("stage")["probability"] if len(crm.stages) else pd.Series()
     f = pd.DataFrame(index=s.index)
-    f["age_days"] = (t - s["engage_date"]).dt.days.astype(float)
-    f["days_in_stage"] = (t - s["stage_since"]).dt.days.astype(float)
-    f["days_since_activity"] = (t - s["last_activity"]).dt.days.astype(float)
-    f["close_pushes"] = s["close_pushes"]
-    f["days_to_expected_close"] = (s["expected_close"] - t).dt.days.astype(float)
-    list_price = s["product"].map(price).astype(float)
-    value_used = s["value"].astype(float).fillna(list_price)
-    f["log_value"] = np.log1p(value_used.clip(lower=0))
+    f["age_days"] = _days(t, s["engage_date"])
     typical = s["product"].map(rates.cycle).astype(float).fillna(rates.cycle_all)
     f["cycle_ratio"] = f["age_days"] / typical.clip(lower=1)
-    f["rep_win_rate"] = s["owner"].map(rates.rep).astype(float).fillna(rates.base)
-    f["product_win_rate"] = s["product"].map(rates.product).astype(float).fillna(rates.base)
-    f["account_win_rate"] = s["account"].map(rates.account).astype(float)
-    f["rep_open_deals"] = s.groupby("owner")["owner"].transform("size").astype(float)
+    f["stage_rank"] = s["stage_rank"].astype(float)
+    f["stage_probability"] = s["stage"].map(stage_prob).astype(float)
+    f["crm_probability"] = s["probability"].astype(float)
+    f["forecast_rank"] = _forecast_rank(s["forecast_category"])
+    f["days_in_stage"] = _days(t, s["stage_since"])
+    typical_stage = s["stage"].map(rates.stage_days).astype(float)
+    f["stage_time_ratio"] = f["days_in_stage"] / typical_stage.clip(lower=1)
+    f["regressions"] = s["regressions"]
+    f["owner_changes"] = s["owner_changes"]
+    quiet = _days(t, s["last_activity"])
+    # where activity is exported, a deal with none at all has been quiet since it was created
+    f["days_since_activity"] = quiet.fillna(f["age_days"]) if crm.has("last_activity") else quiet
+    # the share of the weeks it has been open (at most the last 8) with activity recorded
+    weeks_open = np.clip(np.ceil(f["age_days"].fillna(7 * ACTIVE_WEEKS) / 7), 1, ACTIVE_WEEKS)
+    share = s["active_weeks"].fillna(0.0) / weeks_open
+    f["active_weeks"] = share.clip(upper=1.0) if crm.has("last_activity") else np.nan
+    has_next = s["has_next_step"].astype(float)
+    f["has_next_step"] = has_next if crm.has("next_step") else np.nan
+    f["close_pushes"] = s["close_pushes"]
+    f["push_days"] = s["push_days"]
+    f["days_to_expected_close"] = _days(s["expected_close"], t)
+    f["value_change"] = s["value_change"].astype(float)
+    list_price = s["product"].map(price).astype(float)
+    amount = s["value"].astype(float).where(s["value"] > 0)
+    # no amount: the product's list price, else the median amount of its open deals, else of all
+    peers = amount.groupby(s["product"].fillna("?")).transform("median")
+    estimate = list_price.fillna(peers).fillna(amount.median())
+    value_used = amount.fillna(estimate)
+    f["log_value"] = np.log1p(value_used.clip(lower=0))
+    rep_rate = s["owner"].map(rates.rep).astype(float).fillna(rates.base)
+    product_rate = s["product"].map(rates.product).astype(float).fillna(rates.base)
+    account_rate = s["account"].map(rates.account).astype(float)
+    # as lifts over the win rate of that time, in log-odds: the rates of the deals closed so far
+    # drift (the quick wins close first), a lift does not
+    f["rep_lift"] = _logit(rep_rate) - _logit(rates.base)
+    f["product_lift"] = _logit(product_rate) - _logit(rates.base)
+    f["account_lift"] = _logit(account_rate) - _logit(rates.base)
     f["log_account_revenue"] = np.log1p(s["account"].map(acct["revenue"]).astype(float))
-    f["days_to_quarter_end"] = float((_quarter_end(t) - t).days)
+    # quarter ends move deals (a push to next quarter, a clean-up of dead deals): where in the
+    # quarter the day is
+    f["days_to_quarter_end"] = float(((t + pd.offsets.QuarterEnd(0)).normalize() - t).days)
+    f["stage"] = s["stage"]
     f["product"] = s["product"]
     f["region"] = s["owner"].map(team["regional_office"])
     f["sector"] = s["account"].map(acct["sector"])
+    f["deal_type"] = s["deal_type"]
+    f["lead_source"] = s["lead_source"]
     # context for explanations and risk (not model inputs)
     f["owner"] = s["owner"]
     f["manager"] = s["owner"].map(team["manager"])
     f["account"] = s["account"]
-    f["stage"] = s["stage"]
     f["typical_cycle"] = typical
+    f["typical_stage_days"] = typical_stage
     f["list_price"] = list_price
     f["value_used"] = value_used
-    f["value_known"] = s["value"].notna()
+    f["value_known"] = amount.notna()
+    f["value_source"] = np.where(
+        amount.notna(), "amount", np.where(list_price.notna(), "list price", "median")
+    )
     f["expected_close"] = s["expected_close"]
+    f["forecast_category"] = s["forecast_category"]
     f["base_rate"] = rates.base
+    f["rep_win_rate"], f["product_win_rate"], f["account_win_rate"] = (
+        rep_rate,
+        product_rate,
+        account_rate,
+    )
     return f
 
 
-def snapshot_dates(crm: Crm, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
-    """About weekly snapshot days in [start, end]. Where exports were imported over time, the
-    days of those exports (what the CRM showed then is known exactly, activity included); for a
-    single export (MavenTech), Mondays."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    exports = np.sort(crm.history["as_of"].unique())
-    if len(exports) < 2:
-        return list(pd.date_range(start, end, freq="W-MON"))
-    days: list[pd.Timestamp] = []
-    for day in map(pd.Timestamp, exports):
-        if start <= day <= end and (not days or (day - days[-1]).days >= 7):
-            days.append(day)
-    return days
-
-
-def maturity_days(crm: Crm, before: pd.Timestamp | None = None) -> int:
-    """Days after which almost every deal open on a day has closed: the 95th percentile of
-    engage-to-close days of the deals closed before `before`, within [28, 182]."""
-    d = crm.deals
-    closed = d["status"].isin(["won", "lost"])
-    if before is not None:
-        closed &= d["close_date"] < before
-    days = (d.loc[closed, "close_date"] - d.loc[closed, "engage_date"]).dt.days.dropna()
-    if days.empty:
-        return 91
-    return int(np.clip(np.ceil(days.quantile(0.95)), 28, 182))
-
-
-def training_rows(crm: Crm, dates, known_by: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Features of the deals open on each date, labelled with their eventual outcome as known on
-    `known_by` (default: the data's end); rows of deals still open then are dropped.
-    `weight` = 1 / (rows of that deal), so a deal that stays open long does not count more."""
-    known_by = pd.Timestamp(known_by) if known_by is not None else crm.data_end
-    d = crm.deals.set_index("deal_id")
-    done = d["status"].isin(["won", "lost"]) & (d["close_date"] <= known_by)
-    label = d["status"].eq("won").astype(float).where(done)
-    frames = []
-    for t in dates:
-        f = features_at(crm, pd.Timestamp(t))
-        f["label"] = label.reindex(f.index)
-        f = f[f["label"].notna()]
-        f["snapshot"] = pd.Timestamp(t)
-        frames.append(f)
-    if not frames:
-        return pd.DataFrame(columns=[*FEATURES, "label", "snapshot", "weight"])
-    rows = pd.concat(frames)
-    rows["weight"] = 1.0 / rows.groupby(level=0)["label"].transform("size")
-    return rows
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 0.01, 0.99)
+    return np.log(p / (1 - p))

@@ -1,16 +1,19 @@
-"""Win probability: LightGBM, calibrated on a later time slice, shrunk towards the base rate.
+"""Win probability: LightGBM on point-in-time snapshot rows, blended with the base rate.
 
 Pure (no file I/O; see `artifact` for saving). Why each step:
-- LightGBM on point-in-time rows weighted 1/rows-per-deal (a deal open for many weeks must not
-  count more than one that closed fast), early-stopped on the later slice.
-- Calibration (Platt or isotonic) is fitted on the later slice, which the booster did not see; the
-  method is chosen by cross-fitted log loss on that slice, so the choice is honest. Its level is
-  then re-centred on the win rate of all training rows (`Calibrator.recentre`): a recent slice's
-  rate swings (MavenTech: 0.60-0.68 from one slice to the next) more than the next weeks' rate.
-- Blend with the base rate (over all training rows): p = w * calibrated + (1 - w) * base, w in
-  [0, 1] chosen on the same cross-fitted predictions. Where the data carry no signal (MavenTech) w goes to 0 and the shipped
-  model is the base rate, never worse than it; `skill` (log-loss gain over the base rate on the
-  slice) says how much the model knows, and the messages say it in words.
+- LightGBM with the cross-entropy objective, whose labels may lie between 0 and 1: a deal still
+  open when the model is trained carries an estimated label (see `samples`), a closed one its
+  outcome. Early stopping on a held-out fifth of the *deals* (all rows of a deal on one side), so
+  a deal seen in training never scores its own rows.
+- Every snapshot row weighs the same: the model is fitted to the deals open on a day, the
+  population it scores (the deals still open are the slow ones; weighting each deal once would
+  fit it to the closed deals instead, which over-represent the quick wins).
+- Blend with the base rate: p = w * model + (1 - w) * base, w in [0, 1] chosen on past cutoffs
+  (`train`); where the data carry no signal (MavenTech) w goes to 0 and the shipped model is the
+  base rate, never worse than it. `skill` (log-loss gain over the base rate on those cutoffs)
+  says how much the model knows, and the messages say it in words.
+- `Calibrator` (Platt or isotonic) remains for models that need one; the default is the
+  booster's own probability.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from scoring.features import CATEGORICAL, FEATURES, NUMERIC
 
 PARAMS = {
-    "objective": "binary",
+    "objective": "cross_entropy",
     "learning_rate": 0.05,
     "num_leaves": 7,
     "min_data_in_leaf": 40,
@@ -45,6 +48,7 @@ PARAMS = {
 MAX_ROUNDS = 400
 KINDS = ("platt", "isotonic")
 EPS = 1e-6
+HOLDOUT_SHARE = 0.2  # of the deals, for early stopping
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -66,7 +70,7 @@ def log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float
 class Calibrator:
     """Maps the booster's raw score (log-odds) to a probability."""
 
-    kind: str  # platt | isotonic
+    kind: str = "identity"  # identity | platt | isotonic
     a: float = 1.0
     b: float = 0.0
     x: tuple[float, ...] = ()
@@ -74,7 +78,9 @@ class Calibrator:
     shift: float = 0.0  # log-odds added after calibration (see `recentre`)
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        if self.kind == "platt":
+        if self.kind == "identity":
+            p = _sigmoid(raw)
+        elif self.kind == "platt":
             p = _sigmoid(self.a * raw + self.b)
         else:
             p = np.interp(raw, self.x, self.y)
@@ -129,6 +135,8 @@ class WinModel:
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
     def raw(self, x: np.ndarray) -> np.ndarray:
+        if self.booster is None:  # too little history for a model: the base rate alone
+            return np.zeros(len(x))
         return self.booster.predict(x, raw_score=True)
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
@@ -139,6 +147,8 @@ class WinModel:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """SHAP values in raw-score space (LightGBM's TreeSHAP): (n, features + 1), last = bias."""
+        if self.booster is None:
+            return np.zeros((len(x), len(FEATURES) + 1))
         return self.booster.predict(x, pred_contrib=True)
 
     @property
@@ -163,61 +173,44 @@ def _dataset(model_stub: WinModel, rows: pd.DataFrame) -> lgb.Dataset:
     )
 
 
-def fit(train: pd.DataFrame, calib: pd.DataFrame, params: dict | None = None) -> WinModel:
-    """Train on `train` rows, calibrate and blend on the later `calib` rows."""
+def holdout_deals(rows: pd.DataFrame, share: float = HOLDOUT_SHARE, seed: int = 11) -> np.ndarray:
+    """Mask of the rows whose deal is held out (a fixed share of the deals, by a hash-free
+    draw from `seed`, so the same rows give the same split)."""
+    deals = np.sort(rows.index.unique().to_numpy().astype(str))
+    rng = np.random.default_rng(seed)
+    held = set(deals[rng.random(len(deals)) < share])
+    return rows.index.astype(str).isin(held)
+
+
+def fit(rows: pd.DataFrame, params: dict | None = None) -> WinModel:
+    """Fit the booster on `rows` (features, `label` in [0, 1], `weight`), early-stopped on a
+    held-out share of the deals. The blend with the base rate is set by the caller."""
     params = {**PARAMS, **(params or {})}
-    stub = WinModel(None, Calibrator("platt"), 1.0, 0.5, vocabulary(train), 0.0)
-    dtrain, dcal = _dataset(stub, train), _dataset(stub, calib)
+    stub = WinModel(None, Calibrator(), 1.0, 0.5, vocabulary(rows), 0.0)
+    held = holdout_deals(rows)
+    if held.all() or not held.any() or rows.loc[~held, "label"].nunique() < 2:
+        held = np.zeros(len(rows), dtype=bool)
+    train = rows[~held]
+    dtrain = _dataset(stub, train)
+    # stop on real outcomes: estimated labels are smooth in the features and never stop improving
+    check = rows[held & rows.get("known", pd.Series(True, index=rows.index)).to_numpy()]
+    valid = [_dataset(stub, check)] if len(check) else []
     booster = lgb.train(
         params,
         dtrain,
         num_boost_round=MAX_ROUNDS,
-        valid_sets=[dcal],
-        callbacks=[lgb.early_stopping(30, verbose=False)],
+        valid_sets=valid,
+        callbacks=[lgb.early_stopping(30, verbose=False)] if valid else [],
     )
-    stub.booster = booster
-    raw = booster.predict(stub.matrix(calib), raw_score=True, num_iteration=booster.best_iteration)
-    y, w = calib["label"].to_numpy(), calib["weight"].to_numpy()
-    # the anchor is the win rate over all training rows: a recent slice's rate swings more
-    # (MavenTech: 0.60-0.68 between slices) than the rate the next weeks will show
-    both = pd.concat([train[["label", "weight"]], calib[["label", "weight"]]])
-    base = float(np.average(both["label"], weights=both["weight"]))
-    halves = _time_halves(calib)
-    base_loss = log_loss(y, np.full_like(y, base), w)
-    grid = []
-    for kind in KINDS:
-        p = _cross_fitted(kind, raw, y, w, halves)
-        for blend in np.linspace(0, 1, 21):
-            grid.append((log_loss(y, blend * p + (1 - blend) * base, w), float(blend), kind))
-    loss, blend, kind = min(grid, key=lambda g: (g[0], g[1]))
-    booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
+    best = booster.best_iteration or booster.current_iteration()
+    booster.model_from_string(booster.model_to_string(num_iteration=best))
+    base = float(np.average(rows["label"], weights=rows["weight"]))
     return WinModel(
         booster=booster,
-        calibrator=_final_calibrator(kind, raw, y, w, base),
-        blend=blend,
+        calibrator=Calibrator(),
+        blend=1.0,
         base_rate=base,
         categories=stub.categories,
-        skill=float(1 - loss / base_loss) if base_loss > 0 else 0.0,
-        info={"rounds": int(booster.best_iteration or booster.current_iteration())},
+        skill=0.0,
+        info={"rounds": int(best)},
     )
-
-
-def _final_calibrator(kind, raw, y, w, base) -> Calibrator:
-    return Calibrator.fit(kind, raw, y, w).recentre(raw, w, base)
-
-
-def _time_halves(rows: pd.DataFrame) -> np.ndarray:
-    """Fold id (0/1) per row: earlier and later snapshot days of the slice."""
-    days = rows["snapshot"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    return (days > np.median(days)).astype(int)
-
-
-def _cross_fitted(kind, raw, y, w, folds) -> np.ndarray:
-    out = np.empty_like(raw)
-    for k in (0, 1):
-        fit_on, apply_to = folds != k, folds == k
-        if fit_on.sum() < 10 or len(np.unique(y[fit_on])) < 2:
-            out[apply_to] = np.average(y, weights=w)
-            continue
-        out[apply_to] = Calibrator.fit(kind, raw[fit_on], y[fit_on], w[fit_on])(raw[apply_to])
-    return out

@@ -12,33 +12,39 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scoring.evaluate import reliability  # noqa: E402
+from scoring.evaluate import SHIPPED, open_deal_check, reliability  # noqa: E402
 from scoring.features import CATEGORICAL, NUMERIC  # noqa: E402
 from scoring.scorer import confidence_text  # noqa: E402
 from scoring.train import Training  # noqa: E402
 
-SHIPPED = "shipped (calibrated, blended)"
-
 
 def reliability_png(training: Training, path: Path) -> Path:
     """Predicted vs observed win rate of the shipped model on all cutoffs' test rows."""
-    test = pd.concat([r.test for r in training.cutoffs])
-    y, w = test["label"].to_numpy(), test["weight"].to_numpy()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--", label="perfectly calibrated")
-    for name, color in ((SHIPPED, "#1f77b4"), ("base rate", "#ff7f0e")):
-        rel = reliability(y, test[f"p_{name}"].to_numpy(), w)
-        ax.plot(rel["predicted"], rel["observed"], marker="o", color=color, label=name)
+    tests = [r.test for r in training.cutoffs if len(r.test)]
+    if tests:
+        test = pd.concat(tests)
+        y, w = test["label"].to_numpy(), test["weight"].to_numpy()
+        for name, color in ((SHIPPED, "#1f77b4"), ("base rate", "#ff7f0e")):
+            rel = reliability(y, test[f"p_{name}"].to_numpy(), w)
+            ax.plot(rel["predicted"], rel["observed"], marker="o", color=color, label=name)
+    else:
+        ax.text(0.5, 0.5, "not enough history for a backtest", ha="center", va="center")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("predicted win probability")
-    ax.set_ylabel("observed win rate (deal-weighted)")
-    ax.set_title("Reliability over all test cutoffs")
+    ax.set_ylabel("observed win rate")
+    ax.set_title("Reliability: open deals on past weeks, as scored then")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{(a / b - 1):+.1%}" if b else "-"
 
 
 def markdown(training: Training, source: str) -> str:
@@ -49,14 +55,14 @@ def markdown(training: Training, source: str) -> str:
         "",
         f"Data: {source}; as of {t['data_end']}.",
         f"Shipped model trained on {t['rows']:,} snapshot rows of {t['deals']:,} deals "
-        f"({t['first_snapshot']} to {t['last_snapshot']}, {t['snapshots']} snapshot days), "
-        f"deal-weighted win rate {t['win_rate']:.1%}.",
-        f"Calibration: {model.calibrator.kind}; blend with the base rate: {model.blend:.2f} "
-        f"(1 = model only, 0 = base rate only); skill on the calibration slice: "
-        f"{model.skill:.1%} less log loss than the base rate.",
+        f"({t['first_snapshot']} to {t['last_snapshot']}, {t['snapshots']} snapshot days); "
+        f"{t['still_open']:,} rows are of deals still open, labelled with the model's estimate "
+        f"for their latest state. Average open deal's win chance: {t['win_rate']:.1%}.",
+        f"Blend with that base rate: {model.blend:.2f} (1 = model only, 0 = base rate only); "
+        f"skill on past cutoffs: {model.skill:.1%} less log loss than the base rate.",
         f"**{confidence_text(model)}**",
         "",
-        "## Mean over the cutoffs",
+        "## Mean over the cutoffs (the deals open in the 13 weeks after each, as scored then)",
         "",
         "| method | AUC | log loss | Brier | ECE (10 bins) |",
         "|---|---|---|---|---|",
@@ -68,22 +74,36 @@ def markdown(training: Training, source: str) -> str:
         )
     lines += ["", "## Per cutoff", "",
               "| cutoff | train rows (deals) | test rows (deals) | shipped AUC | shipped log loss "
-              "| base log loss | shipped ECE | blend |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| base log loss | shipped ECE |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in training.cutoffs:
         s, b = r.by_method[SHIPPED], r.by_method["base rate"]
         lines.append(
             f"| {r.cutoff.date()} | {r.train_rows:,} ({r.train_deals:,}) | {r.test_rows:,} "
             f"({r.test_deals:,}) | {s['auc']:.3f} | {s['log_loss']:.4f} | {b['log_loss']:.4f} | "
-            f"{s['ece']:.4f} | {r.shipped.blend:.2f} |"
+            f"{s['ece']:.4f} |"
         )
+    lines += ["", "## The deals open on each cutoff day, against what became of them", "",
+              "Deals still open at the data's end are left out (their outcome is unknown).", "",
+              "| cutoff | deals | expected wins | wins | sum of value x p | won value | gap |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in training.cutoffs:
+        c = open_deal_check(r)
+        if c:
+            lines.append(
+                f"| {r.cutoff.date()} | {c['deals']:,} | {c['expected_wins']:,.0f} | "
+                f"{c['wins']:,.0f} | {c['expected_value']:,.0f} | {c['won_value']:,.0f} | "
+                f"{_pct(c['expected_value'], c['won_value'])} |"
+            )
     lines += [
         "",
         "## Method",
         "",
-        "Weekly snapshots of the deals open on each day, features as known that day; label: the "
-        "deal's eventual outcome (rows of deals still open at the data's end are left out). "
-        "Training before each cutoff, testing on the 13 weeks after it; metrics weighted "
-        "1/rows-per-deal. See `scoring/evaluate.py`.",
+        "Weekly snapshots of the deals open on each day, features as known that day. At each "
+        "cutoff the model is trained as it could have been on that day: snapshots before it, "
+        "outcomes known by it, deals still open censored (labelled with a first model's estimate "
+        "for their latest state); it is tested on the 13 weeks after the cutoff against the "
+        "outcomes known at the data's end. The blend with the base rate of each cutoff is chosen "
+        "on the other cutoffs. See `scoring/train.py` and `scoring/evaluate.py`.",
         "",
         f"Features: {', '.join(NUMERIC)}; categorical: {', '.join(CATEGORICAL)}.",
         "",
@@ -104,6 +124,7 @@ def write(training: Training, folder: Path, source: str) -> Path:
             "test_rows": r.test_rows,
             "test_deals": r.test_deals,
             "metrics": r.by_method,
+            "open_deals": open_deal_check(r),
         }
         for r in training.cutoffs
     }

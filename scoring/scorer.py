@@ -1,8 +1,8 @@
-"""Score every open deal on a day: win probability, risk, value at risk, and drivers for the top.
+"""Score every open deal on a day: win probability, risk, value at risk, and reasons for the top.
 
-Pure. Probability and risk are computed for all open deals; SHAP drivers and actions for the
-`explain_top` deals with the most value at risk (explanations cost far more than scores: see
-modeling-notes), and on demand for any other deal through `explain_deal`.
+Pure. Probability and risk are computed for all open deals; reasons and actions for the
+`explain_top` deals with the most value at risk (SHAP contributions cost far more than scores:
+see modeling-notes), and on demand for any other deal through `explain_deals`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scoring.explain import explain_rows
-from scoring.features import Crm, features_at
+from scoring.crm import Crm
+from scoring.explain import points_for
+from scoring.features import features_at
 from scoring.model import WinModel
+from scoring.reasons import Reason, explain_frame
 from scoring.risk import score_frame
 
 CONFIDENCE_TEXT = {
-    "low": "model confidence: low (scores differ little from the team's base win rate of {base:.0%})",
-    "medium": "model confidence: medium (the model beats the base win rate of {base:.0%} modestly)",
-    "high": "model confidence: high (the model clearly beats the base win rate of {base:.0%})",
+    "low": "model confidence: low (on past weeks its scores did little better than the average "
+    "open deal's win chance of {base:.0%})",
+    "medium": "model confidence: medium (on past weeks it beat the average open deal's win "
+    "chance of {base:.0%} modestly)",
+    "high": "model confidence: high (on past weeks it clearly beat the average open deal's win "
+    "chance of {base:.0%})",
 }
+CONTEXT = ("owner", "manager", "region", "product", "account", "stage", "expected_close",
+           "value_known")  # fmt: skip
 
 
 def confidence_text(model: WinModel) -> str:
@@ -37,6 +44,21 @@ class ScoreRun:
     confidence: str
 
 
+def reasons_json(reasons: list[Reason]) -> str:
+    return json.dumps([r.as_dict() for r in reasons])
+
+
+def explain_deals(
+    model: WinModel, features: pd.DataFrame, scores: pd.DataFrame, refs: dict
+) -> tuple[list[list[Reason]], list[list[str]]]:
+    """Reasons and actions of some deals: their feature rows and their score rows (same index)."""
+    if features.empty:
+        return [], []
+    extra = [c for c in scores.columns if c not in features.columns]
+    frame = features.join(scores[extra])
+    return explain_frame(frame, points_for(model, features), refs)
+
+
 def score(
     crm: Crm,
     model: WinModel,
@@ -48,23 +70,14 @@ def score(
     f = features_at(crm, as_of)
     p = model.predict(f) if len(f) else np.array([])
     s = score_frame(f, p)
-    for c in ("owner", "manager", "region", "product", "account", "stage", "expected_close"):
+    for c in CONTEXT:
         s[c] = f[c]
     s = s.sort_values("value_at_risk", ascending=False, kind="stable")
     s["rank"] = np.arange(1, len(s) + 1)
     top = s.index[:explain_top]
-    drivers, actions = explain_rows(model, f.loc[top], refs)
+    reasons, actions = explain_deals(model, f.loc[top], s.loc[top], refs)
     s["drivers"] = None
     s["actions"] = None
-    s.loc[top, "drivers"] = [
-        json.dumps([{"key": d.key, "text": d.text, "points": round(d.points, 1)} for d in ds])
-        for ds in drivers
-    ]
+    s.loc[top, "drivers"] = [reasons_json(r) for r in reasons]
     s.loc[top, "actions"] = [json.dumps(a) for a in actions]
     return ScoreRun(as_of=as_of, scores=s, features=f, confidence=model.confidence)
-
-
-def explain_deal(run: ScoreRun, model: WinModel, refs: dict, deal_id: str):
-    """Drivers and actions of one deal of a run, computed on demand."""
-    drivers, actions = explain_rows(model, run.features.loc[[deal_id]], refs)
-    return drivers[0], actions[0]

@@ -17,8 +17,10 @@ NO_CLOSED = pd.DataFrame(columns=["deal_id", "status", "account", "value", "clos
 
 
 def scores(n: int, account="Acme") -> pd.DataFrame:
-    drivers = json.dumps([{"key": "activity", "text": "no activity for 23 days", "points": -12.0},
-                          {"key": "rep", "text": "rep's win rate 70%", "points": 4.0}])  # fmt: skip
+    drivers = json.dumps([{"key": "activity", "text": "no activity for 23 days", "points": -12.0,
+                           "risk": 26.6, "money": 1282},
+                          {"key": "rep", "text": "rep's win rate 70%", "points": 4.0, "risk": -2.2,
+                           "money": -106}])  # fmt: skip
     return pd.DataFrame(
         {
             "deal_id": [f"D{i}" for i in range(n)],
@@ -89,7 +91,10 @@ def test_a_deal_line_says_value_win_risk_change_and_why():
     text = deal_line(row, previous_risk=60.0)
     assert "*1. Acme* · GTX Pro · Ann Lee · `D0`" in text
     assert "value 5k · win 21% · risk 75 (▲ 15)" in text
-    assert "_why:_ no activity for 23 days (-12 pts)" in text
+    assert "_why:_ no activity for 23 days (risk +27, 1k at risk)" in text
+    old = row.copy()  # a run saved before reasons carried their risk
+    old["drivers"] = json.dumps([{"key": "activity", "text": "quiet", "points": -12.0}])
+    assert "_why:_ quiet (-12 pts)" in deal_line(old, previous_risk=None)
     assert "(new)" in deal_line(row, previous_risk=None)
     no_account = row.copy()
     no_account["account"] = None

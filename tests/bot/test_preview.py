@@ -149,8 +149,10 @@ def test_renders_are_the_same_from_threads():
 
 
 def test_the_digest_renders():
-    drivers = json.dumps([{"key": "activity", "text": "no activity for 23 days", "points": -12.0},
-                          {"key": "rep", "text": "rep's win rate 70%", "points": 4.0}])  # fmt: skip
+    drivers = json.dumps([{"key": "activity", "text": "no activity for 23 days", "points": -12.0,
+                           "risk": 26.6, "money": 1282},
+                          {"key": "rep", "text": "rep's win rate 70%", "points": 4.0, "risk": -2.2,
+                           "money": -106}])  # fmt: skip
     n = 4
     scores = pd.DataFrame(
         {

@@ -10,7 +10,7 @@ import pytest
 import shap
 
 from dataset import store
-from scoring import artifact, explain, scorer
+from scoring import artifact, scorer
 from scoring.artifact import ModelMismatchError
 from scoring.features import features_at
 
@@ -57,20 +57,23 @@ def test_native_contributions_equal_shap(generated, generated_training):
     assert np.allclose(native.sum(axis=1), model.raw(x))
 
 
-def test_drivers_are_ordered_worded_and_actionable(generated, generated_training):
+def test_reasons_are_ordered_worded_and_actionable(generated, generated_training):
     t = generated_training
     crm = generated["crm"]
-    f = features_at(crm, crm.data_end)
-    quiet = f[f["days_since_activity"] > 20].head(20)
-    drivers, actions = explain.explain_rows(t.model, quiet, t.meta["references"])
-    for ds, acts, (_, row) in zip(drivers, actions, quiet.iterrows(), strict=True):
-        sizes = [abs(d.points) for d in ds]
-        assert sizes == sorted(sizes, reverse=True) and len(ds) <= 5
-        worst = explain.top_risk(ds)
-        assert worst is not None and worst.key == "activity"
-        assert f"no activity for {row['days_since_activity']:.0f} days" in worst.text
+    run = scorer.score(crm, t.model, t.meta["references"], explain_top=10_000)
+    f = run.features
+    quiet = run.scores[(f["days_since_activity"] > 20).reindex(run.scores.index)].head(20)
+    assert len(quiet) == 20
+    for deal_id, row in quiet.iterrows():
+        reasons, acts = json.loads(row["drivers"]), json.loads(row["actions"])
+        risks = [r["risk"] for r in reasons]
+        assert risks == sorted(risks, reverse=True) and len(reasons) <= 5
+        top = reasons[0]
+        assert top["key"] == "activity", reasons
+        assert f"no activity for {f.at[deal_id, 'days_since_activity']:.0f} days" in top["text"]
+        # its share of the value at risk (risk is saved to 0.1 point)
+        assert abs(top["money"] - row["value"] * top["risk"] / 100) <= row["value"] * 5e-4 + 1
         assert any(a.startswith("Re-engage") for a in acts)
-        assert "lowers the win probability by" in worst.sentence()
 
 
 def test_score_runs_are_kept_and_compared(generated, generated_training, tmp_path):

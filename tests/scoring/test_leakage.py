@@ -7,7 +7,9 @@ import pandas as pd
 
 from dataset import store
 from dataset.ingest import ingest_files
-from scoring.features import FEATURES, features_at, prepare, snapshot_dates, training_rows
+from scoring.features import FEATURES, features_at, prepare
+from scoring.samples import label, snapshot_dates
+from scoring.train import all_rows, fit_at
 
 
 def _shuffle_after(tables: dict, cutoff: pd.Timestamp, seed: int = 0) -> dict:
@@ -24,8 +26,10 @@ def _shuffle_after(tables: dict, cutoff: pd.Timestamp, seed: int = 0) -> dict:
     )
     h = out["history"]
     later = h["as_of"] >= cutoff
-    for col in ("status", "stage", "value", "account", "close_date"):
-        h.loc[later, col] = rng.permutation(h.loc[later, col].to_numpy())
+    for col in ("status", "stage", "value", "account", "close_date", "probability",
+                "forecast_category", "has_next_step", "stage_changed", "push_count"):  # fmt: skip
+        if col in h:
+            h.loc[later, col] = rng.permutation(h.loc[later, col].to_numpy())
     a = out["activity"]
     a_late = a["activity_date"] >= cutoff
     a.loc[a_late, "activity_date"] = a.loc[a_late, "activity_date"] + pd.Timedelta(days=3)
@@ -79,9 +83,29 @@ def test_open_deals_without_later_exports_hide_account_and_amount(maventech, tmp
     assert (f["rep_win_rate"].between(0, 1)).all()
 
 
-def test_training_weights_count_each_deal_once(generated):
+def test_a_model_trained_on_a_day_is_unchanged_by_what_came_after(generated):
+    """The whole training (samples, labels of deals still open, the censored estimates) as of
+    a cutoff sees nothing later: shuffling the later data gives the same model."""
+    tables = store.load_crm(generated["db"])
+    crm = prepare(tables)
+    cutoff = snapshot_dates(crm, crm.data_end - pd.Timedelta(days=150), crm.data_end)[0]
+    model, rows = fit_at(crm, cutoff)
+    shuffled = prepare(_shuffle_after(tables, cutoff + pd.Timedelta(days=1)))
+    model2, rows2 = fit_at(shuffled, cutoff)
+    f = features_at(crm, cutoff)
+    assert (~rows["known"]).sum() > 100  # deals still open on the cutoff are in, censored
+    assert np.allclose(model.predict(f), model2.predict(features_at(shuffled, cutoff)))
+
+
+def test_deals_still_open_are_censored_not_dropped(generated):
     crm = generated["crm"]
-    days = snapshot_dates(crm, crm.data_end - pd.Timedelta(days=200), crm.data_end)
-    rows = training_rows(crm, days)
-    per_deal = rows.groupby(level=0)["weight"].sum()
-    assert np.allclose(per_deal, 1.0)
+    day = snapshot_dates(crm, crm.data_end - pd.Timedelta(days=60), crm.data_end)[0]
+    rows = all_rows(crm, day)
+    known = label(rows, crm, day)
+    estimate = pd.Series(0.123, index=features_at(crm, day).index)
+    everything = label(rows, crm, day, estimate)
+    still_open = everything[~everything["known"]]
+    assert len(everything) > len(known) and len(still_open) == len(everything) - len(known)
+    assert (still_open["label"] == 0.123).all()
+    assert set(still_open.index) <= set(estimate.index)
+    assert (everything["snapshot"] < day).all() and (everything["weight"] == 1).all()

@@ -6,10 +6,9 @@ import pytest
 
 from dataset import store
 from dataset.ingest import ingest_files
+from scoring.evaluate import SHIPPED
 from scoring.features import prepare
 from scoring.train import train
-
-SHIPPED = "shipped (calibrated, blended)"
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,14 @@ def _inputs():
         "typical_cycle": RNG.uniform(10, 120, N),
         "days_since_activity": np.where(RNG.random(N) < 0.2, np.nan, RNG.uniform(0, 90, N)),
         "days_in_stage": RNG.uniform(0, 200, N),
+        "typical_stage_days": np.where(RNG.random(N) < 0.2, np.nan, RNG.uniform(5, 60, N)),
         "close_pushes": RNG.integers(0, 5, N).astype(float),
         "days_to_expected_close": RNG.uniform(-60, 120, N),
     }
 
 
 def _risk(**kw):
+    kw.setdefault("typical_stage_days", np.full(len(kw["win_prob"]), 20.0))
     return risk_score(risk_parts(**kw))
 
 

@@ -1,0 +1,148 @@
+"""The CRM tables prepared once for many days' features: running facts of each deal's history.
+
+Pure. A history row is the state a deal was seen in from its `as_of` on. On each row we derive what
+was known about the deal by then, and nothing later:
+- close-date pushes so far (count, and days added), or the CRM's own push count if larger;
+- since when the deal has been in its current stage: the export's "Last Stage Change Date" where
+  the CRM gives it, else the export at which the stage was first seen to change (a deal's first
+  row says nothing about it: NaT, the features fall back on the engage date);
+- moves back to an earlier stage so far, and changes of owner (a deal handed over);
+- the change of its amount since it was first recorded (discounts show as a negative log ratio).
+And the stage spells of each deal (stage, entered, left), from which the typical time that won
+deals spend in a stage is learned (see `rates`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+OPTIONAL_FIELDS = (
+    "probability",
+    "forecast_category",
+    "next_step",
+    "stage_changed",
+    "push_count",
+    "deal_type",
+    "lead_source",
+    "last_activity",
+)
+
+
+@dataclass
+class Crm:
+    """The CRM tables, prepared once for many days' features."""
+
+    deals: pd.DataFrame  # latest state per deal (deals table)
+    history: pd.DataFrame  # change rows, sorted, with the running facts above
+    activity: pd.DataFrame  # deal_id, activity_date (sorted by deal, then date)
+    products: pd.DataFrame
+    teams: pd.DataFrame
+    accounts: pd.DataFrame
+    data_end: pd.Timestamp  # the latest as-of date: "today" by default
+    stages: pd.DataFrame = field(default_factory=pd.DataFrame)  # stage, status, rank, probability
+    spells: pd.DataFrame = field(default_factory=pd.DataFrame)  # deal_id, stage, start, end
+    exported: frozenset[str] = frozenset()  # optional fields the newest deals export had
+
+    def has(self, name: str) -> bool:
+        """Did the exports carry this optional column at all? (A column never exported is
+        unknown, which is not the same as empty.)"""
+        return name in self.exported
+
+
+def last_per_deal(deal_ids: np.ndarray) -> np.ndarray:
+    """Mask of the last row of each run of equal ids (rows sorted by id)."""
+    out = np.ones(len(deal_ids), dtype=bool)
+    if len(deal_ids) > 1:
+        out[:-1] = deal_ids[1:] != deal_ids[:-1]
+    return out
+
+
+def _stage_rank(h: pd.DataFrame, stages: pd.DataFrame) -> pd.Series:
+    if stages.empty:
+        return pd.Series(np.nan, index=h.index)
+    return h["stage"].map(stages.set_index("stage")["rank"]).astype(float)
+
+
+def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
+    """Derive the running facts of every history row (see the module docstring)."""
+    h = tables["history"].sort_values(["deal_id", "as_of"]).reset_index(drop=True)
+    for c in ("probability", "forecast_category", "has_next_step", "stage_changed", "push_count",
+              "deal_type", "lead_source"):  # fmt: skip
+        if c not in h:
+            h[c] = pd.NaT if c == "stage_changed" else np.nan
+    stages = tables.get("stages", pd.DataFrame(columns=["stage", "status", "rank", "probability"]))
+    same_deal = h["deal_id"].eq(h["deal_id"].shift()).to_numpy()
+    both_open = same_deal & h["status"].eq("open").to_numpy() & h["status"].shift().eq("open")
+    moved = (h["close_date"] - h["close_date"].shift()).dt.days.to_numpy()
+    push = both_open.to_numpy() & (moved > 0)
+    pushes = pd.Series(push.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum().to_numpy()
+    days = pd.Series(np.where(push, moved, 0.0)).groupby(h["deal_id"].to_numpy()).cumsum()
+    h["cum_pushes"] = np.fmax(pushes, h["push_count"].to_numpy(dtype=float))
+    h["push_days"] = days.to_numpy()
+    rank = _stage_rank(h, stages)
+    back = same_deal & (rank < rank.shift()).to_numpy()
+    h["regressions"] = pd.Series(back.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
+    h["stage_rank"] = rank
+    handed = same_deal & h["owner"].ne(h["owner"].shift()).to_numpy()
+    h["owner_changes"] = pd.Series(handed.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
+    changed = same_deal & h["stage"].ne(h["stage"].shift()).to_numpy()
+    since = h["as_of"].where(changed)
+    since = since.where(same_deal, pd.Timestamp.min)
+    since = since.groupby(h["deal_id"]).ffill().replace(pd.Timestamp.min, pd.NaT)
+    stated = h["stage_changed"].where(h["stage_changed"] <= h["as_of"])
+    h["stage_since"] = stated.fillna(since)
+    first_value = h["value"].where(h["value"] > 0).groupby(h["deal_id"]).transform("first")
+    h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
+    deals = tables["deals"].copy()
+    # the last row of each deal on a day is found by position (history is sorted by deal, day)
+    h["deal_no"] = pd.factorize(h["deal_id"])[0]
+    activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
+    data_end = h["as_of"].max() if len(h) else deals["last_seen"].max()
+    fields = tables.get("fields")
+    exported = frozenset(fields["field"]) if fields is not None and len(fields) else frozenset()
+    return Crm(
+        deals=deals,
+        history=h,
+        activity=activity,
+        products=tables["products"],
+        teams=tables["teams"],
+        accounts=tables["accounts"],
+        data_end=pd.Timestamp(data_end),
+        stages=stages,
+        spells=stage_spells(h, deals),
+        exported=exported,
+    )
+
+
+def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
+    """Each deal's completed stays in an open stage: (deal_id, stage, start, end). A stay ends at
+    the next stage's start (or, for the last open stage, at the deal's close); stays whose start
+    is unknown (the deal's first row) are left out."""
+    open_rows = h[h["status"] == "open"]
+    if open_rows.empty:
+        return pd.DataFrame(columns=["deal_id", "stage", "start", "end"])
+    first = open_rows.groupby(["deal_id", "stage"], sort=False).head(1)
+    first = first.sort_values(["deal_id", "as_of"])
+    nxt = first.groupby("deal_id")["stage_since"].shift(-1)
+    nxt_seen = first.groupby("deal_id")["as_of"].shift(-1)
+    end = nxt.fillna(nxt_seen)
+    close = first["deal_id"].map(
+        deals.set_index("deal_id")["close_date"].where(
+            deals.set_index("deal_id")["status"] != "open"
+        )
+    )
+    end = end.fillna(close)
+    spells = pd.DataFrame(
+        {
+            "deal_id": first["deal_id"].to_numpy(),
+            "stage": first["stage"].to_numpy(),
+            "start": first["stage_since"].to_numpy(),
+            "end": end.to_numpy(),
+        }
+    )
+    return spells[
+        spells["start"].notna() & spells["end"].notna() & (spells["end"] >= spells["start"])
+    ]

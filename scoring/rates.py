@@ -1,0 +1,70 @@
+"""Outcome statistics known on a day: win rates and the typical pace of won deals.
+
+Pure. Everything here comes from deals that closed *before* the day t it is computed for, so a
+feature built from it never sees the future. Rates are smoothed towards the overall rate of that
+time (a rep with two deals is not a 100% rep).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scoring.crm import Crm
+
+SMOOTHING = 20.0  # prior weight (in deals) of the overall win rate in smoothed rates
+MIN_STAGE_SPELLS = 10  # won deals' stays in a stage needed to call a time in that stage typical
+SLOW = 0.9  # "slow" is slower than this share of won deals: a median would call half of them slow
+
+
+def smoothed(wins: pd.Series, counts: pd.Series, prior: float) -> pd.Series:
+    return (wins + SMOOTHING * prior) / (counts + SMOOTHING)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Outcome statistics of the deals closed before a day."""
+
+    base: float
+    rep: pd.Series
+    product: pd.Series
+    account: pd.Series
+    cycle: pd.Series  # engage-to-close days within which 90% of won deals closed, by product
+    cycle_all: float
+    stage_days: pd.Series  # days within which 90% of won deals left each open stage
+
+
+def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
+    d = crm.deals
+    closed = d[d["status"].isin(["won", "lost"]) & (d["close_date"] < t)]
+    won = closed["status"].eq("won").astype(float)
+    base = float(won.mean()) if len(closed) else 0.5
+
+    def rate(key: str) -> pd.Series:
+        g = won.groupby(closed[key])
+        return smoothed(g.sum(), g.count(), base)
+
+    wins = closed[closed["status"] == "won"]
+    days = (wins["close_date"] - wins["engage_date"]).dt.days
+    return Rates(
+        base=base,
+        rep=rate("owner"),
+        product=rate("product"),
+        account=rate("account"),
+        cycle=days.groupby(wins["product"]).quantile(SLOW),
+        cycle_all=float(days.quantile(SLOW)) if days.notna().any() else np.nan,
+        stage_days=_stage_days(crm, wins["deal_id"], t),
+    )
+
+
+def _stage_days(crm: Crm, won_ids: pd.Series, t: pd.Timestamp) -> pd.Series:
+    s = crm.spells
+    if s.empty:
+        return pd.Series(dtype=float)
+    s = s[s["deal_id"].isin(won_ids) & (s["end"] < t)]
+    days = (s["end"] - s["start"]).dt.days
+    g = days.groupby(s["stage"])
+    slow = g.quantile(SLOW)
+    return slow[g.size() >= MIN_STAGE_SPELLS].astype(float)
