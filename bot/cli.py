@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from bot import jobs
+from bot import export, jobs
 from bot.config import ConfigError, SetupError, config_path, load_config
+from bot.export import ExportError
 from dataset import store
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
@@ -129,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("digests", help="list the digests posted (or claimed, or failed)")
     _add_db(p)
+
+    p = sub.add_parser("export", help="write saved results to a file (CSV)")
+    what = p.add_subparsers(dest="what", required=True)
+    p = what.add_parser(
+        "scores", help="a score run as CSV: one row per open deal, by rank, with its reasons"
+    )
+    _add_db(p)
+    p.add_argument("--out", required=True, help="CSV file to write (- for standard output)")
+    p.add_argument("--run", type=int, help="score run number (default: the latest)")
     return parser
 
 
@@ -378,6 +388,49 @@ def cmd_digests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A reader: the saved run as it is, no training, scoring or writing to the database."""
+    path = Path(args.db or store.default_db_path())
+    if not path.exists():  # connecting would create an empty database
+        raise ExportError(
+            f"no database at {path}: import an export with `revbot ingest` and score it with "
+            "`revbot score` (or run `revbot digest`), or point --db at yours"
+        )
+    db = store.connect(path)
+    latest = store.latest_run(db)
+    if latest is None:
+        raise ExportError(
+            f"no score run yet in {path}: make one with `revbot score` (or `revbot digest`), "
+            "then export again"
+        )
+    run = latest if args.run is None else store.run_of(db, args.run)
+    if run is None:
+        raise ExportError(f"no score run #{args.run} in {path} (the latest is #{latest['run_id']})")
+    scores = store.run_scores(db, run["run_id"])
+    if args.out == "-":
+        try:
+            written = export.write_csv(scores, run, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader stopped (Python's documented recipe)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        print(export.summary_line(written, run, "standard output"), file=sys.stderr)
+        return 0
+    out = Path(args.out)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # utf-8-sig: the byte-order mark tells Excel the file is UTF-8 (accents survive)
+        with partial.open("w", encoding="utf-8-sig", newline="") as fh:
+            written = export.write_csv(scores, run, fh)
+        partial.replace(out)  # a reader of `out` never sees half a file
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    print(export.summary_line(written, run, str(out)))
+    return 0
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "demo": cmd_demo,
@@ -390,6 +443,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "morning": cmd_morning,
     "digests": cmd_digests,
+    "export": cmd_export,
 }
 
 
@@ -397,7 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (IngestError, ConfigError, PresetError, ModelMismatchError, SetupError) as exc:
+    except (
+        IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
+    ) as exc:  # fmt: skip
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
