@@ -217,8 +217,8 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
             f"{path} was written by a newer revbot (schema {version[0]} > {SCHEMA_VERSION}); "
             "upgrade revbot"
         )
-    if version is not None and int(version[0]) < SCHEMA_VERSION:
-        _migrate(db)
+    if version is not None:
+        _migrate(db)  # idempotent: adds only the columns a table lacks
     db.conn.executescript(_SCHEMA)
     if version is None or int(version[0]) < SCHEMA_VERSION:
         with db.atomic():
@@ -232,7 +232,9 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
 
 def _migrate(db: sqlite_utils.Database) -> None:
     """Schema 1 -> 2: the CRM's own columns (probability, forecast category...) on deal history
-    and the deals table; their values stay empty for what was imported before."""
+    and the deals table (their values stay empty for what was imported before), the risk parts
+    on deal scores, the fields of each import. Adds only what is missing, so it is safe to run
+    on every connection."""
     with db.atomic():
         for table in ("deal_history", "deals"):
             have = set(db[table].columns_dict)

@@ -3,13 +3,13 @@
     risk = 100 * (0.55 * loss + 0.15 * velocity + 0.20 * stagnation + 0.10 * size)
 
 - loss = 1 - win probability.
-- velocity = clip((age / typical cycle - 1) / 2, 0, 1): 0 while the deal is within the typical
-  engage-to-close time of won deals of its product, 1 at three times that or more.
+- velocity = clip((age / slow cycle - 1) / 2, 0, 1): 0 while the deal is within the time in
+  which 90% of the won deals of its product closed, 1 at three times that or more.
 - stagnation = the largest of four signs that a deal has stopped moving:
   quiet: clip((days since the last activity - 7) / 23, 0, 1), 0 at a week, 1 at a month (only
   where the CRM exports activity: where it does not, silence is unknown, not assumed);
-  stuck: clip((days in the stage / typical days won deals spent in it - 1) / 2, 0, 1), where that
-  typical time is known;
+  stuck: clip((days in the stage / the days within which 90% of won deals left it - 1) / 2, 0,
+  1), where that time is known;
   pushes: clip(close-date pushes / 3, 0, 1);
   overdue: clip(days past the expected close date / 90, 0, 1) (a date left a week behind is
   hygiene; one a quarter behind says nobody is steering the deal).
