@@ -55,10 +55,12 @@ def _change(risk: float, previous: float | None) -> str:
 
 
 def reason_text(reason: dict) -> str:
-    """A reason with what it adds: "no activity for 40 days (risk +12, 3.1k at risk)"."""
+    """A reason with what it adds: "no activity for 40 days — risk +12, 3k at risk"."""
     if "risk" not in reason:  # runs saved before reasons carried risk
         return f"{reason['text']} ({reason['points']:+.0f} pts)"
-    return f"{reason['text']} (risk {reason['risk']:+.0f}, {money(reason['money'])} at risk)"
+    if reason["risk"] <= 0 or reason.get("money") is None:
+        return f"{reason['text']} — risk {reason['risk']:+.0f}"
+    return f"{reason['text']} — risk {reason['risk']:+.0f}, {money(reason['money'])} at risk"
 
 
 def why_text(drivers: str | None) -> str | None:
@@ -86,7 +88,19 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     why = why_text(row.get("drivers"))
     if why:
         text += f"\n_why:_ {escape(why)}"
+    twins = row.get("same_as") or ()
+    if len(twins):
+        text += f"\n_also:_ {escape(twins_text(twins))}"
     return _cut(text, MAX_SECTION)
+
+
+def twins_text(twins) -> str:
+    """Open deals identical to the one shown, by id: likely the same deal entered twice."""
+    shown = ", ".join(str(t) for t in twins[:5]) + (
+        f" and {len(twins) - 5} more" if len(twins) > 5 else ""
+    )
+    n = len(twins)
+    return f"{n} more open deal{'s' if n > 1 else ''} with exactly these details ({shown}): possibly entered twice in the CRM"
 
 
 def _money_or_dash(x: float | None) -> str:

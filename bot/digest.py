@@ -23,16 +23,38 @@ SCOPE_COLUMN = {"region": "region", "manager": "manager", "rep": "owner"}
 
 
 def top_reasons(drivers: str | None, limit: int = 2) -> list[dict]:
-    """The saved reasons that add the most risk: the first one, and the next ones that add at
-    least half as much (so a line names the main contributors, not every small one)."""
+    """The saved reasons that add the most risk: the first, and the next ones that add at least
+    a point (so a line names its main contributors, with its own numbers, not only the one
+    that many deals share, such as their size)."""
     if not drivers:
         return []
-    adding = [d for d in json.loads(drivers) if d.get("risk", -d["points"]) > 0]
-    adding.sort(key=lambda d: -d.get("risk", -d["points"]))
-    if not adding:
-        return []
-    first = adding[0].get("risk", -adding[0]["points"])
-    return [d for d in adding[:limit] if d.get("risk", -d["points"]) >= first / 2]
+
+    def risk(d: dict) -> float:
+        return d.get("risk", -d["points"])
+
+    adding = sorted((d for d in json.loads(drivers) if risk(d) > 0), key=lambda d: -risk(d))
+    return adding[:1] + [d for d in adding[1:limit] if risk(d) >= 1]
+
+
+# Deals that agree on all of these are shown once, with the others' ids: the same deal entered
+# twice (MavenTech has 461 open rows that differ only by id), or a manager would read the same
+# line over and over.
+SAME_DEAL = ("owner", "product", "account", "stage", "value", "expected_close", "win_prob", "risk",
+             "drivers")  # fmt: skip
+
+
+def collapse_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with the first of each group of identical deals kept (order kept), and its
+    `same_as`: the ids of the others (an empty tuple for a deal with no twin)."""
+    if frame.empty:
+        return frame.assign(same_as=[])
+    cols = [c for c in SAME_DEAL if c in frame]
+    key = frame[cols].astype("string").fillna("<NA>").agg("\x1f".join, axis=1)
+    ids = frame.groupby(key.to_numpy(), sort=False)["deal_id"].agg(tuple)
+    first = ~key.duplicated().to_numpy()
+    kept = frame[first].copy()
+    kept["same_as"] = [ids[k][1:] for k in key[first]]
+    return kept
 
 
 def in_scope(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
@@ -143,7 +165,7 @@ def build(
     )
     at_risk = mine[mine["risk"] >= min_risk]
     hide = handled(at_risk, marks, run["as_of"])
-    listed = at_risk[~at_risk["deal_id"].isin(hide)].head(top)
+    listed = collapse_duplicates(at_risk[~at_risk["deal_id"].isin(hide)]).head(top)
     recent = None
     if previous is not None:
         recent = news(mine, in_scope(previous, scope), closed, max(min_risk, AT_RISK))

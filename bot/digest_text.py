@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 
-from bot.blocks import footer_count, why_text
+from bot.blocks import footer_count, twins_text, why_text
 from bot.digest import AT_RISK, Digest
 
 
@@ -78,6 +78,9 @@ def render(d: Digest) -> str:
         driver = top_driver(r["drivers"])
         if driver:
             lines.append(f"       why: {driver}")
+        twins = r.get("same_as") or ()
+        if len(twins):
+            lines.append(f"       also: {twins_text(twins)}")
         actions = json.loads(r["actions"]) if r["actions"] else []
         if actions:
             lines.append(f"       next: {actions[0]}")

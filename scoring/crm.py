@@ -7,6 +7,7 @@ was known about the deal by then, and nothing later:
   the CRM gives it, else the export at which the stage was first seen to change (a deal's first
   row says nothing about it: NaT, the features fall back on the engage date);
 - moves back to an earlier stage so far, and changes of owner (a deal handed over);
+- the share of the states seen so far without a next step (a rep who never records one);
 - the change of its amount since it was first recorded (discounts show as a negative log ratio).
 And the stage spells of each deal (stage, entered, left), from which the typical time that won
 deals spend in a stage is learned (see `rates`).
@@ -86,6 +87,9 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     back = same_deal & (rank < rank.shift()).to_numpy()
     h["regressions"] = pd.Series(back.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
     h["stage_rank"] = rank
+    missing = 1.0 - h["has_next_step"].astype(float)
+    by_deal = missing.groupby(h["deal_id"].to_numpy())
+    h["next_step_missing"] = (by_deal.cumsum() / (by_deal.cumcount() + 1)).to_numpy()
     handed = same_deal & h["owner"].ne(h["owner"].shift()).to_numpy()
     h["owner_changes"] = pd.Series(handed.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
     changed = same_deal & h["stage"].ne(h["stage"].shift()).to_numpy()

@@ -36,7 +36,9 @@ NUMERIC = (
     "owner_changes",
     "days_since_activity",
     "active_weeks",
+    "active_share",
     "has_next_step",
+    "next_step_missing",
     "close_pushes",
     "push_days",
     "days_to_expected_close",
@@ -50,7 +52,7 @@ NUMERIC = (
 )
 CATEGORICAL = ("stage", "product", "region", "sector", "deal_type", "lead_source")
 FEATURES = NUMERIC + CATEGORICAL
-FEATURE_VERSION = 6
+FEATURE_VERSION = 8
 ACTIVE_WEEKS = 8  # how far back "how often is there activity" looks
 
 # Forecast categories of Salesforce (ForecastCategoryName and the API's ForecastCategory) and
@@ -62,7 +64,7 @@ FORECAST_RANK = {
 
 _STATE = ("owner", "product", "account", "value", "stage", "close_date", "cum_pushes", "push_days",
           "regressions", "stage_since", "value_change", "probability", "forecast_category",
-          "has_next_step", "deal_type", "lead_source", "stage_rank", "owner_changes")  # fmt: skip
+          "has_next_step", "deal_type", "lead_source", "stage_rank", "owner_changes", "next_step_missing")  # fmt: skip
 
 
 def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
@@ -97,18 +99,23 @@ def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
     act = crm.activity[(crm.activity["activity_date"] <= t).to_numpy()]
     last = act[last_per_deal(act["deal_id"].to_numpy())].set_index("deal_id")["activity_date"]
     out["last_activity"] = last.reindex(out.index)
-    out["active_weeks"] = _active_weeks(act, t).reindex(out.index)
+    weeks = _active_weeks(act, t).reindex(out.index)
+    out["active_weeks"], out["active_weeks_ever"] = weeks["recent"], weeks["ever"]
     return out
 
 
-def _active_weeks(act: pd.DataFrame, t: pd.Timestamp) -> pd.Series:
-    """Of the last ACTIVE_WEEKS weeks before t, in how many was activity recorded, by deal.
-    Weeks, not days: weekly and daily exports then read the same (a weekly export shows only
-    the latest activity of its week)."""
-    recent = act[(act["activity_date"] > t - pd.Timedelta(weeks=ACTIVE_WEEKS)).to_numpy()]
-    weeks = (t - recent["activity_date"]).dt.days.to_numpy() // 7
-    pairs = pd.DataFrame({"deal_id": recent["deal_id"].to_numpy(), "week": weeks})
-    return pairs.drop_duplicates().groupby("deal_id").size().astype(float)
+def _active_weeks(act: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
+    """In how many weeks before t was activity recorded, by deal: of the last ACTIVE_WEEKS
+    (`recent`) and ever (`ever`). Weeks, not days: weekly and daily exports then read the same
+    (a weekly export shows only the latest activity of its week)."""
+    weeks = (t - act["activity_date"]).dt.days.to_numpy() // 7
+    pairs = pd.DataFrame({"deal_id": act["deal_id"].to_numpy(), "week": weeks}).drop_duplicates()
+    return pd.DataFrame(
+        {
+            "recent": pairs[pairs["week"] < ACTIVE_WEEKS].groupby("deal_id").size(),
+            "ever": pairs.groupby("deal_id").size(),
+        }
+    ).astype(float)
 
 
 def _forecast_rank(category: pd.Series) -> pd.Series:
@@ -151,8 +158,14 @@ def features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None = None) -> pd.Dat
     weeks_open = np.clip(np.ceil(f["age_days"].fillna(7 * ACTIVE_WEEKS) / 7), 1, ACTIVE_WEEKS)
     share = s["active_weeks"].fillna(0.0) / weeks_open
     f["active_weeks"] = share.clip(upper=1.0) if crm.has("last_activity") else np.nan
+    # and of all the weeks since it was engaged: how engaged the buyer has been all along
+    all_weeks = np.ceil(f["age_days"] / 7).clip(lower=1)
+    ever = (s["active_weeks_ever"].fillna(0.0) / all_weeks).clip(upper=1.0)
+    f["active_share"] = ever if crm.has("last_activity") else np.nan
     has_next = s["has_next_step"].astype(float)
     f["has_next_step"] = has_next if crm.has("next_step") else np.nan
+    missing = s["next_step_missing"].astype(float)
+    f["next_step_missing"] = missing if crm.has("next_step") else np.nan
     f["close_pushes"] = s["close_pushes"]
     f["push_days"] = s["push_days"]
     f["days_to_expected_close"] = _days(s["expected_close"], t)

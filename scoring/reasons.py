@@ -11,8 +11,9 @@ A driver and a part about the same thing are one reason ("no activity for 40 day
 the probability and counts as stagnation). Each reason also says how much of the deal's value at
 risk it accounts for (value x risk points / 100). Reasons are ordered by the risk they add.
 
-Every sentence is built from the facts it states, and a comparison ("longer than") is written
-only when the numbers make it true; `tests/scoring/test_reasons.py` feeds random deals and checks.
+Every sentence is built from the facts it states, and a comparison ("longer than", "within") is
+written only when the numbers it shows make it true (days are compared as shown, a 90th
+percentile is shown rounded up); `tests/scoring/test_reasons.py` feeds random deals and checks.
 
 Suggested actions follow from the reasons that add risk (decision support only: revbot never
 acts on the CRM or contacts anyone):
@@ -24,13 +25,15 @@ acts on the CRM or contacts anyone):
 - expected close passed -> update the close date with the buyer's real timeline;
 - amount cut -> confirm the scope and that the discount is approved;
 - owner change -> make sure the buyer knows the new owner and the handover is complete;
-- stage (early) -> qualify before counting on it;
+- stage (early: the first open stage, or the second with a default probability up to 40%) ->
+  qualify before counting on it;
 - deal size, rep, product, account, region, source -> review the deal with the manager (these
   describe its circumstances, not something the rep can change this week).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -61,82 +64,153 @@ class Reason:
 
 
 def _n(x: float) -> str:
-    return f"{x:,.0f}"
+    """A number as shown: rounded to a whole number, thousands separated (never "-0")."""
+    return f"{int(round(x)):,}"
+
+
+def _whole(x: float) -> int:
+    """A count of days, times or weeks as shown (and compared: a sentence compares the numbers
+    it shows, so "open 95 days, longer than ... (95 days)" cannot happen)."""
+    return int(round(x))
+
+
+def _up(x: float) -> int:
+    """A 90th percentile of days (fractional: interpolated) as shown, rounded up, so that "90% of
+    won deals closed within N days" stays true."""
+    return math.ceil(x)
 
 
 def _plural(n: float, word: str) -> str:
-    return f"{_n(n)} {word}{'' if round(n) == 1 else 's'}"
+    k = _whole(n)
+    return f"{k:,} {word}{'' if k == 1 else 's'}"
 
 
 def _known(x) -> bool:
-    return x is not None and not (isinstance(x, float) and np.isnan(x)) and not pd.isna(x)
+    """A fact the CRM gave: not missing, and a finite number where it is a number."""
+    if x is None or isinstance(x, str):
+        return bool(x and x.strip())
+    if pd.isna(x):
+        return False
+    try:
+        return bool(np.isfinite(x))
+    except TypeError:  # a date or other non-number
+        return True
+
+
+def _num(row: pd.Series, key: str) -> float:
+    x = row.get(key)
+    return float(x) if _known(x) else float("nan")
+
+
+def _cut(change) -> int:
+    """The amount cut, in % as shown (0: not cut, or by less than half a percent). A cut of
+    99.6% is shown as 99%: the amount is not zero."""
+    if not _known(change) or change >= 0:
+        return 0
+    return min(_whole(-100 * np.expm1(change)), 99)
+
+
+def _won(row: pd.Series) -> str:
+    product = row.get("product")
+    return f"won {product} deals" if _known(product) else "won deals"
+
+
+def _overdue_stage(row: pd.Series) -> bool:
+    """In its stage longer than 90% of won deals stayed there, as shown (True where that time
+    is not known)."""
+    d, m = row.get("days_in_stage"), row.get("typical_stage_days")
+    return not _known(m) or (_known(d) and _whole(d) > _up(m))
+
+
+def _early(row: pd.Series) -> bool:
+    """In an early stage: the first open stage, or the second where its default probability says
+    so (MavenTech's second and last open stage, Engaging, is not early)."""
+    rank, p = _num(row, "stage_rank"), _num(row, "stage_probability")
+    return _known(row.get("stage")) and (rank == 0 or (rank == 1 and p <= 40))
 
 
 def describe(key: str, row: pd.Series, refs: dict) -> str | None:
     """The reason in words, quoting the deal's numbers (None: nothing true to say)."""
-    product = row.get("product") if _known(row.get("product")) else "this product"
     if key == "activity":
         d, m = row.get("days_since_activity"), refs.get("days_since_activity")
         if not _known(d):
             return None
-        text = f"no activity for {_plural(d, 'day')}" if d >= 1 else "activity logged today"
+        text = f"no activity for {_plural(d, 'day')}" if _whole(d) >= 1 else "activity logged today"
         share, age = row.get("active_weeks"), row.get("age_days")
         if _known(share):
             weeks = int(np.clip(np.ceil((age if _known(age) else 56) / 7), 1, 8))
-            text += f", activity in {round(share * weeks)} of the last {_plural(weeks, 'week')}"
-        return text + (f"; won deals had a median of {_plural(m, 'day')}" if _known(m) else "")
+            active = int(np.clip(round(share * weeks), 0, weeks))
+            if weeks == 1:
+                text += ", activity in the last week" if active else ", none in the last week"
+            else:
+                text += f", activity in {active} of the last {weeks} weeks"
+        if _known(m):
+            text += f"; won deals had a median of {_plural(m, 'day')} without activity"
+        return text
     if key == "time in stage":
         d, m, stage = row.get("days_in_stage"), row.get("typical_stage_days"), row.get("stage")
         if not _known(d) or not _known(stage):
             return None
         text = f"in {stage} for {_plural(d, 'day')}"
-        if _known(m) and d > m:
-            text += f", longer than the {_plural(m, 'day')} won deals usually spend there"
+        if _known(m) and _whole(d) > _up(m):
+            text += f", longer than 90% of won deals stayed there ({_plural(_up(m), 'day')})"
         elif _known(m):
-            text += f"; won deals usually spend {_plural(m, 'day')} there"
-        back = row.get("regressions", 0)
-        if _known(back) and back >= 1:
+            text += f"; 90% of won deals left it within {_plural(_up(m), 'day')}"
+        back = row.get("regressions")
+        if _known(back) and _whole(back) >= 1:
             text += f"; moved back a stage {_plural(back, 'time')}"
         return text
     if key == "time open":
         age, typical = row.get("age_days"), row.get("typical_cycle")
         if not _known(age):
-            return "still prospecting: no engage date yet"
+            return "time open unknown: no engage date in the CRM"
         text = f"open {_plural(age, 'day')}"
-        if _known(typical) and age > typical:
-            return (
-                text
-                + f", longer than the {_plural(typical, 'day')} won {product} deals usually take"
-            )
+        if _known(typical) and _whole(age) > _up(typical):
+            return text + f", longer than 90% of {_won(row)} took ({_plural(_up(typical), 'day')})"
         if _known(typical):
-            return text + f"; won {product} deals usually take {_plural(typical, 'day')}"
+            return text + f"; 90% of {_won(row)} closed within {_plural(_up(typical), 'day')}"
         return text
     if key == "pushes":
-        n, days = row.get("close_pushes", 0), row.get("push_days", 0)
-        if not _known(n) or n < 1:
-            return "close date never pushed"
+        n, days = row.get("close_pushes"), row.get("push_days")
+        if not _known(n):
+            return None
+        if _whole(n) < 1:
+            return "no close-date push on record"
         text = f"close date pushed {_plural(n, 'time')}"
-        return text + (
-            f", {_plural(days, 'day')} later in all" if _known(days) and days >= 1 else ""
-        )
+        if _known(days) and _whole(days) >= 1:
+            text += f", {_plural(days, 'day')} later in all"
+        return text
     if key == "expected close":
         d = row.get("days_to_expected_close")
         if not _known(d):
             return "no expected close date"
-        if d < 0:
+        if _whole(d) < 0:
             return f"expected close date passed {_plural(-d, 'day')} ago"
+        if _whole(d) == 0:
+            return "expected to close today"
         return f"expected to close in {_plural(d, 'day')}"
     if key == "next step":
         has = row.get("has_next_step")
         if not _known(has):
             return None
-        return "no next step recorded" if has < 0.5 else "a next step is recorded"
+        missing = row.get("next_step_missing")
+        usually = _known(missing) and missing >= 0.5  # in most of the states the CRM showed
+        if has < 0.5:
+            return "no next step recorded" + (", as for most of its history" if usually else "")
+        return "a next step is recorded" + (
+            ", though it was missing for most of its history" if usually else ""
+        )
     if key == "amount":
         change = row.get("value_change")
-        if not _known(change) or abs(change) < 0.005:
+        if not _known(change):
+            no_amount = row.get("value_source") in ("list price", "median")
+            return "no amount in the CRM yet" if no_amount else None
+        if change == 0:
             return "amount unchanged since first recorded"
-        pct = abs(np.expm1(change)) * 100
-        return f"amount {'cut' if change < 0 else 'raised'} {pct:.0f}% since first recorded"
+        pct = _cut(change) if change < 0 else _whole(100 * np.expm1(change))
+        if pct == 0:
+            return "amount changed by less than 1% since first recorded"
+        return f"amount {'cut' if change < 0 else 'raised'} {pct:,}% since first recorded"
     if key == "deal size":
         v, median = row.get("value_used"), row.get("median_value")
         if not _known(v):
@@ -148,17 +222,30 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         elif source == "median":
             text += " (no amount in the CRM: the median of similar deals)"
         if _known(median) and median > 0 and v >= 1.5 * median:
-            return text + f", {v / median:.1f} times the median open deal ({_n(median)})"
+            return text + f", {v / median:,.1f} times the median open deal ({_n(median)})"
         return text + (f"; the median open deal is {_n(median)}" if _known(median) else "")
     if key == "owner change":
-        n = row.get("owner_changes", 0)
-        if not _known(n) or n < 1:
-            return "same owner since it was created"
-        return f"handed over: owner changed {_plural(n, 'time')}, now {row.get('owner')}"
-    if key == "rep":
-        return f"{row.get('owner')}'s past win rate {row['rep_win_rate']:.0%} (all reps: {row['base_rate']:.0%})"
-    if key == "product":
-        return f"{product} deals win {row['product_win_rate']:.0%} (all products: {row['base_rate']:.0%})"
+        n, owner = row.get("owner_changes"), row.get("owner")
+        if not _known(n):
+            return None
+        if _whole(n) < 1:
+            return "no change of owner on record"
+        return f"handed over: owner changed {_plural(n, 'time')}" + (
+            f", now {owner}" if _known(owner) else ""
+        )
+    if key in ("rep", "product"):
+        name = row.get("owner" if key == "rep" else "product")
+        rate = row.get("rep_win_rate" if key == "rep" else "product_win_rate")
+        base = row.get("base_rate")
+        if not _known(name):
+            text = f"{key} not recorded"
+        elif not _known(rate):
+            text = f"{name}: no win rate yet"
+        elif key == "rep":
+            text = f"{name}'s past win rate {rate:.0%}"
+        else:
+            text = f"{name} deals win {rate:.0%}"
+        return text + (f" (all {key}s: {base:.0%})" if _known(base) else "")
     if key == "account":
         account, rate = row.get("account"), row.get("account_win_rate")
         if not _known(account):
@@ -181,13 +268,14 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         )
         text = f"stage {stage}"
         if _known(p):
-            text += f" (CRM probability {p:.0f}%)"
+            text += f" (CRM probability {_n(p)}%)"
         elif _known(default):
-            text += f" (default probability {default:.0f}%)"
+            text += f" (default probability {_n(default)}%)"
         return text + (f", forecast category {cat}" if _known(cat) else "")
     if key == "source":
-        parts = [str(row[c]) for c in ("deal_type", "lead_source") if _known(row.get(c))]
-        return "from " + ", ".join(parts) if parts else None
+        kind, lead = row.get("deal_type"), row.get("lead_source")
+        parts = [f"{kind}" if _known(kind) else "", f"lead source {lead}" if _known(lead) else ""]
+        return ", ".join(p for p in parts if p) or None
     return None
 
 
@@ -225,14 +313,17 @@ def reasons_for(row: pd.Series, points: np.ndarray, refs: dict, top: int = TOP) 
         out.append(Reason(key, text, effect[key], risk[key], value * risk[key] / 100))
     out.sort(key=lambda r: -r.risk)
     if not any(r.risk > 0 for r in out):
-        base = float(row.get("base_rate", np.nan))
+        # the risk of a deal at the base rate; where that is none (no base rate, or no deal
+        # closed so far was lost) the deal's own risk, which no single factor explains
+        base = row.get("base_rate")
         lost = 100 * WEIGHTS["loss"] * (1 - base) if _known(base) else 0.0
-        text = "no single factor stands out" + (
-            f": the average open deal here is lost {1 - base:.0%} of the time"
-            if _known(base)
-            else ""
-        )
-        out.insert(0, Reason("base rate", text, 0.0, lost, value * lost / 100))
+        text = "no single factor stands out"
+        if lost > 0:
+            text += f": {1 - base:.0%} of the deals closed so far were lost"
+        else:
+            total = row.get("risk")
+            lost = float(total) if _known(total) and total > 0 else 0.0
+        out = [Reason("base rate", text, 0.0, lost, value * lost / 100), *out[: top - 1]]
     return out
 
 
@@ -243,46 +334,45 @@ ACTIONS = {
     "next step": "Record the next step with the buyer, with a date.",
     "pushes": "Close date moved {pushes}: confirm the decision date and the steps to signature "
     "with your champion.",
-    "time open": "Open {age}, longer than the {typical} won {product} deals usually take: "
-    "requalify (budget, authority, need, timing) or agree a mutual close plan.",
+    "time open": "Open {age}, longer than 90% of {won} took ({typical}): requalify "
+    "(budget, authority, need, timing) or agree a mutual close plan.",
     "expected close": "The expected close date passed {overdue} ago: update it with the buyer's "
     "real timeline.",
-    "amount": "The amount was cut: confirm the scope and that the discount is approved.",
+    "amount": "The amount was cut {cut}%: confirm the scope and that the discount is approved.",
     "owner change": "New owner: make sure the buyer knows who runs the deal now and that the "
     "handover notes are complete.",
     "stage": "Still early ({stage}): qualify it (budget, authority, need, timing) before counting "
     "on it.",
     "review": "Review this deal with your manager: its circumstances ({what}) weigh on it.",
-    "none": "Keep the next step with the buyer in the calendar.",
+    "none": "Keep a dated next step with the buyer.",
 }
 
 
-def _num(row: pd.Series, key: str) -> float:
-    x = row.get(key)
-    return float(x) if _known(x) else float("nan")
-
-
-# key -> (when the action applies, given the deal's facts; the action's words)
+# key -> (when the action applies, given the deal's facts as shown; the action's words)
 _RULES = {
-    "activity": (lambda r: _num(r, "days_since_activity") >= 7,
+    "activity": (lambda r: _known(r.get("days_since_activity")) and _whole(r["days_since_activity"]) >= 7,
                  lambda r: ACTIONS["activity"].format(quiet=_plural(r["days_since_activity"], "day"))),
-    "time in stage": (lambda r: _num(r, "days_in_stage") >= 0 and _known(r.get("stage")),
+    "time in stage": (lambda r: _known(r.get("days_in_stage")) and _known(r.get("stage"))
+                      and _overdue_stage(r),
                       lambda r: ACTIONS["time in stage"].format(
                           stage=r["stage"], in_stage=_plural(r["days_in_stage"], "day"))),
     "next step": (lambda r: _num(r, "has_next_step") == 0, lambda r: ACTIONS["next step"]),
-    "pushes": (lambda r: _num(r, "close_pushes") >= 1,
+    "pushes": (lambda r: _known(r.get("close_pushes")) and _whole(r["close_pushes"]) >= 1,
                lambda r: ACTIONS["pushes"].format(pushes=_plural(r["close_pushes"], "time"))),
-    "time open": (lambda r: _num(r, "age_days") > _num(r, "typical_cycle"),
+    "time open": (lambda r: _known(r.get("age_days")) and _known(r.get("typical_cycle"))
+                  and _whole(r["age_days"]) > _up(r["typical_cycle"]),
                   lambda r: ACTIONS["time open"].format(
-                      age=_plural(r["age_days"], "day"), typical=_plural(r["typical_cycle"], "day"),
-                      product=r.get("product") or "")),
-    "expected close": (lambda r: _num(r, "days_to_expected_close") < 0,
+                      age=_plural(r["age_days"], "day"), won=_won(r),
+                      typical=_plural(_up(r["typical_cycle"]), "day"))),
+    "expected close": (lambda r: _known(r.get("days_to_expected_close"))
+                       and _whole(r["days_to_expected_close"]) < 0,
                        lambda r: ACTIONS["expected close"].format(
                            overdue=_plural(-r["days_to_expected_close"], "day"))),
-    "amount": (lambda r: _num(r, "value_change") < 0, lambda r: ACTIONS["amount"]),
-    "owner change": (lambda r: _num(r, "owner_changes") >= 1, lambda r: ACTIONS["owner change"]),
-    "stage": (lambda r: _num(r, "stage_rank") <= 1 and _known(r.get("stage")),
-              lambda r: ACTIONS["stage"].format(stage=r["stage"])),
+    "amount": (lambda r: _cut(r.get("value_change")) >= 1,
+               lambda r: ACTIONS["amount"].format(cut=_cut(r.get("value_change")))),
+    "owner change": (lambda r: _known(r.get("owner_changes")) and _whole(r["owner_changes"]) >= 1,
+                     lambda r: ACTIONS["owner change"]),
+    "stage": (_early, lambda r: ACTIONS["stage"].format(stage=r["stage"])),
 }  # fmt: skip
 _REVIEW = ("deal size", "rep", "product", "account", "region", "source")
 

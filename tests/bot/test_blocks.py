@@ -30,7 +30,7 @@ def scores(n: int, account="Acme") -> pd.DataFrame:
             "owner": ["Ann Lee"] * n,
             "manager": ["Mo Park"] * n,
             "region": ["West"] * n,
-            "value": [4821.0] * n,
+            "value": [4821.0 + i for i in range(n)],  # distinct deals, not twins
             "win_prob": [0.21] * n,
             "risk": [75.0] * n,
             "expected_close": ["2018-01-15"] * n,
@@ -91,7 +91,7 @@ def test_a_deal_line_says_value_win_risk_change_and_why():
     text = deal_line(row, previous_risk=60.0)
     assert "*1. Acme* · GTX Pro · Ann Lee · `D0`" in text
     assert "value 5k · win 21% · risk 75 (▲ 15)" in text
-    assert "_why:_ no activity for 23 days (risk +27, 1k at risk)" in text
+    assert "_why:_ no activity for 23 days — risk +27, 1k at risk" in text
     old = row.copy()  # a run saved before reasons carried their risk
     old["drivers"] = json.dumps([{"key": "activity", "text": "quiet", "points": -12.0}])
     assert "_why:_ quiet (-12 pts)" in deal_line(old, previous_risk=None)
@@ -122,3 +122,13 @@ def test_check_limits_catches_what_slack_would_refuse():
     assert check_limits(bad) == ["no fallback text", "block 0: header over 150"]
     long = {"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}] * 5}  # fmt: skip
     assert check_limits(long) == ["blocks total 14500 characters > 12000"]
+
+
+def test_identical_deals_are_listed_once_with_the_others_ids():
+    frame = scores(4)
+    frame.loc[1:2, "value"] = frame.loc[0, "value"]  # D1 and D2: the same as D0 but for the id
+    m = message(frame)
+    deal_sections = [b["text"]["text"] for b in m["blocks"] if b["type"] == "section" and "text" in b and "`D" in b["text"]["text"]]  # fmt: skip
+    assert len(deal_sections) == 2  # D0 (with its twins) and D3
+    assert "2 more open deals with exactly these details (D1, D2)" in deal_sections[0]
+    assert "exactly these details" not in deal_sections[1]

@@ -68,7 +68,7 @@ def test_deal_beyond_the_explained_top_is_explained_on_demand(served):
     db.conn.commit()
     deal = served.data["scores"].iloc[2]
     _, answer = ask(served, "/deal", deal["deal_id"])
-    assert "at risk)" in deal_text(answer)  # reasons computed for this request
+    assert " at risk" in deal_text(answer) and "risk +" in deal_text(answer)  # computed now
 
 
 def test_an_account_with_several_deals_lists_them(served):

@@ -1,0 +1,35 @@
+"""The MavenTech digest, read as a sales manager reads it: every deal listed says why, in its own
+words (no line repeats the one before it), and says when its value is only a list price."""
+
+from __future__ import annotations
+
+import re
+
+from bot.cli import main
+
+
+def test_every_deal_in_the_maventech_digest_has_its_own_true_reason(maventech, tmp_path, capsys):
+    db, out = tmp_path / "m.db", tmp_path / "out"
+    assert main(["ingest", str(maventech), "--db", str(db)]) == 0
+    args = ["--db", str(db), "--artifacts", str(tmp_path / "art"), "--out", str(out)]
+    assert main(["digest", *args, "--top", "25"]) == 0
+    text = (out / "digest.txt").read_text(encoding="utf-8")
+    deals = re.findall(r"^\s+\d+\. (\S+) .*?\n((?:       \S.*\n)+)", text, flags=re.M)
+    assert len(deals) == 25, text
+    whys = []
+    for deal_id, block in deals:
+        why = re.search(r"^       why: (.+)$", block, flags=re.M)
+        assert why, f"{deal_id} has no reason:\n{block}"
+        assert "no single factor stands out" not in why.group(1) or "lost" in why.group(1)
+        whys.append(why.group(1))
+        assert "On track" not in block
+        # every deal's value is the list price (MavenTech has no amount on open deals): said
+        if "deal size" in why.group(1):
+            assert "list price: no amount in the CRM" in why.group(1)
+        # the comparison of its age is true
+        for age, typical in re.findall(
+            r"open (\d+) days, longer than 90% of won \S+ \S+ deals took \((\d+) days\)", block
+        ):
+            assert int(age) > int(typical)
+    assert all(a != b for a, b in zip(whys, whys[1:], strict=False)), whys
+    assert len(set(whys)) > len(whys) // 2  # reasons that differ, not one sentence for all
