@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     _add_artifacts(p)
     p.add_argument("--cutoffs", type=int, default=4, help="number of evaluation cutoffs")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        help="generated data only: its truth/probabilities.csv, to report the figures against it",
+    )
 
     p = sub.add_parser("score", help="score every open deal and save the run")
     _add_db(p)
@@ -229,7 +234,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    jobs.train_model(_db(args), _artifacts(args), args.cutoffs)
+    jobs.train_model(_db(args), _artifacts(args), args.cutoffs, truth=args.truth)
     return 0
 
 

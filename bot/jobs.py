@@ -17,19 +17,27 @@ Say = Callable[[str], None]
 EXPORT_SUFFIXES = (".csv", ".txt")
 
 
-def train_model(db, folder: Path, n_cutoffs: int = 4, say: Say = print) -> None:
+def train_model(
+    db, folder: Path, n_cutoffs: int = 4, say: Say = print, truth: Path | None = None
+) -> None:
+    """Train, save the model and write its report; `truth`: a generated data set's
+    truth/probabilities.csv, whose figures the report then shows."""
     from scoring import artifact, report
     from scoring.features import prepare
     from scoring.train import train
 
     crm = prepare(store.load_crm(db))
-    training = train(crm, n_cutoffs)
+    known = pd.read_csv(truth) if truth is not None else None
+    training = train(crm, n_cutoffs, known)
     meta = {**training.meta, "database": {"fingerprint": store.fingerprint(db)}}
     artifact.save(training.model, folder, meta)
     path = report.write(
         training, folder, source=str(db.conn.execute("PRAGMA database_list").fetchone()[2])
     )
     say(training.summary.round(4).to_string())
+    for c in training.meta["evaluation"]["against_truth"]:
+        say(f"{c['day']} {c['what']}: {c['deals']:,} open deals, expected-AUC gap to the truth "
+            f"{c['auc_gap']:.3f}, ECE vs truth {c['ece_truth']:.3f}, value x p {c['value_gap']:+.1%}")  # fmt: skip
     say(f"model and report written to {folder}/ ({path.name}, reliability.png)")
 
 

@@ -9,7 +9,9 @@ What is written (MavenTech columns, plus `last_activity`, which Salesforce and H
 - exports/pipeline_YYYY-MM-DD.csv: earlier snapshots, weekly (Mondays) over the whole span and
   daily for the last days, so deal history exists (stage changes, close-date pushes, activity);
 - truth/deals.csv: what the generator knows and a model must not see: each deal's true win
-  probability, its cause of risk and its outcome (closed or not yet).
+  probability, its cause of risk and its outcome (closed or not yet);
+- truth/probabilities.csv: the best win probability a model could reach for each deal open on
+  each export day (`true_probability`), for `revbot train --truth`.
 
 How a deal lives (all vectorised over deals):
 - created on a day of the span, prospects 0-20 days (stage Prospecting, no engage date), then is
@@ -353,9 +355,17 @@ def write_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> dict[str, int]:
     final = snapshot(world, last)
     final.to_csv(out / "sales_pipeline.csv", index=False)
     counts["sales_pipeline.csv"] = len(final)
-    for day in export_days(cfg):
+    truths = []
+    for day in [*export_days(cfg), last]:
         stamp = (cfg.start + timedelta(days=day)).isoformat()
+        p = true_probability(world, day)
+        truths.append(pd.DataFrame({"export_day": stamp, "deal_id": p.index, "p_true": p.round(6)}))
+        if day == last:
+            break
         frame = snapshot(world, day)
         frame.to_csv(out / "exports" / f"pipeline_{stamp}.csv", index=False)
         counts[f"exports/pipeline_{stamp}.csv"] = len(frame)
+    probabilities = pd.concat(truths, ignore_index=True)
+    probabilities.to_csv(out / "truth" / "probabilities.csv", index=False)
+    counts["truth/probabilities.csv"] = len(probabilities)
     return counts

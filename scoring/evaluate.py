@@ -164,6 +164,7 @@ class CutoffResult:
     by_method: dict[str, dict[str, float]]
     model: wm.WinModel  # trained as of the cutoff (blend 1: the booster alone)
     test: pd.DataFrame  # test rows with each method's prediction in columns p_<method>
+    blend: float = 1.0  # the shipped method's weight of the model here (chosen on other cutoffs)
 
 
 def evaluate_cutoff(crm: Crm, cutoff: pd.Timestamp, rows: pd.DataFrame, fit_at) -> CutoffResult:
@@ -215,7 +216,7 @@ def add_shipped(results: list[CutoffResult]) -> None:
     cutoff itself where there is only one), so its figures are out of sample."""
     for k, r in enumerate(results):
         others = [o for j, o in enumerate(results) if j != k] or [r]
-        b = blend_weight(others)
+        b = r.blend = blend_weight(others)
         p = b * r.test["p_LightGBM"].to_numpy() + (1 - b) * r.test["p_base rate"].to_numpy()
         r.test[f"p_{SHIPPED}"] = p
         r.by_method[SHIPPED] = metrics(r.test["label"].to_numpy(), p, r.test["weight"].to_numpy())
@@ -235,6 +236,25 @@ def open_deal_check(r: CutoffResult, method: str = SHIPPED) -> dict[str, float]:
         "wins": float(y.sum()),
         "expected_value": float((v * p).sum()),
         "won_value": float((v * y).sum()),
+    }
+
+
+def truth_check(p: np.ndarray, q: np.ndarray, value: np.ndarray) -> dict[str, float]:
+    """Probabilities `p` against known true probabilities `q` (generated data) of the same
+    deals: expected AUCs and their gap, ECE against the truth (10 bins), means, and the value
+    weighted pipeline (sum of value x p) against the truth's."""
+    p, q, v = (np.asarray(a, float) for a in (p, q, value))
+    v = np.nan_to_num(v)
+    truth_value = float((v * q).sum())
+    return {
+        "deals": len(p),
+        "auc_model": expected_auc(p, q),
+        "auc_truth": expected_auc(q, q),
+        "auc_gap": expected_auc(q, q) - expected_auc(p, q),
+        "ece_truth": ece(q, p, np.ones(len(p))),
+        "mean_p": float(p.mean()),
+        "mean_truth": float(q.mean()),
+        "value_gap": float((v * p).sum() / truth_value - 1) if truth_value else float("nan"),
     }
 
 

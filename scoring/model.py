@@ -41,6 +41,7 @@ PARAMS = {
     "lambda_l2": 5.0,
     "verbose": -1,
     "deterministic": True,
+    "extra_trees": True,  # random split points: measured smaller AUC gaps to the truth on both generated worlds
     "force_row_wise": True,
     "seed": 11,
     "num_threads": 2,

@@ -94,6 +94,20 @@ def markdown(training: Training, source: str) -> str:
                 f"{c['wins']:,.0f} | {c['expected_value']:,.0f} | {c['won_value']:,.0f} | "
                 f"{_pct(c['expected_value'], c['won_value'])} |"
             )
+    checks = meta["evaluation"].get("against_truth") or []
+    if checks:
+        lines += ["", "## Against the known truth (generated data)", "",
+                  "The deals open on each day, scored by the model of that day, against the "
+                  "generator's true win probabilities. Aims: expected-AUC gap <= 0.02, ECE < 0.02, "
+                  "sum of value x p within 5% of the truth's.", "",
+                  "| day | model | deals | expected AUC (truth) | gap | ECE vs truth | mean p (truth) "
+                  "| value x p vs truth |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in checks:
+            lines.append(
+                f"| {c['day']} | {c['what']} | {c['deals']:,} | {c['auc_model']:.3f} "
+                f"({c['auc_truth']:.3f}) | {c['auc_gap']:.3f} | {c['ece_truth']:.3f} | "
+                f"{c['mean_p']:.3f} ({c['mean_truth']:.3f}) | {c['value_gap']:+.1%} |"
+            )
     lines += [
         "",
         "## Method",

@@ -80,9 +80,43 @@ def fit_at(
     return model, labelled
 
 
-def train(crm: Crm, n_cutoffs: int = 4) -> Training:
+def against_truth(
+    crm: Crm, results: list[evaluate.CutoffResult], model: wm.WinModel, truth: pd.DataFrame
+) -> list[dict]:
+    """Each cutoff's model (as shipped then) and the shipped model against known true
+    probabilities (`truth`: export_day, deal_id, p_true; generated data only), on the deals open
+    on the cutoff day and on the data's last day."""
+    truth = truth.assign(export_day=pd.to_datetime(truth["export_day"]))
+    days = np.sort(truth["export_day"].unique())
+    out = []
+    cases = [(r.cutoff, r.model, r.blend, "cutoff") for r in results]
+    cases.append((crm.data_end, model, model.blend, "last export (shipped model)"))
+    for day, m, blend, what in cases:
+        before = days[days <= np.datetime64(day)]
+        if not len(before):
+            continue
+        f = features_at(crm, day)
+        q = truth[truth["export_day"] == before[-1]].set_index("deal_id")["p_true"]
+        q = q.reindex(f.index)
+        known = q.notna().to_numpy()
+        if known.sum() < 10:
+            continue
+        p = (
+            blend * m.predict(f) + (1 - blend) * m.base_rate
+            if m.booster is not None
+            else m.predict(f)
+        )
+        figures = evaluate.truth_check(
+            p[known], q.to_numpy()[known], f["value_used"].to_numpy()[known]
+        )
+        out.append({"day": pd.Timestamp(day).date().isoformat(), "what": what, **figures})
+    return out
+
+
+def train(crm: Crm, n_cutoffs: int = 4, truth: pd.DataFrame | None = None) -> Training:
     """Evaluate over `n_cutoffs` past cutoffs, choose the blend with the base rate there, then
-    fit the model to ship on everything up to the data's end."""
+    fit the model to ship on everything up to the data's end. `truth` (generated data: the true
+    probabilities by export day) adds the figures against it to the report."""
     rows = all_rows(crm)
     results = [
         evaluate.evaluate_cutoff(crm, c, rows, fit_at)
@@ -97,6 +131,7 @@ def train(crm: Crm, n_cutoffs: int = 4) -> Training:
         if evaluate.SHIPPED in summary.index:
             ours, base = summary.loc[evaluate.SHIPPED], summary.loc["base rate"]
             model.skill = float(1 - ours["log_loss"] / base["log_loss"])
+    checks = against_truth(crm, results, model, truth) if truth is not None else []
     meta = {
         "trained_on": {
             "rows": len(labelled),
@@ -115,6 +150,7 @@ def train(crm: Crm, n_cutoffs: int = 4) -> Training:
         "evaluation": {
             "cutoffs": [r.cutoff.date().isoformat() for r in results],
             "mean_over_cutoffs": summary.round(4).to_dict(orient="index"),
+            "against_truth": checks,
         },
         "features_used": list(FEATURES),
     }
