@@ -75,6 +75,15 @@ def short(text: object, limit: int = MAX_NAME) -> str:
     return escape(_cut(str(text), limit))
 
 
+def estimated(row, long: bool = False) -> str:
+    """ " (estimate)" where the value scored is not the CRM's amount but its list price or a
+    median of similar deals (the reasons say which)."""
+    known = row.get("value_known")
+    if known is None or pd.isna(known) or known:
+        return ""
+    return " (estimate: no amount in the CRM)" if long else " (estimate)"
+
+
 def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     """One deal in mrkdwn: who and what (escaped), value, win probability, risk and its change."""
     account = row.get("account")
@@ -82,7 +91,7 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     text = (
         f"*{int(row['rank'])}. {who}* · {short(row['product'])} · {short(row['owner'])} · "
         f"`{short(row['deal_id'])}`\n"
-        f"value {money(row['value'])} · win {row['win_prob']:.0%} · "
+        f"value {money(row['value'])}{estimated(row)} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}{_change(row['risk'], previous_risk)}"
     )
     why = why_text(row.get("drivers"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 
-from bot.blocks import footer_count, twins_text, why_text
+from bot.blocks import estimated, footer_count, twins_text, why_text
 from bot.digest import AT_RISK, Digest
 
 
@@ -73,7 +73,8 @@ def render(d: Digest) -> str:
         change = _change(r["risk"], r["previous_risk"]) if d.news is not None else ""
         lines.append(
             f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {r['product']} - owner {r['owner']}: "
-            f"value {_money(r['value'] or 0)}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}{change}"
+            f"value {_money(r['value'] or 0)}{estimated(r)}, win {r['win_prob']:.0%}, "
+            f"risk {r['risk']:.0f}{change}"
         )
         driver = top_driver(r["drivers"])
         if driver:

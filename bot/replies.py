@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bot.blocks import MAX_SECTION, _cut, escape, money, reason_text, short
+from bot.blocks import MAX_SECTION, _cut, escape, estimated, money, reason_text, short
 from bot.settings import Scope
 
 DEAL_USAGE = (
@@ -50,7 +50,7 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     fields = [
         f"*Win probability*\n{_pct(deal['win_prob'])}",
         f"*Risk*\n{deal['risk']:.0f} / 100 (rank {int(deal['rank']):,})",
-        f"*Value*\n{money(value) if value is not None else '-'}",
+        f"*Value*\n{money(value) if value is not None else '-'}{estimated(deal, long=True)}",
         f"*Stage*\n{short(deal.get('stage') or '-')}",
         f"*Expected close*\n{short(deal.get('expected_close') or '-')}",
         f"*Team*\n{short(deal.get('manager') or '-')}, {short(deal.get('region') or '-')}",

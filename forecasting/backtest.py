@@ -27,7 +27,7 @@ from scoring.samples import first_snapshot
 from scoring.train import all_rows, fit_at
 
 HORIZONS = (4, 8, 13)  # weeks
-SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.1), 2))
+SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.05), 2))  # coverage jumps between 0.1 steps
 GRID_SCENARIOS = 500
 
 

@@ -150,6 +150,37 @@ def outcomes(crm: Crm, known_by: pd.Timestamp) -> pd.Series:
     return d.loc[done, "status"].eq("won").astype(float)
 
 
+def step_labels(rows: pd.DataFrame, crm: Crm, day: pd.Timestamp, steps: int,
+                value_rows: np.ndarray, value_latest: pd.Series) -> pd.DataFrame:  # fmt: skip
+    """Rows before `day` labelled one horizon ahead: the outcome where the deal closed by the
+    snapshot `steps` snapshots later (or by `day`), else the model's estimate (`value_rows`,
+    aligned with `rows`) for the deal's state on that later snapshot, or for its latest state
+    (`value_latest`, by deal) where the horizon reaches past the last snapshot. Every deal's
+    next weeks are seen, whatever became of it, so no outcome-dependent selection enters; a deal
+    with neither (it left the exports without closing) is left out. `known`: a real outcome."""
+    rows = rows[rows["snapshot"] < pd.Timestamp(day)]
+    snaps = np.sort(rows["snapshot"].unique())
+    i = np.searchsorted(snaps, rows["snapshot"].to_numpy())
+    j = i + steps
+    later = np.where(j < len(snaps), snaps[np.minimum(j, len(snaps) - 1)], np.datetime64(day))
+    d = crm.deals.set_index("deal_id")
+    closed = d["status"].isin(["won", "lost"]) & (d["close_date"] <= day)
+    close = d["close_date"].where(closed).reindex(rows.index).to_numpy()
+    won = d["status"].eq("won").astype(float).reindex(rows.index).to_numpy()
+    resolved = ~np.isnat(close) & (close <= later)
+    target = np.where(resolved, won, np.nan)
+    position = pd.Series(np.arange(len(rows)), index=pd.MultiIndex.from_arrays([rows.index, i]))
+    nxt = position.reindex(pd.MultiIndex.from_arrays([rows.index, j])).to_numpy()
+    from_next = ~resolved & ~np.isnan(nxt)
+    target[from_next] = np.asarray(value_rows)[nxt[from_next].astype(int)]
+    rest = ~resolved & np.isnan(nxt)
+    target[rest] = value_latest.reindex(rows.index[rest]).to_numpy()
+    keep = ~np.isnan(target)
+    out = rows[keep].copy()
+    out["label"], out["known"], out["weight"] = target[keep], resolved[keep], 1.0
+    return out
+
+
 def label(rows: pd.DataFrame, crm: Crm, known_by: pd.Timestamp,
           estimate: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
     """Rows before `known_by` with `label` (outcome, or `estimate` of the deal's latest state for

@@ -31,10 +31,13 @@ from scoring.samples import (
     maturity_days,
     snapshot_dates,
     snapshot_rows,
+    step_labels,
 )
 
 MIN_ROWS = 200  # fewer labelled rows than this: the base rate alone
 PASSES = 3  # fits: one on matured outcomes, then each re-labels the deals still open
+STEPS = 4  # snapshots ahead (weeks, with weekly exports) that a step label looks
+STEP_PASSES = 3  # then fits on labels one horizon ahead
 
 
 @dataclass
@@ -76,6 +79,10 @@ def fit_at(
     for _ in range(PASSES - 1):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = label(rows, crm, day, estimate)
+        model = wm.fit(labelled)
+    for _ in range(STEP_PASSES):
+        estimate = pd.Series(model.predict(latest), index=latest.index)
+        labelled = step_labels(rows, crm, day, STEPS, model.predict(rows), estimate)
         model = wm.fit(labelled)
     return model, labelled
 

@@ -132,3 +132,11 @@ def test_identical_deals_are_listed_once_with_the_others_ids():
     assert len(deal_sections) == 2  # D0 (with its twins) and D3
     assert "2 more open deals with exactly these details (D1, D2)" in deal_sections[0]
     assert "exactly these details" not in deal_sections[1]
+
+
+def test_a_value_that_is_not_the_crms_amount_says_so():
+    row = scores(1).iloc[0].copy()
+    row["value_known"] = 0
+    assert "value 5k (estimate) · win" in deal_line(row, previous_risk=None)
+    row["value_known"] = 1
+    assert "estimate" not in deal_line(row, previous_risk=None)

@@ -36,7 +36,10 @@ def test_salesforce_columns_are_read_checked_and_kept(db, tmp_path):
     assert "bad probability 'high'" in r.set_aside[0].reason
     d = _deals(db)
     assert d["0061"]["probability"] == 90 and d["0062"]["probability"] == 15
-    assert d["0061"]["forecast_category"] == "Commit" and d["0061"]["next_step"] == "Send the order form"
+    assert (
+        d["0061"]["forecast_category"] == "Commit"
+        and d["0061"]["next_step"] == "Send the order form"
+    )
     assert d["0062"]["next_step"] is None
     assert d["0061"]["stage_changed"] == "2024-02-20" and d["0061"]["push_count"] == 2
     assert d["0061"]["deal_type"] == "New Business" and d["0062"]["lead_source"] == "Partner"
