@@ -61,10 +61,15 @@ def _base_only(rows: pd.DataFrame) -> wm.WinModel:
 
 
 def fit_at(
-    crm: Crm, day: pd.Timestamp, rows: pd.DataFrame | None = None
+    crm: Crm,
+    day: pd.Timestamp,
+    rows: pd.DataFrame | None = None,
+    passes: int = PASSES,
+    step_passes: int = STEP_PASSES,
 ) -> tuple[wm.WinModel, pd.DataFrame]:
     """The model as it could have been trained on `day`, and its labelled training rows.
-    `rows`: snapshot rows built once (those on or after `day` are not used)."""
+    `rows`: snapshot rows built once (those on or after `day` are not used). Fewer `passes` and
+    `step_passes` give a rougher model sooner (the forecast backtest needs only its level)."""
     day = pd.Timestamp(day)
     rows = all_rows(crm, day) if rows is None else rows
     rows = rows[rows["snapshot"] < day]
@@ -76,11 +81,11 @@ def fit_at(
         return _base_only(first), first
     model, labelled = wm.fit(first), first
     latest = features_at(crm, day)
-    for _ in range(PASSES - 1):
+    for _ in range(passes - 1):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = label(rows, crm, day, estimate)
         model = wm.fit(labelled)
-    for _ in range(STEP_PASSES):
+    for _ in range(step_passes):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = step_labels(rows, crm, day, STEPS, model.predict(rows), estimate)
         model = wm.fit(labelled)
