@@ -155,7 +155,11 @@ def _says(stated: Stated) -> str:
 
 
 def decide(
-    given: date | None, footer: Stated | None, name: Stated | None, latest: date | None
+    given: date | None,
+    footer: Stated | None,
+    name: Stated | None,
+    latest: date | None,
+    certain: date | None = None,
 ) -> Decision:
     """Choose the as-of date: `given` (`--as-of`), else the footer's date, else the file name's,
     else `latest` (the latest event in the file). A stated date earlier than `latest` is passed
@@ -165,7 +169,12 @@ def decide(
 
     `given` is taken as it is: the caller refuses a given date earlier than the events, since the
     user can correct it, while nobody can correct the date a file states about itself.
+
+    `certain` (default `latest`) is the latest event that cannot be dated ahead (a deal's
+    creation): a CRM lets a win be booked to the month end or a meeting be logged for next week,
+    so only a stated date earlier than `certain` is wrong.
     """
+    certain = latest if certain is None else certain
     stated = [s for s in (footer, name) if s is not None]
     if given is not None:
         chosen: Stated | None = Stated(given, GIVEN, "")
@@ -173,7 +182,8 @@ def decide(
         usable = [
             s
             for s in stated
-            if latest is None or latest <= s.date <= latest + timedelta(days=MAX_GAP_DAYS)
+            if (certain is None or certain <= s.date)
+            and (latest is None or s.date <= latest + timedelta(days=MAX_GAP_DAYS))
         ]
         chosen = usable[0] if usable else Stated(latest, EVENTS, "") if latest else None
     if chosen is None:
@@ -181,11 +191,16 @@ def decide(
     as_of = chosen.date
     head = f"as of {as_of} ({SOURCE_TEXT[chosen.source]})"
     notes = [head + (f": {chosen.evidence}" if chosen.evidence else "")]
+    if chosen.source in (FOOTER, FILE_NAME) and latest is not None and latest > as_of:
+        notes.append(
+            f"the file has closes or activities dated up to {latest}, after {as_of} "
+            "(dated ahead in the CRM)"
+        )
     for s in stated:
         if s is chosen or s.date == as_of:
             continue
-        if given is None and latest is not None and s.date < latest:
-            notes.append(f"{_says(s)} but the file records events up to {latest}: using {as_of}")
+        if given is None and certain is not None and s.date < certain:
+            notes.append(f"{_says(s)} but the file records events up to {certain}: using {as_of}")
         elif (
             given is None and latest is not None and s.date > latest + timedelta(days=MAX_GAP_DAYS)
         ):

@@ -153,7 +153,9 @@ def ingest_files(
             raise IngestError(f"{item.path.name}: {exc}") from exc
         # parse_table has refused a given as_of earlier than the events; without one, its
         # as_of is the latest event.
-        chosen = asof.decide(as_of, item.footer_date, item.name_date, parsed.as_of)
+        chosen = asof.decide(
+            as_of, item.footer_date, item.name_date, parsed.as_of, certain=parsed.certain
+        )
         if chosen.as_of is None:
             raise IngestError(
                 f"{item.path.name}: no date in the file to take as its as-of date (no events, "

@@ -43,6 +43,9 @@ class Parsed:
     rejected: list[Rejected]
     rows_read: int
     as_of: date | None = None
+    # the latest date the export cannot have been taken before (a deal's creation); closes and
+    # activities may be dated ahead in a CRM, so they do not rule a stated date out
+    certain: date | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -188,9 +191,10 @@ def parse_table(
             notes.append(f"product {variant!r} read as {canonical!r} ({count} deals in all)")
 
     data_as_of = _latest_event(frame) if preset.table == "deals" else None
-    if as_of is not None and data_as_of is not None and data_as_of > as_of:
+    certain = _latest_creation(frame) if preset.table == "deals" else None
+    if as_of is not None and certain is not None and certain > as_of:
         raise AsOfError(
-            f"the file records events up to {data_as_of}, after the as-of date {as_of}; "
+            f"the file has deals created up to {certain}, after the as-of date {as_of}; "
             "give a later --as-of or leave it out"
         )
     footer = len(raw.footer)
@@ -203,6 +207,7 @@ def parse_table(
         rejected=rejected,
         rows_read=n + len(raw.rejected),
         as_of=as_of or data_as_of,
+        certain=certain,
         notes=notes,
     )
 
@@ -259,6 +264,14 @@ def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.Dat
         ),
     )
     return frame
+
+
+def _latest_creation(frame: pd.DataFrame) -> date | None:
+    """The latest day a deal in the export was created: the export was taken on it or later.
+    (A close date or last activity can be dated ahead: a win booked to the month end, a meeting
+    in the calendar.)"""
+    latest = frame["engage_date"].max()
+    return latest.date() if pd.notna(latest) else None
 
 
 def _latest_event(frame: pd.DataFrame) -> date | None:

@@ -278,7 +278,7 @@ def test_footer_beats_the_file_name(db, tmp_path):
 
 def test_a_file_name_older_than_the_events_is_not_refused(db, tmp_path):
     path = tmp_path / "pipeline_2024-03-01.csv"
-    path.write_text(maventech_export("A1,Ann Lee,GTX Pro,Acme,Won,2024-02-01,2024-03-04,4821"))
+    path.write_text(maventech_export("A1,Ann Lee,GTX Pro,Acme,Engaging,2024-03-04,,"))
     (r,) = ingest_files(db, [path])
     assert r.status == "imported"
     assert (r.as_of, r.as_of_source) == ("2024-03-04", asof.EVENTS)
@@ -306,8 +306,8 @@ def test_as_of_given_beats_the_footer_and_is_printed(tmp_path, capsys):
 def test_as_of_given_before_the_events_is_still_refused(db, tmp_path):
     path = tmp_path / "pipeline_2024-03-04.csv"
     path.write_text(salesforce_report("3/4/2024 8:02 AM"), encoding="utf-8")
-    with pytest.raises(IngestError, match="events up to 2024-03-01, after the as-of date"):
-        ingest_files(db, [path], as_of=date(2024, 2, 28))
+    with pytest.raises(IngestError, match="created up to 2024-02-20, after the as-of date"):
+        ingest_files(db, [path], as_of=date(2024, 2, 19))
     assert db["imports"].count == 0
 
 
@@ -359,3 +359,25 @@ def test_a_date_long_after_the_events_is_not_the_export_day():
     assert any("not taken for the day of the export" in n for n in d.notes)
     near = Stated(latest + timedelta(days=3), FILE_NAME, "x.csv")
     assert decide(None, None, near, latest).as_of == near.date
+
+
+def test_closes_and_activities_dated_ahead_do_not_overrule_the_footer(db, tmp_path):
+    """A win booked to the month end, a meeting in the calendar: a CRM dates them ahead, so they
+    say nothing against the day the report footer states (only a deal's creation does)."""
+    path = tmp_path / "pipeline_2024-03-04.csv"
+    path.write_text(
+        maventech_export(
+            "A1,Ann Lee,GTX Pro,Acme,Won,2024-02-01,2024-03-29,4821",
+            "A2,Ann Lee,GTX Pro,Acme,Engaging,2024-03-01,,",
+        )
+    )
+    (r,) = ingest_files(db, [path])
+    assert (r.as_of, r.as_of_source) == ("2024-03-04", asof.FILE_NAME)
+    assert (
+        "the file has closes or activities dated up to 2024-03-29, after 2024-03-04 "
+        "(dated ahead in the CRM)"
+    ) in r.notes
+    # and a given --as-of is checked against the creations only
+    db2 = store.connect(tmp_path / "y.db")
+    (r,) = ingest_files(db2, [path], as_of=date(2024, 3, 2))
+    assert r.as_of == "2024-03-02"

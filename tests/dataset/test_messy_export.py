@@ -122,7 +122,7 @@ def test_one_refused_file_refuses_the_batch(db, messy, tmp_path):
 def test_as_of_before_the_data_is_refused(db, messy):
     from datetime import date
 
-    with pytest.raises(IngestError, match="events up to 2017-02-10, after the as-of date"):
+    with pytest.raises(IngestError, match="created up to 2017-02-10, after the as-of date"):
         ingest_files(db, [messy], as_of=date(2017, 2, 1))
 
 
