@@ -101,8 +101,10 @@ def against_truth(
     truth = truth.assign(export_day=pd.to_datetime(truth["export_day"]))
     days = np.sort(truth["export_day"].unique())
     out = []
+    # a cutoff's model is the booster alone (blend 1): blend it as the shipped method did there;
+    # the shipped model's predict already blends
     cases = [(r.cutoff, r.model, r.blend, "cutoff") for r in results]
-    cases.append((crm.data_end, model, model.blend, "last export (shipped model)"))
+    cases.append((crm.data_end, model, 1.0, "last export (shipped model)"))
     for day, m, blend, what in cases:
         before = days[days <= np.datetime64(day)]
         if not len(before):
@@ -113,11 +115,9 @@ def against_truth(
         known = q.notna().to_numpy()
         if known.sum() < 10:
             continue
-        p = (
-            blend * m.predict(f) + (1 - blend) * m.base_rate
-            if m.booster is not None
-            else m.predict(f)
-        )
+        p = m.predict(f)
+        if m.booster is not None and blend < 1:
+            p = blend * p + (1 - blend) * m.base_rate
         figures = evaluate.truth_check(
             p[known], q.to_numpy()[known], f["value_used"].to_numpy()[known]
         )
