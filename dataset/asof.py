@@ -12,9 +12,10 @@ names carry the date (`report1709631660000.csv`, `hubspot-crm-exports-all-deals-
 2. the date the file states: its report footer, else its name;
 3. the latest event in the file.
 
-A stated date earlier than events in the file is wrong (a renamed or re-saved file), so it is not
-used and a note says so; a stated date a few days later than the latest event is the normal case,
-but one more than MAX_GAP_DAYS later is not the day of the export either.
+A stated date earlier than a deal's creation in the file is wrong (a renamed or re-saved file),
+so it is not used and a note says so (closes and activities may be dated ahead in a CRM); a
+stated date a few days later than the latest event is the normal case, but one more than
+MAX_GAP_DAYS later is not the day of the export either.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def decide(
     certain: date | None = None,
 ) -> Decision:
     """Choose the as-of date: `given` (`--as-of`), else the footer's date, else the file name's,
-    else `latest` (the latest event in the file). A stated date earlier than `latest` is passed
+    else `latest` (the latest event in the file). A stated date earlier than `certain` is passed
     over with a note (an export cannot be taken before its own events: the file was renamed, or
     its clock was off), and the next one tried. The first note always says where the date came
     from, e.g. `as of 2024-03-05 (from the report footer)`; a stated date not used gets a note.

@@ -151,8 +151,8 @@ def ingest_files(
             parsed = parse_table(item.raw, item.preset, item.found, known_products, as_of)
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc
-        # parse_table has refused a given as_of earlier than the events; without one, its
-        # as_of is the latest event.
+        # parse_table has refused a given as_of earlier than the deals' creation; without one,
+        # its as_of is the latest event.
         chosen = asof.decide(
             as_of, item.footer_date, item.name_date, parsed.as_of, certain=parsed.certain
         )

@@ -15,7 +15,7 @@ are mostly losses (a stage-by-stage pipeline): a win takes time, so it cannot st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -101,11 +101,14 @@ def against_truth(
     truth = truth.assign(export_day=pd.to_datetime(truth["export_day"]))
     days = np.sort(truth["export_day"].unique())
     out = []
-    # a cutoff's model is the booster alone (blend 1): blend it as the shipped method did there;
-    # the shipped model's predict already blends
-    cases = [(r.cutoff, r.model, r.blend, "cutoff") for r in results]
-    cases.append((crm.data_end, model, 1.0, "last export (shipped model)"))
-    for day, m, blend, what in cases:
+    # a cutoff's model is the booster alone (blend 1): give it the blend the shipped method had
+    # there, so that its own predict blends, as the shipped model's does
+    cases = [
+        (r.cutoff, replace(r.model, blend=r.blend) if r.model.booster else r.model, "cutoff")
+        for r in results
+    ]
+    cases.append((crm.data_end, model, "last export (shipped model)"))
+    for day, m, what in cases:
         before = days[days <= np.datetime64(day)]
         if not len(before):
             continue
@@ -116,8 +119,6 @@ def against_truth(
         if known.sum() < 10:
             continue
         p = m.predict(f)
-        if m.booster is not None and blend < 1:
-            p = blend * p + (1 - blend) * m.base_rate
         figures = evaluate.truth_check(
             p[known], q.to_numpy()[known], f["value_used"].to_numpy()[known]
         )
