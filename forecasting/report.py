@@ -59,4 +59,7 @@ def write(bt: Backtest, folder: Path) -> Path:
             f"{r['p10']:,.0f} | {r['p50']:,.0f} | {r['p90']:,.0f} | {'yes' if r['covered'] else 'no'} |"
         )
     (folder / "forecast_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # the same figures for a spreadsheet (and for checks that should not parse markdown)
+    bt.summary.to_csv(folder / "forecast_backtest_summary.csv", index=False)
+    bt.rows.to_csv(folder / "forecast_backtest_cutoffs.csv", index=False)
     return folder / "forecast_backtest.md"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -68,11 +70,42 @@ def point_in_time_truth(world, rows: pd.DataFrame) -> np.ndarray:
     return out.to_numpy()
 
 
+def run_cli(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
+    """`revbot ARGS` in-process, as a newcomer types it in `cwd`; returns the exit code and what
+    it printed (for session fixtures, where capsys is not available)."""
+    from bot.cli import main
+
+    out, old, env = io.StringIO(), os.getcwd(), os.environ.pop("REVBOT_DB", None)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(args)
+    finally:
+        os.chdir(old)
+        if env is not None:
+            os.environ["REVBOT_DB"] = env
+    return code, out.getvalue()
+
+
+# The two expensive end-to-end runs, once a session each; their tests read what they wrote (the
+# digest, the model's report, the forecast backtest) as a user would.
 @pytest.fixture(scope="session")
-def demo_crm(tmp_path_factory):
-    """The default demo data set, as `revbot digest` loads it."""
-    folder = tmp_path_factory.mktemp("demo")
-    write_demo(folder / "crm", DemoConfig())
-    db = store.connect(folder / "demo.db")
-    ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
-    return prepare(store.load_crm(db))
+def main_job(tmp_path_factory) -> dict:
+    """The README's main job: `revbot digest` in an empty folder (loads the demo, trains the
+    model, backtests the forecast, scores and writes the digest)."""
+    folder = tmp_path_factory.mktemp("main-job")
+    code, out = run_cli(["digest"], cwd=folder)
+    return {"folder": folder, "code": code, "out": out, "artifacts": folder / "artifacts"}
+
+
+@pytest.fixture(scope="session")
+def maventech_digest(maventech, tmp_path_factory) -> dict:
+    """MavenTech as published, imported and digested (top 25) into a fresh database."""
+    folder = tmp_path_factory.mktemp("maventech-digest")
+    db, art, out = folder / "m.db", folder / "art", folder / "out"
+    code, text = run_cli(["ingest", str(maventech), "--db", str(db)])
+    assert code == 0, text
+    args = ["--db", str(db), "--artifacts", str(art), "--out", str(out), "--top", "25"]
+    code, text = run_cli(["digest", *args])
+    return {"code": code, "out": text, "db": db, "artifacts": art, "digest": out}

@@ -13,11 +13,12 @@ from dataset import store
 from dataset.demo import DemoConfig, generate
 
 
-def test_digest_on_an_empty_database_loads_the_demo(tmp_path, capsys, monkeypatch):
+def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatch):
+    tmp_path = main_job["folder"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REVBOT_DB", raising=False)
-    assert main(["digest"]) == 0
-    out = capsys.readouterr().out
+    assert main_job["code"] == 0, main_job["out"]
+    out = main_job["out"]
     assert "database empty: loading the demo CRM exports" in out
     world = generate(DemoConfig())
     last = (world.config.end - world.config.start).days

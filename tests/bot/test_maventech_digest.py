@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import re
 
-from bot.cli import main
 
-
-def test_every_deal_in_the_maventech_digest_has_its_own_true_reason(maventech, tmp_path, capsys):
-    db, out = tmp_path / "m.db", tmp_path / "out"
-    assert main(["ingest", str(maventech), "--db", str(db)]) == 0
-    args = ["--db", str(db), "--artifacts", str(tmp_path / "art"), "--out", str(out)]
-    assert main(["digest", *args, "--top", "25"]) == 0
-    text = (out / "digest.txt").read_text(encoding="utf-8")
+def test_every_deal_in_the_maventech_digest_has_its_own_true_reason(maventech_digest):
+    assert maventech_digest["code"] == 0, maventech_digest["out"]
+    text = (maventech_digest["digest"] / "digest.txt").read_text(encoding="utf-8")
     deals = re.findall(r"^\s+\d+\. (\S+) .*?\n((?:       \S.*\n)+)", text, flags=re.M)
     assert len(deals) == 25, text
     whys = []
