@@ -73,8 +73,8 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
     for w in HORIZONS:
         m = (
             (d["status"] == "won")
-            & (d["close_date"] > c)
-            & (d["close_date"] <= c + pd.Timedelta(weeks=w))
+            & (d["closed_on"] > c)
+            & (d["closed_on"] <= c + pd.Timedelta(weeks=w))
         )
         actual[w] = float(d.loc[m, "value"].fillna(0).sum())
     return CutoffInputs(

@@ -19,8 +19,8 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
     censored at their age (what a fit on closed deals alone would ignore)."""
     d = crm.deals
     engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
-    closed = d["status"].isin(["won", "lost"]) & (d["close_date"] <= t)
-    end = d["close_date"].where(closed, t)
+    closed = d["closed_on"] <= t
+    end = d["closed_on"].where(closed, t)
     out = pd.DataFrame(
         {
             "days": (end - d["engage_date"]).dt.days,
@@ -40,7 +40,7 @@ def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
 def median_won_value(crm: Crm, t: pd.Timestamp) -> pd.Series:
     """Median value of won deals by product, among deals closed before t."""
     d = crm.deals
-    won = d[(d["status"] == "won") & (d["close_date"] < t) & (d["value"] > 0)]
+    won = d[(d["status"] == "won") & (d["closed_on"] < t) & (d["value"] > 0)]
     return won.groupby("product")["value"].median()
 
 
@@ -88,7 +88,7 @@ def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None) -> Arriva
         return Arrivals()
     median = median_won_value(crm, t)
     price = crm.products.set_index("product")["sales_price"]
-    closed_by_t = new["status"].isin(["won", "lost"]) & (new["close_date"] <= t)
+    closed_by_t = new["closed_on"] <= t
     # an amount recorded at close is known on t only for deals closed by then
     amount = new["value"].where(closed_by_t & (new["value"] > 0))
     estimate = new["product"].map(median).astype(float).fillna(new["product"].map(price))

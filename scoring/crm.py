@@ -87,9 +87,13 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     back = same_deal & (rank < rank.shift()).to_numpy()
     h["regressions"] = pd.Series(back.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
     h["stage_rank"] = rank
-    missing = 1.0 - h["has_next_step"].astype(float)
-    by_deal = missing.groupby(h["deal_id"].to_numpy())
-    h["next_step_missing"] = (by_deal.cumsum() / (by_deal.cumcount() + 1)).to_numpy()
+    # the share of the deal's exports so far that showed no next step, among those that had
+    # the column (an export without it says nothing either way)
+    has_next = h["has_next_step"].astype(float)
+    ids = h["deal_id"].to_numpy()
+    seen = has_next.notna().astype(float).groupby(ids).cumsum()
+    missing = (1.0 - has_next).fillna(0.0).groupby(ids).cumsum()
+    h["next_step_missing"] = (missing / seen.where(seen > 0)).to_numpy()
     handed = same_deal & h["owner"].ne(h["owner"].shift()).to_numpy()
     h["owner_changes"] = pd.Series(handed.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
     changed = same_deal & h["stage"].ne(h["stage"].shift()).to_numpy()
@@ -101,6 +105,7 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     first_value = h["value"].where(h["value"] > 0).groupby(h["deal_id"]).transform("first")
     h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
     deals = tables["deals"].copy()
+    deals["closed_on"] = closed_on(h, deals)
     # the last row of each deal on a day is found by position (history is sorted by deal, day)
     h["deal_no"] = pd.factorize(h["deal_id"])[0]
     activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
@@ -121,6 +126,30 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     )
 
 
+def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
+    """The day each closed deal is taken as closed (NaT for open deals): its close date, but
+    not before the day after the last export that still showed it open (a loss back-dated when
+    the pipeline is cleaned up was open in the CRM until then) nor after the first export that
+    showed it closed (a win booked to the month end is won already). With one export (MavenTech)
+    that is the close date. Every "closed by day t" question asks this day, so that on the day
+    of an export a deal is open or closed as that export showed it. (History keeps changes
+    only: the deal was open in every export before the first that showed it closed.)"""
+    exports = np.sort(h["as_of"].dropna().unique())
+    is_open = h["status"].eq("open")
+    seen_open = is_open.groupby(h["deal_id"]).any()
+    first_closed = h["as_of"].where(~is_open).groupby(h["deal_id"]).min()
+    ids = deals["deal_id"]
+    upper = ids.map(first_closed)
+    at = np.searchsorted(exports, upper.to_numpy(dtype="datetime64[ns]"))
+    before = np.where(at > 0, exports[np.maximum(at - 1, 0)], np.datetime64("NaT"))
+    lower = pd.Series(before, index=deals.index) + pd.Timedelta(days=1)
+    lower = lower.where(ids.map(seen_open).fillna(False).astype(bool) & upper.notna())
+    day = deals["close_date"].where(deals["close_date"].notna(), upper)
+    day = day.where(~(day < lower), lower)
+    day = day.where(~(day > upper), upper)
+    return day.where(deals["status"].isin(["won", "lost"]))
+
+
 def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     """Each deal's completed stays in an open stage: (deal_id, stage, start, end). A stay ends at
     the next stage's start (or, for the last open stage, at the deal's close); stays whose start
@@ -133,11 +162,7 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     nxt = first.groupby("deal_id")["stage_since"].shift(-1)
     nxt_seen = first.groupby("deal_id")["as_of"].shift(-1)
     end = nxt.fillna(nxt_seen)
-    close = first["deal_id"].map(
-        deals.set_index("deal_id")["close_date"].where(
-            deals.set_index("deal_id")["status"] != "open"
-        )
-    )
+    close = first["deal_id"].map(deals.set_index("deal_id")["closed_on"])
     end = end.fillna(close)
     spells = pd.DataFrame(
         {

@@ -75,7 +75,7 @@ def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
     state = seen[last_per_deal(seen["deal_no"].to_numpy())].set_index("deal_id")
     first = h[~h["deal_no"].duplicated()].set_index("deal_id")
     engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
-    closed_by_t = d["status"].isin(["won", "lost"]) & (d["close_date"] <= t)
+    closed_by_t = d["closed_on"] <= t
     in_state = d["deal_id"].isin(state.index)
     is_open = (engaged | in_state) & ~closed_by_t
     base = d.loc[is_open, ["deal_id", "engage_date"]].set_index("deal_id")

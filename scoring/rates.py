@@ -38,7 +38,7 @@ class Rates:
 
 def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
     d = crm.deals
-    closed = d[d["status"].isin(["won", "lost"]) & (d["close_date"] < t)]
+    closed = d[d["closed_on"] < t]
     won = closed["status"].eq("won").astype(float)
     base = float(won.mean()) if len(closed) else 0.5
 
@@ -47,7 +47,7 @@ def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
         return smoothed(g.sum(), g.count(), base)
 
     wins = closed[closed["status"] == "won"]
-    days = (wins["close_date"] - wins["engage_date"]).dt.days
+    days = (wins["closed_on"] - wins["engage_date"]).dt.days
     return Rates(
         base=base,
         rep=rate("owner"),

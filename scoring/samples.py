@@ -22,7 +22,7 @@ WARMUP_DAYS = 28  # snapshots start this long after the first close
 
 def first_snapshot(crm: Crm) -> pd.Timestamp:
     """The first day worth a snapshot: some deals have closed, so rates mean something."""
-    closed = crm.deals.loc[crm.deals["status"].isin(["won", "lost"]), "close_date"]
+    closed = crm.deals["closed_on"].dropna()
     start = closed.min() if closed.notna().any() else crm.history["as_of"].min()
     return pd.Timestamp(start) + pd.Timedelta(days=WARMUP_DAYS)
 
@@ -47,8 +47,8 @@ def _durations(crm: Crm, day: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.
     ended won or lost by then."""
     d = crm.deals
     engaged = (d["engage_date"].notna() & (d["engage_date"] <= day)).to_numpy()
-    closed = d["status"].isin(["won", "lost"]) & (d["close_date"] <= day)
-    end = d["close_date"].where(closed, day)
+    closed = d["closed_on"] <= day
+    end = d["closed_on"].where(closed, day)
     days = (end - d["engage_date"]).dt.days.to_numpy()[engaged]
     won = (closed & d["status"].eq("won")).to_numpy()[engaged]
     lost = (closed & d["status"].eq("lost")).to_numpy()[engaged]
@@ -146,7 +146,7 @@ def snapshot_rows(crm: Crm, dates) -> pd.DataFrame:
 def outcomes(crm: Crm, known_by: pd.Timestamp) -> pd.Series:
     """1.0 won / 0.0 lost for the deals closed by `known_by`, by deal id."""
     d = crm.deals.set_index("deal_id")
-    done = d["status"].isin(["won", "lost"]) & (d["close_date"] <= known_by)
+    done = d["closed_on"] <= known_by
     return d.loc[done, "status"].eq("won").astype(float)
 
 
@@ -164,8 +164,7 @@ def step_labels(rows: pd.DataFrame, crm: Crm, day: pd.Timestamp, steps: int,
     j = i + steps
     later = np.where(j < len(snaps), snaps[np.minimum(j, len(snaps) - 1)], np.datetime64(day))
     d = crm.deals.set_index("deal_id")
-    closed = d["status"].isin(["won", "lost"]) & (d["close_date"] <= day)
-    close = d["close_date"].where(closed).reindex(rows.index).to_numpy()
+    close = d["closed_on"].where(d["closed_on"] <= day).reindex(rows.index).to_numpy()
     won = d["status"].eq("won").astype(float).reindex(rows.index).to_numpy()
     resolved = ~np.isnat(close) & (close <= later)
     target = np.where(resolved, won, np.nan)
