@@ -560,10 +560,13 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
         "deals": read_frame(db, "SELECT * FROM deals"),
         "history": read_frame(
             db,
-            "SELECT deal_id, as_of, owner, product, account, stage, status, engage_date, "
-            "close_date, value, probability, forecast_category, next_step IS NOT NULL AND "
-            "TRIM(next_step) != '' AS has_next_step, stage_changed, push_count, deal_type, "
-            "lead_source FROM deal_history ORDER BY deal_id, as_of",
+            "SELECT deal_id, h.as_of, owner, product, account, stage, status, engage_date, "
+            "close_date, value, probability, forecast_category, "
+            # a next step is known missing only where the row's export had the column
+            "CASE WHEN ',' || i.fields || ',' LIKE '%,next_step,%' THEN next_step IS NOT NULL "
+            "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, "
+            "deal_type, lead_source FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
+            "ORDER BY deal_id, h.as_of",
         ),
         "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
         "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),

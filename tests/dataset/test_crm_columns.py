@@ -3,11 +3,16 @@ push count, type, lead source) is read, checked, kept in history and survives an
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
+
+import pandas as pd
 
 from dataset import store
 from dataset.ingest import ingest_files
 from dataset.presets import BUILTIN
+from scoring.crm import prepare
 
 SALESFORCE = """\
 "Opportunity ID","Opportunity Owner","Stage","Amount","Probability (%)","Close Date","Created Date","Next Step","Last Stage Change Date","Forecast Category","Type","Lead Source","Push Count"
@@ -113,3 +118,31 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     assert store.deal_history(db, "D1")[0]["owner"] == "Ann"  # nothing lost
     db.close()
     store.connect(path).close()  # and again: nothing left to add
+
+
+def test_an_export_without_the_next_step_column_says_nothing_about_next_steps(db, tmp_path):
+    """A report that did not include "Next Step" must not read as "no next step" for the weeks
+    it covers; a later export with the column does say it."""
+    rows = list(csv.reader(io.StringIO(SALESFORCE)))
+    column = rows[0].index("Next Step")
+    out = io.StringIO()
+    csv.writer(out).writerows([r[:column] + r[column + 1 :] for r in rows])
+    (tmp_path / "opportunities_2024-02-27.csv").write_text(out.getvalue(), encoding="utf-8")
+    later = (
+        SALESFORCE.replace("Send the order form", "")  # 0061: the column is there, empty
+        .replace("12,500.00", "13,000.00")
+        .replace('"2/1/2024","","2/1/2024"', '"2/1/2024","Book a demo","2/1/2024"')  # 0062
+    )
+    (tmp_path / "opportunities_2024-03-05.csv").write_text(later, encoding="utf-8")
+    ingest_files(db, [tmp_path / "opportunities_2024-02-27.csv"])
+    ingest_files(db, [tmp_path / "opportunities_2024-03-05.csv"])
+    h = prepare(store.load_crm(db)).history
+    h = h.set_index(["deal_id", h["as_of"].dt.strftime("%Y-%m-%d")])
+    first, second = "2024-02-27", "2024-03-05"
+    assert h.loc[[("0061", first), ("0062", first)], "has_next_step"].isna().all()
+    assert h.loc[("0061", second), "has_next_step"] == 0
+    assert h.loc[("0062", second), "has_next_step"] == 1
+    # of the exports that could say, all of 0061's say "no next step"; none of 0062's
+    assert h.loc[("0061", second), "next_step_missing"] == 1.0
+    assert h.loc[("0062", second), "next_step_missing"] == 0.0
+    assert pd.isna(h.loc[("0062", first), "next_step_missing"])
