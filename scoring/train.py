@@ -163,9 +163,13 @@ def train(crm: Crm, n_cutoffs: int = 4, truth: pd.DataFrame | None = None) -> Tr
         "evaluation": {
             "cutoffs": [r.cutoff.date().isoformat() for r in results],
             "per_cutoff": [
-                {"cutoff": r.cutoff.date().isoformat(), "train_rows": r.train_rows,
-                 "train_deals": int(r.train_deals), "test_rows": r.test_rows,
-                 "test_deals": int(r.test_deals)}
+                {
+                    "cutoff": r.cutoff.date().isoformat(),
+                    "train_rows": r.train_rows,
+                    "train_deals": int(r.train_deals),
+                    "test_rows": r.test_rows,
+                    "test_deals": int(r.test_deals),
+                }
                 for r in results
             ],  # fmt: skip
             "mean_over_cutoffs": summary.round(4).to_dict(orient="index"),
