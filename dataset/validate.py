@@ -79,17 +79,15 @@ class _Checks:
         return "; ".join(msg(i) for mask, msg in self.items if mask[i])
 
 
-_SPACE = frozenset(" \t\r\n\u00a0")
-
-
 def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
-    """The text of a canonical column, stripped, None where blank (all None if absent)."""
+    """The text of a canonical column, stripped of any Unicode white space (a no-break or an em
+    space too), None where blank (all None if absent)."""
     if name not in found:
         return pd.Series([None] * len(raw.rows), dtype="object")
     idx = found[name]
     values = [r[idx] for r in raw.rows]
     values = [
-        (v.strip() or None) if v and (v[0] in _SPACE or v[-1] in _SPACE) else (v or None)
+        (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
         for v in values
     ]
     return pd.Series(values, dtype="object")
@@ -236,6 +234,8 @@ def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.Dat
     label = frame["stage"].map({s: v[0] for s, v in seen.items()})
     status = frame["stage"].map({s: v[1] for s, v in seen.items()})
     known = ", ".join(preset.stages)
+    # a blank stage is as unusable as an unknown one (and deal_history.stage is NOT NULL)
+    checks.add(frame["stage"].isna(), lambda i: f"blank stage (known: {known})")
     checks.add(
         frame["stage"].notna() & status.isna(),
         lambda i, s=frame["stage"]: f"unknown stage {s.iloc[i]!r} (known: {known})",
