@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dataset.csvfile import RawTable, Rejected
+from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
 from dataset.values import blank, parse_amounts, parse_dates
 
@@ -93,11 +94,28 @@ def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
     return pd.Series(values, dtype="object")
 
 
-def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks) -> pd.Series:
+@dataclass(frozen=True)
+class _Window:
+    """The days a date column may hold, and what a later day means."""
+
+    earliest: date
+    latest: date
+    after: str  # e.g. "is in the future (after 2026-12-04)"
+
+
+def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks, window: _Window):
+    """Dates outside the window are set aside and blanked here, so that no later check or
+    message meets a year 0 or a 9999-12-31 (which pandas cannot format or hold)."""
     dates, bad, fmt = parse_dates(text, preset.date_order)
     hint = f" (read as {fmt})" if fmt else ""
     checks.add(bad, lambda i, t=text, n=name, h=hint: f"bad {n} {t.iloc[i]!r}{h}")
-    return dates
+    early = dates.notna() & (dates < pd.Timestamp(window.earliest))
+    late = dates.notna() & (dates > pd.Timestamp(window.latest))
+    checks.add(
+        early, lambda i, t=text, n=name, d=window.earliest: f"{n} {t.iloc[i]!r} is before {d}"
+    )
+    checks.add(late, lambda i, t=text, n=name, w=window.after: f"{n} {t.iloc[i]!r} {w}")
+    return dates.mask(early | late)
 
 
 def _amount_column(text: pd.Series, name: str, checks: _Checks) -> pd.Series:
@@ -143,8 +161,12 @@ def parse_table(
     found: dict[str, int],
     known_products: Iterable[str] = (),
     as_of: date | None = None,
+    *,
+    today: date,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Parsed:
-    """Validate and type one file's records according to its preset."""
+    """Validate and type one file's records according to its preset. `today` is the day of the
+    import: no deal can have been created after it, nor can the export speak for a later day."""
     n = len(raw.rows)
     checks = _Checks(n)
     notes: list[str] = []
@@ -156,7 +178,7 @@ def parse_table(
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 
     if preset.table == "deals":
-        frame = _deal_fields(preset, frame, checks)
+        frame = _deal_fields(preset, frame, checks, _windows(today, limits))
     elif preset.table == "accounts":
         for c in ("year_established", "employees", "revenue"):
             frame[c] = _amount_column(frame[c], c, checks)
@@ -188,7 +210,14 @@ def parse_table(
             count = int((frame["product"] == canonical).sum())
             notes.append(f"product {variant!r} read as {canonical!r} ({count} deals in all)")
 
-    data_as_of = _latest_event(frame) if preset.table == "deals" else None
+    data_as_of = None
+    if preset.table == "deals":
+        data_as_of, ahead = _latest_event(frame, latest_created(today))
+        if ahead:
+            notes.append(
+                f"{ahead} close or activity date(s) after {latest_created(today)} (booked ahead "
+                "in the CRM) do not count towards the export's as-of date"
+            )
     certain = _latest_creation(frame) if preset.table == "deals" else None
     if as_of is not None and certain is not None and certain > as_of:
         raise AsOfError(
@@ -228,7 +257,21 @@ def _percent_column(text: pd.Series, checks: _Checks) -> pd.Series:
     return values
 
 
-def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+def _windows(today: date, limits: Limits) -> dict[str, _Window]:
+    """Per date column: creation and stage changes are past events; an expected close, a win
+    booked to the month end or a meeting in the calendar may lie ahead, by some years at most
+    (`set_aside_beyond` then measures that from the as-of date)."""
+    created = latest_created(today)
+    past = _Window(limits.earliest, created, f"is in the future (after {created})")
+    far = limits.ahead(created)
+    years = limits.years_ahead
+    ahead = _Window(limits.earliest, far, f"is more than {years} years ahead (after {far})")
+    return {"engage_date": past, "stage_changed": past, "close_date": ahead, "last_activity": ahead}
+
+
+def _deal_fields(
+    preset: Preset, frame: pd.DataFrame, checks: _Checks, windows: dict[str, _Window]
+) -> pd.DataFrame:
     stages = preset.stage_status()
     seen = {s: stages.get(name_key(s), (None, None)) for s in frame["stage"].dropna().unique()}
     label = frame["stage"].map({s: v[0] for s, v in seen.items()})
@@ -244,9 +287,11 @@ def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.Dat
     frame["status"] = status
     close_text = frame["close_date"]
     for c in ("engage_date", "close_date", "last_activity"):
-        frame[c] = _date_column(frame[c], c, preset, checks)
+        frame[c] = _date_column(frame[c], c, preset, checks, windows[c])
     frame["value"] = _amount_column(frame["value"], "value", checks)
-    frame["stage_changed"] = _date_column(frame["stage_changed"], "stage_changed", preset, checks)
+    frame["stage_changed"] = _date_column(
+        frame["stage_changed"], "stage_changed", preset, checks, windows["stage_changed"]
+    )
     frame["probability"] = _percent_column(frame["probability"], checks)
     frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks)
     frame["next_step"] = frame["next_step"].str.slice(0, NEXT_STEP_CHARS)
@@ -274,13 +319,52 @@ def _latest_creation(frame: pd.DataFrame) -> date | None:
     return latest.date() if pd.notna(latest) else None
 
 
-def _latest_event(frame: pd.DataFrame) -> date | None:
-    """The as-of date a deals export speaks for: its latest *event* (an expected close date of an
-    open deal lies in the future and does not count)."""
+def _latest_event(frame: pd.DataFrame, until: date) -> tuple[date | None, int]:
+    """The as-of date a deals export speaks for: its latest *event* up to `until` (an expected
+    close date of an open deal lies in the future and does not count), and how many closes and
+    activities were passed over for lying after `until`: no single row booked ahead may carry
+    the export's date past the day it was taken.
+    """
+    cap = pd.Timestamp(until)
     closes = frame.loc[frame["status"] != OPEN, "close_date"]
-    candidates = [frame["engage_date"].max(), closes.max(), frame["last_activity"].max()]
+    events = [frame["engage_date"], closes, frame["last_activity"]]
+    ahead = sum(int((s > cap).sum()) for s in events[1:])
+    candidates = [s[s <= cap].max() for s in events]
     candidates = [c for c in candidates if pd.notna(c)]
-    return max(candidates).date() if candidates else None
+    return (max(candidates).date() if candidates else None), ahead
 
 
-__all__ = ["Parsed", "parse_table", "resolve_names", "AsOfError", "OPEN", "WON", "LOST"]
+def set_aside_beyond(parsed: Parsed, raw: RawTable, limits: Limits) -> None:
+    """Once the as-of date is decided: set aside deals whose close or last activity lies more
+    than `limits.years_ahead` years after it (no real pipeline plans that far)."""
+    if parsed.table != "deals" or parsed.as_of is None or parsed.frame.empty:
+        return
+    horizon = limits.ahead(parsed.as_of)
+    frame = parsed.frame
+    reasons: dict[int, list[str]] = {}
+    for c in ("close_date", "last_activity"):
+        for i in np.flatnonzero((frame[c] > pd.Timestamp(horizon)).to_numpy()):
+            reasons.setdefault(int(i), []).append(
+                f"{c} {frame[c].iloc[i].date()} is more than {limits.years_ahead} years after "
+                f"the as-of date {parsed.as_of}"
+            )
+    if not reasons:
+        return
+    record = {line: k for k, line in enumerate(raw.line)}
+    for i, why in reasons.items():
+        line = int(frame["line"].iloc[i])
+        parsed.rejected.append(Rejected(line, "; ".join(why), raw.raw(record[line])))
+    parsed.rejected.sort(key=lambda r: r.line)
+    parsed.frame = frame.drop(index=list(reasons)).reset_index(drop=True)
+
+
+__all__ = [
+    "Parsed",
+    "parse_table",
+    "set_aside_beyond",
+    "resolve_names",
+    "AsOfError",
+    "OPEN",
+    "WON",
+    "LOST",
+]

@@ -4,11 +4,14 @@ real SQLite file, and the balance read = accepted + set aside holds."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from dataset.ingest import FileResult, ingest_files
+from bot.cli import main
+from dataset import store
+from dataset.ingest import FileResult, IngestError, ingest_files
 
 MAVENTECH = (
     "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
@@ -71,3 +74,61 @@ def test_blank_stage_is_set_aside_in_every_preset(db, tmp_path, preset, stage):
     reason = set_aside(db, result)[3]
     assert reason.startswith("blank stage (known: ")
     assert db.execute("SELECT COUNT(*) FROM deal_history").fetchone()[0] == 1
+
+
+TODAY = date(2024, 6, 1)  # the day of the import, given so that the reasons do not drift
+DATE_ROWS = [
+    "G1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2017-02-01,100",  # 2 ok
+    "F1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,9999-12-31,100",  # 3 pandas cannot hold it
+    "F2,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2262-04-12,100",  # 4 a day past pandas' range
+    "F3,Ann Lee,GTX Pro,Acme,Engaging,2017-01-05,2262-04-12,",  # 5 an expected close
+    "F4,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2030-01-01,100",  # 6 13 years after the as-of
+    "F5,Ann Lee,GTX Pro,Acme,Engaging,2024-06-03,,",  # 7 created after the import day
+    "Y1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,0000-01-01,100",  # 8 year 0
+    "Y2,Ann Lee,GTX Pro,Acme,Lost,2017-01-05,-0044-03-15,0",  # 9 a negative year
+    "E1,Ann Lee,GTX Pro,Acme,Engaging,0000-01-01,,",  # 10 engaged in year 0
+    "E2,Ann Lee,GTX Pro,Acme,Engaging,-0001-06-01,,",  # 11 engaged in year -1
+    "A1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2025-01-31,100",  # 12 ok: booked ahead
+    "G2,Ann Lee,GTX Pro,Acme,Engaging,2017-02-10,,",  # 13 ok: the latest real event
+]
+DATE_REASONS = {
+    3: "close_date '9999-12-31' is more than 10 years ahead (after 2034-06-02)",
+    4: "close_date '2262-04-12' is more than 10 years ahead (after 2034-06-02)",
+    5: "close_date '2262-04-12' is more than 10 years ahead (after 2034-06-02)",
+    6: "close_date 2030-01-01 is more than 10 years after the as-of date 2017-02-10",
+    7: "engage_date '2024-06-03' is in the future (after 2024-06-02)",
+    8: "close_date '0000-01-01' is before 1990-01-01",
+    9: "close_date '-0044-03-15' is before 1990-01-01",
+    10: "engage_date '0000-01-01' is before 1990-01-01",
+    11: "engage_date '-0001-06-01' is before 1990-01-01",
+}
+
+
+def test_implausible_dates_are_set_aside_and_never_become_the_as_of_date(db, tmp_path):
+    path = write(tmp_path, MAVENTECH, DATE_ROWS)
+    (result,) = ingest_files(db, [path], today=TODAY)
+    assert (result.rows_read, result.rows_accepted, result.rows_set_aside) == (12, 3, 9)
+    assert set_aside(db, result) == DATE_REASONS
+    assert {r[0] for r in db.execute("SELECT deal_id FROM deals")} == {"G1", "A1", "G2"}
+    # the win booked ahead is kept but does not carry the export's date with it
+    assert result.as_of == "2017-02-10" and store.latest_as_of(db) == "2017-02-10"
+    assert any("do not count towards the export's as-of date" in n for n in result.notes)
+
+
+def test_a_far_close_date_does_not_outweigh_the_date_the_file_states(db, tmp_path):
+    rows = [GOOD, "F1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2024-06-02,100"]
+    path = write(tmp_path, MAVENTECH, rows, name="pipeline_2017-02-03.csv")
+    (result,) = ingest_files(db, [path], today=TODAY)
+    assert result.rows_set_aside == 0 and result.as_of == "2017-02-03"
+
+
+def test_an_as_of_date_after_today_is_refused(db, tmp_path, capsys):
+    path = write(tmp_path, MAVENTECH, [GOOD])
+    with pytest.raises(IngestError, match="the as-of date 9999-12-31 is not between 1990-01-01"):
+        ingest_files(db, [path], as_of=date(9999, 12, 31))
+    assert db["imports"].count == 0
+    argv = ["ingest", str(path), "--db", str(tmp_path / "x.db"), "--as-of", "2262-04-12"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "revbot ingest: error: the as-of date 2262-04-12 is not between" in err
+    assert "Traceback" not in err
