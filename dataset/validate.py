@@ -118,12 +118,30 @@ def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks, wi
     return dates.mask(early | late)
 
 
-def _amount_column(text: pd.Series, name: str, checks: _Checks) -> pd.Series:
-    """Money and plain numbers alike (years, head counts): separators and symbols allowed."""
+def _amount_column(text: pd.Series, name: str, checks: _Checks, ceiling: float) -> pd.Series:
+    """Money and plain numbers alike (years, head counts): separators and symbols allowed.
+    Infinity, a negative and anything above `ceiling` are set aside: one such value would
+    swamp every total (and a 1e308 prints as a 309-digit number)."""
     values, bad = parse_amounts(text)
     checks.add(bad, lambda i, t=text, n=name: f"bad {n} {t.iloc[i]!r} (not a number)")
-    checks.add(values < 0, lambda i, v=values, n=name: f"negative {n} {v.iloc[i]:g}")
-    return values
+    infinite = np.isinf(values.to_numpy())
+    checks.add(infinite, lambda i, t=text, n=name: f"{n} {t.iloc[i]!r} is not a finite number")
+    checks.add((values < 0) & ~infinite, lambda i, t=text, n=name: _negative(n, t.iloc[i]))
+    checks.add(
+        (values > ceiling) & ~infinite,
+        lambda i, t=text, n=name: (
+            f"{n} {t.iloc[i]!r} is above the ceiling of {ceiling:,.0f} "
+            "(if it is real, raise [exports] max_amount in revbot.toml)"
+        ),
+    )
+    return values.mask(infinite)
+
+
+def _negative(name: str, text: str) -> str:
+    """`negative value -550`, or with the text as written where it differs: `'$-5'`."""
+    value = parse_amounts(pd.Series([text], dtype="object"))[0].iloc[0]
+    shown = f"{value:g}"
+    return f"negative {name} {shown}" + ("" if text == shown else f" (written {text!r})")
 
 
 def _duplicates(frame: pd.DataFrame, key: str, ok: np.ndarray, lines: list[int]) -> dict[int, str]:
@@ -178,17 +196,19 @@ def parse_table(
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 
     if preset.table == "deals":
-        frame = _deal_fields(preset, frame, checks, _windows(today, limits))
+        frame = _deal_fields(preset, frame, checks, _windows(today, limits), limits.max_amount)
     elif preset.table == "accounts":
         for c in ("year_established", "employees", "revenue"):
-            frame[c] = _amount_column(frame[c], c, checks)
+            frame[c] = _amount_column(frame[c], c, checks, limits.max_amount)
         fixed = frame["sector"].str.lower().map(SECTOR_FIXES)
         if fixed.notna().any():
             counts = frame.loc[fixed.notna(), "sector"].value_counts().to_dict()
             notes.append(f"sector spelling corrected: {counts} -> {SECTOR_FIXES}")
             frame["sector"] = fixed.fillna(frame["sector"])
     elif preset.table == "products":
-        frame["sales_price"] = _amount_column(frame["sales_price"], "sales_price", checks)
+        frame["sales_price"] = _amount_column(
+            frame["sales_price"], "sales_price", checks, limits.max_amount
+        )
 
     lines = raw.line
     failed = checks.failed()
@@ -270,7 +290,11 @@ def _windows(today: date, limits: Limits) -> dict[str, _Window]:
 
 
 def _deal_fields(
-    preset: Preset, frame: pd.DataFrame, checks: _Checks, windows: dict[str, _Window]
+    preset: Preset,
+    frame: pd.DataFrame,
+    checks: _Checks,
+    windows: dict[str, _Window],
+    ceiling: float,
 ) -> pd.DataFrame:
     stages = preset.stage_status()
     seen = {s: stages.get(name_key(s), (None, None)) for s in frame["stage"].dropna().unique()}
@@ -288,12 +312,12 @@ def _deal_fields(
     close_text = frame["close_date"]
     for c in ("engage_date", "close_date", "last_activity"):
         frame[c] = _date_column(frame[c], c, preset, checks, windows[c])
-    frame["value"] = _amount_column(frame["value"], "value", checks)
+    frame["value"] = _amount_column(frame["value"], "value", checks, ceiling)
     frame["stage_changed"] = _date_column(
         frame["stage_changed"], "stage_changed", preset, checks, windows["stage_changed"]
     )
     frame["probability"] = _percent_column(frame["probability"], checks)
-    frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks)
+    frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks, ceiling)
     frame["next_step"] = frame["next_step"].str.slice(0, NEXT_STEP_CHARS)
     closed = frame["status"].isin([WON, LOST])
     checks.add(

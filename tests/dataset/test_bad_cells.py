@@ -132,3 +132,59 @@ def test_an_as_of_date_after_today_is_refused(db, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "revbot ingest: error: the as-of date 2262-04-12 is not between" in err
     assert "Traceback" not in err
+
+
+CEILING = "is above the ceiling of 1,000,000,000,000 (if it is real, raise [exports] max_amount"
+AMOUNTS = {  # line: (close_value cell, reason or None if accepted)
+    2: ("100", None),
+    3: ("inf", "value 'inf' is not a finite number"),
+    4: ("Infinity", "value 'Infinity' is not a finite number"),
+    5: ("1e309", "value '1e309' is not a finite number"),
+    6: ("-inf", "value '-inf' is not a finite number"),
+    7: ("$-5", "negative value -5 (written '$-5')"),
+    8: ("-$5", "negative value -5 (written '-$5')"),
+    9: ("(5)", "negative value -5 (written '(5)')"),
+    10: ("USD -5", "negative value -5 (written 'USD -5')"),
+    11: ("5-", "negative value -5 (written '5-')"),
+    12: ("1e308", f"value '1e308' {CEILING}"),
+    13: ('"$1,000,000,000,001"', f"value '$1,000,000,000,001' {CEILING}"),
+    14: ('"$999,999,999,999"', None),
+}
+
+
+def test_infinite_negative_and_absurd_amounts_are_set_aside(db, tmp_path):
+    rows = [f"V{n},Ann Lee,GTX Pro,Acme,Won,2017-01-05,2017-02-01,{v}" for n, (v, _) in AMOUNTS.items()]  # fmt: skip
+    (result,) = ingest_files(db, [write(tmp_path, MAVENTECH, rows)], today=TODAY)
+    expected = {line: why for line, (_, why) in AMOUNTS.items() if why}
+    assert (result.rows_read, result.rows_set_aside) == (len(AMOUNTS), len(expected))
+    stored = set_aside(db, result)
+    assert {line: stored[line][: len(why)] for line, why in expected.items()} == expected
+    values = [r[0] for r in db.execute("SELECT value FROM deals ORDER BY value")]
+    assert values == [100.0, 999_999_999_999.0]
+
+
+def test_product_prices_keep_their_sign(db, tmp_path):
+    rows = ["GTX Pro,GTX,4821", "GTX Neg,GTX,$-5", "GTX Inf,GTX,inf", "GTX Big,GTX,1e308"]
+    path = write(tmp_path, "product,series,sales_price", rows, name="products.csv")
+    (result,) = ingest_files(db, [path], today=TODAY)
+    assert set_aside(db, result) == {
+        3: "negative sales_price -5 (written '$-5')",
+        4: "sales_price 'inf' is not a finite number",
+        5: f"sales_price '1e308' {CEILING} in revbot.toml)",
+    }
+    assert list(db.execute("SELECT product, sales_price FROM products")) == [("GTX Pro", 4821.0)]
+
+
+def test_the_ceiling_comes_from_revbot_toml(tmp_path, capsys):
+    config = tmp_path / "revbot.toml"
+    config.write_text('[exports]\nfolder = "exports"\nmax_amount = 5_000\n')
+    rows = [GOOD, "B1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2017-02-01,6000"]
+    argv = ["ingest", str(write(tmp_path, MAVENTECH, rows)), "--db", str(tmp_path / "x.db")]
+    assert main([*argv, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "export.csv: deals via preset maventech: 2 read = 1 accepted + 1 set aside" in out
+    assert "set aside line 3: value '6000' is above the ceiling of 5,000 (if it is real" in out
+    config.write_text("[exports]\nmax_amount = -1\n")
+    assert main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "revbot ingest: error: [exports] max_amount: -1 is not a positive number" in err
