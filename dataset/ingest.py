@@ -164,11 +164,12 @@ def ingest_files(
     deals = [t for t in todo if t.preset.table == "deals"]
     parsed_deals = []
     known_products = store.product_names(db)
+    known_ids = store.deal_ids(db)
     for item in deals:
         try:
             parsed = parse_table(
                 item.raw, item.preset, item.found, known_products, as_of,
-                today=today, limits=limits,
+                today=today, limits=limits, known_ids=known_ids,
             )  # fmt: skip
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dataset.csvfile import RawTable, Rejected
+from dataset.ids import clean_ids, mixed_alphabets, twins
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
 from dataset.values import blank, parse_amounts, parse_dates
@@ -144,6 +145,34 @@ def _negative(name: str, text: str) -> str:
     return f"negative {name} {shown}" + ("" if text == shown else f" (written {text!r})")
 
 
+def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _Checks) -> None:
+    """Ids mixing alphabets, and ids that are another's twin but for case or look-alike letters
+    (`/deal` could not tell them apart), are set aside naming the other id and where it is."""
+    mixed = [mixed_alphabets(t) if isinstance(t, str) else [] for t in ids]
+    checks.add(
+        [bool(m) for m in mixed],
+        lambda i: f"deal_id {ids.iloc[i]!r} mixes {' and '.join(mixed[i])} letters",
+    )
+    twin = twins(ids, known)
+    if not twin:
+        return
+    first_line: dict[str, int] = {}
+    for text, line in zip(ids, lines, strict=True):
+        first_line.setdefault(text, line)
+
+    def reason(i: int) -> str:
+        text, (other, imported) = ids.iloc[i], twin[i]
+        where = "already imported" if imported else f"line {first_line[other]}"
+        if text.casefold() != other.casefold():
+            return f"deal_id {text!r} looks like {other!r} ({where}): Greek or Cyrillic letters"
+        hint = ""
+        if len(text) == 15 and text.isascii() and text.isalnum():
+            hint = "; Salesforce's 15-character ids are case-sensitive: export the 18-character Id"
+        return f"deal_id {text!r} differs only in case from {other!r} ({where}){hint}"
+
+    checks.add(np.isin(np.arange(len(ids)), list(twin)), reason)
+
+
 def _duplicates(frame: pd.DataFrame, key: str, ok: np.ndarray, lines: list[int]) -> dict[int, str]:
     """Among rows that passed the other checks: later identical copies of a row are set aside;
     rows sharing an id but disagreeing are all set aside (we cannot tell which one is right)."""
@@ -182,9 +211,11 @@ def parse_table(
     *,
     today: date,
     limits: Limits = DEFAULT_LIMITS,
+    known_ids: Iterable[str] = (),
 ) -> Parsed:
     """Validate and type one file's records according to its preset. `today` is the day of the
-    import: no deal can have been created after it, nor can the export speak for a later day."""
+    import: no deal can have been created after it, nor can the export speak for a later day.
+    `known_ids`: the deal ids already imported, which a new id may not mimic."""
     n = len(raw.rows)
     checks = _Checks(n)
     notes: list[str] = []
@@ -193,6 +224,15 @@ def parse_table(
     for c in (*preset.columns, *(DEAL_FIELDS if preset.table == "deals" else ())):
         if c not in frame:
             frame[c] = None
+    if preset.table == "deals":
+        frame[key], cleaned = clean_ids(frame[key])
+        if cleaned:
+            before, after = next(iter(cleaned.items()))
+            notes.append(
+                f"{len(cleaned)} deal id(s) cleaned of invisible characters, compatibility forms "
+                f"or surrounding spaces, e.g. {before!r} read as {after!r}"
+            )
+        _id_checks(frame[key], known_ids, raw.line, checks)
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 
     if preset.table == "deals":

@@ -188,3 +188,48 @@ def test_the_ceiling_comes_from_revbot_toml(tmp_path, capsys):
     assert main([*argv, "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "revbot ingest: error: [exports] max_amount: -1 is not a positive number" in err
+
+
+def deal(deal_id: str) -> str:
+    return f"{deal_id},Ann Lee,GTX Pro,Acme,Engaging,2017-01-05,,"
+
+
+ID_ROWS = {  # line: (deal id as written, reason or None if accepted)
+    2: ("D1", None),
+    3: ("D1\u200b", "duplicate of line 2 (deal_id 'D1', identical)"),  # zero-width space
+    4: ("\ufeffN1", None),  # a byte-order mark
+    5: ("N\u202e2", None),  # a right-to-left override
+    6: ("\u2003N3\u2003", None),  # em spaces
+    7: ("d1", "deal_id 'd1' differs only in case from 'D1' (already imported)"),
+    8: ("x1", "deal_id 'x1' differs only in case from 'X1' (already imported)"),
+    9: ("\u04201", "deal_id '\u04201' looks like 'P1' (line 10): Greek or Cyrillic letters"),
+    10: ("P1", "deal_id 'P1' looks like '\u04201' (line 9): Greek or Cyrillic letters"),
+    11: ("\u0410cme7", "deal_id '\u0410cme7' mixes Cyrillic and Latin letters"),
+    12: ("Q7", "deal_id 'Q7' differs only in case from 'q7' (line 13)"),
+    13: ("q7", "deal_id 'q7' differs only in case from 'Q7' (line 12)"),
+    14: (
+        "006000000000aBc",
+        "deal_id '006000000000aBc' differs only in case from "
+        "'006000000000ABC' (line 15); Salesforce's 15-character ids are case-sensitive: "
+        "export the 18-character Id",
+    ),  # fmt: skip
+    15: ("006000000000ABC", None),  # the reason is the mirror of line 14's
+    16: ("\u200b", "missing deal_id"),
+    17: ("\uff26\uff37\uff11", None),  # full-width FW1
+}
+
+
+def test_look_alike_ids_are_cleaned_or_set_aside(db, tmp_path):
+    first = write(tmp_path, MAVENTECH, [deal("D1"), deal("X1")], name="first.csv")
+    ingest_files(db, [first], today=TODAY)
+    path = write(tmp_path, MAVENTECH, [deal(text) for text, _ in ID_ROWS.values()])
+    (result,) = ingest_files(db, [path], today=TODAY)
+    stored = set_aside(db, result)
+    expected = {line: why for line, (_, why) in ID_ROWS.items() if why}
+    assert {line: stored[line] for line in expected} == expected
+    assert set(stored) == {*expected, 15}
+    assert result.rows_read == len(ID_ROWS) and result.rows_accepted == 5
+    ids = [r[0] for r in db.execute("SELECT deal_id FROM deals")]
+    assert sorted(ids) == ["D1", "FW1", "N1", "N2", "N3", "X1"]
+    assert len({i.casefold() for i in ids}) == len(ids)  # /deal's any-case lookup is unambiguous
+    assert any("deal id(s) cleaned of invisible characters" in n for n in result.notes)
