@@ -183,12 +183,15 @@ def _print_results(results: list[FileResult]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from bot.settings import import_limits
+
     config = load_config(config_path(args.config))
     presets = apply_overrides(BUILTIN, config.get("presets", {}))
+    limits = import_limits(config)
     db = _db(args)
     results = ingest_files(
         db, args.paths, as_of=args.as_of, encoding=args.encoding, presets=presets,
-        preset=args.preset,
+        preset=args.preset, limits=limits,
     )  # fmt: skip
     _print_results(results)
     return 0

@@ -6,6 +6,7 @@ from the environment and are never printed: `Secrets.__repr__` masks them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.config import ConfigError
+from dataset.limits import DEFAULT_LIMITS, Limits
 
 ROLES = ("leader", "manager", "rep")
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
@@ -115,6 +117,7 @@ class Settings:
     roster: dict[str, Member] | None = None  # None: no roster, everyone may ask
     admin_channel: str | None = None
     exports_folder: Path | None = None
+    import_limits: Limits = DEFAULT_LIMITS
     secrets: Secrets = Secrets()
 
     def member(self, user_id: str) -> Member | None:
@@ -186,6 +189,27 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
     return roster
 
 
+EXPORTS_KEYS = ("folder", "max_amount")
+
+
+def import_limits(config: dict[str, Any]) -> Limits:
+    """`[exports] max_amount`: the largest amount (deal value, price, revenue) an import
+    accepts; a larger one is set aside as absurd. Read by `revbot ingest` too, which needs no
+    other setting."""
+    exports = config.get("exports", {})
+    unknown = set(exports) - set(EXPORTS_KEYS)
+    if unknown:
+        raise ConfigError(f"[exports]: unknown keys {sorted(unknown)}")
+    if "max_amount" not in exports:
+        return DEFAULT_LIMITS
+    value = exports["max_amount"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:  # fmt: skip
+        raise ConfigError(
+            f"[exports] max_amount: {value!r} is not a positive number (e.g. 1e12 or 5_000_000)"
+        )
+    return Limits(max_amount=float(value))
+
+
 def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
     """Validate the parsed revbot.toml; every problem names its table and key."""
     defaults = {**DIGEST_DEFAULTS, **config.get("digest", {})}
@@ -203,5 +227,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         roster=_roster(config["roster"]) if "roster" in config else None,
         admin_channel=_check_channel_id(admin, "[slack] admin_channel") if admin else None,
         exports_folder=Path(folder) if folder else None,
+        import_limits=import_limits(config),
         secrets=Secrets.from_env(env),
     )

@@ -216,7 +216,9 @@ class Pipeline:
             elif newest is not None and self._unread(newest):
                 try:
                     presets = apply_overrides(BUILTIN, presets or {})
-                    result = ingest_files(db, [newest], presets=presets)[0]
+                    result = ingest_files(
+                        db, [newest], presets=presets, limits=self.settings.import_limits
+                    )[0]
                     say(result.summary())
                     if result.rows_set_aside:
                         problems.append(

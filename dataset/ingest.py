@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +18,16 @@ import sqlite_utils
 
 from dataset import asof, history, store
 from dataset.csvfile import CsvFileError, RawTable, Rejected, read_table
+from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import BUILTIN, Preset, PresetError, detect
-from dataset.validate import KEYS, AsOfError, Parsed, parse_table, resolve_names
+from dataset.validate import (
+    KEYS,
+    AsOfError,
+    Parsed,
+    parse_table,
+    resolve_names,
+    set_aside_beyond,
+)
 
 REFERENCE_ORDER = ("products", "sales_teams", "accounts")
 
@@ -110,12 +118,22 @@ def ingest_files(
     encoding: str = "utf-8",
     presets: tuple[Preset, ...] = BUILTIN,
     preset: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    today: date | None = None,
 ) -> list[FileResult]:
     """Import files (or folders of them). Reference tables go first so that deals can resolve
     product spellings; deals exports go in order of their as-of date so history runs forward.
 
     Every file is checked before anything is written: one refused file refuses the batch.
+    `today` (default: the UTC date now) bounds what can already have happened: no export can
+    speak for a later day, whatever a row in it says.
     """
+    today = today or datetime.now(UTC).date()
+    if as_of is not None and not limits.earliest <= as_of <= latest_created(today):
+        raise IngestError(
+            f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
+            "give the day the export was taken"
+        )
     loaded = [_load(p, encoding, presets, preset) for p in expand(paths)]
     results: list[FileResult] = []
     todo: list[_Loaded] = []
@@ -141,14 +159,18 @@ def ingest_files(
 
     for table in REFERENCE_ORDER:
         for item in (t for t in todo if t.preset.table == table):
-            parsed = parse_table(item.raw, item.preset, item.found)
+            parsed = parse_table(item.raw, item.preset, item.found, today=today, limits=limits)
             results.append(_store(db, item, parsed, encoding))
     deals = [t for t in todo if t.preset.table == "deals"]
     parsed_deals = []
     known_products = store.product_names(db)
+    known_ids = store.deal_ids(db)
     for item in deals:
         try:
-            parsed = parse_table(item.raw, item.preset, item.found, known_products, as_of)
+            parsed = parse_table(
+                item.raw, item.preset, item.found, known_products, as_of,
+                today=today, limits=limits, known_ids=known_ids,
+            )  # fmt: skip
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc
         # parse_table has refused a given as_of earlier than the deals' creation; without one,
@@ -163,6 +185,7 @@ def ingest_files(
             )
         parsed.as_of = chosen.as_of
         parsed.notes[:0] = chosen.notes
+        set_aside_beyond(parsed, item.raw, limits)
         parsed_deals.append((chosen, item, parsed))
     for chosen, item, parsed in sorted(parsed_deals, key=lambda t: t[0].as_of):
         result = _store(db, item, parsed, encoding)

@@ -382,6 +382,11 @@ def rename_products(db: sqlite_utils.Database, aliases: dict[str, str]) -> None:
             db.execute(f"UPDATE {table} SET product = ? WHERE product = ?", [canonical, variant])
 
 
+def deal_ids(db: sqlite_utils.Database) -> list[str]:
+    """Every deal id imported so far."""
+    return [r[0] for r in db.execute("SELECT deal_id FROM deals")]
+
+
 def distinct_deal_products(db: sqlite_utils.Database) -> list[str]:
     return [
         r[0] for r in db.execute("SELECT DISTINCT product FROM deals WHERE product IS NOT NULL")

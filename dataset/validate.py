@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from dataset.csvfile import RawTable, Rejected
+from dataset.ids import clean_ids, mixed_alphabets, twins
+from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
 from dataset.values import blank, parse_amounts, parse_dates
 
@@ -79,35 +81,96 @@ class _Checks:
         return "; ".join(msg(i) for mask, msg in self.items if mask[i])
 
 
-_SPACE = frozenset(" \t\r\n\u00a0")
-
-
 def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
-    """The text of a canonical column, stripped, None where blank (all None if absent)."""
+    """The text of a canonical column, stripped of any Unicode white space (a no-break or an em
+    space too), None where blank (all None if absent)."""
     if name not in found:
         return pd.Series([None] * len(raw.rows), dtype="object")
     idx = found[name]
     values = [r[idx] for r in raw.rows]
     values = [
-        (v.strip() or None) if v and (v[0] in _SPACE or v[-1] in _SPACE) else (v or None)
+        (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
         for v in values
     ]
     return pd.Series(values, dtype="object")
 
 
-def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks) -> pd.Series:
+@dataclass(frozen=True)
+class _Window:
+    """The days a date column may hold, and what a later day means."""
+
+    earliest: date
+    latest: date
+    after: str  # e.g. "is in the future (after 2026-12-04)"
+
+
+def _date_column(text: pd.Series, name: str, preset: Preset, checks: _Checks, window: _Window):
+    """Dates outside the window are set aside and blanked here, so that no later check or
+    message meets a year 0 or a 9999-12-31 (which pandas cannot format or hold)."""
     dates, bad, fmt = parse_dates(text, preset.date_order)
     hint = f" (read as {fmt})" if fmt else ""
     checks.add(bad, lambda i, t=text, n=name, h=hint: f"bad {n} {t.iloc[i]!r}{h}")
-    return dates
+    early = dates.notna() & (dates < pd.Timestamp(window.earliest))
+    late = dates.notna() & (dates > pd.Timestamp(window.latest))
+    checks.add(
+        early, lambda i, t=text, n=name, d=window.earliest: f"{n} {t.iloc[i]!r} is before {d}"
+    )
+    checks.add(late, lambda i, t=text, n=name, w=window.after: f"{n} {t.iloc[i]!r} {w}")
+    return dates.mask(early | late)
 
 
-def _amount_column(text: pd.Series, name: str, checks: _Checks) -> pd.Series:
-    """Money and plain numbers alike (years, head counts): separators and symbols allowed."""
+def _amount_column(text: pd.Series, name: str, checks: _Checks, ceiling: float) -> pd.Series:
+    """Money and plain numbers alike (years, head counts): separators and symbols allowed.
+    Infinity, a negative and anything above `ceiling` are set aside: one such value would
+    swamp every total (and a 1e308 prints as a 309-digit number)."""
     values, bad = parse_amounts(text)
     checks.add(bad, lambda i, t=text, n=name: f"bad {n} {t.iloc[i]!r} (not a number)")
-    checks.add(values < 0, lambda i, v=values, n=name: f"negative {n} {v.iloc[i]:g}")
-    return values
+    infinite = np.isinf(values.to_numpy())
+    checks.add(infinite, lambda i, t=text, n=name: f"{n} {t.iloc[i]!r} is not a finite number")
+    checks.add((values < 0) & ~infinite, lambda i, t=text, n=name: _negative(n, t.iloc[i]))
+    checks.add(
+        (values > ceiling) & ~infinite,
+        lambda i, t=text, n=name: (
+            f"{n} {t.iloc[i]!r} is above the ceiling of {ceiling:,.0f} "
+            "(if it is real, raise [exports] max_amount in revbot.toml)"
+        ),
+    )
+    return values.mask(infinite)
+
+
+def _negative(name: str, text: str) -> str:
+    """`negative value -550`, or with the text as written where it differs: `'$-5'`."""
+    value = parse_amounts(pd.Series([text], dtype="object"))[0].iloc[0]
+    shown = f"{value:g}"
+    return f"negative {name} {shown}" + ("" if text == shown else f" (written {text!r})")
+
+
+def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _Checks) -> None:
+    """Ids mixing alphabets, and ids that are another's twin but for case or look-alike letters
+    (`/deal` could not tell them apart), are set aside naming the other id and where it is."""
+    mixed = [mixed_alphabets(t) if isinstance(t, str) else [] for t in ids]
+    checks.add(
+        [bool(m) for m in mixed],
+        lambda i: f"deal_id {ids.iloc[i]!r} mixes {' and '.join(mixed[i])} letters",
+    )
+    twin = twins(ids, known)
+    if not twin:
+        return
+    first_line: dict[str, int] = {}
+    for text, line in zip(ids, lines, strict=True):
+        first_line.setdefault(text, line)
+
+    def reason(i: int) -> str:
+        text, (other, imported) = ids.iloc[i], twin[i]
+        where = "already imported" if imported else f"line {first_line[other]}"
+        if text.casefold() != other.casefold():
+            return f"deal_id {text!r} looks like {other!r} ({where}): Greek or Cyrillic letters"
+        hint = ""
+        if len(text) == 15 and text.isascii() and text.isalnum():
+            hint = "; Salesforce's 15-character ids are case-sensitive: export the 18-character Id"
+        return f"deal_id {text!r} differs only in case from {other!r} ({where}){hint}"
+
+    checks.add(np.isin(np.arange(len(ids)), list(twin)), reason)
 
 
 def _duplicates(frame: pd.DataFrame, key: str, ok: np.ndarray, lines: list[int]) -> dict[int, str]:
@@ -145,8 +208,14 @@ def parse_table(
     found: dict[str, int],
     known_products: Iterable[str] = (),
     as_of: date | None = None,
+    *,
+    today: date,
+    limits: Limits = DEFAULT_LIMITS,
+    known_ids: Iterable[str] = (),
 ) -> Parsed:
-    """Validate and type one file's records according to its preset."""
+    """Validate and type one file's records according to its preset. `today` is the day of the
+    import: no deal can have been created after it, nor can the export speak for a later day.
+    `known_ids`: the deal ids already imported, which a new id may not mimic."""
     n = len(raw.rows)
     checks = _Checks(n)
     notes: list[str] = []
@@ -155,20 +224,31 @@ def parse_table(
     for c in (*preset.columns, *(DEAL_FIELDS if preset.table == "deals" else ())):
         if c not in frame:
             frame[c] = None
+    if preset.table == "deals":
+        frame[key], cleaned = clean_ids(frame[key])
+        if cleaned:
+            before, after = next(iter(cleaned.items()))
+            notes.append(
+                f"{len(cleaned)} deal id(s) cleaned of invisible characters, compatibility forms "
+                f"or surrounding spaces, e.g. {before!r} read as {after!r}"
+            )
+        _id_checks(frame[key], known_ids, raw.line, checks)
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 
     if preset.table == "deals":
-        frame = _deal_fields(preset, frame, checks)
+        frame = _deal_fields(preset, frame, checks, _windows(today, limits), limits.max_amount)
     elif preset.table == "accounts":
         for c in ("year_established", "employees", "revenue"):
-            frame[c] = _amount_column(frame[c], c, checks)
+            frame[c] = _amount_column(frame[c], c, checks, limits.max_amount)
         fixed = frame["sector"].str.lower().map(SECTOR_FIXES)
         if fixed.notna().any():
             counts = frame.loc[fixed.notna(), "sector"].value_counts().to_dict()
             notes.append(f"sector spelling corrected: {counts} -> {SECTOR_FIXES}")
             frame["sector"] = fixed.fillna(frame["sector"])
     elif preset.table == "products":
-        frame["sales_price"] = _amount_column(frame["sales_price"], "sales_price", checks)
+        frame["sales_price"] = _amount_column(
+            frame["sales_price"], "sales_price", checks, limits.max_amount
+        )
 
     lines = raw.line
     failed = checks.failed()
@@ -190,7 +270,14 @@ def parse_table(
             count = int((frame["product"] == canonical).sum())
             notes.append(f"product {variant!r} read as {canonical!r} ({count} deals in all)")
 
-    data_as_of = _latest_event(frame) if preset.table == "deals" else None
+    data_as_of = None
+    if preset.table == "deals":
+        data_as_of, ahead = _latest_event(frame, latest_created(today))
+        if ahead:
+            notes.append(
+                f"{ahead} close or activity date(s) after {latest_created(today)} (booked ahead "
+                "in the CRM) do not count towards the export's as-of date"
+            )
     certain = _latest_creation(frame) if preset.table == "deals" else None
     if as_of is not None and certain is not None and certain > as_of:
         raise AsOfError(
@@ -230,12 +317,32 @@ def _percent_column(text: pd.Series, checks: _Checks) -> pd.Series:
     return values
 
 
-def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+def _windows(today: date, limits: Limits) -> dict[str, _Window]:
+    """Per date column: creation and stage changes are past events; an expected close, a win
+    booked to the month end or a meeting in the calendar may lie ahead, by some years at most
+    (`set_aside_beyond` then measures that from the as-of date)."""
+    created = latest_created(today)
+    past = _Window(limits.earliest, created, f"is in the future (after {created})")
+    far = limits.ahead(created)
+    years = limits.years_ahead
+    ahead = _Window(limits.earliest, far, f"is more than {years} years ahead (after {far})")
+    return {"engage_date": past, "stage_changed": past, "close_date": ahead, "last_activity": ahead}
+
+
+def _deal_fields(
+    preset: Preset,
+    frame: pd.DataFrame,
+    checks: _Checks,
+    windows: dict[str, _Window],
+    ceiling: float,
+) -> pd.DataFrame:
     stages = preset.stage_status()
     seen = {s: stages.get(name_key(s), (None, None)) for s in frame["stage"].dropna().unique()}
     label = frame["stage"].map({s: v[0] for s, v in seen.items()})
     status = frame["stage"].map({s: v[1] for s, v in seen.items()})
     known = ", ".join(preset.stages)
+    # a blank stage is as unusable as an unknown one (and deal_history.stage is NOT NULL)
+    checks.add(frame["stage"].isna(), lambda i: f"blank stage (known: {known})")
     checks.add(
         frame["stage"].notna() & status.isna(),
         lambda i, s=frame["stage"]: f"unknown stage {s.iloc[i]!r} (known: {known})",
@@ -244,11 +351,13 @@ def _deal_fields(preset: Preset, frame: pd.DataFrame, checks: _Checks) -> pd.Dat
     frame["status"] = status
     close_text = frame["close_date"]
     for c in ("engage_date", "close_date", "last_activity"):
-        frame[c] = _date_column(frame[c], c, preset, checks)
-    frame["value"] = _amount_column(frame["value"], "value", checks)
-    frame["stage_changed"] = _date_column(frame["stage_changed"], "stage_changed", preset, checks)
+        frame[c] = _date_column(frame[c], c, preset, checks, windows[c])
+    frame["value"] = _amount_column(frame["value"], "value", checks, ceiling)
+    frame["stage_changed"] = _date_column(
+        frame["stage_changed"], "stage_changed", preset, checks, windows["stage_changed"]
+    )
     frame["probability"] = _percent_column(frame["probability"], checks)
-    frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks)
+    frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks, ceiling)
     frame["next_step"] = frame["next_step"].str.slice(0, NEXT_STEP_CHARS)
     closed = frame["status"].isin([WON, LOST])
     checks.add(
@@ -274,13 +383,52 @@ def _latest_creation(frame: pd.DataFrame) -> date | None:
     return latest.date() if pd.notna(latest) else None
 
 
-def _latest_event(frame: pd.DataFrame) -> date | None:
-    """The as-of date a deals export speaks for: its latest *event* (an expected close date of an
-    open deal lies in the future and does not count)."""
+def _latest_event(frame: pd.DataFrame, until: date) -> tuple[date | None, int]:
+    """The as-of date a deals export speaks for: its latest *event* up to `until` (an expected
+    close date of an open deal lies in the future and does not count), and how many closes and
+    activities were passed over for lying after `until`: no single row booked ahead may carry
+    the export's date past the day it was taken.
+    """
+    cap = pd.Timestamp(until)
     closes = frame.loc[frame["status"] != OPEN, "close_date"]
-    candidates = [frame["engage_date"].max(), closes.max(), frame["last_activity"].max()]
+    events = [frame["engage_date"], closes, frame["last_activity"]]
+    ahead = sum(int((s > cap).sum()) for s in events[1:])
+    candidates = [s[s <= cap].max() for s in events]
     candidates = [c for c in candidates if pd.notna(c)]
-    return max(candidates).date() if candidates else None
+    return (max(candidates).date() if candidates else None), ahead
 
 
-__all__ = ["Parsed", "parse_table", "resolve_names", "AsOfError", "OPEN", "WON", "LOST"]
+def set_aside_beyond(parsed: Parsed, raw: RawTable, limits: Limits) -> None:
+    """Once the as-of date is decided: set aside deals whose close or last activity lies more
+    than `limits.years_ahead` years after it (no real pipeline plans that far)."""
+    if parsed.table != "deals" or parsed.as_of is None or parsed.frame.empty:
+        return
+    horizon = limits.ahead(parsed.as_of)
+    frame = parsed.frame
+    reasons: dict[int, list[str]] = {}
+    for c in ("close_date", "last_activity"):
+        for i in np.flatnonzero((frame[c] > pd.Timestamp(horizon)).to_numpy()):
+            reasons.setdefault(int(i), []).append(
+                f"{c} {frame[c].iloc[i].date()} is more than {limits.years_ahead} years after "
+                f"the as-of date {parsed.as_of}"
+            )
+    if not reasons:
+        return
+    record = {line: k for k, line in enumerate(raw.line)}
+    for i, why in reasons.items():
+        line = int(frame["line"].iloc[i])
+        parsed.rejected.append(Rejected(line, "; ".join(why), raw.raw(record[line])))
+    parsed.rejected.sort(key=lambda r: r.line)
+    parsed.frame = frame.drop(index=list(reasons)).reset_index(drop=True)
+
+
+__all__ = [
+    "Parsed",
+    "parse_table",
+    "set_aside_beyond",
+    "resolve_names",
+    "AsOfError",
+    "OPEN",
+    "WON",
+    "LOST",
+]

@@ -79,10 +79,15 @@ def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.S
 
 _CODES = "USD|EUR|GBP|JPY|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|INR|CNY|HKD|SGD|BRL|MXN|ZAR"
 _CURRENCY = rf"^(?:{_CODES})\s*|\s*(?:{_CODES})$|[$€£¥₹\s\u00a0\u202f']"
+_MINUS = "\\-\u2212"  # the hyphen-minus and the minus sign
 
 
 def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse money: `$1,234.50`, `1 234,50 €`, `EUR 1.234,50`, `(120.00)` (negative), `-5`.
+
+    A minus sign anywhere the number allows one (`-$5`, `$-5`, `USD -5`, `5-`, the Unicode
+    minus `−5`) or accounting brackets make it negative: a sign is never dropped. `inf` and
+    `1e309` come back as infinity for the caller to refuse.
 
     Returns (float Series with NaN for blanks, bad mask).
     """
@@ -91,14 +96,16 @@ def parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     todo = out.isna() & ~is_blank
     if todo.any():
         s = values[todo].astype("str").str.strip()
-        negative = s.str.match(r"^\(.*\)$") | s.str.startswith("-")
-        s = s.str.strip("()").str.lstrip("-").str.replace(_CURRENCY, "", regex=True)
-        s = s.str.lstrip("-")
+        brackets = s.str.match(r"^\(.*\)$")
+        s = s.where(~brackets, s.str.slice(1, -1)).str.replace(_CURRENCY, "", regex=True)
+        minus = s.str.match(f"^[{_MINUS}]|.*[{_MINUS}]$")
+        s = s.str.replace(f"^[{_MINUS}]|[{_MINUS}]$", "", regex=True)
+        s = s.str.replace(_CURRENCY, "", regex=True)  # `-$5`: the symbol after the sign
         us = s.str.match(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
         eu = s.str.match(r"^\d{1,3}(\.\d{3})+(,\d+)?$") | s.str.match(r"^\d+,\d{1,2}$")
         s = s.where(~us, s.str.replace(",", "", regex=False))
         s = s.where(~eu, s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
         number = pd.to_numeric(s.where(s.str.match(r"^\d+(\.\d+)?$")), errors="coerce")
-        out.loc[todo] = np.where(negative, -number, number)
+        out.loc[todo] = np.where(brackets | minus, -number, number)
     bad = out.isna() & ~is_blank
     return out, bad

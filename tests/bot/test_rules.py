@@ -4,6 +4,7 @@ digest is due or was missed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -35,6 +36,12 @@ def test_settings_merge_defaults_per_channel():
     assert "xoxb-1" not in repr(s) and "bot_token': 'set'" in repr(s.secrets)
 
 
+def test_import_ceiling_is_read_from_exports():
+    assert settings_from(CONFIG, env={}).import_limits.max_amount == 1e12  # the default
+    s = settings_from({**CONFIG, "exports": {"folder": "/x", "max_amount": 5_000_000}}, env={})
+    assert s.import_limits.max_amount == 5_000_000 and s.exports_folder == Path("/x")
+
+
 def test_no_roster_means_everyone_is_a_leader():
     s = settings_from({}, env={})
     assert s.member("U0ANY").role == "leader" and s.channels == ()
@@ -54,6 +61,10 @@ def test_no_roster_means_everyone_is_a_leader():
         ({"roster": {"U0X": {"role": "rep"}}}, "needs the CRM `name`"),
         ({"roster": {"ann": {"role": "leader"}}}, "not a Slack user ID"),
         ({"digest": {"tiem": "08:00"}}, "unknown keys ['tiem']"),
+        ({"exports": {"max_amount": 0}}, "max_amount: 0 is not a positive number"),
+        ({"exports": {"max_amount": float("inf")}}, "max_amount: inf is not a positive"),
+        ({"exports": {"max_amount": "lots"}}, "max_amount: 'lots' is not a positive"),
+        ({"exports": {"max_ammount": 1e9}}, "[exports]: unknown keys ['max_ammount']"),
     ],
 )
 def test_bad_configuration_is_named(change, message):

@@ -21,6 +21,12 @@ from dataset.values import parse_amounts, parse_dates
         ("-5", -5.0),
         ("1 234", 1234.0),
         ("12,5", 12.5),
+        ("$-5", -5.0),  # the sign after the symbol used to be dropped
+        ("-$5", -5.0),
+        ("USD -1,234.50", -1234.5),
+        ("5-", -5.0),
+        ("\u22125", -5.0),  # the Unicode minus sign
+        ("1e309", float("inf")),  # for the caller to refuse, not silently finite
     ],
 )
 def test_amounts(text, value):

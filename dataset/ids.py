@@ -1,0 +1,86 @@
+"""Deal ids as a person reads them. A CRM id pasted through a spreadsheet or a chat can pick up a
+zero-width space, a byte-order mark, a right-to-left override or an em space, and then one deal
+becomes several; an id typed in lower case, or with a Cyrillic `А` for a Latin `A`, looks like
+another deal's id, and `/deal` (which matches ids in any case) cannot tell them apart.
+
+Pure. Ids are cleaned (`clean`), and an id that still only differs by case or by look-alike
+letters from another id is reported (`twins`), as is an id mixing Latin with Greek or Cyrillic
+letters (`mixed_alphabets`).
+
+Why mixing alphabets is refused: CRM record ids are machine-made (Salesforce's 15/18-character
+ids, HubSpot's numbers, MavenTech's codes) and use one alphabet; a Latin id with a Cyrillic
+letter in it comes from a copy, a keyboard switched mid-word or a spoof, never from the CRM. Only
+Latin, Greek and Cyrillic count (their capitals look alike); an id in Cyrillic alone, or mixing
+Latin with Japanese, is left alone.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+import pandas as pd
+
+# Greek and Cyrillic letters drawn like Latin ones (mostly as capitals: ids are upper case), as
+# the Latin letter they pass for, all case folded. From Unicode's confusables, those alphabets only.
+_LOOKS_LATIN = str.maketrans(
+    dict(zip("авекмнорстухіјѕԁһԛԝαβεζηικμνορτυχ", "abekmhopctyxijsdhqwabezhikmnoptyx", strict=True))
+)
+_ALPHABETS = ("LATIN", "GREEK", "CYRILLIC")
+
+
+def clean(text: str | None) -> str | None:
+    """NFKC (full-width `ＡＢ１` is `AB1`, an em space a space), without format characters
+    (Unicode category Cf: zero-width spaces, BOMs, direction marks and overrides) and without
+    surrounding white space; None if nothing is left."""
+    if text is None:
+        return None
+    if not text.isascii():
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+        text = unicodedata.normalize("NFKC", text)
+    return text.strip() or None
+
+
+def clean_ids(values: pd.Series) -> tuple[pd.Series, dict[str, str]]:
+    """Every id cleaned; returns the cleaned ids and what was changed (as written -> cleaned)."""
+    cleaned = values.map(clean, na_action="ignore")
+    changed = values.notna() & (cleaned != values)
+    return cleaned, dict(zip(values[changed], cleaned[changed].fillna(""), strict=True))
+
+
+def mixed_alphabets(text: str) -> list[str]:
+    """The alphabets (Latin, Greek, Cyrillic) whose letters an id mixes; [] if one or none."""
+    if text.isascii():
+        return []
+    found = set()
+    for ch in text:
+        if ch.isalpha():
+            alphabet = unicodedata.name(ch, "").split(" ", 1)[0]
+            if alphabet in _ALPHABETS:
+                found.add(alphabet.title())
+    return sorted(found) if len(found) > 1 else []
+
+
+def skeleton(text: str) -> str:
+    """What an id looks like: case folded, Greek and Cyrillic look-alikes read as Latin."""
+    return text.casefold().translate(_LOOKS_LATIN)
+
+
+def twins(ids: pd.Series, known: Iterable[str]) -> dict[int, tuple[str, bool]]:
+    """Positions of ids that differ from another id (in `ids` or in `known`, the ids already
+    imported) only by case or look-alike letters: position -> (that other id, whether it is
+    already imported). An id already imported is kept as it is; among new ids that are twins of
+    each other, none can be told to be the right one."""
+    known = set(known)
+    present = set(ids.dropna())
+    by_look: dict[str, set[str]] = {}
+    for text in present | known:
+        by_look.setdefault(skeleton(text), set()).add(text)
+    out: dict[int, tuple[str, bool]] = {}
+    for i, text in enumerate(ids):
+        if not isinstance(text, str) or text in known:
+            continue
+        others = sorted(by_look[skeleton(text)] - {text}, key=lambda o: (o not in known, o))
+        if others:
+            out[i] = (others[0], others[0] in known)
+    return out
