@@ -22,6 +22,7 @@ from bot.config import SetupError
 from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import store
+from dataset.ids import salesforce_18
 from dataset.ingest import ingest_files
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.forecast import LiveForecast, forecast
@@ -126,12 +127,13 @@ class Snapshot:
         of an account whose name contains the query, else the closest ids and account names
         within `scope` (so a suggestion never names another team's deal)."""
         q = query.strip()
-        if q.lower() in self.ids:
-            deal = store.run_deal(db, self.run_id, self.ids[q.lower()])
-            return Lookup(deal=deal)
-        state = store.deal_state(db, q)
-        if state is not None:
-            return Lookup(closed=state)
+        # a Salesforce id as a report shows it (15 characters) is stored in its 18-character form
+        for key in dict.fromkeys((q, salesforce_18(q))):
+            if key.lower() in self.ids:
+                return Lookup(deal=store.run_deal(db, self.run_id, self.ids[key.lower()]))
+            state = store.deal_state(db, key)
+            if state is not None:
+                return Lookup(closed=state)
         mine = in_scope(self.scores, scope)
         matches = mine[mine["account"].fillna("").str.contains(q, case=False, regex=False)]
         if len(matches) == 1:

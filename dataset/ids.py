@@ -41,6 +41,23 @@ def clean(text: str | None) -> str | None:
     return text.strip() or None
 
 
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def salesforce_18(text: str) -> str:
+    """A 15-character Salesforce id in its 18-character case-safe form (the one its API and
+    CASESAFEID() give); other text unchanged. The 15-character ids of a report differ by case
+    alone (`...0Ab` and `...0AB` are two records); the three extra characters encode the case of
+    the first 15, so the long ids differ in any case, and a CSV import and a live sync agree."""
+    if len(text) != 15 or not text.isascii() or not text.isalnum():
+        return text
+    suffix = ""
+    for block in range(3):
+        flags = sum(1 << j for j, ch in enumerate(text[block * 5 : block * 5 + 5]) if ch.isupper())
+        suffix += _SUFFIX[flags]
+    return text + suffix
+
+
 def clean_ids(values: pd.Series) -> tuple[pd.Series, dict[str, str]]:
     """Every id cleaned; returns the cleaned ids and what was changed (as written -> cleaned)."""
     cleaned = values.map(clean, na_action="ignore")

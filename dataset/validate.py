@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dataset.csvfile import RawTable, Rejected
-from dataset.ids import clean_ids, mixed_alphabets, twins
+from dataset.ids import clean_ids, mixed_alphabets, salesforce_18, twins
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
 from dataset.values import blank, parse_amounts, parse_dates
@@ -165,10 +165,7 @@ def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _
         where = "already imported" if imported else f"line {first_line[other]}"
         if text.casefold() != other.casefold():
             return f"deal_id {text!r} looks like {other!r} ({where}): Greek or Cyrillic letters"
-        hint = ""
-        if len(text) == 15 and text.isascii() and text.isalnum():
-            hint = "; Salesforce's 15-character ids are case-sensitive: export the 18-character Id"
-        return f"deal_id {text!r} differs only in case from {other!r} ({where}){hint}"
+        return f"deal_id {text!r} differs only in case from {other!r} ({where})"
 
     checks.add(np.isin(np.arange(len(ids)), list(twin)), reason)
 
@@ -232,6 +229,8 @@ def parse_table(
                 f"{len(cleaned)} deal id(s) cleaned of invisible characters, compatibility forms "
                 f"or surrounding spaces, e.g. {before!r} read as {after!r}"
             )
+        if preset.name == "salesforce":
+            frame[key] = frame[key].map(salesforce_18, na_action="ignore")
         _id_checks(frame[key], known_ids, raw.line, checks)
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")
 

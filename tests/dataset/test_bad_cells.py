@@ -209,9 +209,7 @@ ID_ROWS = {  # line: (deal id as written, reason or None if accepted)
     13: ("q7", "deal_id 'q7' differs only in case from 'Q7' (line 12)"),
     14: (
         "006000000000aBc",
-        "deal_id '006000000000aBc' differs only in case from "
-        "'006000000000ABC' (line 15); Salesforce's 15-character ids are case-sensitive: "
-        "export the 18-character Id",
+        "deal_id '006000000000aBc' differs only in case from '006000000000ABC' (line 15)",
     ),  # fmt: skip
     15: ("006000000000ABC", None),  # the reason is the mirror of line 14's
     16: ("\u200b", "missing deal_id"),
@@ -233,3 +231,28 @@ def test_look_alike_ids_are_cleaned_or_set_aside(db, tmp_path):
     assert sorted(ids) == ["D1", "FW1", "N1", "N2", "N3", "X1"]
     assert len({i.casefold() for i in ids}) == len(ids)  # /deal's any-case lookup is unambiguous
     assert any("deal id(s) cleaned of invisible characters" in n for n in result.notes)
+
+
+SALESFORCE_HEADER = (
+    '"Opportunity ID","Opportunity Owner","Stage","Amount","Close Date","Created Date"'
+)
+
+
+def test_salesforce_report_ids_that_differ_by_case_are_two_deals(db, tmp_path):
+    """A Salesforce report shows 15-character ids, which are case-sensitive: `...0Ab` and `...0AB`
+    are two opportunities. They are stored in Salesforce's 18-character case-safe form (as its
+    API gives them), so both are kept and no two ids differ only by case."""
+    rows = [
+        f'"{i}","Jane Smith","Qualification","1,000","3/15/2024","1/2/2024"'
+        for i in ("0065g00000AbCdE", "0065g00000abcde", "001A0000006Vm9r", "0065g00000AbCdEAAV")
+    ]
+    path = tmp_path / "opportunities_2024-03-05.csv"
+    path.write_text("\n".join([SALESFORCE_HEADER, *rows]) + "\n", encoding="utf-8")
+    (result,) = ingest_files(db, [path], today=TODAY)
+    stored = set_aside(db, result)
+    # the 18-character copy of the first id is the same opportunity: a duplicate, said so
+    assert list(stored) == [5] and "duplicate of line 2" in stored[5]
+    ids = sorted(r[0] for r in db.execute("SELECT deal_id FROM deals"))
+    # 001A0000006Vm9r -> 001A0000006Vm9rIAC is Salesforce's documented example
+    assert ids == ["001A0000006Vm9rIAC", "0065g00000AbCdEAAV", "0065g00000abcdeAAA"]
+    assert len({i.casefold() for i in ids}) == len(ids)
