@@ -9,6 +9,7 @@ rather than risk a double post. Every failure is reported, in the log and to the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -62,7 +63,18 @@ def compose(
         quarter=snap.quarter(scope),
     )
     digest.notes.extend(notes or [])
+    _give_every_deal_its_reasons(digest, snap)
     return digest
+
+
+def _give_every_deal_its_reasons(digest: Digest, snap: Snapshot) -> None:
+    """A listed deal outside the run's explained top (a team's digest reaches further down the
+    company's ranking) gets its reasons from its saved scores, as `/deal` would give them."""
+    missing = digest.deals["drivers"].isna()
+    for i in digest.deals.index[missing]:
+        reasons, actions = snap.explain(digest.deals.loc[i].to_dict())
+        digest.deals.at[i, "drivers"] = json.dumps(reasons)
+        digest.deals.at[i, "actions"] = json.dumps(actions)
 
 
 def run_channel(

@@ -100,8 +100,11 @@ class Snapshot:
     def explain(self, deal: dict) -> tuple[list[dict], list[str]]:
         """A deal's reasons and actions: saved with the run for the top deals, else computed
         from its saved scores."""
-        if deal.get("drivers"):
-            return json.loads(deal["drivers"]), json.loads(deal["actions"] or "[]")
+        if isinstance(deal.get("drivers"), str):
+            actions = deal.get("actions")
+            return json.loads(deal["drivers"]), json.loads(
+                actions if isinstance(actions, str) else "[]"
+            )
         deal_id = deal["deal_id"]
         if deal_id not in self.features.index:
             return [], []
