@@ -77,6 +77,9 @@ class Preset:
     stages: Mapping[str, str] = field(default_factory=dict)  # stage label -> open/won/lost
     date_order: str = "iso"  # which reading wins when 01/02/2017 is ambiguous: iso | mdy | dmy
     probabilities: Mapping[str, float] = field(default_factory=dict)  # stage -> default %
+    # how the CRM writes a probability: "percent" (Salesforce: 0-100), else a file whose every
+    # value is at most 1 is read as fractions (HubSpot exports 0.2 for 20%)
+    probability_scale: str = "fraction_if_all_below_1"
 
     def stage_table(self, observed: Mapping[str, float] | None = None) -> list[dict]:
         """Every stage with its status, its rank among the open stages (0 = earliest) and its
@@ -229,6 +232,7 @@ BUILTIN: tuple[Preset, ...] = (
         stages=SALESFORCE_STAGES,
         date_order="mdy",
         probabilities=SALESFORCE_PROBABILITIES,
+        probability_scale="percent",
     ),
     Preset(
         name="hubspot",

@@ -301,13 +301,15 @@ def parse_table(
 NEXT_STEP_CHARS = 255  # Salesforce's own limit for Next Step
 
 
-def _percent_column(text: pd.Series, checks: _Checks) -> pd.Series:
+def _percent_column(text: pd.Series, checks: _Checks, scale: str) -> pd.Series:
     """The CRM's win probability as a percentage: `75`, `75%` or, where every value of the file
-    is a fraction (HubSpot exports 0.2 for 20%), the fraction times 100."""
+    is a fraction (HubSpot exports 0.2 for 20%), the fraction times 100, unless the preset says
+    its CRM writes percentages (`scale`: a Salesforce file of 0% and 1% deals is not 0-100%)."""
     values, bad = parse_amounts(text.str.rstrip("%").str.strip())
     checks.add(bad, lambda i, t=text: f"bad probability {t.iloc[i]!r} (not a number)")
     known = values.dropna()
-    if len(known) and known.max() <= 1.0:
+    signed = text.fillna("").str.contains("%", regex=False).any()  # "0.5%" is half a percent
+    if scale != "percent" and not signed and len(known) and known.max() <= 1.0:
         values = values * 100.0
     checks.add(
         (values < 0) | (values > 100),
@@ -355,7 +357,7 @@ def _deal_fields(
     frame["stage_changed"] = _date_column(
         frame["stage_changed"], "stage_changed", preset, checks, windows["stage_changed"]
     )
-    frame["probability"] = _percent_column(frame["probability"], checks)
+    frame["probability"] = _percent_column(frame["probability"], checks, preset.probability_scale)
     frame["push_count"] = _amount_column(frame["push_count"], "push_count", checks, ceiling)
     frame["next_step"] = frame["next_step"].str.slice(0, NEXT_STEP_CHARS)
     closed = frame["status"].isin([WON, LOST])

@@ -146,3 +146,18 @@ def test_an_export_without_the_next_step_column_says_nothing_about_next_steps(db
     assert h.loc[("0061", second), "next_step_missing"] == 1.0
     assert h.loc[("0062", second), "next_step_missing"] == 0.0
     assert pd.isna(h.loc[("0062", first), "next_step_missing"])
+
+
+def test_a_salesforce_file_of_low_probabilities_is_not_read_as_fractions(db, tmp_path):
+    """Salesforce writes percentages: a report whose deals all have 0% or 1% stays 0-1%, while a
+    HubSpot file of fractions (0.9) reads as 90%."""
+    low = SALESFORCE.replace('"90"', '"1"').replace('"15%"', '"0"').replace('"100"', '"1"')
+    path = tmp_path / "opportunities_2024-03-05.csv"
+    path.write_text(low, encoding="utf-8")
+    ingest_files(db, [path])
+    d = _deals(db)
+    assert d["0061"]["probability"] == 1 and d["0062"]["probability"] == 0
+    hub = tmp_path / "hubspot-crm-exports-all-deals-2024-03-05.csv"
+    hub.write_text(HUBSPOT, encoding="utf-8")
+    ingest_files(db, [hub])
+    assert _deals(db)["9001"]["probability"] == 90

@@ -36,13 +36,14 @@ def test_salesforce_report_export(db, tmp_path):
     assert (r.preset, r.rows_read, r.rows_accepted, r.rows_set_aside) == ("salesforce", 4, 4, 0)
     assert "report footer of 3 line(s) skipped (not data)" in r.notes
     assert r.as_of == "2024-03-05"  # the footer says when the report was generated
+    # the report's 15-character ids, in Salesforce's 18-character case-safe form
     deals = {d["deal_id"]: d for d in db.query("SELECT * FROM deals")}
-    acme = deals["0065g00000ABCDE"]
+    acme = deals["0065g00000ABCDEAA5"]
     assert (acme["status"], acme["value"], acme["close_date"]) == ("open", 12500.0, "2024-03-15")
     assert acme["engage_date"] == "2024-01-02" and acme["name"] == "Acme - 50 seats"
-    assert deals["0065g00000ABCDF"]["status"] == "won"
-    assert deals["0065g00000ABCDG"]["value"] == 1250.5
-    assert deals["0065g00000ABCDH"]["value"] is None
+    assert deals["0065g00000ABCDFAA5"]["status"] == "won"
+    assert deals["0065g00000ABCDGAA5"]["value"] == 1250.5
+    assert deals["0065g00000ABCDHAA5"]["value"] is None
 
 
 def test_hubspot_deal_export(db, tmp_path):
