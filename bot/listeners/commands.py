@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 
 from bot import slack_api
 from bot.access import NOT_IN_ROSTER, allowed_scope, can_see, member_scope
-from bot.blocks import escape
+from bot.inert import fold, inert
 from bot.replies import (
     DEAL_USAGE,
     FORECAST_USAGE,
@@ -39,7 +39,7 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
     """The reply to `/deal <text>` and whether to share it in the channel."""
     words = text.split()
     share = bool(words) and words[-1].lower() == "share"
-    query = " ".join(words[:-1] if share else words)
+    query = fold(" ".join(words[:-1] if share else words))  # as pasted from a message, too
     member = pipeline.settings.member(user_id)
     if member is None:
         return text_message(NOT_IN_ROSTER.format(user_id=user_id)), False
@@ -70,7 +70,7 @@ def deal_detail(pipeline: Pipeline, snap, deal: dict) -> dict:
 
 
 def _outside(member) -> str:
-    return escape(f"That deal is outside what you can see ({member_scope(member).label}).")
+    return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
 
 
 def forecast_request(pipeline: Pipeline, user_id: str, text: str):
@@ -90,24 +90,25 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
         wanted = match_scope(query.scope_text, regions, managers)
         if wanted is None:
             known = (  # only leaders may ask for any of them, so only they get the list
-                f"Regions: {', '.join(regions)}. Managers: {', '.join(managers)}."
+                f"Regions: {', '.join(map(inert, regions))}. "
+                f"Managers: {', '.join(map(inert, managers))}."
                 if member.role == "leader"
-                else f"You can see {member_scope(member).label}."
+                else f"You can see {inert(member_scope(member).label)}."
             )
             return text_message(
-                f"I don't know a region or manager called *{escape(query.scope_text)}*. "
-                f"{escape(known)}\n{FORECAST_USAGE}"
+                f"I don't know a region or manager called *{inert(query.scope_text)}*. "
+                f"{known}\n{FORECAST_USAGE}"
             )
     scope = allowed_scope(member, wanted)
     if isinstance(scope, str):
-        return text_message(escape(scope))
+        return text_message(inert(scope))
     table = snap.forecast(scope).table
     quarters = table.loc[table["kind"] == "quarter", "period"].tolist()
     quarter = pick_quarter(query.quarter, quarters)
     if quarter is None:
         return text_message(
             f"I forecast {' and '.join(quarters)} only (this quarter and the next), "
-            f"not {escape(query.quarter)}.\n{FORECAST_USAGE}"
+            f"not {inert(query.quarter)}.\n{FORECAST_USAGE}"
         )
     return snap, scope, quarter
 
@@ -138,7 +139,7 @@ def register(app: App, pipeline: Pipeline) -> None:
             channel=command["channel_id"],
             user=command["user_id"],
             png=png,
-            title=f"Forecast {quarter}, {scope.label}, as of {as_of}",
+            title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
             comment=forecast_summary(fc.table, quarter, scope, as_of),
         )
         if upload.direct:
