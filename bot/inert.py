@@ -7,8 +7,8 @@ renders such text so that it reads the same but cannot link, mention or format:
 
 - `&`, `<` and `>` become entities (Slack's own escaping rule), so no `<...>` control sequence
   survives;
-- the formatting characters `*`, `_`, `~` and a backtick become look-alikes, since mrkdwn has no
-  backslash escape;
+- the formatting characters `*`, `~`, a backtick and `_` at a word's edge become look-alikes,
+  since mrkdwn has no backslash escape (`_` inside a word, as in `OPP_12`, formats nothing);
 - an invisible WORD JOINER (U+2060) goes after the `:` of a URL scheme, after `@` and `#`, and
   after a dot that is followed by a letter, so Slack's auto-linker sees no URL, e-mail address,
   domain, `@here` or `#channel`;
@@ -27,7 +27,9 @@ import re
 
 JOINER = "\u2060"  # WORD JOINER: zero width, no line break, invisible in Slack's clients
 LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}  # ∗ ˍ ∼ ˋ
-_TO_LOOKALIKE = str.maketrans(LOOKALIKES)
+_TO_LOOKALIKE = str.maketrans({k: v for k, v in LOOKALIKES.items() if k != "_"})
+# `_` formats only at a word's edge: snake_case ids, paths and error codes keep theirs
+_LONE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _FROM_LOOKALIKE = str.maketrans({v: k for k, v in LOOKALIKES.items()} | {JOINER: None})
 _DECODE = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
 _ENTITY = re.compile("|".join(_DECODE))
@@ -48,7 +50,8 @@ def inert(text: object, *, plain: bool = False) -> str:
     s = _SPACES.sub(" ", str(text)).strip()
     if plain:
         return _BREAK.sub(JOINER, s)
-    s = _BREAK.sub(JOINER, s.translate(_TO_LOOKALIKE))
+    s = _LONE_UNDERSCORE.sub(LOOKALIKES["_"], s).translate(_TO_LOOKALIKE)
+    s = _BREAK.sub(JOINER, s)
     if s.startswith(">"):  # a quote when it opens a line, as a field's value does
         s = JOINER + s
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

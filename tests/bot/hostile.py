@@ -31,6 +31,8 @@ HOSTILE = [
     "`code`",
     "*bold*",
     "_it_",
+    "snake_case_id",
+    "x _y_z_ w",
     "~s~",
     "*unbalanced",
     "R&D",
@@ -54,6 +56,7 @@ LIVE = {
     "quote": re.compile(r"(?m)^(?:>|&gt;)"),
 }
 FORMATTING = "*_~`"
+INTRAWORD = re.compile(r"(?<=[^\W_])_(?=[^\W_])")
 
 
 def texts(node) -> list[str]:
@@ -78,7 +81,8 @@ def live(text: str) -> list[tuple[str, str]]:
 
 
 def formatting(text: str) -> Counter:
-    return Counter(c for c in text if c in FORMATTING)
+    """The formatting characters in `text`; `_` inside a word (snake_case) formats nothing."""
+    return Counter(c for c in INTRAWORD.sub("", text) if c in FORMATTING)
 
 
 def assert_inert(payload, hostile: str = "") -> None:
@@ -91,8 +95,8 @@ def assert_inert(payload, hostile: str = "") -> None:
         for run in ("*bold*", "_it_", "~s~", "```", "`code`", "*West*", "~s~", "_Mo_"):
             assert run not in text, (run, text)
         for word in hostile.split():
-            if any(c in word for c in "<>&@:.#*_~`$"):
-                assert word not in text or word in ("$x^{$",), (word, text)
+            if any(c in INTRAWORD.sub("", word) for c in "<>&@:.#*_~`"):
+                assert word not in text, (word, text)
 
 
 def generated(seed: int, n: int) -> list[str]:
