@@ -172,7 +172,7 @@ def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
     block_id = f"deal:{deal_id}"
     context = {"type": "context", "block_id": block_id,
                "elements": [mrkdwn(_cut(note, MAX_SECTION))]}  # fmt: skip
-    return [context if b.get("block_id") == block_id else b for b in blocks]
+    return [context if isinstance(b, dict) and b.get("block_id") == block_id else b for b in blocks]
 
 
 def footer_count(d: Digest) -> str:

@@ -88,14 +88,14 @@ def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
     ]
     more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""
     text = (
-        f"{len(deals)} open deals match *{inert(query)}*; ask for one by id, e.g. "
+        f"{len(deals)} open deals match *{short(query)}*; ask for one by id, e.g. "
         f"`/deal {inert(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
     )
     return text_message(text)
 
 
 def not_found_reply(query: str, suggestions: list[str]) -> dict:
-    text = f"I found no open deal with id or account *{inert(query)}*."
+    text = f"I found no open deal with id or account *{short(query)}*."
     if suggestions:
         text += " Did you mean: " + ", ".join(f"`{inert(s)}`" for s in suggestions) + "?"
     return text_message(text + "\n" + DEAL_USAGE)

@@ -13,7 +13,9 @@ from slack_sdk import WebClient
 
 from bot import slack_api
 from bot.access import NOT_IN_ROSTER, allowed_scope, can_see, member_scope
+from bot.blocks import short
 from bot.inert import fold, inert
+from bot.listeners.payload import UNKNOWN_USER, command_channel, command_text, command_user
 from bot.replies import (
     DEAL_USAGE,
     FORECAST_USAGE,
@@ -42,7 +44,7 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
     query = fold(" ".join(words[:-1] if share else words))  # as pasted from a message, too
     member = pipeline.settings.member(user_id)
     if member is None:
-        return text_message(NOT_IN_ROSTER.format(user_id=user_id)), False
+        return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id))), False
     if not query:
         return text_message(DEAL_USAGE), False
     snap = pipeline.snapshot()
@@ -77,7 +79,7 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
     """(snapshot, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
     member = pipeline.settings.member(user_id)
     if member is None:
-        return text_message(NOT_IN_ROSTER.format(user_id=user_id))
+        return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id)))
     if text.strip().lower() in ("help", "?"):
         return text_message(FORECAST_USAGE)
     snap = pipeline.snapshot()
@@ -96,7 +98,7 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
                 else f"You can see {inert(member_scope(member).label)}."
             )
             return text_message(
-                f"I don't know a region or manager called *{inert(query.scope_text)}*. "
+                f"I don't know a region or manager called *{short(query.scope_text)}*. "
                 f"{known}\n{FORECAST_USAGE}"
             )
     scope = allowed_scope(member, wanted)
@@ -108,7 +110,7 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
     if quarter is None:
         return text_message(
             f"I forecast {' and '.join(quarters)} only (this quarter and the next), "
-            f"not {inert(query.quarter)}.\n{FORECAST_USAGE}"
+            f"not {short(query.quarter)}.\n{FORECAST_USAGE}"
         )
     return snap, scope, quarter
 
@@ -117,13 +119,21 @@ def register(app: App, pipeline: Pipeline) -> None:
     @app.command("/deal")
     def deal(ack: Ack, command: dict, respond: Respond) -> None:
         ack()
-        message, share = deal_answer(pipeline, command["user_id"], command.get("text") or "")
+        user = command_user(command)
+        if user is None:
+            respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
+            return
+        message, share = deal_answer(pipeline, user, command_text(command))
         respond(**message, response_type="in_channel" if share else "ephemeral")
 
     @app.command("/forecast")
     def forecast(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         ack(text="Working on the forecast; the chart follows in a moment.")
-        request = forecast_request(pipeline, command["user_id"], command.get("text") or "")
+        user, channel = command_user(command), command_channel(command)
+        if user is None or channel is None:
+            respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
+            return
+        request = forecast_request(pipeline, user, command_text(command))
         if isinstance(request, dict):
             respond(**request, response_type="ephemeral")
             return
@@ -136,8 +146,8 @@ def register(app: App, pipeline: Pipeline) -> None:
         png = fan_chart(fc.table, _won(snap, scope), fc.as_of, title=title)
         upload = slack_api.upload_chart(
             client,
-            channel=command["channel_id"],
-            user=command["user_id"],
+            channel=channel,
+            user=user,
             png=png,
             title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
             comment=forecast_summary(fc.table, quarter, scope, as_of),
