@@ -1,7 +1,9 @@
 """Block Kit for the morning digest: pure functions from a score run to Slack message JSON.
 
-CRM text is untrusted: every value from the CRM goes through `escape` before it enters mrkdwn, so
-an account named `<!channel>` pings nobody and `<http://x|y>` stays text, not a link. Messages stay
+CRM text is untrusted: every value from the CRM goes through `bot.inert.inert` before it enters a
+message, so an account named `<!channel>` pings nobody, `<http://x|y>` or `www.evil.example`
+stays text, not a link, and `*x*` stays asterisks; every mrkdwn object is `verbatim`, so Slack
+does not auto-link or auto-mention inside it either. Messages stay
 within Block Kit's limits (50 blocks, 3000 characters a section, 150 a header, 10 context elements;
 slack-notes.md) and always carry a plain `text` fallback for notifications and screen readers.
 """
@@ -13,6 +15,7 @@ import math
 import pandas as pd
 
 from bot.digest import AT_RISK, Digest, News, top_reasons
+from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 
 MAX_BLOCKS = 50
@@ -26,9 +29,10 @@ MAX_BUTTON_ID = 200  # deal ids up to this long get buttons (block_id "deal:<id>
 MAX_NAME = 80  # CRM names shown in lists
 
 
-def escape(text: object) -> str:
-    """Make CRM text inert in mrkdwn: Slack's three control characters become entities."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def mrkdwn(text: str) -> dict:
+    """A mrkdwn text object that Slack renders without auto-parsing: no URL, channel name or
+    mention in it is turned into a link unless we wrote the `<...>` ourselves."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _cut(text: str, limit: int) -> str:
@@ -70,9 +74,9 @@ def why_text(drivers: str | None) -> str | None:
 
 
 def short(text: object, limit: int = MAX_NAME) -> str:
-    """CRM text escaped and cut to a readable length (a 5,000-character account name exists
+    """CRM text made inert and cut to a readable length (a 5,000-character account name exists
     somewhere)."""
-    return escape(_cut(str(text), limit))
+    return inert(_cut(str(text), limit))
 
 
 def estimated(row, long: bool = False) -> str:
@@ -85,7 +89,7 @@ def estimated(row, long: bool = False) -> str:
 
 
 def deal_line(row: pd.Series, previous_risk: float | None) -> str:
-    """One deal in mrkdwn: who and what (escaped), value, win probability, risk and its change."""
+    """One deal in mrkdwn: who and what (inert), value, win probability, risk and its change."""
     account = row.get("account")
     who = short(account) if isinstance(account, str) and account else "_no account yet_"
     text = (
@@ -96,10 +100,10 @@ def deal_line(row: pd.Series, previous_risk: float | None) -> str:
     )
     why = why_text(row.get("drivers"))
     if why:
-        text += f"\n_why:_ {escape(why)}"
+        text += f"\n_why:_ {inert(why)}"
     twins = row.get("same_as") or ()
     if len(twins):
-        text += f"\n_also:_ {escape(twins_text(twins))}"
+        text += f"\n_also:_ {inert(twins_text(twins))}"
     return _cut(text, MAX_SECTION)
 
 
@@ -167,8 +171,8 @@ def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
     """The digest's blocks with one deal's buttons replaced by a note of who handled it."""
     block_id = f"deal:{deal_id}"
     context = {"type": "context", "block_id": block_id,
-               "elements": [{"type": "mrkdwn", "text": _cut(note, MAX_SECTION)}]}  # fmt: skip
-    return [context if b.get("block_id") == block_id else b for b in blocks]
+               "elements": [mrkdwn(_cut(note, MAX_SECTION))]}  # fmt: skip
+    return [context if isinstance(b, dict) and b.get("block_id") == block_id else b for b in blocks]
 
 
 def footer_count(d: Digest) -> str:
@@ -182,26 +186,26 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     g = d.glance
     header = _cut(f"Pipeline digest: {short(d.scope.label)}, as of {d.as_of}", MAX_HEADER)
     fields = [
-        {"type": "mrkdwn", "text": f"*Open deals*\n{g.deals:,}"},
-        {"type": "mrkdwn", "text": f"*Pipeline value*\n{money(g.pipeline_value)}"},
-        {"type": "mrkdwn", "text": f"*Expected value*\n{money(g.expected_value)}"},
+        mrkdwn(f"*Open deals*\n{g.deals:,}"),
+        mrkdwn(f"*Pipeline value*\n{money(g.pipeline_value)}"),
+        mrkdwn(f"*Expected value*\n{money(g.expected_value)}"),
     ]
     if g.quarter:
-        fields.append({"type": "mrkdwn", "text": f"*{g.quarter} forecast*\nP50 {money(g.p50)} "
-                       f"(P10 {_money_or_dash(g.p10)} - P90 {_money_or_dash(g.p90)})"})  # fmt: skip
+        fields.append(mrkdwn(f"*{g.quarter} forecast*\nP50 {money(g.p50)} "
+                             f"(P10 {_money_or_dash(g.p10)} - P90 {_money_or_dash(g.p90)})"))  # fmt: skip
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}},
         {"type": "section", "fields": fields},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(d.confidence)}]},
+        {"type": "context", "elements": [mrkdwn(inert(d.confidence))]},
     ]
     if d.notes:
-        warn = _cut("⚠️ " + escape(" · ".join(d.notes)), MAX_SECTION)
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": warn}]})
+        warn = _cut("⚠️ " + inert(" · ".join(d.notes)), MAX_SECTION)
+        blocks.append({"type": "context", "elements": [mrkdwn(warn)]})
     if d.news is None:
         new = "_First digest here: changes are reported from the next one._"
     else:
         new = news_text(d.news, level) or "_Nothing new since the last digest._"
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": new}})
+    blocks.append({"type": "section", "text": mrkdwn(new)})
     blocks.append({"type": "divider"})
     room = (MAX_BLOCKS - len(blocks) - 1) // 2  # two blocks a deal, one kept for the footer
     budget = MAX_TOTAL - 500 - sum(len(t) for t in _texts(blocks))  # 500 kept for the footer
@@ -209,7 +213,7 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     for _, row in d.deals.head(room).iterrows():
         # on a channel's first digest there is no "since the last digest": no change shown
         previous = row.get("previous_risk") if d.news is not None else row["risk"]
-        pair = [{"type": "section", "text": {"type": "mrkdwn", "text": deal_line(row, previous)}}]
+        pair = [{"type": "section", "text": mrkdwn(deal_line(row, previous))}]
         if len(str(row["deal_id"])) <= MAX_BUTTON_ID:  # longer ids would not fit a button value
             pair.append(_buttons(d.run_id, str(row["deal_id"])))
         budget -= sum(len(t) for t in _texts(pair))
@@ -219,17 +223,17 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
         listed.append(row)
     shown = pd.DataFrame(listed)
     if shown.empty:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                       "text": "No deal in scope is at or above this channel's risk level."}})  # fmt: skip
+        blocks.append({"type": "section",
+                       "text": mrkdwn("No deal in scope is at or above this channel's risk level.")})  # fmt: skip
     footer = [footer_count(d)]
     if d.hidden:
         footer.append(f"{d.hidden} snoozed or acknowledged here")
-    footer.append("`/deal <id or account>` for any deal")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(footer)}]})
+    footer.append("`/deal &lt;id or account&gt;` for any deal")
+    blocks.append({"type": "context", "elements": [mrkdwn(" · ".join(footer))]})
     top = f"top deal at risk: {_deal_name(shown.iloc[0])}" if len(shown) else "no deal listed"
     forecast = f", {g.quarter} P50 {money(g.p50)}" if g.quarter else ""
     fallback = (
-        f"Pipeline digest ({escape(d.scope.label)}) as of {d.as_of}: {g.deals:,} open deals, "
+        f"Pipeline digest ({inert(d.scope.label)}) as of {d.as_of}: {g.deals:,} open deals, "
         f"pipeline {money(g.pipeline_value)}{forecast}; {top}"
     )
     return {"text": _cut(fallback, MAX_TEXT), "blocks": blocks}

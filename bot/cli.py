@@ -41,6 +41,19 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
+def _count(text: str) -> int:
+    """A whole number of 1 or more (`--top -3` would otherwise reach pandas and fail there)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, 1 or more, not {text!r}"
+        ) from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, not {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="revbot", description="Slack-native revenue intelligence for sales leadership."
@@ -112,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the demo data first (done anyway when the database is empty)",
     )
-    p.add_argument("--top", type=int, default=10, help="deals listed")
+    p.add_argument("--top", type=_count, default=10, help="deals listed (1 or more)")
     p.add_argument("--min-risk", type=float, default=0, help="list only deals at this risk or more")
 
     p = sub.add_parser(

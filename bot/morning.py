@@ -19,8 +19,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import slack_api
-from bot.blocks import check_limits, digest_message, escape
+from bot.blocks import check_limits, digest_message
 from bot.digest import Digest, build, in_scope
+from bot.inert import inert
 from bot.settings import Channel, Scope
 from bot.snapshot import Pipeline, Snapshot
 from dataset import store
@@ -111,7 +112,7 @@ def run_channel(
             raise ValueError(f"digest outside Block Kit limits: {problems}")
     except Exception as exc:
         log.exception("%s was not posted: preparing it failed", where)
-        slack_api.notify_admin(client, admin, f"revbot: {where} was not posted: {escape(str(exc))}")
+        slack_api.notify_admin(client, admin, f"revbot: {where} was not posted: {inert(str(exc))}")
         return Outcome(channel.id, digest_date, "failed", str(exc))
     if not store.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
         return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
@@ -122,19 +123,19 @@ def run_channel(
         if not slack_api.refused(exc):  # a 5xx or an unreadable answer: it may have gone out
             store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {code}")
             slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted (Slack "
-                    f"answered {escape(code)}); please check the channel. It will not be "
+                    f"answered {inert(code)}); please check the channel. It will not be "
                     "retried automatically.")  # fmt: skip
             return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {code}")
         store.finish_digest(db, channel.id, digest_date, error=code)  # refused: nothing posted
         hint = " (invite the bot: /invite @revbot)" if code in slack_api.NOT_A_MEMBER else ""
-        slack_api.notify_admin(client, admin, f"revbot: {where} failed: {escape(code)}{hint}; the next run "
+        slack_api.notify_admin(client, admin, f"revbot: {where} failed: {inert(code)}{hint}; the next run "
                 "will try again")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", code)
     except Exception as exc:  # a dropped connection or a timeout: it may have gone out
         log.exception("%s: unknown outcome", where)
         store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
         slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted "
-                f"({escape(str(exc))}); please check the channel. It will not be retried "
+                f"({inert(str(exc))}); please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {exc}")
     store.finish_digest(db, channel.id, digest_date, slack_ts=ts)

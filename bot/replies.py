@@ -1,7 +1,7 @@
 """Block Kit for the answers to `/deal`, `/forecast` and the digest's buttons. Pure.
 
-CRM text goes through `escape`; every message carries a plain `text` fallback and stays within
-Block Kit's limits (checked by `check_limits` in the tests).
+CRM text goes through `bot.inert.inert` and mrkdwn objects are `verbatim`; every message carries a
+plain `text` fallback and stays within Block Kit's limits (checked by `check_limits` in the tests).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bot.blocks import MAX_SECTION, _cut, escape, estimated, money, reason_text, short
+from bot.blocks import MAX_SECTION, _cut, estimated, money, mrkdwn, reason_text, short
+from bot.inert import fold, inert
 from bot.settings import Scope
 
 DEAL_USAGE = (
-    "*Usage:* `/deal <deal id or account name>` (add `share` to post the answer in the channel)\n"
+    "*Usage:* `/deal &lt;deal id or account name&gt;` (add `share` to post the answer in the channel)\n"
     "Examples: `/deal 1C1I7A6R`, `/deal Acme`, `/deal Acme share`"
 )
 FORECAST_USAGE = (
@@ -27,7 +28,7 @@ FORECAST_USAGE = (
 
 def text_message(text: str) -> dict:
     return {"text": _cut(text, MAX_SECTION), "blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION)}}]}  # fmt: skip
+        {"type": "section", "text": mrkdwn(_cut(text, MAX_SECTION))}]}  # fmt: skip
 
 
 def _pct(x) -> str:
@@ -57,26 +58,25 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     ]
     if drivers:
         why = "\n".join(
-            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {escape(reason_text(d))}"
+            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {inert(reason_text(d))}"
             for d in drivers
         )
     else:
         why = "_No single reason stands out: the score is close to the team's base rate._"
-    todo = "\n".join(f"• {escape(a)}" for a in actions) or "_No action suggested._"
+    todo = "\n".join(f"• {inert(a)}" for a in actions) or "_No action suggested._"
     blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(title, MAX_SECTION)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut("*Why*\n" + why, MAX_SECTION)}},
-        {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": _cut("*Suggested next steps*\n" + todo, MAX_SECTION)}},
+        {"type": "section", "text": mrkdwn(_cut(title, MAX_SECTION))},
+        {"type": "section", "fields": [mrkdwn(f) for f in fields]},
+        {"type": "section", "text": mrkdwn(_cut("*Why*\n" + why, MAX_SECTION))},
+        {"type": "section", "text": mrkdwn(_cut("*Suggested next steps*\n" + todo, MAX_SECTION))},
         {"type": "context", "elements": [
-            {"type": "mrkdwn", "text": _cut(f"{_trend(history)} · as of {as_of} · {escape(confidence)}", MAX_SECTION)}]},
+            mrkdwn(_cut(f"{_trend(history)} · as of {as_of} · {inert(confidence)}", MAX_SECTION))]},
     ]  # fmt: skip
     fallback = (
-        f"Deal {deal['deal_id']}: win probability {_pct(deal['win_prob'])}, risk "
+        f"Deal {short(deal['deal_id'])}: win probability {_pct(deal['win_prob'])}, risk "
         f"{deal['risk']:.0f}/100"
     )
-    return {"text": escape(fallback), "blocks": blocks}
+    return {"text": fallback, "blocks": blocks}
 
 
 def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
@@ -88,24 +88,24 @@ def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
     ]
     more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""
     text = (
-        f"{len(deals)} open deals match *{escape(query)}*; ask for one by id, e.g. "
-        f"`/deal {escape(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
+        f"{len(deals)} open deals match *{short(query)}*; ask for one by id, e.g. "
+        f"`/deal {inert(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
     )
     return text_message(text)
 
 
 def not_found_reply(query: str, suggestions: list[str]) -> dict:
-    text = f"I found no open deal with id or account *{escape(query)}*."
+    text = f"I found no open deal with id or account *{short(query)}*."
     if suggestions:
-        text += " Did you mean: " + ", ".join(f"`{escape(s)}`" for s in suggestions) + "?"
+        text += " Did you mean: " + ", ".join(f"`{inert(s)}`" for s in suggestions) + "?"
     return text_message(text + "\n" + DEAL_USAGE)
 
 
 def closed_reply(state: dict) -> dict:
     when = state.get("close_date") or "an unknown date"
     return text_message(
-        f"Deal `{escape(state['deal_id'])}` ({escape(state.get('account') or 'no account')}) "
-        f"was {escape(state['status'])} on {escape(when)}; I only score open deals."
+        f"Deal `{inert(state['deal_id'])}` ({inert(state.get('account') or 'no account')}) "
+        f"was {inert(state['status'])} on {inert(when)}; I only score open deals."
     )
 
 
@@ -140,11 +140,12 @@ def pick_quarter(wanted: str | None, quarters: list[str]) -> str | None:
 
 
 def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | None:
-    """A region or manager named in free text, case-insensitively (None if none matches)."""
-    t = text.strip().lower()
+    """A region or manager named in free text, case-insensitively, and whether typed, escaped by
+    Slack or pasted from one of our messages (None if none matches)."""
+    t = " ".join(fold(text).split()).lower()
     for kind, names in (("region", regions), ("manager", managers)):
         for name in names:
-            if name.lower() == t:
+            if " ".join(name.split()).lower() == t:
                 return Scope(kind, name)
     return None
 
@@ -154,7 +155,7 @@ def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
     return (
-        f"*Forecast for {quarter}, {escape(scope.label)}* (as of {as_of}): "
+        f"*Forecast for {quarter}, {inert(scope.label)}* (as of {as_of}): "
         f"P50 *{money(row['p50'])}*, P10 {money(row['p10'])}, P90 {money(row['p90'])}"
         + (f" (won so far {money(won)})" if won else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.gate import Gate
 from bot.snapshot import Pipeline
 from dataset import store
 
@@ -39,8 +40,12 @@ def health(pipeline: Pipeline) -> dict:
 
 
 def wsgi_app(app: App | None, pipeline: Pipeline):
-    """The WSGI callable; with `app` None (Socket Mode) only /healthz is served."""
+    """The WSGI callable; with `app` None (Socket Mode) only /healthz is served. Slack's requests
+    pass the `Gate` (malformed, replayed or retried requests stop there) before Bolt."""
     slack = SlackRequestHandler(app) if app is not None else None
+    secret = pipeline.settings.secrets.signing_secret
+    if slack is not None and secret:
+        slack = Gate(slack, secret)
 
     def application(environ, start_response):
         if environ.get("PATH_INFO") == "/healthz" and environ["REQUEST_METHOD"] == "GET":

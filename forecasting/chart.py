@@ -1,7 +1,8 @@
 """The fan chart: running revenue this quarter and next, actual to date, P10-P90 band and P50.
 
 Bytes out (PNG), no pyplot and no global state: a `Figure` on an Agg canvas is safe to render off
-the bot's main thread. Sized for Slack's preview: 720 x 480 px, drawn for legibility at 360 px
+the bot's main thread. The title carries CRM names (a region, a manager), so it is drawn
+literally: matplotlib would otherwise read `$...$` in a name as math and fail on `$x^{$`. Sized for Slack's preview: 720 x 480 px, drawn for legibility at 360 px
 wide (large type, few ticks, direct labels).
 """
 
@@ -36,8 +37,22 @@ def fan_chart(
     target: float | None = None,
     title: str | None = None,
 ) -> bytes:
+    """The chart as PNG bytes (see `draw`)."""
+    fig = draw(table, deals, as_of, target, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def draw(
+    table: pd.DataFrame,
+    deals: pd.DataFrame,
+    as_of: pd.Timestamp,
+    target: float | None = None,
+    title: str | None = None,
+) -> Figure:
     """table: a forecast's rows (its `cumulative` ones are drawn); deals: the CRM deals, for the
-    actual revenue won this quarter up to the as-of date."""
+    actual revenue won this quarter up to the as-of date; title: shown as written."""
     as_of = pd.Timestamp(as_of)
     q_start = current_quarter(as_of).start_time
     cum = table[table["kind"] == "cumulative"]
@@ -71,6 +86,8 @@ def fan_chart(
         f"({money(quarter['p10'])}-{money(quarter['p90'])})",
         fontsize=8.5,
         loc="left",
+        parse_math=False,  # literal: no mathtext, whatever `$` a CRM name holds
+        usetex=False,
     )
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: mdates.num2date(v).strftime("%b")))
@@ -81,6 +98,4 @@ def fan_chart(
         ax.spines[side].set_visible(False)
     ax.legend(fontsize=6.5, frameon=False, loc="upper left")
     fig.tight_layout(pad=0.4)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig

@@ -1,6 +1,8 @@
 """The digest's buttons: "Why?" answers privately with the deal's details; "Snooze 7 days" and
 "Acknowledge" record the decision in SQLite (keeping the deal out of that channel's next digests)
-and mark the deal in the posted digest so the team sees it was handled, and by whom."""
+and mark the deal in the posted digest so the team sees it was handled, and by whom. Each acks
+first, then reads the press through `payload.read_click`: a value it cannot read (an older
+digest's, a forged one) gets a clear private answer."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from slack_sdk import WebClient
 from bot import slack_api
 from bot.access import NOT_IN_ROSTER, can_see
 from bot.blocks import mark_handled
+from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.listeners.commands import deal_detail
+from bot.listeners.payload import UNREADABLE_BUTTON, read_click
 from bot.replies import text_message
 from bot.snapshot import Pipeline
 from dataset import store
@@ -23,28 +27,31 @@ log = logging.getLogger(__name__)
 SNOOZE_DAYS = 7
 
 
-def _target(body: dict) -> tuple[int, str]:
-    """(run id, deal id) from the button's value `run:deal`."""
-    run, _, deal = body["actions"][0]["value"].partition(":")
-    return int(run), deal
+def _say(respond: Respond | None, **message) -> None:
+    """Answer the clicker privately, leaving the digest as it is (when Slack gave a way to)."""
+    if respond is None:
+        log.warning("a button press without a response_url: nothing to answer to")
+        return
+    respond(**message, response_type="ephemeral", replace_original=False)
 
 
 def register(app: App, pipeline: Pipeline) -> None:
-    def find(body: dict, respond: Respond):
-        """The member and the deal row the button is about, or None after answering why not."""
-        user = body["user"]["id"]
-        member = pipeline.settings.member(user)
+    def find(body: dict, respond: Respond | None):
+        """The press, the member and the deal row the button is about, or None after answering
+        why not."""
+        click = read_click(body)
+        if click is None:
+            _say(respond, **text_message(UNREADABLE_BUTTON))
+            return None
+        member = pipeline.settings.member(click.user_id)
         if member is None:
-            respond(**text_message(NOT_IN_ROSTER.format(user_id=user)), response_type="ephemeral",
-                    replace_original=False)  # fmt: skip
+            _say(respond, **text_message(NOT_IN_ROSTER.format(user_id=inert(click.user_id))))
             return None
-        run_id, deal_id = _target(body)
-        deal = store.run_deal(pipeline.db(), run_id, deal_id)
+        deal = store.run_deal(pipeline.db(), click.run_id, click.deal_id)
         if deal is None or not can_see(member, deal):
-            respond(text="That deal is not one you can see.", response_type="ephemeral",
-                    replace_original=False)  # fmt: skip
+            _say(respond, text="That deal is not one you can see.")
             return None
-        return member, deal
+        return click, member, deal
 
     @app.action(ACTION_WHY)
     def why(ack: Ack, body: dict, respond: Respond) -> None:
@@ -53,28 +60,28 @@ def register(app: App, pipeline: Pipeline) -> None:
         if found is None:
             return
         snap = pipeline.snapshot()
-        member, deal = found
+        _, member, deal = found
         current = store.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
         if current is None:  # no longer open: explain it as it was in the digest
             current = deal
         if not can_see(member, current):  # moved to another team since the digest
-            respond(text="That deal is not one you can see.", response_type="ephemeral",
-                    replace_original=False)  # fmt: skip
+            _say(respond, text="That deal is not one you can see.")
             return
-        message = deal_detail(pipeline, snap, current)
-        respond(**message, response_type="ephemeral", replace_original=False)
+        _say(respond, **deal_detail(pipeline, snap, current))
 
     def handle(kind: str, body: dict, respond: Respond, client: WebClient) -> None:
         found = find(body, respond)
         if found is None:
             return
-        member, deal = found
+        click, member, deal = found
         if member.role == "rep":
-            respond(text="Only managers and leaders can snooze or acknowledge a deal in the "
-                    "digest; tell your manager what you are doing about it.",
-                    response_type="ephemeral", replace_original=False)  # fmt: skip
+            _say(respond, text="Only managers and leaders can snooze or acknowledge a deal in the "
+                 "digest; tell your manager what you are doing about it.")  # fmt: skip
             return
-        channel = body["channel"]["id"]
+        channel = click.channel_id
+        if channel is None:  # a snooze is kept per channel: without one it cannot be
+            _say(respond, **text_message(UNREADABLE_BUTTON))
+            return
         run = store.run_of(pipeline.db(), int(deal["run_id"]))
         until = None
         if kind == "snooze":
@@ -86,11 +93,19 @@ def register(app: App, pipeline: Pipeline) -> None:
             if kind == "snooze"
             else f"Acknowledged by <@{member.user_id}>: hidden until its risk rises"
         )
-        message = body.get("message")
-        if message and message.get("ts"):
+        message = click.message
+        if (
+            message
+            and isinstance(message.get("ts"), str)
+            and isinstance(message.get("blocks"), list)
+        ):
             blocks = mark_handled(message.get("blocks", []), deal["deal_id"], note)
-            slack_api.update_message(client, channel, message["ts"],
-                                     {"text": message.get("text", "Pipeline digest"), "blocks": blocks})  # fmt: skip
+            text = (
+                message.get("text") if isinstance(message.get("text"), str) else "Pipeline digest"
+            )
+            slack_api.update_message(
+                client, channel, message["ts"], {"text": text, "blocks": blocks}
+            )
 
     @app.action(ACTION_SNOOZE)
     def snooze(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:

@@ -13,7 +13,9 @@ from slack_sdk import WebClient
 
 from bot import slack_api
 from bot.access import NOT_IN_ROSTER, allowed_scope, can_see, member_scope
-from bot.blocks import escape
+from bot.blocks import short
+from bot.inert import fold, inert
+from bot.listeners.payload import UNKNOWN_USER, command_channel, command_text, command_user
 from bot.replies import (
     DEAL_USAGE,
     FORECAST_USAGE,
@@ -39,10 +41,10 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
     """The reply to `/deal <text>` and whether to share it in the channel."""
     words = text.split()
     share = bool(words) and words[-1].lower() == "share"
-    query = " ".join(words[:-1] if share else words)
+    query = fold(" ".join(words[:-1] if share else words))  # as pasted from a message, too
     member = pipeline.settings.member(user_id)
     if member is None:
-        return text_message(NOT_IN_ROSTER.format(user_id=user_id)), False
+        return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id))), False
     if not query:
         return text_message(DEAL_USAGE), False
     snap = pipeline.snapshot()
@@ -70,14 +72,14 @@ def deal_detail(pipeline: Pipeline, snap, deal: dict) -> dict:
 
 
 def _outside(member) -> str:
-    return escape(f"That deal is outside what you can see ({member_scope(member).label}).")
+    return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
 
 
 def forecast_request(pipeline: Pipeline, user_id: str, text: str):
     """(snapshot, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
     member = pipeline.settings.member(user_id)
     if member is None:
-        return text_message(NOT_IN_ROSTER.format(user_id=user_id))
+        return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id)))
     if text.strip().lower() in ("help", "?"):
         return text_message(FORECAST_USAGE)
     snap = pipeline.snapshot()
@@ -90,24 +92,25 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
         wanted = match_scope(query.scope_text, regions, managers)
         if wanted is None:
             known = (  # only leaders may ask for any of them, so only they get the list
-                f"Regions: {', '.join(regions)}. Managers: {', '.join(managers)}."
+                f"Regions: {', '.join(map(inert, regions))}. "
+                f"Managers: {', '.join(map(inert, managers))}."
                 if member.role == "leader"
-                else f"You can see {member_scope(member).label}."
+                else f"You can see {inert(member_scope(member).label)}."
             )
             return text_message(
-                f"I don't know a region or manager called *{escape(query.scope_text)}*. "
-                f"{escape(known)}\n{FORECAST_USAGE}"
+                f"I don't know a region or manager called *{short(query.scope_text)}*. "
+                f"{known}\n{FORECAST_USAGE}"
             )
     scope = allowed_scope(member, wanted)
     if isinstance(scope, str):
-        return text_message(escape(scope))
+        return text_message(inert(scope))
     table = snap.forecast(scope).table
     quarters = table.loc[table["kind"] == "quarter", "period"].tolist()
     quarter = pick_quarter(query.quarter, quarters)
     if quarter is None:
         return text_message(
             f"I forecast {' and '.join(quarters)} only (this quarter and the next), "
-            f"not {escape(query.quarter)}.\n{FORECAST_USAGE}"
+            f"not {short(query.quarter)}.\n{FORECAST_USAGE}"
         )
     return snap, scope, quarter
 
@@ -116,13 +119,21 @@ def register(app: App, pipeline: Pipeline) -> None:
     @app.command("/deal")
     def deal(ack: Ack, command: dict, respond: Respond) -> None:
         ack()
-        message, share = deal_answer(pipeline, command["user_id"], command.get("text") or "")
+        user = command_user(command)
+        if user is None:
+            respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
+            return
+        message, share = deal_answer(pipeline, user, command_text(command))
         respond(**message, response_type="in_channel" if share else "ephemeral")
 
     @app.command("/forecast")
     def forecast(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         ack(text="Working on the forecast; the chart follows in a moment.")
-        request = forecast_request(pipeline, command["user_id"], command.get("text") or "")
+        user, channel = command_user(command), command_channel(command)
+        if user is None or channel is None:
+            respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
+            return
+        request = forecast_request(pipeline, user, command_text(command))
         if isinstance(request, dict):
             respond(**request, response_type="ephemeral")
             return
@@ -135,10 +146,10 @@ def register(app: App, pipeline: Pipeline) -> None:
         png = fan_chart(fc.table, _won(snap, scope), fc.as_of, title=title)
         upload = slack_api.upload_chart(
             client,
-            channel=command["channel_id"],
-            user=command["user_id"],
+            channel=channel,
+            user=user,
             png=png,
-            title=f"Forecast {quarter}, {scope.label}, as of {as_of}",
+            title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
             comment=forecast_summary(fc.table, quarter, scope, as_of),
         )
         if upload.direct:

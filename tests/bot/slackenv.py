@@ -1,7 +1,9 @@
 """A small real pipeline and the bot served over HTTP on 127.0.0.1, with signed requests.
 
-The CRM is the demo generator's (1,200 deals) plus one hostile deal whose account, owner and
-product try to ping the channel and forge a link; the model is trained for real on it.
+The CRM is the demo generator's (1,200 deals) plus one hostile deal whose account and owner try to
+ping the channel and forge a link, in a team whose region and manager are named with every other
+trick (bare URLs, mentions, mrkdwn formatting, matplotlib math); the model is trained for real on
+it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ SMALL = DemoConfig(deals=1200, daily_exports=3, seed=5)
 HOSTILE_ACCOUNT = "<!channel> <http://evil.example|Click me>"
 HOSTILE_OWNER = "<!here> Eve"
 HOSTILE_ID = "DHOSTILE01"
+HOSTILE_REGION = "$x^{$ *West* ~s~ <@U123> @here www.evil.example R&D a>b"
+HOSTILE_MANAGER = "_Mo_ @channel @everyone http://evil.example/login mailto:x@evil.example ```x```"
 LEADER, MANAGER, REP, STRANGER = "U0LEADER", "U0MANAGER", "U0REP", "U0STRANGER"
 
 
@@ -44,6 +48,8 @@ def build_crm(folder: Path) -> dict:
                    sales_agent=HOSTILE_OWNER)  # fmt: skip
     with newest.open("a", newline="", encoding="utf-8") as fh:
         csv.DictWriter(fh, fieldnames=list(rows[0])).writerow(hostile)
+    with (crm / "sales_teams.csv").open("a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerow([HOSTILE_OWNER, HOSTILE_MANAGER, HOSTILE_REGION])
     db_path = folder / "revbot.db"
     db = store.connect(db_path)
     ingest_files(db, [crm, crm / "exports"])
@@ -60,7 +66,8 @@ def build_crm(folder: Path) -> dict:
 def people(scores) -> dict:
     """A real manager, a rep of another team, and their deals, from the scored data."""
     manager = scores["manager"].dropna().value_counts().index[0]
-    rep = scores.loc[(scores["manager"] != manager) & scores["manager"].notna(), "owner"].iloc[0]
+    others = (scores["manager"] != manager) & scores["manager"].notna()
+    rep = scores.loc[others & (scores["owner"] != HOSTILE_OWNER), "owner"].iloc[0]
     return {"manager": manager, "rep": rep,
             "region": scores.loc[scores["manager"] == manager, "region"].iloc[0]}  # fmt: skip
 

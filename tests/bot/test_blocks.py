@@ -6,8 +6,9 @@ import json
 
 import pandas as pd
 
-from bot.blocks import check_limits, deal_line, digest_message, escape, mark_handled
+from bot.blocks import check_limits, deal_line, digest_message, mark_handled
 from bot.digest import build
+from bot.inert import JOINER, inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.settings import Scope
 
@@ -46,10 +47,11 @@ def message(frame: pd.DataFrame, top: int = 10, previous=None) -> dict:
     return digest_message(d)
 
 
-def test_escape_neutralises_mentions_and_links():
-    assert escape("<!channel>") == "&lt;!channel&gt;"
-    assert escape("<http://x|y>") == "&lt;http://x|y&gt;"
-    assert escape("R&D <b>") == "R&amp;D &lt;b&gt;"
+def test_inert_neutralises_mentions_links_and_formatting():
+    assert inert("<!channel>") == "&lt;!channel&gt;"
+    assert inert("<http://x|y>") == f"&lt;http:{JOINER}//x|y&gt;"
+    assert inert("R&D <b>") == "R&amp;D &lt;b&gt;"
+    assert inert("*bold* @here") == f"\u2217bold\u2217 @{JOINER}here"
 
 
 def test_hostile_account_names_cannot_ping_or_link():
@@ -58,8 +60,8 @@ def test_hostile_account_names_cannot_ping_or_link():
         dumped = json.dumps(m)
         assert "<!" not in dumped and "<http" not in dumped and "<@" not in dumped
         deal_sections = [b for b in m["blocks"] if b["type"] == "section" and "text" in b]
-        assert any(escape(name) in b["text"]["text"] for b in deal_sections)
-        assert escape(name) in m["text"]
+        assert any(inert(name) in b["text"]["text"] for b in deal_sections)
+        assert inert(name) in m["text"]
 
 
 def test_header_has_the_glance_and_the_quarter_forecast():

@@ -96,3 +96,19 @@ def test_serve_and_morning_say_what_is_missing(tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.toml").write_text('[[channels]]\nid = "#sales"\n')
     assert main(["morning", "--config", str(tmp_path / "bad.toml")]) == 2
     assert "is not a Slack channel ID" in capsys.readouterr().err
+
+
+def test_a_bad_top_is_one_clear_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    monkeypatch.chdir(tmp_path)
+    for bad in ("-3", "0", "ten", "2.5"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["digest", "--top", bad])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in err
+        assert err.splitlines()[-1] == (
+            "revbot digest: error: argument --top: expected a whole number, 1 or more, not "
+            + (repr(bad) if bad in ("ten", "2.5") else bad)
+        )
+    assert not (tmp_path / "revbot.db").exists()  # refused before anything ran

@@ -101,7 +101,7 @@ def test_unknown_id_suggests_the_closest(served):
 
 def test_empty_text_gives_usage(served):
     _, answer = ask(served, "/deal", "   ")
-    assert answer["text"].startswith("*Usage:* `/deal <deal id or account name>`")
+    assert answer["text"].startswith("*Usage:* `/deal &lt;deal id or account name&gt;`")
 
 
 def test_a_closed_deal_says_so(served):
