@@ -7,24 +7,26 @@ fake Slack, so what is tested is what runs.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import slack_api
+from bot import handoff, slack_api
 from bot.config import SetupError
 from bot.listeners import actions, commands
 from bot.settings import Settings
 from bot.snapshot import Pipeline
 
 log = logging.getLogger(__name__)
-LISTENER_THREADS = 16  # Bolt's default of 5 lets a few chart renders delay the next ack
 
 
 def create_app(
-    settings: Settings, db_path: Path, artifacts: Path, client: WebClient | None = None
+    settings: Settings,
+    db_path: Path,
+    artifacts: Path,
+    client: WebClient | None = None,
+    work_slots: int = handoff.WORK_SLOTS,
 ) -> tuple[App, Pipeline]:
     """The Bolt app with its listeners, and the pipeline it reads. Request signatures are always
     verified (Socket Mode payloads come over an authenticated socket instead)."""
@@ -36,12 +38,9 @@ def create_app(
         )
     client = client or slack_api.make_client(settings.secrets)
     pipeline = Pipeline(db_path, artifacts, settings)
-    app = App(
-        client=client,
-        signing_secret=settings.secrets.signing_secret or "",
-        request_verification_enabled=bool(settings.secrets.signing_secret),
-        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
-    )
+    slots = handoff.WorkSlots(work_slots)
+    app = _bolt_app(client, settings, handoff.ListenerExecutor(slots))
+    handoff.install(app, slots)
     commands.register(app, pipeline)
     actions.register(app, pipeline)
 
@@ -59,3 +58,12 @@ def create_app(
     else:
         log.info("roster: %d members", len(settings.roster))
     return app, pipeline
+
+
+def _bolt_app(client: WebClient, settings: Settings, executor: handoff.ListenerExecutor) -> App:
+    return App(
+        client=client,
+        signing_secret=settings.secrets.signing_secret or "",
+        request_verification_enabled=bool(settings.secrets.signing_secret),
+        listener_executor=executor,
+    )
