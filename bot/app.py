@@ -12,9 +12,10 @@ from pathlib import Path
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import handoff, slack_api
+from bot import handoff, readiness, slack_api
 from bot.config import SetupError
 from bot.listeners import actions, commands
+from bot.readiness import Readiness
 from bot.settings import Settings
 from bot.snapshot import Pipeline
 
@@ -26,10 +27,12 @@ def create_app(
     db_path: Path,
     artifacts: Path,
     client: WebClient | None = None,
+    ready: Readiness | None = None,
     work_slots: int = handoff.WORK_SLOTS,
 ) -> tuple[App, Pipeline]:
     """The Bolt app with its listeners, and the pipeline it reads. Request signatures are always
-    verified (Socket Mode payloads come over an authenticated socket instead)."""
+    verified (Socket Mode payloads come over an authenticated socket instead). While `ready`
+    says starting, commands get a "starting" note; without it the app counts as ready."""
     if not settings.secrets.bot_token:
         raise SetupError("SLACK_BOT_TOKEN is not set: `revbot serve` needs the bot's xoxb- token")
     if not settings.secrets.app_token and not settings.secrets.signing_secret:
@@ -40,6 +43,7 @@ def create_app(
     pipeline = Pipeline(db_path, artifacts, settings)
     slots = handoff.WorkSlots(work_slots)
     app = _bolt_app(client, settings, handoff.ListenerExecutor(slots))
+    readiness.install(app, ready or Readiness(ready=True))  # before handoff: it answers itself
     handoff.install(app, slots)
     commands.register(app, pipeline)
     actions.register(app, pipeline)

@@ -1,5 +1,5 @@
-"""HTTP in front of the Bolt app: Slack's requests at POST /slack/events, GET /healthz for
-monitors.
+"""HTTP in front of the Bolt app: Slack's requests at POST /slack/events; GET /healthz (the
+process is up) and GET /readyz (warmed up: 200, or 503 while starting) for monitors.
 
 Served by waitress: maintained, pure Python (no compiler, runs wherever revbot runs, the slim
 container included), a listen backlog and a worker pool we size ourselves, and one I/O thread
@@ -22,6 +22,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
+from bot.readiness import Readiness
 from bot.snapshot import Pipeline
 from dataset import store
 
@@ -52,9 +53,11 @@ def _json(start_response: Callable, status: int, body: dict) -> list[bytes]:
     return [data]
 
 
-def wsgi_app(app: App | None, pipeline: Pipeline) -> WsgiApp:
-    """The WSGI callable; with `app` None (Socket Mode) only /healthz is served."""
+def wsgi_app(app: App | None, pipeline: Pipeline, readiness: Readiness | None = None) -> WsgiApp:
+    """The WSGI callable; with `app` None (Socket Mode) only /healthz and /readyz are served.
+    Without `readiness` the bot counts as ready (it was warmed up before serving)."""
     slack = SlackRequestHandler(app) if app is not None else None
+    readiness = readiness or Readiness(ready=True)
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO"), environ["REQUEST_METHOD"]
@@ -63,7 +66,10 @@ def wsgi_app(app: App | None, pipeline: Pipeline) -> WsgiApp:
                 body, status = health(pipeline), 200
             except Exception as exc:  # the monitor should see a failure, not a hang
                 body, status = {"ok": False, "error": type(exc).__name__}, 503
-            return _json(start_response, status, body)
+            ready = readiness.report()[1]["status"]
+            return _json(start_response, status, body | {"status": ready})
+        if path == "/readyz" and method == "GET":
+            return _json(start_response, *readiness.report())
         if slack is not None:
             return slack(environ, start_response)
         return _json(start_response, 404, {"error": "not found"})

@@ -1,8 +1,10 @@
-"""`revbot serve` as Slack meets it: a burst of commands answered without losing a connection."""
+"""`revbot serve` as a monitor and Slack meet it: it listens at once and warms up behind /readyz,
+and answers a burst of commands without losing a connection."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -11,10 +13,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bot.listeners import ACTION_WHY
+from bot.readiness import STARTING
+from bot.serve import serve
 from tests.bot.slackenv import (
     LEADER,
+    action_body,
     command_body,
     post,
+    settings_for,
 )
 from tests.fakeslack import FakeSlack
 
@@ -46,6 +53,59 @@ def answers_at(slack: FakeSlack, url: str, timeout: float = 15) -> dict:
             return found[0].params
         time.sleep(0.01)
     raise AssertionError(f"no answer at {path}")
+
+
+def test_listens_at_once_and_says_starting_until_warm(small_crm, db_copy, tmp_path):
+    # A real slow warm-up: the model is there, but the forecast's shared shock was never fitted,
+    # so warming up runs the backtest (seconds) before the snapshot can load.
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(small_crm["artifacts"], artifacts)
+    fitted = artifacts / "forecast.json"
+    fitted.unlink()
+    deal_id = small_crm["scores"]["deal_id"].iloc[0]
+    with FakeSlack() as slack:
+        settings = settings_for(slack.base_url, small_crm["who"])
+        port, listening, stop = free_port(), threading.Event(), threading.Event()
+        worker = threading.Thread(
+            target=serve, args=(settings, {}), daemon=True,
+            kwargs=dict(db_path=db_copy, artifacts=artifacts, host="127.0.0.1", port=port,
+                        scheduler=False, ready=listening, stop=stop),
+        )  # fmt: skip
+        worker.start()
+        root = f"http://127.0.0.1:{port}"
+        try:
+            assert listening.wait(30)
+            status, health = get(root + "/healthz")
+            assert (status, health["status"], health["ok"]) == (200, "starting", True)
+            assert get(root + "/readyz")[0] == 503
+            assert get(root + "/readyz")[1]["status"] == "starting"
+            url = slack.response_url("early")
+            early = post(root + "/slack/events", command_body("/deal", deal_id, LEADER, url))
+            assert early.status == 200
+            assert early.json() == {"response_type": "ephemeral", "text": STARTING}
+            button = slack.response_url("button")
+            message = {"ts": "1700000000.000100", "text": "digest", "blocks": []}
+            click = action_body(ACTION_WHY, f"1:{deal_id}", LEADER, button, message)
+            assert post(root + "/slack/events", click).status == 200
+            assert answers_at(slack, button)["text"] == STARTING
+            assert not fitted.exists(), "the warm-up ended before the checks: they proved nothing"
+
+            deadline = time.monotonic() + 180
+            while get(root + "/readyz")[0] != 200:
+                assert time.monotonic() < deadline, "never ready"
+                time.sleep(0.1)
+            assert fitted.exists()
+            assert get(root + "/readyz")[1] == {"status": "ready"}
+            assert get(root + "/healthz")[1]["status"] == "ready"
+            url = slack.response_url("warm")
+            reply = post(root + "/slack/events", command_body("/deal", deal_id, LEADER, url))
+            assert (reply.status, reply.body) == (200, "")  # acked; the answer follows
+            answer = answers_at(slack, url)
+            assert deal_id in json.dumps(answer["blocks"]) and STARTING not in answer["text"]
+        finally:
+            stop.set()
+            worker.join(timeout=15)
+        assert not worker.is_alive()
 
 
 def test_a_burst_of_commands_loses_no_connection(served):
