@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot import handoff, readiness, slack_api
@@ -65,9 +66,24 @@ def create_app(
 
 
 def _bolt_app(client: WebClient, settings: Settings, executor: handoff.ListenerExecutor) -> App:
-    return App(
-        client=client,
-        signing_secret=settings.secrets.signing_secret or "",
-        request_verification_enabled=bool(settings.secrets.signing_secret),
-        listener_executor=executor,
-    )
+    """Bolt's App, which checks the bot token with Slack's auth.test as it is built: a failure
+    becomes one line saying what to check, not a traceback."""
+    where = settings.secrets.api_url or "https://slack.com/api/"
+    try:
+        return App(
+            client=client,
+            signing_secret=settings.secrets.signing_secret or "",
+            request_verification_enabled=bool(settings.secrets.signing_secret),
+            listener_executor=executor,
+        )
+    except BoltError as exc:  # Slack answered: the token is wrong, revoked or lacks a scope
+        raise SetupError(
+            f"Slack refused the bot token at start-up ({exc}); copy SLACK_BOT_TOKEN again "
+            "(deploy/README.md, step 3)"
+        ) from None
+    except OSError as exc:  # no answer: refused, unresolvable, timed out (URLError included)
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise SetupError(
+            f"cannot reach Slack at {where} to check the bot token: {reason}. Check the "
+            "network, any proxy, and SLACK_API_URL if set"
+        ) from None

@@ -1,11 +1,15 @@
 """`revbot serve` as a monitor and Slack meet it: it listens at once and warms up behind /readyz,
-and answers a burst of commands without losing a connection."""
+answers a burst of commands without losing a connection, and stops at start with one clear line
+when Slack cannot be reached or refuses the token."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -13,11 +17,14 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bot.cli import main
 from bot.listeners import ACTION_WHY
 from bot.readiness import STARTING
 from bot.serve import serve
 from tests.bot.slackenv import (
     LEADER,
+    SECRET,
+    TOKEN,
     action_body,
     command_body,
     post,
@@ -129,3 +136,41 @@ def test_a_burst_of_commands_loses_no_connection(served):
     assert slowest < SLACK_LIMIT, f"an ack took {slowest:.1f} s"
     for deal_id, url in zip(ids, urls, strict=True):
         assert deal_id in json.dumps(answers_at(served.slack, url, timeout=60)["blocks"])
+
+
+def _serve_cli(tmp_path: Path, api_url: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REVBOT_"))}
+    env |= {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api_url,
+            "PYTHONPATH": str(ROOT)}  # fmt: skip
+    argv = [sys.executable, "-m", "bot.cli", "serve", "--db", str(tmp_path / "x.db"),
+            "--port", str(free_port()), "--no-scheduler"]  # fmt: skip
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_serve_without_slack_says_so_in_one_line(tmp_path):
+    api_url = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there: refused
+    done = _serve_cli(tmp_path, api_url)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    # the client's retries are logged; then one line says what failed and what to check
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"revbot serve: error: cannot reach Slack at {api_url} to check the bot token: "
+        "[Errno 111] Connection refused. Check the network, any proxy, and SLACK_API_URL if set"
+    )
+    assert done.stderr.count("revbot serve: error:") == 1
+
+
+def test_serve_with_a_refused_token_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with FakeSlack() as slack:
+        slack.fail("auth.test", "invalid_auth")
+        monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+        monkeypatch.setenv("SLACK_API_URL", slack.base_url)
+        monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+        monkeypatch.delenv("REVBOT_CONFIG", raising=False)
+        code = main(["serve", "--db", str(tmp_path / "x.db"), "--port", "0", "--no-scheduler"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "revbot serve: error: Slack refused the bot token" in err and "invalid_auth" in err
+    assert "Traceback" not in err
