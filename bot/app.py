@@ -7,27 +7,33 @@ fake Slack, so what is tested is what runs.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
-from bot import slack_api
+from bot import handoff, readiness, slack_api
 from bot.config import SetupError
 from bot.listeners import actions, commands
+from bot.readiness import Readiness
 from bot.settings import Settings
 from bot.snapshot import Pipeline
 
 log = logging.getLogger(__name__)
-LISTENER_THREADS = 16  # Bolt's default of 5 lets a few chart renders delay the next ack
 
 
 def create_app(
-    settings: Settings, db_path: Path, artifacts: Path, client: WebClient | None = None
+    settings: Settings,
+    db_path: Path,
+    artifacts: Path,
+    client: WebClient | None = None,
+    ready: Readiness | None = None,
+    work_slots: int = handoff.WORK_SLOTS,
 ) -> tuple[App, Pipeline]:
     """The Bolt app with its listeners, and the pipeline it reads. Request signatures are always
-    verified (Socket Mode payloads come over an authenticated socket instead)."""
+    verified (Socket Mode payloads come over an authenticated socket instead). While `ready`
+    says starting, commands get a "starting" note; without it the app counts as ready."""
     if not settings.secrets.bot_token:
         raise SetupError("SLACK_BOT_TOKEN is not set: `revbot serve` needs the bot's xoxb- token")
     if not settings.secrets.app_token and not settings.secrets.signing_secret:
@@ -36,12 +42,10 @@ def create_app(
         )
     client = client or slack_api.make_client(settings.secrets)
     pipeline = Pipeline(db_path, artifacts, settings)
-    app = App(
-        client=client,
-        signing_secret=settings.secrets.signing_secret or "",
-        request_verification_enabled=bool(settings.secrets.signing_secret),
-        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
-    )
+    slots = handoff.WorkSlots(work_slots)
+    app = _bolt_app(client, settings, handoff.ListenerExecutor(slots))
+    readiness.install(app, ready or Readiness(ready=True))  # before handoff: it answers itself
+    handoff.install(app, slots)
     commands.register(app, pipeline)
     actions.register(app, pipeline)
 
@@ -59,3 +63,27 @@ def create_app(
     else:
         log.info("roster: %d members", len(settings.roster))
     return app, pipeline
+
+
+def _bolt_app(client: WebClient, settings: Settings, executor: handoff.ListenerExecutor) -> App:
+    """Bolt's App, which checks the bot token with Slack's auth.test as it is built: a failure
+    becomes one line saying what to check, not a traceback."""
+    where = settings.secrets.api_url or "https://slack.com/api/"
+    try:
+        return App(
+            client=client,
+            signing_secret=settings.secrets.signing_secret or "",
+            request_verification_enabled=bool(settings.secrets.signing_secret),
+            listener_executor=executor,
+        )
+    except BoltError as exc:  # Slack answered: the token is wrong, revoked or lacks a scope
+        raise SetupError(
+            f"Slack refused the bot token at start-up ({exc}); copy SLACK_BOT_TOKEN again "
+            "(deploy/README.md, step 3)"
+        ) from None
+    except OSError as exc:  # no answer: refused, unresolvable, timed out (URLError included)
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise SetupError(
+            f"cannot reach Slack at {where} to check the bot token: {reason}. Check the "
+            "network, any proxy, and SLACK_API_URL if set"
+        ) from None

@@ -368,6 +368,8 @@ def _logging(verbose: bool = False) -> None:
     )
     for noisy in ("urllib3", "slack_sdk.web.base_client", "apscheduler.executors"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # a warning per request queued: a burst is expected, the server is sized for it
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 One process runs the Bolt app and the scheduler. Socket Mode when SLACK_APP_TOKEN is set (no
 public URL needed: the default for an internal tool), else HTTP at POST /slack/events. GET /healthz
-is served either way. Digests are claimed in SQLite, so even a second process never posts twice,
-but run one scheduler per database (deploy/README.md).
+and /readyz are served either way: the process listens at once and warms up behind them. Digests
+are claimed in SQLite, so even a second process never posts twice, but run one scheduler per
+database (deploy/README.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 from bot import morning, scheduler, slack_api
 from bot.app import create_app
 from bot.config import SetupError
+from bot.readiness import Readiness
 from bot.server import serve_background, wsgi_app
 from bot.settings import Settings
 from bot.snapshot import Pipeline
@@ -29,15 +32,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _warm(pipeline, settings: Settings, presets: dict) -> None:
-    """Load the data and the snapshot (and each channel's forecast) before the first request."""
+def _warm(pipeline, settings: Settings, presets: dict) -> str | None:
+    """Load the data and the snapshot (and each channel's forecast). Returns what failed, if
+    anything: the bot serves anyway, and each command says what it lacks."""
     try:
         pipeline.refresh(presets)
         snap = pipeline.snapshot()
         for channel in settings.channels:
             snap.forecast(channel.scope)
-    except Exception:
+    except Exception as exc:
         log.exception("could not prepare the pipeline at start-up; commands will say so")
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def serve(
@@ -52,27 +58,19 @@ def serve(
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or `stop` is set). `ready` is set once requests are served."""
+    """Run until SIGTERM/SIGINT (or `stop` is set). Listens at once, then warms up on a thread
+    (/readyz says "starting" meanwhile) and starts the digest scheduler when warm. `ready` is
+    set once requests are answered (the warm-up may still be running)."""
     socket_mode = bool(settings.secrets.app_token)
-    app, pipeline = create_app(settings, db_path, artifacts)
+    readiness = Readiness()
+    app, pipeline = create_app(settings, db_path, artifacts, ready=readiness)
     log.info("revbot starting: %s mode, database %s, %s", "Socket" if socket_mode else "HTTP",
              db_path, settings.secrets)  # fmt: skip
-    _warm(pipeline, settings, presets)
-    client = app.client
-
-    def job(channel, day):
-        outcome = morning.run_channel(pipeline, client, channel, day, presets)
-        log.info("digest %s %s: %s %s", channel.id, day, outcome.status, outcome.detail)
-        return outcome
-
-    sched = None
-    if scheduler and settings.channels:
-        sched = _start_scheduler(settings, pipeline, job, client)
-    elif not settings.channels:
-        log.warning("no [[channels]] configured: no digest will be posted")
-    server, _ = serve_background(wsgi_app(None if socket_mode else app, pipeline), host, port)
-    log.info("listening on http://%s:%s (%s)", host, server.server_port,
-             "/healthz" if socket_mode else "/slack/events and /healthz")  # fmt: skip
+    server, _ = serve_background(
+        wsgi_app(None if socket_mode else app, pipeline, readiness), host, port
+    )
+    log.info("listening on http://%s:%s (%s); warming up", host, server.server_port,
+             "/healthz, /readyz" if socket_mode else "/slack/events, /healthz, /readyz")  # fmt: skip
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,14 +83,56 @@ def serve(
         handler.connect()
     if ready is not None:
         ready.set()
+    warm = _WarmUp(settings, presets, pipeline, app.client, readiness, scheduler, stop)
+    threading.Thread(target=warm.run, name="warm-up", daemon=True).start()
     stop.wait()
     log.info("revbot stopping")
     if handler is not None:
         handler.close()
-    if sched is not None:
-        sched.shutdown(wait=False)
+    warm.stop()
     server.shutdown()
     return 0
+
+
+class _WarmUp:
+    """The warm-up thread: prepare the pipeline, say ready, then start the scheduler unless
+    revbot is already stopping (a warm-up cannot be interrupted; it is left to die with the
+    process)."""
+
+    def __init__(self, settings: Settings, presets: dict, pipeline, client, readiness: Readiness,
+                 scheduler: bool, stopping: threading.Event) -> None:  # fmt: skip
+        self.settings, self.presets, self.pipeline, self.client = (
+            settings,
+            presets,
+            pipeline,
+            client,
+        )
+        self.readiness, self.scheduler, self.stopping = readiness, scheduler, stopping
+        self._lock = threading.Lock()
+        self._sched = None
+
+    def job(self, channel, day):
+        outcome = morning.run_channel(self.pipeline, self.client, channel, day, self.presets)
+        log.info("digest %s %s: %s %s", channel.id, day, outcome.status, outcome.detail)
+        return outcome
+
+    def run(self) -> None:
+        started = time.monotonic()
+        problem = _warm(self.pipeline, self.settings, self.presets)
+        self.readiness.done(problem)
+        log.info("ready after %.0f s of warm-up%s", time.monotonic() - started,
+                 f" ({problem})" if problem else "")  # fmt: skip
+        if not self.settings.channels:
+            log.warning("no [[channels]] configured: no digest will be posted")
+            return
+        with self._lock:
+            if self.scheduler and not self.stopping.is_set():
+                self._sched = _start_scheduler(self.settings, self.pipeline, self.job, self.client)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._sched is not None:
+                self._sched.shutdown(wait=False)
 
 
 def _start_scheduler(settings: Settings, pipeline, job, client):

@@ -99,6 +99,10 @@ def validate_blocks(blocks: Any) -> list[str]:
     return errors
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the stdlib's 5 would drop a burst of answers from a loaded bot
+
+
 class FakeSlack:
     """The fake server plus everything it recorded; all state is guarded by one lock."""
 
@@ -112,7 +116,7 @@ class FakeSlack:
         self._not_member: set[str] = set()
         self._lock = threading.Lock()
         self._seq = itertools.count(1)  # never reset, so ts and ids stay unique across reset()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = self.base_url = ""
         self.closed_port = 9  # discard: connecting is refused at once on loopback
@@ -120,7 +124,7 @@ class FakeSlack:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeSlack:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
         self.base_url = self.url + "api/"
         self._thread = threading.Thread(
