@@ -2,7 +2,8 @@
 
 The edge between files and the pure parsing/validation core. One file = one transaction: its import
 log row, its quarantined rows and its data land together or not at all. A file already imported
-(same content hash) changes nothing.
+(same content hash) changes nothing, and is known as such before it is parsed: the hash is taken
+by streaming the file.
 """
 
 from __future__ import annotations
@@ -96,8 +97,26 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def file_sha256(path: Path) -> str:
+    """The file's content hash, read in blocks: a file imported before is known without holding
+    it in memory or parsing it."""
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+
+
+def _already(path: Path, previous: store.ImportRecord) -> FileResult:
+    note = f"same content as import #{previous.id} ({previous.file_name}); nothing changed"
+    return FileResult(path, "already imported", notes=[note])
+
+
 def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | None) -> _Loaded:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     try:
         raw = read_table(data, encoding)
         preset, found = detect(raw.header, presets, forced)
@@ -134,28 +153,25 @@ def ingest_files(
             f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
             "give the day the export was taken"
         )
-    loaded = [_load(p, encoding, presets, preset) for p in expand(paths)]
     results: list[FileResult] = []
     todo: list[_Loaded] = []
-    for item in loaded:
-        previous = store.find_import(db, item.sha256)
+    seen: dict[str, Path] = {}
+    for path in expand(paths):
+        sha256 = file_sha256(path)
+        previous = store.find_import(db, sha256)
         if previous is not None:
-            results.append(
-                FileResult(
-                    item.path,
-                    "already imported",
-                    notes=[
-                        f"same content as import #{previous.id} ({previous.file_name}); "
-                        "nothing changed"
-                    ],
-                )
-            )
-        elif item.preset.table == "dictionary":
+            results.append(_already(path, previous))
+            continue
+        if sha256 in seen:
+            note = f"same content as {seen[sha256].name}, earlier in this batch; nothing changed"
+            results.append(FileResult(path, "already imported", notes=[note]))
+            continue
+        seen[sha256] = path
+        item = _load(path, encoding, presets, preset)
+        if item.preset.table == "dictionary":
             results.append(FileResult(item.path, "skipped", notes=["a data dictionary, not data"]))
         else:
             todo.append(item)
-    seen: set[str] = set()
-    todo = [t for t in todo if not (t.sha256 in seen or seen.add(t.sha256))]
 
     for table in REFERENCE_ORDER:
         for item in (t for t in todo if t.preset.table == table):
@@ -163,8 +179,9 @@ def ingest_files(
             results.append(_store(db, item, parsed, encoding))
     deals = [t for t in todo if t.preset.table == "deals"]
     parsed_deals = []
-    known_products = store.product_names(db)
-    known_ids = store.deal_ids(db)
+    # every deal id imported so far: read only when there is a deals file to check against them
+    known_products = store.product_names(db) if deals else []
+    known_ids = store.deal_ids(db) if deals else []
     for item in deals:
         try:
             parsed = parse_table(
