@@ -3,12 +3,14 @@
 The edge between files and the pure parsing/validation core. One file = one transaction: its import
 log row, its quarantined rows and its data land together or not at all. A file already imported
 (same content hash) changes nothing, and is known as such before it is parsed: the hash is taken
-by streaming the file.
+by streaming the file, and checked again under the write lock, so two processes importing the
+same file at once import it once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -107,8 +109,9 @@ def file_sha256(path: Path) -> str:
         raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
 
 
-def _already(path: Path, previous: store.ImportRecord) -> FileResult:
-    note = f"same content as import #{previous.id} ({previous.file_name}); nothing changed"
+def _already(path: Path, previous: store.ImportRecord, meanwhile: bool = False) -> FileResult:
+    when = ", which another run imported while this one was reading the file" if meanwhile else ""
+    note = f"same content as import #{previous.id} ({previous.file_name}){when}; nothing changed"
     return FileResult(path, "already imported", notes=[note])
 
 
@@ -212,6 +215,24 @@ def ingest_files(
 
 
 def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
+    """Write one file's import in one transaction, taken as a write lock first: if another
+    process imported the same file since it was checked, this one changes nothing."""
+    try:
+        with store.write_lock(db):
+            previous = store.find_import(db, item.sha256)
+            if previous is not None:
+                return _already(item.path, previous, meanwhile=True)
+            return _write(db, item, parsed, encoding)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise IngestError(
+            f"{item.path.name}: the database stayed locked by another writer for "
+            f"{store.WRITE_WAIT_SECONDS // 60} minutes; nothing was imported, try again"
+        ) from exc
+
+
+def _write(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
     result = FileResult(
         item.path,
         "imported",
