@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,7 +21,7 @@ import pandas as pd
 import sqlite_utils
 
 from dataset import asof, history, store
-from dataset.csvfile import CsvFileError, RawTable, Rejected, read_table
+from dataset.csvfile import CsvFileError, RawTable, Rejected, check_encoding, read_table
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import BUILTIN, Preset, PresetError, detect
 from dataset.validate import (
@@ -33,6 +34,7 @@ from dataset.validate import (
 )
 
 REFERENCE_ORDER = ("products", "sales_teams", "accounts")
+REASONS_SHOWN = 3  # the commonest reasons a refused file's message names
 
 
 class IngestError(Exception):
@@ -156,6 +158,10 @@ def ingest_files(
             f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
             "give the day the export was taken"
         )
+    try:
+        check_encoding(encoding)
+    except CsvFileError as exc:
+        raise IngestError(str(exc)) from exc
     results: list[FileResult] = []
     todo: list[_Loaded] = []
     seen: dict[str, Path] = {}
@@ -193,6 +199,7 @@ def ingest_files(
             )  # fmt: skip
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc
+        _refuse_if_nothing_accepted(item.path, parsed)
         # parse_table has refused a given as_of earlier than the deals' creation; without one,
         # its as_of is the latest event.
         chosen = asof.decide(
@@ -206,12 +213,34 @@ def ingest_files(
         parsed.as_of = chosen.as_of
         parsed.notes[:0] = chosen.notes
         set_aside_beyond(parsed, item.raw, limits)
+        _refuse_if_nothing_accepted(item.path, parsed)
         parsed_deals.append((chosen, item, parsed))
     for chosen, item, parsed in sorted(parsed_deals, key=lambda t: t[0].as_of):
         result = _store(db, item, parsed, encoding)
         result.as_of_source = chosen.source
         results.append(result)
     return results
+
+
+def _refuse_if_nothing_accepted(path: Path, parsed: Parsed) -> None:
+    """A deals export none of whose rows could be taken is the wrong file, preset or encoding,
+    not an empty pipeline: refuse it, with the reasons, rather than record a day with no deals
+    (or complain that it has no date, when its rows had them)."""
+    if parsed.rows_read == 0 or parsed.rows_accepted:
+        return
+    counts = Counter(r.reason for r in parsed.rejected).most_common(REASONS_SHOWN)
+    reasons = "; ".join(f"{_one_line(why)} ({n} row{'s' * (n > 1)})" for why, n in counts)
+    n = parsed.rows_read
+    raise IngestError(
+        f"{path.name}: every row was set aside ({n} read = 0 accepted + {n} set aside), so "
+        f"nothing was imported; commonest reasons: {reasons}"
+    )
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """A reason fit for a one-line message (a cell it quotes may hold a line break)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
