@@ -15,6 +15,7 @@ from pathlib import Path
 from bot import export, jobs
 from bot.config import ConfigError, SetupError, config_path, load_config
 from bot.export import ExportError
+from bot.preflight import PreflightError, check_truth, open_db, require_deals
 from dataset import store
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
@@ -173,8 +174,20 @@ def _artifacts(args: argparse.Namespace) -> Path:
     return args.artifacts or Path(os.environ.get("REVBOT_ARTIFACTS") or "artifacts")
 
 
-def _db(args: argparse.Namespace):
-    return store.connect(args.db or store.default_db_path())
+def _db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db or store.default_db_path())
+
+
+def _db(args: argparse.Namespace, *, create: bool = False):
+    """The database of `--db`; a command that only reads refuses a path where there is none
+    (a typo would otherwise create an empty database and report an empty pipeline)."""
+    return open_db(_db_path(args), create=create)
+
+
+def _db_with_deals(args: argparse.Namespace):
+    db = _db(args)
+    require_deals(db, _db_path(args))
+    return db
 
 
 def _print_results(results: list[FileResult]) -> None:
@@ -201,7 +214,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     config = load_config(config_path(args.config))
     presets = apply_overrides(BUILTIN, config.get("presets", {}))
     limits = import_limits(config)
-    db = _db(args)
+    db = _db(args, create=True)
     results = ingest_files(
         db, args.paths, as_of=args.as_of, encoding=args.encoding, presets=presets,
         preset=args.preset, limits=limits,
@@ -221,7 +234,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{counts['sales_pipeline.csv']} deals as of {cfg.end}"
     )
     if args.load:
-        _print_results(ingest_files(_db(args), [args.out, args.out / "exports"]))
+        _print_results(ingest_files(_db(args, create=True), [args.out, args.out / "exports"]))
     else:
         print(f"load it with: revbot ingest {args.out} {args.out}/exports")
     return 0
@@ -250,12 +263,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    jobs.train_model(_db(args), _artifacts(args), args.cutoffs, truth=args.truth)
+    if args.truth is not None:
+        check_truth(args.truth)
+    jobs.train_model(_db_with_deals(args), _artifacts(args), args.cutoffs, truth=args.truth)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    jobs.score_now(_db(args), _artifacts(args), args.as_of, args.explain_top)
+    jobs.score_now(_db_with_deals(args), _artifacts(args), args.as_of, args.explain_top)
     return 0
 
 
@@ -267,7 +282,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from forecasting.forecast import forecast
     from scoring.features import features_at, prepare
 
-    db = _db(args)
+    db = _db_with_deals(args)
     folder = _artifacts(args)
     model, _ = jobs.ensure_model(db, folder)
     crm = prepare(store.load_crm(db))
@@ -319,8 +334,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from bot.snapshot import Pipeline
 
     settings, presets = _settings(args)
-    db_path = args.db or store.default_db_path()
-    db = store.connect(db_path)
+    db_path = _db_path(args)
+    # the README's first run (no --db, no $REVBOT_DB) and --demo make the database; a database
+    # named explicitly must exist
+    named = args.db is not None or bool(os.environ.get("REVBOT_DB"))
+    db = open_db(db_path, create=args.demo or not named)
     if args.demo or (store.latest_as_of(db) is None and settings.exports_folder is None):
         demo_dir = args.out / "demo-crm"
         write_demo(demo_dir)
@@ -419,7 +437,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"no database at {path}: import an export with `revbot ingest` and score it with "
             "`revbot score` (or run `revbot digest`), or point --db at yours"
         )
-    db = store.connect(path)
+    db = open_db(path, create=False)
     latest = store.latest_run(db)
     if latest is None:
         raise ExportError(
@@ -476,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (
         IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
+        PreflightError,
     ) as exc:  # fmt: skip
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -2,12 +2,16 @@
 
 The edge between files and the pure parsing/validation core. One file = one transaction: its import
 log row, its quarantined rows and its data land together or not at all. A file already imported
-(same content hash) changes nothing.
+(same content hash) changes nothing, and is known as such before it is parsed: the hash is taken
+by streaming the file, and checked again under the write lock, so two processes importing the
+same file at once import it once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +21,7 @@ import pandas as pd
 import sqlite_utils
 
 from dataset import asof, history, store
-from dataset.csvfile import CsvFileError, RawTable, Rejected, read_table
+from dataset.csvfile import CsvFileError, RawTable, Rejected, check_encoding, read_table
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import BUILTIN, Preset, PresetError, detect
 from dataset.validate import (
@@ -30,6 +34,7 @@ from dataset.validate import (
 )
 
 REFERENCE_ORDER = ("products", "sales_teams", "accounts")
+REASONS_SHOWN = 3  # the commonest reasons a refused file's message names
 
 
 class IngestError(Exception):
@@ -96,8 +101,27 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def file_sha256(path: Path) -> str:
+    """The file's content hash, read in blocks: a file imported before is known without holding
+    it in memory or parsing it."""
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+
+
+def _already(path: Path, previous: store.ImportRecord, meanwhile: bool = False) -> FileResult:
+    when = ", which another run imported while this one was reading the file" if meanwhile else ""
+    note = f"same content as import #{previous.id} ({previous.file_name}){when}; nothing changed"
+    return FileResult(path, "already imported", notes=[note])
+
+
 def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | None) -> _Loaded:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     try:
         raw = read_table(data, encoding)
         preset, found = detect(raw.header, presets, forced)
@@ -134,28 +158,29 @@ def ingest_files(
             f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
             "give the day the export was taken"
         )
-    loaded = [_load(p, encoding, presets, preset) for p in expand(paths)]
+    try:
+        check_encoding(encoding)
+    except CsvFileError as exc:
+        raise IngestError(str(exc)) from exc
     results: list[FileResult] = []
     todo: list[_Loaded] = []
-    for item in loaded:
-        previous = store.find_import(db, item.sha256)
+    seen: dict[str, Path] = {}
+    for path in expand(paths):
+        sha256 = file_sha256(path)
+        previous = store.find_import(db, sha256)
         if previous is not None:
-            results.append(
-                FileResult(
-                    item.path,
-                    "already imported",
-                    notes=[
-                        f"same content as import #{previous.id} ({previous.file_name}); "
-                        "nothing changed"
-                    ],
-                )
-            )
-        elif item.preset.table == "dictionary":
+            results.append(_already(path, previous))
+            continue
+        if sha256 in seen:
+            note = f"same content as {seen[sha256].name}, earlier in this batch; nothing changed"
+            results.append(FileResult(path, "already imported", notes=[note]))
+            continue
+        seen[sha256] = path
+        item = _load(path, encoding, presets, preset)
+        if item.preset.table == "dictionary":
             results.append(FileResult(item.path, "skipped", notes=["a data dictionary, not data"]))
         else:
             todo.append(item)
-    seen: set[str] = set()
-    todo = [t for t in todo if not (t.sha256 in seen or seen.add(t.sha256))]
 
     for table in REFERENCE_ORDER:
         for item in (t for t in todo if t.preset.table == table):
@@ -163,8 +188,9 @@ def ingest_files(
             results.append(_store(db, item, parsed, encoding))
     deals = [t for t in todo if t.preset.table == "deals"]
     parsed_deals = []
-    known_products = store.product_names(db)
-    known_ids = store.deal_ids(db)
+    # every deal id imported so far: read only when there is a deals file to check against them
+    known_products = store.product_names(db) if deals else []
+    known_ids = store.deal_ids(db) if deals else []
     for item in deals:
         try:
             parsed = parse_table(
@@ -173,6 +199,7 @@ def ingest_files(
             )  # fmt: skip
         except AsOfError as exc:
             raise IngestError(f"{item.path.name}: {exc}") from exc
+        _refuse_if_nothing_accepted(item.path, parsed)
         # parse_table has refused a given as_of earlier than the deals' creation; without one,
         # its as_of is the latest event.
         chosen = asof.decide(
@@ -186,6 +213,7 @@ def ingest_files(
         parsed.as_of = chosen.as_of
         parsed.notes[:0] = chosen.notes
         set_aside_beyond(parsed, item.raw, limits)
+        _refuse_if_nothing_accepted(item.path, parsed)
         parsed_deals.append((chosen, item, parsed))
     for chosen, item, parsed in sorted(parsed_deals, key=lambda t: t[0].as_of):
         result = _store(db, item, parsed, encoding)
@@ -194,7 +222,46 @@ def ingest_files(
     return results
 
 
+def _refuse_if_nothing_accepted(path: Path, parsed: Parsed) -> None:
+    """A deals export none of whose rows could be taken is the wrong file, preset or encoding,
+    not an empty pipeline: refuse it, with the reasons, rather than record a day with no deals
+    (or complain that it has no date, when its rows had them)."""
+    if parsed.rows_read == 0 or parsed.rows_accepted:
+        return
+    counts = Counter(r.reason for r in parsed.rejected).most_common(REASONS_SHOWN)
+    reasons = "; ".join(f"{_one_line(why)} ({n} row{'s' * (n > 1)})" for why, n in counts)
+    n = parsed.rows_read
+    raise IngestError(
+        f"{path.name}: every row was set aside ({n} read = 0 accepted + {n} set aside), so "
+        f"nothing was imported; commonest reasons: {reasons}"
+    )
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """A reason fit for a one-line message (a cell it quotes may hold a line break)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
+    """Write one file's import in one transaction, taken as a write lock first: if another
+    process imported the same file since it was checked, this one changes nothing."""
+    try:
+        with store.write_lock(db):
+            previous = store.find_import(db, item.sha256)
+            if previous is not None:
+                return _already(item.path, previous, meanwhile=True)
+            return _write(db, item, parsed, encoding)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise IngestError(
+            f"{item.path.name}: the database stayed locked by another writer for "
+            f"{store.WRITE_WAIT_SECONDS // 60} minutes; nothing was imported, try again"
+        ) from exc
+
+
+def _write(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: str) -> FileResult:
     result = FileResult(
         item.path,
         "imported",

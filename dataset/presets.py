@@ -337,7 +337,28 @@ def detect(
             f"missing required column(s) {', '.join(missing)} for preset {preset.name!r} "
             f"(closest match; header was: {', '.join(header)})"
         )
+    repeated = repeated_columns(header, found)
+    if repeated:
+        name, positions = next(iter(repeated.items()))
+        where = ", ".join(map(str, positions[:-1])) + f" and {positions[-1]}"
+        raise PresetError(
+            f"column {name!r} appears {len(positions)} times in the header (columns {where}): "
+            "which one holds the data cannot be told; rename or remove the others"
+        )
     return preset, found
+
+
+def repeated_columns(header: list[str], found: Mapping[str, int]) -> dict[str, list[int]]:
+    """The columns a preset reads that the header names more than once (compared as `match`
+    compares them), with their 1-based positions. Reading one of them silently would take
+    whichever came last; a repeated column the preset does not read does no harm."""
+    out: dict[str, list[int]] = {}
+    for idx in sorted(found.values()):
+        key = header[idx].strip().lower()
+        positions = [i + 1 for i, h in enumerate(header) if h.strip().lower() == key]
+        if len(positions) > 1:
+            out.setdefault(header[positions[0] - 1].strip(), positions)
+    return out
 
 
 def apply_overrides(presets: tuple[Preset, ...], config: Mapping) -> tuple[Preset, ...]:

@@ -7,6 +7,7 @@ each deal's latest known state, `deal_activity` each distinct last-activity date
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,9 @@ import sqlite_utils
 
 SCHEMA_VERSION = 2
 DEFAULT_DB = "revbot.db"
+# How long an import waits for another process's write (another import of a big export) to
+# finish, rather than fail: two morning runs sharing an exports folder take turns.
+WRITE_WAIT_SECONDS = 600
 
 # The columns whose change makes a new history row (last activity is tracked apart).
 STATE = (
@@ -228,6 +232,28 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
                 [str(SCHEMA_VERSION)],
             )
     return db
+
+
+@contextlib.contextmanager
+def write_lock(
+    db: sqlite_utils.Database, wait_seconds: float = WRITE_WAIT_SECONDS
+) -> Iterator[None]:
+    """One transaction that holds SQLite's write lock from its start (BEGIN IMMEDIATE), so what
+    is read in it (is this file imported yet?) stays true until it commits, whatever another
+    process does. Waits up to `wait_seconds` for another writer, then raises
+    sqlite3.OperationalError ('database is locked')."""
+    (before,) = db.execute("PRAGMA busy_timeout").fetchone()
+    db.execute(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+    try:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.conn.rollback()
+            raise
+        db.conn.commit()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 def _migrate(db: sqlite_utils.Database) -> None:
