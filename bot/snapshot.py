@@ -23,7 +23,7 @@ from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import store
 from dataset.ids import salesforce_18
-from dataset.ingest import ingest_files
+from dataset.ingest import IngestError, ingest_files
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.forecast import LiveForecast, forecast
 from scoring.features import Crm, features_at, prepare
@@ -230,8 +230,12 @@ class Pipeline:
                             f"{result.rows_set_aside} rows of {result.path.name} were set "
                             "aside (`revbot quarantine` lists them)"
                         )
-                except Exception as exc:  # a bad export must not stop the digest
+                except IngestError as exc:  # refused with a reason: no traceback to log
                     self._export_seen = None  # report it to every channel, retry next time
+                    log.error("today's CRM export %s was refused: %s", newest.name, exc)
+                    problems.append(f"today's CRM export could not be loaded: {exc}")
+                except Exception as exc:  # a bad export must not stop the digest
+                    self._export_seen = None
                     log.exception("ingesting the newest export failed")
                     problems.append(f"today's CRM export could not be loaded: {exc}")
             if store.latest_as_of(db) is None:
