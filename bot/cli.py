@@ -42,6 +42,17 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
+def _risk(text: str) -> float:
+    """A risk threshold: a number from 0 to 100."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, not {text!r}") from None
+    if not 0 <= x <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, not {text}")
+    return x
+
+
 def _count(text: str) -> int:
     """A whole number of 1 or more (`--top -3` would otherwise reach pandas and fail there)."""
     try:
@@ -72,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("--load", action="store_true", help="also import them into --db")
     p.add_argument("--out", type=Path, default=Path("revbot-demo"), help="folder to write")
-    p.add_argument("--deals", type=int, default=DemoConfig.deals, help="number of deals")
+    p.add_argument("--deals", type=_count, default=DemoConfig.deals, help="number of deals")
     p.add_argument("--seed", type=int, default=DemoConfig.seed)
     p.add_argument("--daily", type=int, default=DemoConfig.daily_exports, help="daily exports")
     p.add_argument("--no-weekly", action="store_true", help="skip the weekly exports")
@@ -83,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quarantine", help="show the rows set aside by imports")
     _add_db(p)
     p.add_argument("--import-id", type=int, help="only this import")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_count, default=50)
 
     p = sub.add_parser("train", help="evaluate over past cutoffs and train the win model")
     _add_db(p)
     _add_artifacts(p)
-    p.add_argument("--cutoffs", type=int, default=4, help="number of evaluation cutoffs")
+    p.add_argument("--cutoffs", type=_count, default=4, help="number of evaluation cutoffs")
     p.add_argument(
         "--truth",
         type=Path,
@@ -107,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("revbot-out"), help="folder for the chart")
     p.add_argument("--as-of", type=_as_of, help="forecast as of this day (default: latest data)")
     p.add_argument("--by", choices=["region", "manager", "rep"], help="break the quarter down")
-    p.add_argument("--scenarios", type=int, default=10_000)
+    p.add_argument("--scenarios", type=_count, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, help="this quarter's target, drawn on the chart")
     p.add_argument(
@@ -127,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the demo data first (done anyway when the database is empty)",
     )
     p.add_argument("--top", type=_count, default=10, help="deals listed (1 or more)")
-    p.add_argument("--min-risk", type=float, default=0, help="list only deals at this risk or more")
+    p.add_argument(
+        "--min-risk", type=_risk, default=0, help="list only deals at this risk or more (0-100)"
+    )
 
     p = sub.add_parser(
         "serve",

@@ -112,3 +112,24 @@ def test_a_bad_top_is_one_clear_line_not_a_traceback(tmp_path, capsys, monkeypat
             + (repr(bad) if bad in ("ten", "2.5") else bad)
         )
     assert not (tmp_path / "revbot.db").exists()  # refused before anything ran
+
+
+def test_every_bad_count_or_threshold_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["forecast", "--scenarios", "-5"], "--scenarios: expected a whole number, 1 or more"),
+        (["train", "--cutoffs", "0"], "--cutoffs: expected a whole number, 1 or more"),
+        (["quarantine", "--limit", "x"], "--limit: expected a whole number, 1 or more"),
+        (["demo", "--deals", "-1"], "--deals: expected a whole number, 1 or more"),
+        (["digest", "--min-risk", "150"], "--min-risk: expected a number from 0 to 100"),
+        (["digest", "--min-risk", "high"], "--min-risk: expected a number from 0 to 100"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in err, args
+        assert f"revbot {args[0]}: error: argument {message}" in err.splitlines()[-1], err
+    assert list(tmp_path.iterdir()) == []  # refused before anything ran
