@@ -130,7 +130,9 @@ class WinModel:
         """Rows as the float matrix LightGBM was trained on (categories as codes, unknown NaN)."""
         cols = [frame[c].to_numpy(dtype=float) for c in NUMERIC]
         for c in CATEGORICAL:
-            codes = pd.Categorical(frame[c], categories=self.categories[c]).codes.astype(float)
+            # a value the model never saw (a new product, a new rep) is unknown: NaN, not an
+            # error (pandas is deprecating Categorical's silent NaN for such values)
+            codes = pd.Index(self.categories[c]).get_indexer(frame[c]).astype(float)
             codes[codes < 0] = np.nan
             cols.append(codes)
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))
