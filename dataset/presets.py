@@ -80,6 +80,8 @@ class Preset:
     # how the CRM writes a probability: "percent" (Salesforce: 0-100), else a file whose every
     # value is at most 1 is read as fractions (HubSpot exports 0.2 for 20%)
     probability_scale: str = "fraction_if_all_below_1"
+    # Salesforce: a report's 15-character ids are stored in their 18-character case-safe form
+    case_safe_ids: bool = False
 
     def stage_table(self, observed: Mapping[str, float] | None = None) -> list[dict]:
         """Every stage with its status, its rank among the open stages (0 = earliest) and its
@@ -233,6 +235,7 @@ BUILTIN: tuple[Preset, ...] = (
         date_order="mdy",
         probabilities=SALESFORCE_PROBABILITIES,
         probability_scale="percent",
+        case_safe_ids=True,
     ),
     Preset(
         name="hubspot",

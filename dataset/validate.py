@@ -229,7 +229,7 @@ def parse_table(
                 f"{len(cleaned)} deal id(s) cleaned of invisible characters, compatibility forms "
                 f"or surrounding spaces, e.g. {before!r} read as {after!r}"
             )
-        if preset.name == "salesforce":
+        if preset.case_safe_ids:
             frame[key] = frame[key].map(salesforce_18, na_action="ignore")
         _id_checks(frame[key], known_ids, raw.line, checks)
     checks.add(frame[key].isna(), lambda i, k=key: f"missing {k}")

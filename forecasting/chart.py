@@ -2,8 +2,9 @@
 
 Bytes out (PNG), no pyplot and no global state: a `Figure` on an Agg canvas is safe to render off
 the bot's main thread. The title carries CRM names (a region, a manager), so it is drawn
-literally: matplotlib would otherwise read `$...$` in a name as math and fail on `$x^{$`. Sized for Slack's preview: 720 x 480 px, drawn for legibility at 360 px
-wide (large type, few ticks, direct labels).
+literally: matplotlib would otherwise read `$...$` in a name as math and fail on `$x^{$`. Sized
+for Slack's preview: 720 x 480 px, drawn for legibility at 360 px wide (large type, few ticks,
+direct labels).
 """
 
 from __future__ import annotations
