@@ -70,6 +70,10 @@ def _stage_rank(h: pd.DataFrame, stages: pd.DataFrame) -> pd.Series:
 def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     """Derive the running facts of every history row (see the module docstring)."""
     h = tables["history"].sort_values(["deal_id", "as_of"]).reset_index(drop=True)
+    # each deal's number, grouped on below (integers group far faster than id strings); the last
+    # row of each deal on a day is found by position (history is sorted by deal, day)
+    codes, uniques = pd.factorize(h["deal_id"])
+    h["deal_no"] = codes
     for c in ("probability", "forecast_category", "has_next_step", "stage_changed", "push_count",
               "deal_type", "lead_source"):  # fmt: skip
         if c not in h:
@@ -79,35 +83,32 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     both_open = same_deal & h["status"].eq("open").to_numpy() & h["status"].shift().eq("open")
     moved = (h["close_date"] - h["close_date"].shift()).dt.days.to_numpy()
     push = both_open.to_numpy() & (moved > 0)
-    pushes = pd.Series(push.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum().to_numpy()
-    days = pd.Series(np.where(push, moved, 0.0)).groupby(h["deal_id"].to_numpy()).cumsum()
+    pushes = pd.Series(push.astype(int)).groupby(codes).cumsum().to_numpy()
+    days = pd.Series(np.where(push, moved, 0.0)).groupby(codes).cumsum()
     h["cum_pushes"] = np.fmax(pushes, h["push_count"].to_numpy(dtype=float))
     h["push_days"] = days.to_numpy()
     rank = _stage_rank(h, stages)
     back = same_deal & (rank < rank.shift()).to_numpy()
-    h["regressions"] = pd.Series(back.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
+    h["regressions"] = pd.Series(back.astype(int)).groupby(codes).cumsum()
     h["stage_rank"] = rank
     # the share of the deal's exports so far that showed no next step, among those that had
     # the column (an export without it says nothing either way)
     has_next = h["has_next_step"].astype(float)
-    ids = h["deal_id"].to_numpy()
-    seen = has_next.notna().astype(float).groupby(ids).cumsum()
-    missing = (1.0 - has_next).fillna(0.0).groupby(ids).cumsum()
+    seen = has_next.notna().astype(float).groupby(codes).cumsum()
+    missing = (1.0 - has_next).fillna(0.0).groupby(codes).cumsum()
     h["next_step_missing"] = (missing / seen.where(seen > 0)).to_numpy()
     handed = same_deal & h["owner"].ne(h["owner"].shift()).to_numpy()
-    h["owner_changes"] = pd.Series(handed.astype(int)).groupby(h["deal_id"].to_numpy()).cumsum()
+    h["owner_changes"] = pd.Series(handed.astype(int)).groupby(codes).cumsum()
     changed = same_deal & h["stage"].ne(h["stage"].shift()).to_numpy()
     since = h["as_of"].where(changed)
     since = since.where(same_deal, pd.Timestamp.min)
-    since = since.groupby(h["deal_id"]).ffill().replace(pd.Timestamp.min, pd.NaT)
+    since = since.groupby(codes).ffill().replace(pd.Timestamp.min, pd.NaT)
     stated = h["stage_changed"].where(h["stage_changed"] <= h["as_of"])
     h["stage_since"] = stated.fillna(since)
-    first_value = h["value"].where(h["value"] > 0).groupby(h["deal_id"]).transform("first")
+    first_value = h["value"].where(h["value"] > 0).groupby(codes).transform("first")
     h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
     deals = tables["deals"].copy()
-    deals["closed_on"] = closed_on(h, deals)
-    # the last row of each deal on a day is found by position (history is sorted by deal, day)
-    h["deal_no"] = pd.factorize(h["deal_id"])[0]
+    deals["closed_on"] = closed_on(h, deals, pd.Index(uniques))
     activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
     data_end = h["as_of"].max() if len(h) else deals["last_seen"].max()
     fields = tables.get("fields")
@@ -126,18 +127,20 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     )
 
 
-def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
+def closed_on(h: pd.DataFrame, deals: pd.DataFrame, ids_by_no: pd.Index) -> pd.Series:
     """The day each closed deal is taken as closed (NaT for open deals): its close date, but
     not before the day after the last export that still showed it open (a loss back-dated when
     the pipeline is cleaned up was open in the CRM until then) nor after the first export that
     showed it closed (a win booked to the month end is won already). With one export (MavenTech)
     that is the close date. Every "closed by day t" question asks this day, so that on the day
     of an export a deal is open or closed as that export showed it. (History keeps changes
-    only: the deal was open in every export before the first that showed it closed.)"""
+    only: the deal was open in every export before the first that showed it closed.)
+    `ids_by_no`: the deal id of each `deal_no` of the history."""
     exports = np.sort(h["as_of"].dropna().unique())
     is_open = h["status"].eq("open")
-    seen_open = is_open.groupby(h["deal_id"]).any()
-    first_closed = h["as_of"].where(~is_open).groupby(h["deal_id"]).min()
+    seen_open = is_open.groupby(h["deal_no"].to_numpy()).any().set_axis(ids_by_no)
+    first_closed = h["as_of"].where(~is_open).groupby(h["deal_no"].to_numpy()).min()
+    first_closed = first_closed.set_axis(ids_by_no)
     ids = deals["deal_id"]
     upper = ids.map(first_closed)
     at = np.searchsorted(exports, upper.to_numpy(dtype="datetime64[ns]"))
