@@ -33,7 +33,7 @@ from bot.app import create_app  # noqa: E402
 from bot.morning import run_channel  # noqa: E402
 from bot.server import serve_background, wsgi_app  # noqa: E402
 from bot.settings import Secrets, Settings  # noqa: E402
-from dataset import store  # noqa: E402
+from dataset import database, deal_history, score_runs  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from scoring.features import prepare  # noqa: E402
 from tests.bot.slackenv import LEADER, SECRET, TOKEN, channel, command_body, post  # noqa: E402
@@ -66,18 +66,18 @@ def last_calls(slack: FakeSlack, n: int = 6) -> list[str]:
 
 
 def prepare_model(maventech: Path, work: Path) -> Path:
-    db = store.connect(work / "train.db")
+    db = database.connect(work / "train.db")
     ingest_files(db, [maventech])
     artifacts = work / "artifacts"
     jobs.train_model(db, artifacts, say=lambda _: None)
-    jobs.backtest_forecast(prepare(store.load_crm(db)), artifacts, say=lambda _: None)
+    jobs.backtest_forecast(prepare(deal_history.load_crm(db)), artifacts, say=lambda _: None)
     db.close()
     return artifacts
 
 
 def morning(maventech: Path, work: Path, artifacts: Path, slack: FakeSlack) -> None:
     db_path = work / "morning.db"
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     ingest_files(db, [maventech / name for name in REFERENCE])
     db.close()
     exports = work / "exports"
@@ -93,7 +93,7 @@ def morning(maventech: Path, work: Path, artifacts: Path, slack: FakeSlack) -> N
     t0 = time.perf_counter()
     outcome = run_channel(pipeline, make_client(settings.secrets), digest, "2018-01-02")
     took = time.perf_counter() - t0
-    deals = store.latest_run(pipeline.db())["deals"]
+    deals = score_runs.latest_run(pipeline.db())["deals"]
     print(f"morning run on MavenTech (ingest {(maventech / 'sales_pipeline.csv').stat().st_size / 1e6:.1f} MB, "
           f"score {deals:,} open deals, forecast, post): {took:.2f} s, digest {outcome.status}")  # fmt: skip
 

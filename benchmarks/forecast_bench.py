@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataset import store  # noqa: E402
+from dataset import database, deal_history  # noqa: E402
 from dataset.demo import DemoConfig, write_demo  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from forecasting import inputs  # noqa: E402
@@ -77,16 +77,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        db = store.connect(tmp / "m.db")
+        db = database.connect(tmp / "m.db")
         ingest_files(db, [args.maventech])
-        case("MavenTech", prepare(store.load_crm(db)), repeats=10)
+        case("MavenTech", prepare(deal_history.load_crm(db)), repeats=10)
         end = DemoConfig().end
         cfg = DemoConfig(deals=int(args.deals * 1.45), start=end - timedelta(days=60),
                          weekly_exports=False, daily_exports=0)  # fmt: skip
         write_demo(tmp / "big", cfg)
-        big = store.connect(tmp / "big.db")
+        big = database.connect(tmp / "big.db")
         ingest_files(big, [tmp / "big" / "sales_pipeline.csv"])
-        case("generated", prepare(store.load_crm(big)), repeats=3)
+        case("generated", prepare(deal_history.load_crm(big)), repeats=3)
 
 
 if __name__ == "__main__":

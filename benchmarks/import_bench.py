@@ -69,7 +69,7 @@ def _step(kind: str, export: Path, db_path: Path, rows: int) -> None:
         print(f"export: {rows:,} rows, {size:,.0f} MB, written in "
               f"{time.perf_counter() - start:.1f} s", flush=True)  # fmt: skip
         return
-    from dataset import store
+    from dataset import database
     from dataset.ingest import file_sha256, ingest_files
 
     start = time.perf_counter()
@@ -77,7 +77,7 @@ def _step(kind: str, export: Path, db_path: Path, rows: int) -> None:
         file_sha256(export)
         what = "sha256 of the file: the re-import's floor"
     else:
-        (result,) = ingest_files(store.connect(db_path), [export])
+        (result,) = ingest_files(database.connect(db_path), [export])
         what = f"{result.status}: {result.rows_read:,} rows read"
     seconds = time.perf_counter() - start
     print(f"{kind:<9} {seconds:8.2f} s  peak RSS {_peak_mb():7,.0f} MB  ({what})", flush=True)

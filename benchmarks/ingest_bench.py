@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def _case(kind: str, source: str, workdir: str) -> None:
-    from dataset import store
+    from dataset import database
     from dataset.ingest import ingest_files
 
-    db = store.connect(Path(workdir) / f"{kind}.db")
+    db = database.connect(Path(workdir) / f"{kind}.db")
     start = time.perf_counter()
     results = ingest_files(db, [source])
     seconds = time.perf_counter() - start

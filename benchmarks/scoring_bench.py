@@ -35,15 +35,15 @@ def _clock(label: str, fn, *args, **kw):
 def maventech(source: str, tmp: Path) -> None:
     import pandas as pd
 
-    from dataset import store
+    from dataset import database, deal_history
     from dataset.ingest import ingest_files
     from scoring import explain, scorer
     from scoring.features import prepare
     from scoring.train import fit_at, train
 
-    db = store.connect(tmp / "m.db")
+    db = database.connect(tmp / "m.db")
     ingest_files(db, [source])
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     print("MavenTech")
     training = _clock("train: evaluation over 4 cutoffs + shipped model", train, crm)
     _clock("train: shipped model only (every pass, on all snapshots)", fit_at, crm,
@@ -95,42 +95,42 @@ def maventech(source: str, tmp: Path) -> None:
 
 def million_setup(deals: int, tmp: Path) -> None:
     """Train on the default demo and save the model; write and ingest ~`deals` open deals."""
-    from dataset import store
+    from dataset import database, deal_history
     from dataset.demo import DemoConfig, write_demo
     from dataset.ingest import ingest_files
     from scoring import artifact
     from scoring.features import prepare
     from scoring.train import train
 
-    small = store.connect(tmp / "small.db")
+    small = database.connect(tmp / "small.db")
     write_demo(tmp / "small", DemoConfig())
     ingest_files(small, [tmp / "small", tmp / "small" / "exports"])
-    training = train(prepare(store.load_crm(small)), n_cutoffs=1)
+    training = train(prepare(deal_history.load_crm(small)), n_cutoffs=1)
     artifact.save(training.model, tmp / "model", training.meta)
     end = DemoConfig().end
     cfg = DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60), weekly_exports=False,
                      daily_exports=0)  # fmt: skip
     write_demo(tmp / "big", cfg)
     print("1,000,000-deal run (setup: demo model trained, export written and ingested)")
-    big = store.connect(tmp / "big.db")
+    big = database.connect(tmp / "big.db")
     _clock("ingest the export (setup, not part of the run)", ingest_files, big,
            [tmp / "big" / "sales_pipeline.csv"])  # fmt: skip
 
 
 def million_run(tmp: Path) -> None:
     """The scoring run itself, in a fresh process: load, score, explain the top, write."""
-    from dataset import store
+    from dataset import database, deal_history, score_runs
     from scoring import artifact, scorer
     from scoring.features import prepare
 
-    big = store.connect(tmp / "big.db")
+    big = database.connect(tmp / "big.db")
     model, meta = artifact.load(tmp / "model")
     t0 = time.perf_counter()
-    tables = _clock("load from SQLite", store.load_crm, big)
+    tables = _clock("load from SQLite", deal_history.load_crm, big)
     crm = _clock("prepare", prepare, tables)
     run = _clock("features + probability + risk + drivers for top 1,000", scorer.score, crm,
                  model, meta["references"], explain_top=1000)  # fmt: skip
-    _clock("write the run to SQLite", store.write_score_run, big, as_of=run.as_of,
+    _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,
            scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
     total = time.perf_counter() - t0
     print(

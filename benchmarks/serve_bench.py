@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot import jobs  # noqa: E402
-from dataset import store  # noqa: E402
+from dataset import database, score_runs  # noqa: E402
 from dataset.demo import DemoConfig, write_demo  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from tests.bot.slackenv import LEADER, SECRET, TOKEN, command_body, sign  # noqa: E402
@@ -57,13 +57,13 @@ def prepare(folder: Path, deals: int) -> tuple[Path, Path, list[str]]:
     crm = folder / "crm"
     write_demo(crm, DemoConfig(deals=deals, daily_exports=2, seed=11))
     db_path, artifacts = folder / "revbot.db", folder / "artifacts"
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     ingest_files(db, [crm, crm / "exports"])
     jobs.train_model(db, artifacts, n_cutoffs=2, say=lambda _: None)
     # the forecast's shock is normally fitted by a backtest; its value does not matter here
     (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
     jobs.score_now(db, artifacts, say=lambda _: None)
-    ids = store.run_scores(db, store.latest_run(db)["run_id"])["deal_id"].tolist()
+    ids = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"])["deal_id"].tolist()
     db.close()
     return db_path, artifacts, ids
 
@@ -252,7 +252,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if args.keep and (args.keep / "revbot.db").exists():
             db, artifacts = args.keep / "revbot.db", args.keep / "artifacts"
-            ids = store.run_scores(store.connect(db), 1)["deal_id"].tolist()
+            ids = score_runs.run_scores(database.connect(db), 1)["deal_id"].tolist()
         else:
             db, artifacts, ids = prepare(args.keep or work, args.crm_deals)
         print(f"setup (demo CRM of {args.crm_deals} deals, train, score; not timed): "

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from dataset import store  # noqa: E402
+from dataset import database, deal_history  # noqa: E402
 from dataset.demo import DemoConfig  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from dataset.worlds import inbound, stages  # noqa: E402
@@ -45,9 +45,9 @@ def make(name: str, seed: int, deals: int | None, out: Path):
 
 
 def maventech(path: Path, folder: Path) -> dict:
-    db = store.connect(folder / "m.db")
+    db = database.connect(folder / "m.db")
     ingest_files(db, [path])
-    t = train(prepare(store.load_crm(db)))
+    t = train(prepare(deal_history.load_crm(db)))
     s, b = t.summary.loc[SHIPPED], t.summary.loc["base rate"]
     return {"log_loss": s["log_loss"], "base_log_loss": b["log_loss"], "ece": s["ece"],
             "auc": s["auc"], "confidence": t.model.confidence}  # fmt: skip

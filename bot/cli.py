@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from bot import export, jobs
+from bot import export, jobs, ledger
 from bot.config import ConfigError, SetupError, config_path, load_config
 from bot.export import ExportError
 from bot.preflight import PreflightError, check_truth, open_db, require_deals
-from dataset import store
+from dataset import database, deal_history, import_log, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
 from dataset.presets import BUILTIN, PresetError, apply_overrides
@@ -188,7 +188,7 @@ def _artifacts(args: argparse.Namespace) -> Path:
 
 
 def _db_path(args: argparse.Namespace) -> Path:
-    return Path(args.db or store.default_db_path())
+    return Path(args.db or database.default_db_path())
 
 
 def _db(args: argparse.Namespace, *, create: bool = False):
@@ -255,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_imports(args: argparse.Namespace) -> int:
     db = _db(args)
-    for row in store.import_log(db):
+    for row in import_log.import_log(db):
         print(
             f"#{row['id']} {row['file_name']} ({row['table_name']}, {row['preset']}): "
             f"{row['rows_read']} read = {row['rows_accepted']} accepted + "
@@ -266,7 +266,7 @@ def cmd_imports(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     db = _db(args)
-    rows = store.quarantined(db, args.import_id, args.limit)
+    rows = import_log.quarantined(db, args.import_id, args.limit)
     for r in rows:
         print(f"{r['file_name']}:{r['line']} (import #{r['import_id']}): {r['reason']}")
         print(f"    {r['raw'].rstrip()}")
@@ -298,7 +298,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     db = _db_with_deals(args)
     folder = _artifacts(args)
     model, _ = jobs.ensure_model(db, folder)
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     if args.backtest:
         config = jobs.backtest_forecast(crm, folder)
     else:
@@ -352,7 +352,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # named explicitly must exist
     named = args.db is not None or bool(os.environ.get("REVBOT_DB"))
     db = open_db(db_path, create=args.demo or not named)
-    if args.demo or (store.latest_as_of(db) is None and settings.exports_folder is None):
+    if args.demo or (deal_history.latest_as_of(db) is None and settings.exports_folder is None):
         demo_dir = args.out / "demo-crm"
         write_demo(demo_dir)
         print(f"database empty: loading the demo CRM exports written to {demo_dir}/")
@@ -366,13 +366,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
     folder = _artifacts(args)
     pipeline = Pipeline(db_path, folder, settings)
     notes = pipeline.refresh(presets, say=print)  # the configured exports folder, if any
-    summary = store.pipeline_summary(db)
+    summary = deal_history.pipeline_summary(db)
     print(
         f"pipeline loaded: {summary.open_deals:,} open deals, value "
         f"{summary.open_value:,.0f}, as of {summary.as_of}"
     )
     snap = pipeline.snapshot(say=print)
-    previous = store.latest_run(db, before=snap.run_id)
+    previous = score_runs.latest_run(db, before=snap.run_id)
     digest = compose(
         db, snap, scope=Scope("all"), top=args.top, min_risk=args.min_risk,
         previous_run=previous["run_id"] if previous else None, notes=notes,
@@ -411,7 +411,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(
         settings,
         presets,
-        db_path=args.db or store.default_db_path(),
+        db_path=args.db or database.default_db_path(),
         artifacts=_artifacts(args),
         host=args.host,
         port=args.port,
@@ -424,14 +424,16 @@ def cmd_morning(args: argparse.Namespace) -> int:
 
     _logging()
     settings, presets = _settings(args)
-    outcomes = morning_now(settings, presets, args.db or store.default_db_path(), _artifacts(args))
+    outcomes = morning_now(
+        settings, presets, args.db or database.default_db_path(), _artifacts(args)
+    )
     for o in outcomes:
         print(f"{o.channel} {o.digest_date}: {o.status}" + (f" ({o.detail})" if o.detail else ""))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def cmd_digests(args: argparse.Namespace) -> int:
-    rows = store.digest_records(_db(args))
+    rows = ledger.digest_records(_db(args))
     for r in rows:
         extra = f" ts {r['slack_ts']}" if r["slack_ts"] else ""
         error = f" error: {r['error']}" if r["error"] else ""
@@ -444,23 +446,23 @@ def cmd_digests(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """A reader: the saved run as it is, no training, scoring or writing to the database."""
-    path = Path(args.db or store.default_db_path())
+    path = Path(args.db or database.default_db_path())
     if not path.exists():  # connecting would create an empty database
         raise ExportError(
             f"no database at {path}: import an export with `revbot ingest` and score it with "
             "`revbot score` (or run `revbot digest`), or point --db at yours"
         )
     db = open_db(path, create=False)
-    latest = store.latest_run(db)
+    latest = score_runs.latest_run(db)
     if latest is None:
         raise ExportError(
             f"no score run yet in {path}: make one with `revbot score` (or `revbot digest`), "
             "then export again"
         )
-    run = latest if args.run is None else store.run_of(db, args.run)
+    run = latest if args.run is None else score_runs.run_of(db, args.run)
     if run is None:
         raise ExportError(f"no score run #{args.run} in {path} (the latest is #{latest['run_id']})")
-    scores = store.run_scores(db, run["run_id"])
+    scores = score_runs.run_scores(db, run["run_id"])
     if args.out == "-":
         try:
             written = export.write_csv(scores, run, sys.stdout)

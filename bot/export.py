@@ -1,9 +1,9 @@
 """`revbot export scores`: a saved score run as CSV, one row per open deal, in rank order.
 
 Why: so that the scores can go to a spreadsheet or a BI tool, and anyone can check them against
-their own outcomes. Pure: a run's scores (as `store.run_scores` reads them) and its header row (as
-`store.latest_run` or `store.run_of` returns it) in, rows or CSV text out. The CLI reads the
-database and writes the file; nothing here trains, scores or writes SQL.
+their own outcomes. Pure: a run's scores (as `score_runs.run_scores` reads them) and its header
+row (as `score_runs.latest_run` or `score_runs.run_of` returns it) in, rows or CSV text out. The
+CLI reads the database and writes the file; nothing here trains, scores or writes SQL.
 
 Columns, in order:
 

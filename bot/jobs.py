@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataset import store
+from dataset import database, deal_history, score_runs
 from scoring.artifact import ModelMismatchError
 
 Say = Callable[[str], None]
@@ -26,10 +26,10 @@ def train_model(
     from scoring.features import prepare
     from scoring.train import train
 
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     known = pd.read_csv(truth) if truth is not None else None
     training = train(crm, n_cutoffs, known)
-    meta = {**training.meta, "database": {"fingerprint": store.fingerprint(db)}}
+    meta = {**training.meta, "database": {"fingerprint": database.fingerprint(db)}}
     artifact.save(training.model, folder, meta)
     path = report.write(
         training, folder, source=str(db.conn.execute("PRAGMA database_list").fetchone()[2])
@@ -62,12 +62,12 @@ def score_now(
     from scoring.features import prepare
 
     model, meta = loaded or artifact.load(folder)
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     notes = artifact.check_fits_data(
-        meta, crm.deals["product"].dropna().unique().tolist(), store.fingerprint(db)
+        meta, crm.deals["product"].dropna().unique().tolist(), database.fingerprint(db)
     )
     run = scorer.score(crm, model, meta["references"], as_of, explain_top)
-    run_id = store.write_score_run(
+    run_id = score_runs.write_score_run(
         db,
         as_of=run.as_of,
         scores=run.scores,
@@ -117,7 +117,7 @@ def newest_export(folder: Path) -> Path | None:
 
 def run_is_current(db) -> bool:
     """Is the latest score run newer than every import (nothing new to score)?"""
-    run = store.latest_run(db)
+    run = score_runs.latest_run(db)
     if run is None:
         return False
     last_import = db.execute("SELECT MAX(imported_at) FROM imports").fetchone()[0]

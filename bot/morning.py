@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import slack_api
+from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
 from bot.digest import Digest, build, in_scope
 from bot.inert import inert
 from bot.settings import Channel, Scope
 from bot.snapshot import Pipeline, Snapshot
-from dataset import store
+from dataset import deal_history, score_runs
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -50,7 +50,7 @@ def compose(
     notes: list[str] | None = None,
 ) -> Digest:
     """A scope's digest on the snapshot's run, compared with `previous_run` (None: first one)."""
-    previous = store.run_scores(db, previous_run) if previous_run else None
+    previous = score_runs.run_scores(db, previous_run) if previous_run else None
     gone = [] if previous is None else in_scope(previous, scope)["deal_id"].tolist()
     digest = build(
         run=snap.run,
@@ -58,9 +58,9 @@ def compose(
         scope=scope,
         top=top,
         min_risk=min_risk,
-        marks=store.marks(db, channel_id or ""),  # no channel (the offline digest): no marks
+        marks=ledger.marks(db, channel_id or ""),  # no channel (the offline digest): no marks
         previous=previous,
-        closed=store.closed_since(db, gone),
+        closed=deal_history.closed_since(db, gone),
         quarter=snap.quarter(scope),
     )
     digest.notes.extend(notes or [])
@@ -89,7 +89,7 @@ def run_channel(
     db = pipeline.db()
     admin = pipeline.settings.admin_channel
     where = f"the {digest_date} digest for <#{channel.id}>"
-    if (record := store.digest_record(db, channel.id, digest_date)) and record[
+    if (record := ledger.digest_record(db, channel.id, digest_date)) and record[
         "status"
     ] != "failed":
         if record["status"] == "claimed":
@@ -101,7 +101,7 @@ def run_channel(
         snap = pipeline.snapshot()
         if snap is None:
             raise RuntimeError("no score run to report on")
-        previous = store.last_posted_run(db, channel.id, digest_date)
+        previous = ledger.last_posted_run(db, channel.id, digest_date)
         digest = compose(
             db, snap, scope=channel.scope, top=channel.top, min_risk=channel.min_risk,
             previous_run=previous, channel_id=channel.id, notes=notes,
@@ -114,31 +114,31 @@ def run_channel(
         log.exception("%s was not posted: preparing it failed", where)
         slack_api.notify_admin(client, admin, f"revbot: {where} was not posted: {inert(str(exc))}")
         return Outcome(channel.id, digest_date, "failed", str(exc))
-    if not store.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
+    if not ledger.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
         return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
     try:
         ts = slack_api.post_digest(client, channel.id, message)
     except SlackApiError as exc:
         code = slack_api.error_code(exc)
         if not slack_api.refused(exc):  # a 5xx or an unreadable answer: it may have gone out
-            store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {code}")
+            ledger.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {code}")
             slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted (Slack "
                     f"answered {inert(code)}); please check the channel. It will not be "
                     "retried automatically.")  # fmt: skip
             return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {code}")
-        store.finish_digest(db, channel.id, digest_date, error=code)  # refused: nothing posted
+        ledger.finish_digest(db, channel.id, digest_date, error=code)  # refused: nothing posted
         hint = " (invite the bot: /invite @revbot)" if code in slack_api.NOT_A_MEMBER else ""
         slack_api.notify_admin(client, admin, f"revbot: {where} failed: {inert(code)}{hint}; the next run "
                 "will try again")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", code)
     except Exception as exc:  # a dropped connection or a timeout: it may have gone out
         log.exception("%s: unknown outcome", where)
-        store.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
+        ledger.note_digest_error(db, channel.id, digest_date, f"unknown outcome: {exc}")
         slack_api.notify_admin(client, admin, f"revbot: {where} may or may not have been posted "
                 f"({inert(str(exc))}); please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip
         return Outcome(channel.id, digest_date, "failed", f"unknown outcome: {exc}")
-    store.finish_digest(db, channel.id, digest_date, slack_ts=ts)
+    ledger.finish_digest(db, channel.id, digest_date, slack_ts=ts)
     log.info("%s posted (ts %s)", where, ts)
     return Outcome(channel.id, digest_date, "posted", ts)
 
@@ -146,12 +146,12 @@ def run_channel(
 def report_stale_claims(pipeline: Pipeline, client: WebClient, older_than_minutes: int = 10) -> list[dict]:  # fmt: skip
     """Claims left without a posted message (the process died mid-post): tell the admin once
     at start-up rather than risk a double post."""
-    stale = store.stale_claims(pipeline.db(), older_than_minutes)
+    stale = ledger.stale_claims(pipeline.db(), older_than_minutes)
     for r in stale:
         slack_api.notify_admin(client, pipeline.settings.admin_channel,
                 f"revbot: the {r['digest_date']} digest for <#{r['channel_id']}> was being posted "
                 "when revbot stopped; please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip
-        store.note_digest_error(pipeline.db(), r["channel_id"], r["digest_date"],
-                                "unknown outcome: revbot stopped while posting; reported")  # fmt: skip
+        ledger.note_digest_error(pipeline.db(), r["channel_id"], r["digest_date"],
+                                 "unknown outcome: revbot stopped while posting; reported")  # fmt: skip
     return stale

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-from dataset import store
+from dataset import database, deal_history
 
 TRUTH_COLUMNS = ("export_day", "deal_id", "p_true")
 HOW_TO_LOAD = "import an export with `revbot ingest` or run `revbot demo --load`"
@@ -28,14 +28,14 @@ def open_db(path: Path, *, create: bool) -> sqlite_utils.Database:
             f"no database at {path}: check --db (or $REVBOT_DB), or {HOW_TO_LOAD} to make one"
         )
     try:
-        return store.connect(path)
+        return database.connect(path)
     except sqlite3.DatabaseError as exc:  # a CSV given as --db, a damaged file
         raise PreflightError(f"{path} is not a revbot database (SQLite: {exc})") from exc
 
 
 def require_deals(db: sqlite_utils.Database, path: Path) -> None:
     """Training, scoring and forecasting need deals: say so rather than fail deep inside."""
-    if store.latest_as_of(db) is None:
+    if deal_history.latest_as_of(db) is None:
         raise PreflightError(f"the database {path} has no deals: {HOW_TO_LOAD}")
 
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot import ledger
 from bot.settings import Channel
-from dataset import store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def missed(db, channels: tuple[Channel, ...], now: datetime) -> list[tuple[Chann
         if fire is None:
             continue
         day = digest_date(channel, fire)
-        record = store.digest_record(db, channel.id, day)
+        record = ledger.digest_record(db, channel.id, day)
         if record is None or record["status"] == "failed":
             out.append((channel, day))
     return out

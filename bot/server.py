@@ -25,7 +25,7 @@ from waitress.server import create_server
 from bot.gate import Gate
 from bot.readiness import Readiness
 from bot.snapshot import Pipeline
-from dataset import store
+from dataset import score_runs
 
 log = logging.getLogger(__name__)
 BACKLOG = 2048  # connections the kernel queues before waitress accepts them (Linux caps it)
@@ -38,7 +38,7 @@ WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 def health(pipeline: Pipeline) -> dict:
     """What a monitor needs: is the database readable, and how fresh is the latest run."""
-    run = store.latest_run(pipeline.db())
+    run = score_runs.latest_run(pipeline.db())
     return {
         "ok": True,
         "latest_run": run and {"run_id": run["run_id"], "as_of": run["as_of"],

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bot import jobs
+from bot import jobs, ledger
 from bot.config import SetupError
 from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
-from dataset import store
+from dataset import database, deal_history, score_runs
 from dataset.ids import salesforce_18
 from dataset.ingest import IngestError, ingest_files
 from dataset.presets import BUILTIN, apply_overrides
@@ -133,14 +133,14 @@ class Snapshot:
         # a Salesforce id as a report shows it (15 characters) is stored in its 18-character form
         for key in dict.fromkeys((q, salesforce_18(q))):
             if key.lower() in self.ids:
-                return Lookup(deal=store.run_deal(db, self.run_id, self.ids[key.lower()]))
-            state = store.deal_state(db, key)
+                return Lookup(deal=score_runs.run_deal(db, self.run_id, self.ids[key.lower()]))
+            state = deal_history.deal_state(db, key)
             if state is not None:
                 return Lookup(closed=state)
         mine = in_scope(self.scores, scope)
         matches = mine[mine["account"].fillna("").str.contains(q, case=False, regex=False)]
         if len(matches) == 1:
-            return Lookup(deal=store.run_deal(db, self.run_id, matches.iloc[0]["deal_id"]))
+            return Lookup(deal=score_runs.run_deal(db, self.run_id, matches.iloc[0]["deal_id"]))
         if len(matches) > 1:
             return Lookup(several=matches)
         accounts = sorted(set(mine["account"].dropna()))
@@ -165,13 +165,16 @@ class Pipeline:
     def db(self):
         conn = getattr(self._local, "db", None)
         if conn is None:
-            conn = self._local.db = store.connect(self.db_path)
+            conn = self._local.db = database.connect(self.db_path)
+            # the bot's own tables, made now rather than at a first claim that could wait
+            # behind an import holding the write lock
+            ledger.ensure_tables(conn)
         return conn
 
     def snapshot(self, say=None) -> Snapshot | None:
         """The latest run's snapshot (None before the first run), reloaded when a newer run is
         saved, by this process or another."""
-        run = store.latest_run(self.db())
+        run = score_runs.latest_run(self.db())
         if run is None:
             return None
         current = self._snapshot
@@ -186,9 +189,9 @@ class Pipeline:
         db = self.db()
         with self._model_lock:
             model, meta = jobs.ensure_model(db, self.artifacts, say=say)
-        crm = prepare(store.load_crm(db))
+        crm = prepare(deal_history.load_crm(db))
         settings = jobs.forecast_settings(crm, self.artifacts, say=say)
-        scores = store.run_scores(db, run["run_id"])
+        scores = score_runs.run_scores(db, run["run_id"])
         log.info("snapshot of score run #%s loaded (%s open deals)", run["run_id"], len(scores))
         return Snapshot(
             run=run,
@@ -238,7 +241,7 @@ class Pipeline:
                     self._export_seen = None
                     log.exception("ingesting the newest export failed")
                     problems.append(f"today's CRM export could not be loaded: {exc}")
-            if store.latest_as_of(db) is None:
+            if deal_history.latest_as_of(db) is None:
                 raise SetupError("no CRM data imported yet: run `revbot ingest` or `revbot demo`")
             if not jobs.run_is_current(db):
                 with self._model_lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dataset.store import STATE
+from dataset.deal_history import STATE
 
 
 def _text(s: pd.Series) -> pd.Series:

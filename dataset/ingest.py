@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-from dataset import asof, history, store
+from dataset import asof, database, deal_history, history, import_log
 from dataset.csvfile import CsvFileError, RawTable, Rejected, check_encoding, read_table
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import BUILTIN, Preset, PresetError, detect
@@ -111,7 +111,7 @@ def file_sha256(path: Path) -> str:
         raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
 
 
-def _already(path: Path, previous: store.ImportRecord, meanwhile: bool = False) -> FileResult:
+def _already(path: Path, previous: import_log.ImportRecord, meanwhile: bool = False) -> FileResult:
     when = ", which another run imported while this one was reading the file" if meanwhile else ""
     note = f"same content as import #{previous.id} ({previous.file_name}){when}; nothing changed"
     return FileResult(path, "already imported", notes=[note])
@@ -167,7 +167,7 @@ def ingest_files(
     seen: dict[str, Path] = {}
     for path in expand(paths):
         sha256 = file_sha256(path)
-        previous = store.find_import(db, sha256)
+        previous = import_log.find_import(db, sha256)
         if previous is not None:
             results.append(_already(path, previous))
             continue
@@ -189,8 +189,8 @@ def ingest_files(
     deals = [t for t in todo if t.preset.table == "deals"]
     parsed_deals = []
     # every deal id imported so far: read only when there is a deals file to check against them
-    known_products = store.product_names(db) if deals else []
-    known_ids = store.deal_ids(db) if deals else []
+    known_products = deal_history.product_names(db) if deals else []
+    known_ids = deal_history.deal_ids(db) if deals else []
     for item in deals:
         try:
             parsed = parse_table(
@@ -247,8 +247,8 @@ def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
     """Write one file's import in one transaction, taken as a write lock first: if another
     process imported the same file since it was checked, this one changes nothing."""
     try:
-        with store.write_lock(db):
-            previous = store.find_import(db, item.sha256)
+        with database.write_lock(db):
+            previous = import_log.find_import(db, item.sha256)
             if previous is not None:
                 return _already(item.path, previous, meanwhile=True)
             return _write(db, item, parsed, encoding)
@@ -257,7 +257,7 @@ def _store(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
             raise
         raise IngestError(
             f"{item.path.name}: the database stayed locked by another writer for "
-            f"{store.WRITE_WAIT_SECONDS // 60} minutes; nothing was imported, try again"
+            f"{database.WRITE_WAIT_SECONDS // 60} minutes; nothing was imported, try again"
         ) from exc
 
 
@@ -275,7 +275,7 @@ def _write(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
         set_aside=parsed.rejected,
     )
     with db.atomic():
-        import_id = store.add_import(
+        import_id = import_log.add_import(
             db,
             file_name=item.path.name,
             path=str(item.path),
@@ -289,19 +289,23 @@ def _write(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
             as_of=parsed.as_of,
             notes="\n".join(parsed.notes),
         )
-        store.add_quarantine(db, import_id, parsed.rejected)
+        import_log.add_quarantine(db, import_id, parsed.rejected)
         if parsed.table == "deals":
             _store_deals(db, import_id, parsed, result)
-            store.upsert_stages(db, _stages(item.preset, parsed.frame), parsed.preset, import_id)
-            store.set_import_fields(db, import_id, item.found)
+            import_log.upsert_stages(
+                db, _stages(item.preset, parsed.frame), parsed.preset, import_id
+            )
+            import_log.set_import_fields(db, import_id, item.found)
         else:
-            store.upsert_reference(db, parsed.table, KEYS[parsed.table], parsed.frame, import_id)
+            import_log.upsert_reference(
+                db, parsed.table, KEYS[parsed.table], parsed.frame, import_id
+            )
             if parsed.table == "products":
                 _, aliases = resolve_names(
-                    pd.Series(store.distinct_deal_products(db), dtype="object"),
+                    pd.Series(deal_history.distinct_deal_products(db), dtype="object"),
                     parsed.frame["product"],
                 )
-                store.rename_products(db, aliases)
+                deal_history.rename_products(db, aliases)
                 result.notes += [
                     f"deals' product {k!r} now read as {v!r}" for k, v in aliases.items()
                 ]
@@ -320,9 +324,9 @@ def _stages(preset: Preset, frame: pd.DataFrame) -> list[dict]:
 def _store_deals(db: sqlite_utils.Database, import_id: int, parsed: Parsed, result: FileResult):
     snapshot = parsed.frame
     as_of = parsed.as_of
-    previous = store.states_before(db, as_of)
+    previous = deal_history.states_before(db, as_of)
     changed, new, modified = history.changes(snapshot, previous)
-    redundant = history.redundant_next(snapshot, store.states_after(db, as_of))
-    store.write_deal_snapshot(db, import_id, as_of, snapshot, changed, redundant)
-    store.set_import_counts(db, import_id, new, modified)
+    redundant = history.redundant_next(snapshot, deal_history.states_after(db, as_of))
+    deal_history.write_deal_snapshot(db, import_id, as_of, snapshot, changed, redundant)
+    import_log.set_import_counts(db, import_id, new, modified)
     result.deals_new, result.deals_changed = new, modified

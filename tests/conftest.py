@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataset import store
+from dataset import database, deal_history
 from dataset.demo import DemoConfig, generate, true_probability, write_demo
 from dataset.ingest import ingest_files
 from scoring.features import prepare
@@ -34,9 +34,9 @@ def maventech() -> Path:
 
 @pytest.fixture
 def db(tmp_path: Path):
-    database = store.connect(tmp_path / "revbot.db")
-    yield database
-    database.close()
+    conn = database.connect(tmp_path / "revbot.db")
+    yield conn
+    conn.close()
 
 
 # A generated CRM whose true win probabilities are known, ingested into a real SQLite file and
@@ -48,9 +48,9 @@ GENERATED = DemoConfig(deals=15000, daily_exports=0, seed=21)
 def generated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("generated")
     write_demo(folder / "crm", GENERATED)
-    db = store.connect(folder / "gen.db")
+    db = database.connect(folder / "gen.db")
     ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     return {"db": db, "crm": crm, "world": generate(GENERATED), "folder": folder}
 
 

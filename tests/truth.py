@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataset import store
+from dataset import database, deal_history
 from dataset.ingest import ingest_files
 from scoring.evaluate import ece, expected_auc
 from scoring.features import prepare
@@ -90,7 +90,7 @@ def demo_world(cfg, out: Path) -> World:
 
 
 def _import(world: World, db_path: Path, until: date | None = None):
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     files = [p for d, p in world.exports if until is None or d <= until]
     ingest_files(db, [*world.reference, *files])
     return db
@@ -104,7 +104,7 @@ def _top_key(drivers: str | None) -> str | None:
 def check_last_export(world: World, folder: Path) -> dict:
     """Import every export, train, score at the last one, compare with the truth there."""
     db = _import(world, folder / "all.db")
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     training = train(crm)
     run = score(crm, training.model, training.meta["references"], explain_top=1_000_000)
     last = world.exports[-1][0]
@@ -145,7 +145,7 @@ def check_cutoff(world: World, folder: Path, weeks_back: int = 26) -> dict:
     days = [d for d, _ in world.exports]
     cutoff = days[max(0, len(days) - 1 - weeks_back)]
     db = _import(world, folder / "cutoff.db", until=cutoff)
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     training = train(crm)
     run = score(crm, training.model, training.meta["references"], explain_top=0)
     truth = world.truth[world.truth["export_day"] == cutoff].set_index("deal_id")

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import slack_api
+from bot import ledger, slack_api
 from bot.access import NOT_IN_ROSTER, can_see
 from bot.blocks import mark_handled
 from bot.inert import inert
@@ -21,7 +21,7 @@ from bot.listeners.commands import deal_detail
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
 from bot.replies import text_message
 from bot.snapshot import Pipeline
-from dataset import store
+from dataset import score_runs
 
 log = logging.getLogger(__name__)
 SNOOZE_DAYS = 7
@@ -47,7 +47,7 @@ def register(app: App, pipeline: Pipeline) -> None:
         if member is None:
             _say(respond, **text_message(NOT_IN_ROSTER.format(user_id=inert(click.user_id))))
             return None
-        deal = store.run_deal(pipeline.db(), click.run_id, click.deal_id)
+        deal = score_runs.run_deal(pipeline.db(), click.run_id, click.deal_id)
         if deal is None or not can_see(member, deal):
             _say(respond, text="That deal is not one you can see.")
             return None
@@ -61,7 +61,7 @@ def register(app: App, pipeline: Pipeline) -> None:
             return
         snap = pipeline.snapshot()
         _, member, deal = found
-        current = store.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
+        current = score_runs.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
         if current is None:  # no longer open: explain it as it was in the digest
             current = deal
         if not can_see(member, current):  # moved to another team since the digest
@@ -82,12 +82,12 @@ def register(app: App, pipeline: Pipeline) -> None:
         if channel is None:  # a snooze is kept per channel: without one it cannot be
             _say(respond, **text_message(UNREADABLE_BUTTON))
             return
-        run = store.run_of(pipeline.db(), int(deal["run_id"]))
+        run = score_runs.run_of(pipeline.db(), int(deal["run_id"]))
         until = None
         if kind == "snooze":
             until = (date.fromisoformat(run["as_of"]) + timedelta(days=SNOOZE_DAYS)).isoformat()
-        store.add_mark(pipeline.db(), channel_id=channel, deal_id=deal["deal_id"], kind=kind,
-                       user_id=member.user_id, risk=deal["risk"], until=until)  # fmt: skip
+        ledger.add_mark(pipeline.db(), channel_id=channel, deal_id=deal["deal_id"], kind=kind,
+                        user_id=member.user_id, risk=deal["risk"], until=until)  # fmt: skip
         note = (
             f"Snoozed by <@{member.user_id}> until {until}"
             if kind == "snooze"

@@ -30,7 +30,7 @@ from bot.replies import (
     text_message,
 )
 from bot.snapshot import Pipeline
-from dataset import store
+from dataset import score_runs
 from forecasting.chart import fan_chart, money
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
 
 def deal_detail(pipeline: Pipeline, snap, deal: dict) -> dict:
     drivers, actions = snap.explain(deal)
-    history = store.deal_risk_history(pipeline.db(), deal["deal_id"])
+    history = score_runs.deal_risk_history(pipeline.db(), deal["deal_id"])
     return deal_reply(deal, drivers, actions, history, snap.run["confidence"] or "", snap.run["as_of"])  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from bot import jobs
 from bot.settings import Channel, Member, Scope, Secrets, Settings
-from dataset import store
+from dataset import database, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import ingest_files
 
@@ -51,14 +51,14 @@ def build_crm(folder: Path) -> dict:
     with (crm / "sales_teams.csv").open("a", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerow([HOSTILE_OWNER, HOSTILE_MANAGER, HOSTILE_REGION])
     db_path = folder / "revbot.db"
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     ingest_files(db, [crm, crm / "exports"])
     artifacts = folder / "artifacts"
     jobs.train_model(db, artifacts, n_cutoffs=2, say=lambda _: None)
     # the forecast's shared shock is normally fitted by a backtest; its value is not under test
     (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
     jobs.score_now(db, artifacts, say=lambda _: None)
-    scores = store.run_scores(db, store.latest_run(db)["run_id"])
+    scores = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"])
     db.close()
     return {"db_path": db_path, "artifacts": artifacts, "scores": scores, "crm": crm}
 

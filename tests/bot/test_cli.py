@@ -9,7 +9,7 @@ import sys
 
 from bot.blocks import check_limits
 from bot.cli import main
-from dataset import store
+from dataset import database
 from dataset.demo import DemoConfig, generate
 
 
@@ -61,10 +61,10 @@ def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REVBOT_DB", str(tmp_path / "env.db"))
     assert main(["demo", "--out", "crm", "--deals", "200", "--daily", "0", "--no-weekly"]) == 0
     assert main(["ingest", "crm"]) == 0
-    assert store.connect(tmp_path / "env.db")["deals"].count == 200
+    assert database.connect(tmp_path / "env.db")["deals"].count == 200
     demo = ["demo", "--out", "crm2", "--deals", "50", "--daily", "0", "--no-weekly", "--load"]
     assert main([*demo, "--db", str(tmp_path / "other.db")]) == 0
-    assert store.connect(tmp_path / "other.db")["deals"].count == 50
+    assert database.connect(tmp_path / "other.db")["deals"].count == 50
     assert main(["imports"]) == 0
     assert "#4 sales_pipeline.csv (deals, maventech): 200 read = 200 accepted" in (
         capsys.readouterr().out

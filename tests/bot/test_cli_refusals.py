@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from dataset import store
+from dataset import database
 from tests.dataset.test_bad_cells import GOOD, MAVENTECH, write
 
 HOW = "import an export with `revbot ingest` or run `revbot demo --load`"
@@ -66,7 +66,7 @@ def test_a_mistyped_db_in_the_environment_is_refused_too(quiet_env, capsys, monk
 def test_commands_that_write_create_the_database(quiet_env, capsys):
     path = write(quiet_env, MAVENTECH, [GOOD])
     assert main(["ingest", str(path), "--db", str(quiet_env / "new.db")]) == 0
-    assert store.connect(quiet_env / "new.db")["deals"].count == 1
+    assert database.connect(quiet_env / "new.db")["deals"].count == 1
 
 
 @pytest.mark.parametrize("command", [["train"], ["score"], ["forecast"]], ids=lambda c: c[0])

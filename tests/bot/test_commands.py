@@ -60,10 +60,10 @@ def test_deal_share_posts_in_channel(served):
 
 
 def test_deal_beyond_the_explained_top_is_explained_on_demand(served):
-    from dataset import store
+    from dataset import score_runs
 
     db = served.pipeline.db()
-    run = store.latest_run(db)["run_id"]
+    run = score_runs.latest_run(db)["run_id"]
     db.execute("UPDATE deal_scores SET drivers = NULL, actions = NULL WHERE run_id = ?", [run])
     db.conn.commit()
     deal = served.data["scores"].iloc[2]
@@ -105,9 +105,9 @@ def test_empty_text_gives_usage(served):
 
 
 def test_a_closed_deal_says_so(served):
-    from dataset import store
+    from dataset import database
 
-    lost = next(iter(store.read_frame(served.pipeline.db(), "SELECT deal_id FROM deals WHERE status = 'lost' LIMIT 1")["deal_id"]))  # fmt: skip
+    lost = next(iter(database.read_frame(served.pipeline.db(), "SELECT deal_id FROM deals WHERE status = 'lost' LIMIT 1")["deal_id"]))  # fmt: skip
     _, answer = ask(served, "/deal", lost)
     assert f"Deal `{lost}`" in answer["text"] and "was lost on" in answer["text"]
 
@@ -242,10 +242,10 @@ def test_suggestions_and_account_search_stay_within_what_you_can_see(served):
 
 
 def test_a_manager_sees_a_closed_deal_of_the_team(served):
-    from dataset import store
+    from dataset import database
 
     who = served.data["who"]
-    lost = store.read_frame(
+    lost = database.read_frame(
         served.pipeline.db(),
         "SELECT d.deal_id FROM deals d JOIN sales_teams t ON t.sales_agent = d.owner "
         "WHERE d.status = 'lost' AND t.manager = ? LIMIT 1",

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import jobs
+from bot import jobs, ledger
 from bot.blocks import check_limits
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.morning import run_channel
-from dataset import store
+from dataset import database, score_runs
 from tests.bot.slackenv import (
     HOSTILE_OWNER,
     LEADER,
@@ -48,7 +48,7 @@ def test_a_digest_is_posted_once_per_channel_and_day(served):
     assert check_limits(message) == [] and not call.warnings
     deals = [b for b in call.params["blocks"] if b["type"] == "actions"]
     assert len(deals) == 5
-    record = store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    record = ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
     assert record["status"] == "posted" and record["slack_ts"] == call.response["ts"]
 
 
@@ -70,13 +70,13 @@ def test_a_refused_digest_is_reported_and_posted_by_the_next_run(served):
     admin = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0ADMIN"]  # fmt: skip
     assert len(admin) == 1 and "channel_not_found" in admin[0].params["text"]
     assert "/invite @revbot" in admin[0].params["text"]
-    record = store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    record = ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
     assert record["status"] == "failed"
     retry = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
     assert retry.status == "posted"
     posted = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0DIGEST" and c.ok]  # fmt: skip
     assert len(posted) == 1
-    assert store.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")["attempts"] == 2
+    assert ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")["attempts"] == 2
 
 
 @pytest.mark.bot(channels=[channel("C0EVE", scope=f"rep:{HOSTILE_OWNER}")])
@@ -129,9 +129,9 @@ def test_snooze_and_acknowledge_keep_deals_out_of_the_next_digest(served):
     acked, _ = _click(served, message, ACTION_ACK, 1)
     served.slack.wait_for("chat.update", 2)
     db = served.pipeline.db()
-    marks = store.marks(db, "C0DIGEST").set_index("deal_id")
+    marks = ledger.marks(db, "C0DIGEST").set_index("deal_id")
     assert marks.loc[snoozed, "kind"] == "snooze" and marks.loc[acked, "kind"] == "ack"
-    run = store.latest_run(db)
+    run = score_runs.latest_run(db)
     until = datetime.fromisoformat(run["as_of"]) + timedelta(days=7)
     assert marks.loc[snoozed, "until"] == until.date().isoformat()
     # the next morning: both handled deals are left out, and the footer says so
@@ -150,7 +150,7 @@ def test_a_stranger_cannot_snooze(served):
     _click(served, message, ACTION_SNOOZE, 0, user=STRANGER)
     answer = served.slack.wait_for("response_url")[0].params
     assert "not in it yet" in answer["text"]
-    assert store.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
 
 
@@ -244,9 +244,9 @@ def test_a_missed_run_is_caught_up_once_across_restarts(small_crm, db_copy, tmp_
         log += _stop(proc)
         assert _posts(slack) == ["C0ONE", "C0TWO"]
         assert TOKEN not in log and SECRET not in log
-        db = store.connect(db_copy)
+        db = database.connect(db_copy)
         day = due.date().isoformat()
-        assert [r["status"] for r in store.digest_records(db) if r["digest_date"] == day] == ["posted", "posted"]  # fmt: skip
+        assert [r["status"] for r in ledger.digest_records(db) if r["digest_date"] == day] == ["posted", "posted"]  # fmt: skip
 
 
 def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
@@ -262,7 +262,7 @@ def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
         client = make_client(settings.secrets)
         assert run_channel(pipeline, client, DIGEST, "2025-02-17").status == "posted"
         db = pipeline.db()
-        scores = store.run_scores(db, store.latest_run(db)["run_id"]).set_index("deal_id")
+        scores = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"]).set_index("deal_id")
         newest = sorted((small_crm["crm"] / "exports").iterdir())[-1]
         rows = newest.read_text(encoding="utf-8").splitlines()
         open_ids = [r.split(",")[0] for r in rows[1:] if r.split(",")[0] in scores.index]
@@ -324,7 +324,7 @@ def test_a_failure_before_posting_claims_nothing(tmp_path, small_crm):
         (admin,) = slack.calls_to("chat.postMessage")
         assert admin.params["channel"] == "C0ADMIN" and "was not posted" in admin.params["text"]
         db = pipeline.db()
-        assert store.digest_record(db, "C0DIGEST", "2025-02-17") is None
+        assert ledger.digest_record(db, "C0DIGEST", "2025-02-17") is None
         now = datetime(2025, 2, 17, 8, 30, tzinfo=UTC)
         assert missed(db, (DIGEST,), now) == [(DIGEST, "2025-02-17")]
 
@@ -334,7 +334,7 @@ def test_a_claim_left_by_a_crash_is_reported_once(served):
     from bot.morning import report_stale_claims
 
     db = served.pipeline.db()
-    assert store.claim_digest(db, "C0DIGEST", "2025-02-16", 1, "crashed")
+    assert ledger.claim_digest(db, "C0DIGEST", "2025-02-16", 1, "crashed")
     db.execute("UPDATE digest_runs SET updated_at = '2025-02-16T08:00:00+00:00'")
     db.conn.commit()
     assert [r["digest_date"] for r in report_stale_claims(served.pipeline, served.pipeline_client)] == ["2025-02-16"]  # fmt: skip
@@ -350,12 +350,12 @@ def test_a_rep_cannot_snooze_even_their_own_deal_out_of_the_digest(served):
     message = _digest(served)
     scores = served.data["scores"]
     own = scores.loc[scores["owner"] == served.data["who"]["rep"], "deal_id"].iloc[0]
-    run_id = store.latest_run(served.pipeline.db())["run_id"]
+    run_id = score_runs.latest_run(served.pipeline.db())["run_id"]
     url = served.slack.response_url("act")
     post(served.url, action_body(ACTION_SNOOZE, f"{run_id}:{own}", REP, url, message))
     answer = served.slack.wait_for("response_url")[0].params
     assert answer["text"].startswith("Only managers and leaders can snooze or acknowledge")
-    assert store.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot import export
 from bot.cli import main
-from dataset import store
+from dataset import database, score_runs
 from scoring.reasons import Reason
 from scoring.risk import WEIGHTS, risk_score
 from scoring.scorer import reasons_json
@@ -79,7 +79,7 @@ def scores_frame(explain: int, stage: str = "Engaging") -> pd.DataFrame:
 
 
 def save_run(db, explain: int = 2, as_of: date = date(2024, 3, 5), **kw) -> int:
-    return store.write_score_run(
+    return score_runs.write_score_run(
         db, as_of=as_of, scores=scores_frame(explain, **kw), model_hash="h",
         confidence="model confidence: high", base_rate=0.6,
     )  # fmt: skip
@@ -88,7 +88,7 @@ def save_run(db, explain: int = 2, as_of: date = date(2024, 3, 5), **kw) -> int:
 @pytest.fixture
 def db_path(tmp_path):
     path = tmp_path / "x.db"
-    db = store.connect(path)
+    db = database.connect(path)
     save_run(db)
     db.close()
     return path
@@ -146,7 +146,7 @@ def test_reasons_for_explained_deals_only(db_path, tmp_path):
     out = tmp_path / "scores.csv"
     assert main(["export", "scores", "--out", str(out), "--db", str(db_path)]) == 0
     rows = read_export(out)
-    saved = store.run_scores(store.connect(db_path), 1).set_index("deal_id")
+    saved = score_runs.run_scores(database.connect(db_path), 1).set_index("deal_id")
     for r in rows[:2]:
         reasons = json.loads(saved.at[r["deal_id"], "drivers"])
         assert r["reasons_json"] == saved.at[r["deal_id"], "drivers"]  # as saved
@@ -164,7 +164,7 @@ def test_reasons_for_explained_deals_only(db_path, tmp_path):
 
 
 def test_formula_injection_is_neutralised(tmp_path):
-    db = store.connect(tmp_path / "x.db")
+    db = database.connect(tmp_path / "x.db")
     save_run(db, explain=5, stage="-1 Lost?")
     rows = {r["deal_id"]: r for r in read_export(_export(tmp_path))}
     assert rows["D2"]["account"] == "'" + HOSTILE
@@ -193,15 +193,15 @@ def test_out_dash_writes_to_standard_output(db_path, capsys):
     assert not captured.out.startswith("\ufeff")  # no BOM in a pipe
     rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert len(rows) == 5 and rows[0]["rank"] == "1"
-    assert captured.out == export.csv_text(store.run_scores(store.connect(db_path), 1),
-                                           store.run_of(store.connect(db_path), 1))  # fmt: skip
+    assert captured.out == export.csv_text(score_runs.run_scores(database.connect(db_path), 1),
+                                           score_runs.run_of(database.connect(db_path), 1))  # fmt: skip
     assert captured.err.startswith("5 deals of score run #1 (as of 2024-03-05) written to "
                                    "standard output (2 with reasons")  # fmt: skip
 
 
 def test_no_run_yet_is_a_friendly_error(tmp_path, capsys):
     path = tmp_path / "x.db"
-    store.connect(path).close()
+    database.connect(path).close()
     out = tmp_path / "scores.csv"
     assert main(["export", "scores", "--out", str(out), "--db", str(path)]) == 2
     err = capsys.readouterr().err
@@ -216,10 +216,10 @@ def test_no_run_yet_is_a_friendly_error(tmp_path, capsys):
 
 
 def test_run_picks_that_run_and_the_reader_writes_nothing(tmp_path, capsys):
-    db = store.connect(tmp_path / "x.db")
+    db = database.connect(tmp_path / "x.db")
     save_run(db, explain=1, as_of=date(2024, 3, 4))
     save_run(db, explain=5, as_of=date(2024, 3, 5))
-    before = store.table_counts(db)
+    before = database.table_counts(db)
     rows = read_export(_export(tmp_path, "--run", "1"))
     assert {r["run_id"] for r in rows} == {"1"} and rows[0]["as_of"] == "2024-03-04"
     assert sum(r["reason_1_key"] != "" for r in rows) == 1
@@ -228,7 +228,7 @@ def test_run_picks_that_run_and_the_reader_writes_nothing(tmp_path, capsys):
     assert {r["run_id"] for r in rows} == {"2"} and rows[0]["as_of"] == "2024-03-05"
     out = capsys.readouterr().out
     assert out.endswith("(5 with reasons)\n") and "--explain-top" not in out
-    assert store.table_counts(db) == before
+    assert database.table_counts(db) == before
     assert (
         main(["export", "scores", "--out", "-", "--db", str(tmp_path / "x.db"), "--run", "7"]) == 2
     )

@@ -17,7 +17,7 @@ from bot.morning import run_channel
 from bot.settings import Secrets, settings_from
 from bot.slack_api import make_client
 from bot.snapshot import Pipeline
-from dataset import store
+from dataset import database, deal_history, import_log, score_runs
 from tests.bot.slackenv import TOKEN, channel
 from tests.fakeslack import FakeSlack
 
@@ -83,12 +83,12 @@ def test_a_poisoned_export_never_stops_the_morning(small_crm, db_copy, tmp_path,
     assert "Traceback" not in out + err
     read, aside = len(good) + len(bad), len(bad)
     assert f"poisoned.csv: deals via preset maventech: {read} read = {read - aside} accepted + {aside} set aside" in out  # fmt: skip
-    db = store.connect(db_copy)
+    db = database.connect(db_copy)
     (import_id,) = db.execute("SELECT MAX(id) FROM imports").fetchone()
-    stored = {r["line"]: r["reason"] for r in store.quarantined(db, import_id, 100)}
+    stored = {r["line"]: r["reason"] for r in import_log.quarantined(db, import_id, 100)}
     assert set(stored) == set(expected)
     assert {line: stored[line][: len(why)] for line, why in expected.items()} == expected
-    assert store.latest_as_of(db) == "2025-02-14"  # no row moved the export's date
+    assert deal_history.latest_as_of(db) == "2025-02-14"  # no row moved the export's date
     assert db.execute(
         "SELECT COUNT(*) FROM deals WHERE stage IS NULL OR value < 0 OR value > 1e12 "
         "OR close_date > '2100' OR close_date < '1990' OR deal_id LIKE 'PZN%'"
@@ -120,7 +120,7 @@ def test_a_poisoned_export_never_stops_the_morning(small_crm, db_copy, tmp_path,
         assert outcome.status == "posted", outcome
         message = json.dumps(slack.calls_to("chat.postMessage")[-1].params)
     assert "2025-02-17" in message and "could not be loaded" not in message
-    assert store.latest_run(db)["as_of"] == "2025-02-17"
+    assert score_runs.latest_run(db)["as_of"] == "2025-02-17"
     assert db.execute("SELECT 1 FROM deals WHERE deal_id = 'DNEW000001'").fetchone() == (1,)
 
     out_dir = tmp_path / "out"

@@ -141,12 +141,12 @@ def test_last_fire_and_missed_runs(db):
     assert last_fire(ny, datetime(2025, 2, 17, 14, 1, tzinfo=UTC)) is None  # grace is over
     assert last_fire(ny, datetime(2025, 2, 15, 13, 30, tzinfo=UTC)) is None  # a Saturday
     assert missed(db, (ny,), monday_9am_ny) == [(ny, "2025-02-17")]
-    from dataset import store
+    from bot import ledger
 
     db.execute("INSERT INTO score_runs (run_id, as_of, created_at, deals) VALUES (1, '2025-02-14', 'x', 0)")  # fmt: skip
-    assert store.claim_digest(db, "C0NY", "2025-02-17", 1, "test")
-    assert not store.claim_digest(db, "C0NY", "2025-02-17", 1, "other")  # one claim only
-    store.finish_digest(db, "C0NY", "2025-02-17", slack_ts="1.2")
+    assert ledger.claim_digest(db, "C0NY", "2025-02-17", 1, "test")
+    assert not ledger.claim_digest(db, "C0NY", "2025-02-17", 1, "other")  # one claim only
+    ledger.finish_digest(db, "C0NY", "2025-02-17", slack_ts="1.2")
     assert missed(db, (ny,), monday_9am_ny) == []
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from dataset import asof, store
+from dataset import asof, database
 from dataset.asof import FILE_NAME, FOOTER, Stated, decide, footer_date, name_date
 from dataset.ingest import IngestError, ingest_files
 
@@ -212,9 +212,9 @@ def _imports(db) -> list[tuple]:
 
 @pytest.fixture
 def db(tmp_path: Path):
-    database = store.connect(tmp_path / "x.db")
-    yield database
-    database.close()
+    conn = database.connect(tmp_path / "x.db")
+    yield conn
+    conn.close()
 
 
 def test_monday_salesforce_report_is_as_of_the_monday_its_footer_states(db, tmp_path):
@@ -298,7 +298,7 @@ def test_as_of_given_beats_the_footer_and_is_printed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "; as of 2024-03-06 (given with --as-of): 3 new deals" in out
     assert "note: the report footer says 2024-03-04: using 2024-03-06" in out
-    assert store.connect(db_path).execute("SELECT as_of FROM imports").fetchone()[0] == (
+    assert database.connect(db_path).execute("SELECT as_of FROM imports").fetchone()[0] == (
         "2024-03-06"
     )
 
@@ -378,6 +378,6 @@ def test_closes_and_activities_dated_ahead_do_not_overrule_the_footer(db, tmp_pa
         "(dated ahead in the CRM)"
     ) in r.notes
     # and a given --as-of is checked against the creations only
-    db2 = store.connect(tmp_path / "y.db")
+    db2 = database.connect(tmp_path / "y.db")
     (r,) = ingest_files(db2, [path], as_of=date(2024, 3, 2))
     assert r.as_of == "2024-03-02"

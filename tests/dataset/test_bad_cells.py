@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from dataset import store
+from dataset import deal_history
 from dataset.ingest import FileResult, IngestError, ingest_files
 
 MAVENTECH = (
@@ -111,7 +111,7 @@ def test_implausible_dates_are_set_aside_and_never_become_the_as_of_date(db, tmp
     assert set_aside(db, result) == DATE_REASONS
     assert {r[0] for r in db.execute("SELECT deal_id FROM deals")} == {"G1", "A1", "G2"}
     # the win booked ahead is kept but does not carry the export's date with it
-    assert result.as_of == "2017-02-10" and store.latest_as_of(db) == "2017-02-10"
+    assert result.as_of == "2017-02-10" and deal_history.latest_as_of(db) == "2017-02-10"
     assert any("do not count towards the export's as-of date" in n for n in result.notes)
 
 

@@ -9,7 +9,7 @@ import sqlite3
 
 import pandas as pd
 
-from dataset import store
+from dataset import database, deal_history, import_log
 from dataset.ingest import ingest_files
 from dataset.presets import BUILTIN
 from scoring.crm import prepare
@@ -48,9 +48,9 @@ def test_salesforce_columns_are_read_checked_and_kept(db, tmp_path):
     assert d["0062"]["next_step"] is None
     assert d["0061"]["stage_changed"] == "2024-02-20" and d["0061"]["push_count"] == 2
     assert d["0061"]["deal_type"] == "New Business" and d["0062"]["lead_source"] == "Partner"
-    history = store.deal_history(db, "0061")
+    history = deal_history.deal_history(db, "0061")
     assert history[0]["probability"] == 90 and history[0]["forecast_category"] == "Commit"
-    fields = store.exported_fields(db)
+    fields = import_log.exported_fields(db)
     assert {"probability", "next_step", "stage_changed", "forecast_category"} <= fields
     stages = {s["stage"]: s for s in db.query("SELECT * FROM stages")}
     assert stages["Negotiation/Review"]["probability"] == 90
@@ -109,15 +109,15 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     )
     conn.commit()
     conn.close()
-    db = store.connect(path)
+    db = database.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
     for table in ("deal_history", "deals"):
         assert {"probability", "next_step", "stage_changed"} <= set(db[table].columns_dict)
     assert {"risk_loss", "value_known"} <= set(db["deal_scores"].columns_dict)
     assert "fields" in db["imports"].columns_dict
-    assert store.deal_history(db, "D1")[0]["owner"] == "Ann"  # nothing lost
+    assert deal_history.deal_history(db, "D1")[0]["owner"] == "Ann"  # nothing lost
     db.close()
-    store.connect(path).close()  # and again: nothing left to add
+    database.connect(path).close()  # and again: nothing left to add
 
 
 def test_an_export_without_the_next_step_column_says_nothing_about_next_steps(db, tmp_path):
@@ -136,7 +136,7 @@ def test_an_export_without_the_next_step_column_says_nothing_about_next_steps(db
     (tmp_path / "opportunities_2024-03-05.csv").write_text(later, encoding="utf-8")
     ingest_files(db, [tmp_path / "opportunities_2024-02-27.csv"])
     ingest_files(db, [tmp_path / "opportunities_2024-03-05.csv"])
-    h = prepare(store.load_crm(db)).history
+    h = prepare(deal_history.load_crm(db)).history
     h = h.set_index(["deal_id", h["as_of"].dt.strftime("%Y-%m-%d")])
     first, second = "2024-02-27", "2024-03-05"
     assert h.loc[[("0061", first), ("0062", first)], "has_next_step"].isna().all()

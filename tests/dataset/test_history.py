@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dataset import store
+from dataset import database, deal_history
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import ingest_files
 
@@ -41,7 +41,7 @@ def test_two_daily_exports_give_stage_history(db, demo):
     assert moved, "the generator should move some deals between two days"
     d1, d2 = day1.stem.split("_")[1], day2.stem.split("_")[1]
     for deal in moved:
-        rows = store.deal_history(db, deal)
+        rows = deal_history.deal_history(db, deal)
         assert [(r["as_of"], r["stage"]) for r in rows] == [
             (d1, a.at[deal, "deal_stage"]),
             (d2, b.at[deal, "deal_stage"]),
@@ -49,7 +49,7 @@ def test_two_daily_exports_give_stage_history(db, demo):
     same = [d for d in both if a.loc[d].equals(b.loc[d])]
     assert same
     for deal in same[:50]:
-        assert [r["as_of"] for r in store.deal_history(db, deal)] == [d1]
+        assert [r["as_of"] for r in deal_history.deal_history(db, deal)] == [d1]
     changed = db.execute("SELECT deals_changed FROM imports ORDER BY id DESC").fetchone()[0]
     differing = sum(
         1 for d in both if not a.drop(columns="last_activity").loc[d].equals(
@@ -75,10 +75,10 @@ def test_close_date_pushes_are_recorded(db, demo):
 
 def test_back_filled_export_gives_the_same_history(tmp_path, demo):
     days = _daily(demo)
-    forward = store.connect(tmp_path / "f.db")
+    forward = database.connect(tmp_path / "f.db")
     for day in days:
         ingest_files(forward, [day])
-    backward = store.connect(tmp_path / "b.db")
+    backward = database.connect(tmp_path / "b.db")
     for day in reversed(days):
         ingest_files(backward, [day])
     strip = lambda rows: [r[:-1] for r in rows]  # noqa: E731 (import ids differ)
@@ -91,13 +91,13 @@ def test_back_filled_export_gives_the_same_history(tmp_path, demo):
 def test_same_file_twice_and_a_copy_change_nothing(db, demo, tmp_path):
     day = _daily(demo)[-1]
     ingest_files(db, [day])
-    before = store.table_counts(db), _history(db)
+    before = database.table_counts(db), _history(db)
     copy = tmp_path / "renamed.csv"
     shutil.copy(day, copy)
     (r1,) = ingest_files(db, [day])
     (r2,) = ingest_files(db, [copy])
     assert r1.status == r2.status == "already imported"
-    assert (store.table_counts(db), _history(db)) == before
+    assert (database.table_counts(db), _history(db)) == before
 
 
 def test_activity_dates_are_kept_apart(db, demo):

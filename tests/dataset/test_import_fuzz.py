@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from dataset import store
+from dataset import database
 from dataset.ingest import IngestError, ingest_files
 
 VARIANTS = 200
@@ -209,7 +209,7 @@ REFUSALS = {  # what the generator expects a refusal to say
 
 
 def test_hostile_exports_balance_refuse_in_one_line_and_reimport_to_no_change(tmp_path):
-    db = store.connect(tmp_path / "fuzz.db")
+    db = database.connect(tmp_path / "fuzz.db")
     imported = refused = 0
     for seed in range(VARIANTS):
         v, data = variant(seed)
@@ -217,7 +217,7 @@ def test_hostile_exports_balance_refuse_in_one_line_and_reimport_to_no_change(tm
         path = tmp_path / f"export_{seed}_{day.isoformat()}.csv"
         path.write_bytes(data)
         where = f"variant {seed} ({', '.join(v.done)})"
-        before = store.table_counts(db)
+        before = database.table_counts(db)
         try:
             (result,) = ingest_files(db, [path])
         except IngestError as exc:
@@ -231,7 +231,7 @@ def test_hostile_exports_balance_refuse_in_one_line_and_reimport_to_no_change(tm
                 ), (where, message)
             else:
                 assert expected in message, (where, message)
-            assert store.table_counts(db) == before, where
+            assert database.table_counts(db) == before, where
             refused += 1
             continue
         assert v.refused is None, (where, result.summary())
@@ -248,10 +248,10 @@ def test_hostile_exports_balance_refuse_in_one_line_and_reimport_to_no_change(tm
             "SELECT COUNT(*) FROM quarantine WHERE import_id = ?", [result.import_id]
         ).fetchone()[0]
         assert stored == result.rows_set_aside, where
-        after = store.table_counts(db)
+        after = database.table_counts(db)
         (again,) = ingest_files(db, [path])
         assert again.status == "already imported", where
-        assert store.table_counts(db) == after, where
+        assert database.table_counts(db) == after, where
         imported += 1
     # the generator's variants exercise both ways out, mostly the import
     assert imported > VARIANTS / 2 and refused > 10, (imported, refused)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset import store
+from dataset import database
 from dataset.ingest import FileResult, ingest_files
 from tests.dataset.test_reimport import export
 
@@ -24,7 +24,7 @@ RACE_NOTE = "which another run imported while this one was reading the file; not
 def _import_when_told(db_path: Path, path: Path, waiting: threading.Event, out: list) -> None:
     """Import on a connection of its own; `waiting` is set when it asks for the write lock
     (SQLite's trace hook reports the statement as it starts)."""
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     db.conn.set_trace_callback(lambda sql: sql.startswith("BEGIN IMMEDIATE") and waiting.set())
     try:
         out.extend(ingest_files(db, [path]))
@@ -37,7 +37,7 @@ def _import_when_told(db_path: Path, path: Path, waiting: threading.Event, out: 
 def test_two_imports_that_both_checked_before_either_wrote_import_once(tmp_path):
     path = export(tmp_path, 2000)
     db_path = tmp_path / "race.db"
-    store.connect(db_path).close()
+    database.connect(db_path).close()
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer: neither import can write yet
     waiting = [threading.Event(), threading.Event()]
@@ -62,7 +62,7 @@ def test_two_imports_that_both_checked_before_either_wrote_import_once(tmp_path)
     assert loser.notes == [
         f"same content as import #{winner.import_id} (pipeline.csv), {RACE_NOTE}"
     ]
-    db = store.connect(db_path)
+    db = database.connect(db_path)
     assert db["imports"].count == 1 and db["deals"].count == 2000
     assert db.execute("SELECT COUNT(*) FROM deal_history").fetchone()[0] == 2000
 
@@ -85,5 +85,5 @@ def test_two_processes_importing_one_file_at_once(tmp_path, attempt):
     firsts = sorted(out.splitlines()[0] for out, _ in outs)
     assert firsts[0].startswith("pipeline.csv: already imported (same content as import #1 ")
     assert firsts[1].startswith("pipeline.csv: deals via preset maventech: 5000 read = 5000 ")
-    db = store.connect(tmp_path / "r.db")
+    db = database.connect(tmp_path / "r.db")
     assert db["imports"].count == 1 and db["deals"].count == 5000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from bot.cli import main
-from dataset import store
+from dataset import database, deal_history
 
 
 def _dump(db) -> str:
@@ -28,7 +28,7 @@ def test_import_prints_and_keeps_the_balance(maventech, tmp_path, capsys):
     )
     assert "as of 2017-12-31" in out
     assert "data_dictionary.csv: skipped" in out
-    db = store.connect(path)
+    db = database.connect(path)
     log = {r["file_name"]: r for r in db.query("SELECT * FROM imports")}
     assert log["sales_pipeline.csv"]["rows_read"] == 8800
     assert all(r["rows_read"] == r["rows_accepted"] + r["rows_set_aside"] for r in log.values())
@@ -61,16 +61,16 @@ def test_gtxpro_resolves_to_gtx_pro_and_quirks_load(maventech, db):
     )
     sectors = {r[0] for r in db.execute("SELECT DISTINCT sector FROM accounts")}
     assert "technology" in sectors and "technolgy" not in sectors
-    summary = store.pipeline_summary(db)
+    summary = deal_history.pipeline_summary(db)
     assert (summary.open_deals, summary.won, summary.lost) == (2089, 4238, 2473)
 
 
 def test_second_import_changes_no_row(maventech, tmp_path, capsys):
     path = tmp_path / "m.db"
     main(["ingest", str(maventech), "--db", str(path)])
-    before = _dump(store.connect(path))
+    before = _dump(database.connect(path))
     capsys.readouterr()
     assert main(["ingest", str(maventech), "--db", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.count("already imported") == 4
-    assert _dump(store.connect(path)) == before
+    assert _dump(database.connect(path)) == before

@@ -8,7 +8,7 @@ import hashlib
 import tracemalloc
 from pathlib import Path
 
-from dataset import store
+from dataset import database
 from dataset.ingest import file_sha256, ingest_files
 from tests.dataset.test_bad_cells import MAVENTECH
 
@@ -29,7 +29,7 @@ def test_a_file_imported_before_is_not_parsed_again(db, tmp_path):
     path = export(tmp_path, 20_000)
     (first,) = ingest_files(db, [path])
     assert (first.status, first.rows_accepted) == ("imported", 20_000)
-    counts = store.table_counts(db)
+    counts = database.table_counts(db)
     # parsing would refuse it: the HubSpot preset's columns are not in this file
     (again,) = ingest_files(db, [path], preset="hubspot")
     assert again.status == "already imported"
@@ -43,7 +43,7 @@ def test_a_file_imported_before_is_not_parsed_again(db, tmp_path):
     assert again.status == "already imported"
     # parsing holds the file's bytes, its text and every field; the streamed hash a block
     assert peak < path.stat().st_size / 4, (peak, path.stat().st_size)
-    assert store.table_counts(db) == counts
+    assert database.table_counts(db) == counts
 
 
 def test_the_same_file_twice_in_one_batch_is_imported_once_and_said_so(db, tmp_path):

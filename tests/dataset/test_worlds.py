@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataset import store
+from dataset import database
 from dataset.ingest import ingest_files
 from dataset.worlds import common, inbound, stages
 
@@ -46,7 +46,7 @@ def test_exports_read_back_whole_with_revbots_reader(name, tmp_path):
     module = WORLDS[name]
     world = _small(module)
     module.write(world, tmp_path)
-    db = store.connect(tmp_path / "x.db")
+    db = database.connect(tmp_path / "x.db")
     results = ingest_files(db, [tmp_path / "exports"])
     assert len(results) == 8
     for day, r in zip(

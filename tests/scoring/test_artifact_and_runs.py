@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import shap
 
-from dataset import store
+from dataset import database, score_runs
 from scoring import artifact, scorer
 from scoring.artifact import ModelMismatchError
 from scoring.features import features_at
@@ -78,33 +78,33 @@ def test_reasons_are_ordered_worded_and_actionable(generated, generated_training
 
 def test_score_runs_are_kept_and_compared(generated, generated_training, tmp_path):
     t = generated_training
-    db = store.connect(tmp_path / "runs.db")
+    db = database.connect(tmp_path / "runs.db")
     crm = generated["crm"]
     ids = []
     for as_of in (crm.data_end - pd.Timedelta(days=7), crm.data_end):
         run = scorer.score(crm, t.model, t.meta["references"], as_of, explain_top=50)
-        ids.append(store.write_score_run(db, as_of=run.as_of, scores=run.scores, model_hash="h",
+        ids.append(score_runs.write_score_run(db, as_of=run.as_of, scores=run.scores, model_hash="h",
                                          confidence="low", base_rate=0.5))  # fmt: skip
     assert db["score_runs"].count == 2
-    latest = store.run_scores(db, ids[1])
+    latest = score_runs.run_scores(db, ids[1])
     assert latest["rank"].tolist() == list(range(1, len(latest) + 1))
     assert latest["value_at_risk"].is_monotonic_decreasing
     assert latest["drivers"].notna().sum() == 50
-    changes = store.risk_changes(db, ids[1])
+    changes = score_runs.risk_changes(db, ids[1])
     both = changes.dropna(subset=["previous_risk"])
     assert len(both) > 100
     deal = both.iloc[0]["deal_id"]
-    history = store.deal_risk_history(db, deal)
+    history = score_runs.deal_risk_history(db, deal)
     assert history["run_id"].tolist() == ids
 
 
 def test_a_failed_run_leaves_nothing(generated, generated_training, tmp_path):
     t = generated_training
-    db = store.connect(tmp_path / "runs.db")
+    db = database.connect(tmp_path / "runs.db")
     run = scorer.score(generated["crm"], t.model, t.meta["references"], explain_top=5)
     broken = run.scores.copy()
     broken.iloc[-1, broken.columns.get_loc("win_prob")] = np.nan  # NOT NULL fails on the last row
     with pytest.raises(Exception, match="NOT NULL"):
-        store.write_score_run(db, as_of=run.as_of, scores=broken, model_hash="h",
+        score_runs.write_score_run(db, as_of=run.as_of, scores=broken, model_hash="h",
                               confidence="low", base_rate=0.5)  # fmt: skip
     assert db["score_runs"].count == 0 and db["deal_scores"].count == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dataset import store
+from dataset import database, deal_history
 from dataset.ingest import ingest_files
 from scoring.features import FEATURES, features_at, prepare
 from scoring.samples import label, outcomes, snapshot_dates, snapshot_rows
@@ -46,9 +46,9 @@ def _features(tables: dict, days) -> pd.DataFrame:
 def test_shuffling_what_came_after_the_cutoff_leaves_features_unchanged(
     generated, maventech, tmp_path
 ):
-    db = store.connect(tmp_path / "m.db")
+    db = database.connect(tmp_path / "m.db")
     ingest_files(db, [maventech])
-    for tables in (store.load_crm(generated["db"]), store.load_crm(db)):
+    for tables in (deal_history.load_crm(generated["db"]), deal_history.load_crm(db)):
         crm = prepare(tables)
         cutoff = crm.data_end - pd.Timedelta(days=120)
         days = snapshot_dates(crm, cutoff - pd.Timedelta(days=90), cutoff - pd.Timedelta(days=1))
@@ -61,7 +61,7 @@ def test_shuffling_what_came_after_the_cutoff_leaves_features_unchanged(
 
 def test_the_shuffle_does_change_later_features(generated):
     """The test above can fail: the same shuffle changes features on later days."""
-    tables = store.load_crm(generated["db"])
+    tables = deal_history.load_crm(generated["db"])
     crm = prepare(tables)
     cutoff = crm.data_end - pd.Timedelta(days=120)
     day = [snapshot_dates(crm, cutoff + pd.Timedelta(days=30), crm.data_end)[0]]
@@ -72,9 +72,9 @@ def test_the_shuffle_does_change_later_features(generated):
 def test_open_deals_without_later_exports_hide_account_and_amount(maventech, tmp_path):
     """MavenTech ships one final export: on earlier days a deal's account and amount, filled in
     at close, are unknown; the deal counts as open until it closed."""
-    db = store.connect(tmp_path / "m.db")
+    db = database.connect(tmp_path / "m.db")
     ingest_files(db, [maventech])
-    crm = prepare(store.load_crm(db))
+    crm = prepare(deal_history.load_crm(db))
     t = pd.Timestamp("2017-06-01")
     f = features_at(crm, t)
     d = crm.deals.set_index("deal_id").loc[f.index]
@@ -86,7 +86,7 @@ def test_open_deals_without_later_exports_hide_account_and_amount(maventech, tmp
 def test_a_model_trained_on_a_day_is_unchanged_by_what_came_after(generated):
     """The whole training (samples, labels of deals still open, the censored estimates) as of
     a cutoff sees nothing later: shuffling the later data gives the same model."""
-    tables = store.load_crm(generated["db"])
+    tables = deal_history.load_crm(generated["db"])
     crm = prepare(tables)
     cutoff = snapshot_dates(crm, crm.data_end - pd.Timedelta(days=150), crm.data_end)[0]
     # one pass of each kind (matured, re-labelled open deals, step labels): every stage of the
@@ -118,7 +118,7 @@ def test_a_loss_back_dated_in_a_later_export_was_open_on_the_earlier_exports(gen
     """Pipeline clean-ups close old deals as lost with a close date in the past. On the days of
     the exports that still showed such a deal open, it was open: its features are there and its
     outcome is not yet known (using the back-dated close date would leak the loss backwards)."""
-    tables = {k: v.copy() for k, v in store.load_crm(generated["db"]).items()}
+    tables = {k: v.copy() for k, v in deal_history.load_crm(generated["db"]).items()}
     h, deals = tables["history"], tables["deals"]
     engaged = deals.set_index("deal_id")["engage_date"]
     lost = set(deals.loc[deals["status"].eq("lost"), "deal_id"])

@@ -1,0 +1,282 @@
+"""The database itself: where it is, the connection, the schema of the data tables and its
+migrations, the write lock, and the helpers the modules that read and write those tables share
+(`dataset.import_log`, `dataset.deal_history`, `dataset.score_runs`). Why apart: they all use the
+one SQLite file, opened and upgraded in one place; what a table holds is its module's business.
+
+Dates are stored as ISO `YYYY-MM-DD` text. Deal history is stored as changes only: a row in
+`deal_history` is the state a deal was seen in from `as_of` on, until its next row. `deals` holds
+each deal's latest known state, `deal_activity` each distinct last-activity date seen.
+
+The bot's own tables (the digest ledger and the marks) are not here: `bot.ledger` creates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import sqlite_utils
+
+SCHEMA_VERSION = 2
+DEFAULT_DB = "revbot.db"
+# How long an import waits for another process's write (another import of a big export) to
+# finish, rather than fail: two morning runs sharing an exports folder take turns.
+WRITE_WAIT_SECONDS = 600
+
+# What the CRM says about a deal beyond the MavenTech columns (schema 2): added to databases of
+# schema 1 by `_migrate`.
+CRM_COLUMNS = (
+    ("probability", "REAL"),
+    ("forecast_category", "TEXT"),
+    ("next_step", "TEXT"),
+    ("stage_changed", "TEXT"),
+    ("push_count", "REAL"),
+    ("deal_type", "TEXT"),
+    ("lead_source", "TEXT"),
+)
+_CRM_DDL = ", ".join(f"{name} {kind}" for name, kind in CRM_COLUMNS)
+# The risk score's parts and whether the value is the CRM's amount (schema 2).
+SCORE_PARTS = (
+    ("risk_loss", "REAL"),
+    ("risk_velocity", "REAL"),
+    ("risk_stagnation", "REAL"),
+    ("risk_size", "REAL"),
+    ("value_known", "INTEGER"),
+)
+_PARTS_DDL = ", ".join(f"{name} {kind}" for name, kind in SCORE_PARTS)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    path TEXT,
+    sha256 TEXT NOT NULL UNIQUE,
+    table_name TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_accepted INTEGER NOT NULL,
+    rows_set_aside INTEGER NOT NULL,
+    as_of TEXT,
+    deals_new INTEGER,
+    deals_changed INTEGER,
+    fields TEXT,
+    notes TEXT,
+    imported_at TEXT NOT NULL,
+    CHECK (rows_read = rows_accepted + rows_set_aside)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    line INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_import ON quarantine(import_id);
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT PRIMARY KEY,
+    sector TEXT,
+    year_established INTEGER,
+    revenue REAL,
+    employees INTEGER,
+    office_location TEXT,
+    subsidiary_of TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS products (
+    product TEXT PRIMARY KEY,
+    series TEXT,
+    sales_price REAL,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS sales_teams (
+    sales_agent TEXT PRIMARY KEY,
+    manager TEXT,
+    regional_office TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS deal_history (
+    deal_id TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    name TEXT, owner TEXT, product TEXT, account TEXT,
+    stage TEXT NOT NULL, status TEXT NOT NULL,
+    engage_date TEXT, close_date TEXT, value REAL,
+    {crm},
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    PRIMARY KEY (deal_id, as_of)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deal_history_as_of ON deal_history(as_of);
+CREATE TABLE IF NOT EXISTS deal_activity (
+    deal_id TEXT NOT NULL,
+    activity_date TEXT NOT NULL,
+    PRIMARY KEY (deal_id, activity_date)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deals (
+    deal_id TEXT PRIMARY KEY,
+    name TEXT, owner TEXT, product TEXT, account TEXT,
+    stage TEXT NOT NULL, status TEXT NOT NULL,
+    engage_date TEXT, close_date TEXT, value REAL,
+    {crm},
+    last_activity TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    import_id INTEGER NOT NULL REFERENCES imports(id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stages (
+    stage TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    rank INTEGER,
+    probability REAL,
+    preset TEXT,
+    import_id INTEGER REFERENCES imports(id)
+);
+CREATE TABLE IF NOT EXISTS score_runs (
+    run_id INTEGER PRIMARY KEY,
+    as_of TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    model_hash TEXT,
+    confidence TEXT,
+    base_rate REAL,
+    deals INTEGER NOT NULL,
+    pipeline_value REAL,
+    expected_value REAL,
+    notes TEXT
+);
+CREATE TABLE IF NOT EXISTS deal_scores (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    deal_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    owner TEXT, manager TEXT, region TEXT, product TEXT, account TEXT, stage TEXT,
+    value REAL, win_prob REAL NOT NULL, risk REAL NOT NULL, value_at_risk REAL,
+    expected_close TEXT,
+    {score_parts},
+    drivers TEXT,
+    actions TEXT,
+    PRIMARY KEY (run_id, deal_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
+""".replace("{crm}", _CRM_DDL).replace("{score_parts}", _PARTS_DDL)
+
+
+def default_db_path() -> Path:
+    """`REVBOT_DB` if set, else revbot.db in the working folder."""
+    return Path(os.environ.get("REVBOT_DB") or DEFAULT_DB)
+
+
+def connect(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) the database and bring its schema up to date."""
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    version = None
+    if "meta" in db.table_names():
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if version is not None and int(version[0]) > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"{path} was written by a newer revbot (schema {version[0]} > {SCHEMA_VERSION}); "
+            "upgrade revbot"
+        )
+    if version is not None:
+        _migrate(db)  # idempotent: adds only the columns a table lacks
+    db.conn.executescript(_SCHEMA)
+    if version is None or int(version[0]) < SCHEMA_VERSION:
+        with db.atomic():
+            db.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [str(SCHEMA_VERSION)],
+            )
+    return db
+
+
+@contextlib.contextmanager
+def write_lock(
+    db: sqlite_utils.Database, wait_seconds: float = WRITE_WAIT_SECONDS
+) -> Iterator[None]:
+    """One transaction that holds SQLite's write lock from its start (BEGIN IMMEDIATE), so what
+    is read in it (is this file imported yet?) stays true until it commits, whatever another
+    process does. Waits up to `wait_seconds` for another writer, then raises
+    sqlite3.OperationalError ('database is locked')."""
+    (before,) = db.execute("PRAGMA busy_timeout").fetchone()
+    db.execute(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+    try:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.conn.rollback()
+            raise
+        db.conn.commit()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Schema 1 -> 2: the CRM's own columns (probability, forecast category...) on deal history
+    and the deals table (their values stay empty for what was imported before), the risk parts
+    on deal scores, the fields of each import. Adds only what is missing, so it is safe to run
+    on every connection."""
+    with db.atomic():
+        for table in ("deal_history", "deals"):
+            have = set(db[table].columns_dict)
+            for name, kind in CRM_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        have = set(db["deal_scores"].columns_dict)
+        for name, kind in SCORE_PARTS:
+            if name not in have:
+                db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
+        if "fields" not in db["imports"].columns_dict:
+            db.execute("ALTER TABLE imports ADD COLUMN fields TEXT")
+
+
+def _iso(value) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return value.strftime("%Y-%m-%d")
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> Iterator[tuple]:
+    """Rows as tuples with SQLite-ready values (ISO dates, None for missing)."""
+    cols = []
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            s = s.dt.strftime("%Y-%m-%d")
+        s = s.astype("object").where(s.notna(), None)
+        cols.append(s.to_list())
+    return zip(*cols, strict=True)
+
+
+_DATE_COLUMNS = ("as_of", "first_seen", "last_seen", "last_activity", "stage_changed")
+
+
+def read_frame(db: sqlite_utils.Database, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    """A query's rows as a DataFrame; columns named *_date, as_of, first_seen, last_seen and
+    last_activity come back as datetimes."""
+    frame = pd.read_sql_query(sql, db.conn, params=list(params))
+    for c in frame.columns:
+        if c.endswith("_date") or c in _DATE_COLUMNS:
+            frame[c] = pd.to_datetime(frame[c], format="%Y-%m-%d")
+    return frame
+
+
+def table_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Row count of every table: what a re-import must leave unchanged."""
+    return {t: db[t].count for t in db.table_names()}
+
+
+def fingerprint(db: sqlite_utils.Database) -> str:
+    """Identifies the data imported so far (the content hashes of the files imported)."""
+    h = hashlib.sha256()
+    for (sha,) in db.execute("SELECT sha256 FROM imports ORDER BY id"):
+        h.update(sha.encode())
+    return h.hexdigest()

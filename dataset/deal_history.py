@@ -1,0 +1,223 @@
+"""The deals as imported: their history of states (changes only, see `dataset.database`), their
+latest state, their activity dates, and the CRM read back whole for scoring and the forecast
+(`load_crm`). Why apart: this is the data everything else is computed from; only an import
+writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+import sqlite_utils
+
+from dataset.database import _iso, _records, read_frame
+from dataset.import_log import exported_fields
+
+# The columns whose change makes a new history row (last activity is tracked apart).
+STATE = (
+    "name",
+    "owner",
+    "product",
+    "account",
+    "stage",
+    "status",
+    "engage_date",
+    "close_date",
+    "value",
+    "probability",
+    "forecast_category",
+    "next_step",
+    "stage_changed",
+    "push_count",
+    "deal_type",
+    "lead_source",
+)
+
+
+def product_names(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT product FROM products")]
+
+
+def rename_products(db: sqlite_utils.Database, aliases: dict[str, str]) -> None:
+    """Apply spelling aliases found later (products imported after the deals that name them)."""
+    for variant, canonical in aliases.items():
+        for table in ("deal_history", "deals"):
+            db.execute(f"UPDATE {table} SET product = ? WHERE product = ?", [canonical, variant])
+
+
+def deal_ids(db: sqlite_utils.Database) -> list[str]:
+    """Every deal id imported so far."""
+    return [r[0] for r in db.execute("SELECT deal_id FROM deals")]
+
+
+def distinct_deal_products(db: sqlite_utils.Database) -> list[str]:
+    return [
+        r[0] for r in db.execute("SELECT DISTINCT product FROM deals WHERE product IS NOT NULL")
+    ]
+
+
+def states_before(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
+    """Each deal's latest recorded state strictly before `as_of` (empty frame if none)."""
+    return _nearest_states(db, as_of, "<", "MAX")
+
+
+def states_after(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
+    """Each deal's first recorded state strictly after `as_of` (for back-filled imports)."""
+    return _nearest_states(db, as_of, ">", "MIN")
+
+
+def _nearest_states(db: sqlite_utils.Database, as_of: date, op: str, pick: str) -> pd.DataFrame:
+    return pd.read_sql_query(
+        f"SELECT h.deal_id, h.as_of, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
+        f"JOIN (SELECT deal_id, {pick}(as_of) AS m FROM deal_history WHERE as_of {op} ? "
+        "GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m",
+        db.conn,
+        params=[_iso(as_of)],
+    )
+
+
+def write_deal_snapshot(
+    db: sqlite_utils.Database,
+    import_id: int,
+    as_of: date,
+    snapshot: pd.DataFrame,
+    changed: pd.DataFrame,
+    redundant_next: pd.DataFrame,
+) -> None:
+    """Record one export: its changed states, activity dates, and the latest-state table."""
+    day = _iso(as_of)
+    if db.execute("SELECT 1 FROM deal_history WHERE as_of = ? LIMIT 1", [day]).fetchone():
+        # another export of the same day was imported before: this one replaces its states
+        db.conn.executemany(
+            "DELETE FROM deal_history WHERE deal_id = ? AND as_of = ?",
+            ((d, day) for d in snapshot["deal_id"]),
+        )
+    cols = ["deal_id", *STATE]
+    db.conn.executemany(
+        f"INSERT INTO deal_history (deal_id, as_of, {', '.join(STATE)}, import_id) "
+        f"VALUES (?, '{day}', {', '.join('?' * len(STATE))}, {int(import_id)})",
+        _records(changed, cols),
+    )
+    db.conn.executemany(
+        "DELETE FROM deal_history WHERE deal_id = ? AND as_of = ?",
+        _records(redundant_next, ["deal_id", "as_of"]),
+    )
+    activity = snapshot.loc[snapshot["last_activity"].notna(), ["deal_id", "last_activity"]]
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO deal_activity (deal_id, activity_date) VALUES (?, ?)",
+        _records(activity, ["deal_id", "last_activity"]),
+    )
+    latest = [*cols, "last_activity"]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in latest[1:])
+    db.conn.executemany(
+        f"INSERT INTO deals ({', '.join(latest)}, first_seen, last_seen, import_id) "
+        f"VALUES ({', '.join('?' * len(latest))}, '{day}', '{day}', {int(import_id)}) "
+        f"ON CONFLICT(deal_id) DO UPDATE SET {updates}, last_seen = excluded.last_seen, "
+        "import_id = excluded.import_id, first_seen = MIN(deals.first_seen, excluded.first_seen) "
+        "WHERE excluded.last_seen >= deals.last_seen",
+        _records(snapshot, latest),
+    )
+    db.execute(
+        "UPDATE deals SET first_seen = ? WHERE first_seen > ? AND deal_id IN "
+        "(SELECT deal_id FROM deal_history WHERE as_of = ?)",
+        [day, day, day],
+    )
+
+
+def deal_history(db: sqlite_utils.Database, deal_id: str) -> list[dict]:
+    return list(db.query("SELECT * FROM deal_history WHERE deal_id = ? ORDER BY as_of", [deal_id]))
+
+
+def latest_as_of(db: sqlite_utils.Database) -> str | None:
+    """The as-of date of the newest deals export imported: the pipeline's 'today'."""
+    return db.execute("SELECT MAX(as_of) FROM imports WHERE table_name = 'deals'").fetchone()[0]
+
+
+@dataclass(frozen=True)
+class PipelineSummary:
+    as_of: str
+    open_deals: int
+    open_value: float
+    open_without_value: int
+    won: int
+    lost: int
+
+
+def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> PipelineSummary | None:
+    """Open deals and their value as of a date (default: the latest import).
+
+    Open deals without an amount (MavenTech leaves it blank until close) are valued at their
+    product's list price; how many were is reported alongside.
+    """
+    as_of = as_of or latest_as_of(db)
+    if as_of is None:
+        return None
+    row = db.execute(
+        """
+        WITH state AS (
+            SELECT h.* FROM deal_history h
+            JOIN (SELECT deal_id, MAX(as_of) AS m FROM deal_history WHERE as_of <= ?
+                  GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m
+        )
+        SELECT
+            SUM(status = 'open'),
+            SUM(CASE WHEN status = 'open' THEN COALESCE(s.value, p.sales_price, 0) END),
+            SUM(status = 'open' AND s.value IS NULL AND p.sales_price IS NULL),
+            SUM(status = 'won'), SUM(status = 'lost')
+        FROM state s LEFT JOIN products p ON p.product = s.product
+        """,
+        [as_of],
+    ).fetchone()
+    return PipelineSummary(as_of, row[0] or 0, row[1] or 0.0, row[2] or 0, row[3] or 0, row[4] or 0)
+
+
+def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
+    """Everything the scoring and forecast need, read once: latest deal states, their history,
+    activity dates and the reference tables."""
+    return {
+        "deals": read_frame(db, "SELECT * FROM deals"),
+        "history": read_frame(
+            db,
+            "SELECT deal_id, h.as_of, owner, product, account, stage, status, engage_date, "
+            "close_date, value, probability, forecast_category, "
+            # a next step is known missing only where the row's export had the column
+            "CASE WHEN ',' || i.fields || ',' LIKE '%,next_step,%' THEN next_step IS NOT NULL "
+            "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, "
+            "deal_type, lead_source FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
+            "ORDER BY deal_id, h.as_of",
+        ),
+        "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
+        "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),
+        "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity"),
+        "products": read_frame(db, "SELECT product, series, sales_price FROM products"),
+        "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
+        "accounts": read_frame(db, "SELECT account, sector, revenue, employees FROM accounts"),
+    }
+
+
+def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
+    """A deal's latest known state (open, won or lost) from the deals table, with its owner's
+    manager and region."""
+    rows = list(
+        db.query(
+            "SELECT d.*, t.manager, t.regional_office AS region FROM deals d "
+            "LEFT JOIN sales_teams t ON t.sales_agent = d.owner WHERE d.deal_id = ?",
+            [deal_id],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataFrame:
+    """The latest state of those deals that are no longer open (won or lost)."""
+    if not deal_ids:
+        return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date"])
+    marks = ", ".join("?" * len(deal_ids))
+    return read_frame(
+        db,
+        "SELECT deal_id, status, account, owner, value, close_date FROM deals "
+        f"WHERE status != 'open' AND deal_id IN ({marks})",
+        list(deal_ids),
+    )
