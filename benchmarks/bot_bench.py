@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import jobs  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.morning import run_channel  # noqa: E402
-from bot.server import serve_background, wsgi_app  # noqa: E402
+from bot.refresh import Refresher  # noqa: E402
+from bot.services import build  # noqa: E402
 from bot.settings import Secrets, Settings  # noqa: E402
-from dataset import database, deal_history, score_runs  # noqa: E402
+from bot.wsgi import serve_background, wsgi_app  # noqa: E402
+from dataset import database, score_runs  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
-from scoring.features import prepare  # noqa: E402
 from tests.bot.slackenv import LEADER, SECRET, TOKEN, channel, command_body, post  # noqa: E402
 from tests.fakeslack import FakeSlack  # noqa: E402
 
@@ -68,10 +68,11 @@ def last_calls(slack: FakeSlack, n: int = 6) -> list[str]:
 def prepare_model(maventech: Path, work: Path) -> Path:
     db = database.connect(work / "train.db")
     ingest_files(db, [maventech])
-    artifacts = work / "artifacts"
-    jobs.train_model(db, artifacts, say=lambda _: None)
-    jobs.backtest_forecast(prepare(deal_history.load_crm(db)), artifacts, say=lambda _: None)
     db.close()
+    artifacts = work / "artifacts"
+    refresher = Refresher(work / "train.db", artifacts, Settings())
+    refresher.train(say=lambda _: None)
+    refresher.backtest(say=lambda _: None)
     return artifacts
 
 
@@ -87,13 +88,12 @@ def morning(maventech: Path, work: Path, artifacts: Path, slack: FakeSlack) -> N
     settings = Settings(channels=(digest,), exports_folder=exports,
                         secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
     from bot.slack_api import make_client
-    from bot.snapshot import Pipeline
 
-    pipeline = Pipeline(db_path, artifacts, settings)
+    services = build(db_path, artifacts, settings)
     t0 = time.perf_counter()
-    outcome = run_channel(pipeline, make_client(settings.secrets), digest, "2018-01-02")
+    outcome = run_channel(services, make_client(settings.secrets), digest, "2018-01-02")
     took = time.perf_counter() - t0
-    deals = score_runs.latest_run(pipeline.db())["deals"]
+    deals = score_runs.latest_run(services.reader.db())["deals"]
     print(f"morning run on MavenTech (ingest {(maventech / 'sales_pipeline.csv').stat().st_size / 1e6:.1f} MB, "
           f"score {deals:,} open deals, forecast, post): {took:.2f} s, digest {outcome.status}")  # fmt: skip
 
@@ -111,13 +111,13 @@ def main() -> None:
         morning(args.maventech, work, artifacts, slack)
         settings = Settings(secrets=Secrets(bot_token=TOKEN, signing_secret=SECRET,
                                             api_url=slack.base_url))  # fmt: skip
-        app, pipeline = create_app(settings, work / "morning.db", artifacts)
-        server, _ = serve_background(wsgi_app(app, pipeline), "127.0.0.1", 0)
+        app, services = create_app(settings, work / "morning.db", artifacts)
+        server, _ = serve_background(wsgi_app(app, services.reader), "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.server_port}/slack/events"
         t0 = time.perf_counter()
-        snap = pipeline.snapshot()
-        print(f"snapshot load at start-up (once per score run): {time.perf_counter() - t0:.2f} s")
-        scores = snap.scores
+        saved = services.reader.latest()
+        print(f"saved run read at start-up (once per score run): {time.perf_counter() - t0:.2f} s")
+        scores = saved.scores
         queries = []
         for i in range(args.requests):
             row = scores.iloc[(i * 37) % len(scores)]
@@ -148,7 +148,7 @@ def main() -> None:
         for q in queries[:5]:  # warm-up: imports, first connection per thread
             timed("/deal", q, answered)
         percentiles("/deal (request to response_url)", [timed("/deal", q, answered) for q in queries])  # fmt: skip
-        scopes = ["", *snap.names("region"), *snap.names("manager")]
+        scopes = ["", *saved.names("region"), *saved.names("manager")]
         texts = [f"{q} {s}".strip() for s in scopes for q in ("", "next")]
         first = [timed("/forecast", t, uploaded) for t in texts[::2]]
         percentiles("/forecast, first request per scope (simulates 10,000 scenarios)", first)

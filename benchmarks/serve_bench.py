@@ -42,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import jobs  # noqa: E402
+from bot.refresh import Refresher  # noqa: E402
+from bot.settings import Settings  # noqa: E402
 from dataset import database, score_runs  # noqa: E402
 from dataset.demo import DemoConfig, write_demo  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
@@ -59,12 +60,14 @@ def prepare(folder: Path, deals: int) -> tuple[Path, Path, list[str]]:
     db_path, artifacts = folder / "revbot.db", folder / "artifacts"
     db = database.connect(db_path)
     ingest_files(db, [crm, crm / "exports"])
-    jobs.train_model(db, artifacts, n_cutoffs=2, say=lambda _: None)
+    db.close()
+    refresher = Refresher(db_path, artifacts, Settings())
+    refresher.train(n_cutoffs=2, say=lambda _: None)
     # the forecast's shock is normally fitted by a backtest; its value does not matter here
     (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
-    jobs.score_now(db, artifacts, say=lambda _: None)
-    ids = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"])["deal_id"].tolist()
-    db.close()
+    run_id = refresher.refresh(lambda _: None).run_id
+    ids = score_runs.run_scores(refresher.db(), run_id)["deal_id"].tolist()
+    refresher.close()
     return db_path, artifacts, ids
 
 

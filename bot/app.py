@@ -17,8 +17,8 @@ from bot import handoff, readiness, slack_api
 from bot.config import SetupError
 from bot.listeners import actions, commands
 from bot.readiness import Readiness
+from bot.services import Services, build
 from bot.settings import Settings
-from bot.snapshot import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,10 @@ def create_app(
     client: WebClient | None = None,
     ready: Readiness | None = None,
     work_slots: int = handoff.WORK_SLOTS,
-) -> tuple[App, Pipeline]:
-    """The Bolt app with its listeners, and the pipeline it reads. Request signatures are always
+    presets: dict | None = None,
+) -> tuple[App, Services]:
+    """The Bolt app with its listeners (readers only), and the services: the one writer the
+    scheduler and the warm-up call, and the reader the listeners get. Request signatures are always
     verified (Socket Mode payloads come over an authenticated socket instead). While `ready`
     says starting, commands get a "starting" note; without it the app counts as ready."""
     if not settings.secrets.bot_token:
@@ -41,13 +43,13 @@ def create_app(
             "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode): see deploy/README.md"
         )
     client = client or slack_api.make_client(settings.secrets)
-    pipeline = Pipeline(db_path, artifacts, settings)
+    services = build(db_path, artifacts, settings, presets)
     slots = handoff.WorkSlots(work_slots)
     app = _bolt_app(client, settings, handoff.ListenerExecutor(slots))
     readiness.install(app, ready or Readiness(ready=True))  # before handoff: it answers itself
     handoff.install(app, slots)
-    commands.register(app, pipeline)
-    actions.register(app, pipeline)
+    commands.register(app, services.reader)
+    actions.register(app, services.reader)
 
     @app.error
     def on_error(error: Exception, body: dict, respond, logger) -> None:
@@ -62,7 +64,7 @@ def create_app(
         )
     else:
         log.info("roster: %d members", len(settings.roster))
-    return app, pipeline
+    return app, services
 
 
 def _bolt_app(client: WebClient, settings: Settings, executor: handoff.ListenerExecutor) -> App:

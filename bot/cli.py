@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from bot import export, jobs, ledger
+from bot import export, ledger
 from bot.config import ConfigError, SetupError, config_path, load_config
 from bot.export import ExportError
 from bot.preflight import PreflightError, check_truth, open_db, require_deals
+from bot.settings import Scope
 from dataset import database, deal_history, import_log, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
@@ -105,25 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="generated data only: its truth/probabilities.csv, to report the figures against it",
     )
+    p.add_argument(
+        "--backtest",
+        action="store_true",
+        help="also backtest the forecast on past cutoffs and refit its shared shock",
+    )
 
-    p = sub.add_parser("score", help="score every open deal and save the run")
+    p = sub.add_parser("score", help="score every open deal, forecast, and save the run")
     _add_db(p)
     _add_artifacts(p)
     p.add_argument("--as-of", type=_as_of, help="score as of this day (default: latest data)")
-    p.add_argument("--explain-top", type=int, default=1000, help="deals to explain (by risk)")
+    p.add_argument("--explain-top", type=_count, help="deals given reasons (by value at risk)")
+    p.add_argument("--json", action="store_true", help="print the run and its top five as JSON")
 
-    p = sub.add_parser("forecast", help="P10/P50/P90 revenue forecast, table and fan chart")
+    p = sub.add_parser(
+        "forecast", help="P10/P50/P90 revenue forecast of the saved run, table and fan chart"
+    )
     _add_db(p)
     _add_artifacts(p)
     p.add_argument("--out", type=Path, default=Path("revbot-out"), help="folder for the chart")
-    p.add_argument("--as-of", type=_as_of, help="forecast as of this day (default: latest data)")
+    p.add_argument("--run", type=int, help="score run number (default: the latest)")
     p.add_argument("--by", choices=["region", "manager", "rep"], help="break the quarter down")
-    p.add_argument("--scenarios", type=_count, default=10_000)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, help="this quarter's target, drawn on the chart")
-    p.add_argument(
-        "--backtest", action="store_true", help="backtest on past cutoffs first (and refit)"
-    )
+    p.add_argument("--json", action="store_true", help="print the forecast as JSON")
 
     p = sub.add_parser(
         "digest",
@@ -141,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-risk", type=_risk, default=0, help="list only deals at this risk or more (0-100)"
     )
+    p.add_argument(
+        "--channel", help="preview this configured channel's digest (its scope, top and risk)"
+    )
+    p.add_argument("--json", action="store_true", help="print the Block Kit message as JSON")
 
     p = sub.add_parser(
         "serve",
@@ -275,58 +284,91 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _services(args: argparse.Namespace, settings=None, presets=None):
+    """The writer and the readers on `--db` (see `bot.services`)."""
+    from bot.services import build
+
+    if settings is None:
+        settings, presets = _settings(args)
+    return build(_db_path(args), _artifacts(args), settings, presets)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.truth is not None:
         check_truth(args.truth)
-    jobs.train_model(_db_with_deals(args), _artifacts(args), args.cutoffs, truth=args.truth)
+    _db_with_deals(args)
+    refresher = _services(args).refresher
+    refresher.train(args.cutoffs, truth=args.truth, say=print)
+    if args.backtest:
+        refresher.backtest(say=print)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    jobs.score_now(_db_with_deals(args), _artifacts(args), args.as_of, args.explain_top)
+    import json
+
+    from bot import terminal
+
+    _db_with_deals(args)
+    services = _services(args)
+    say = (lambda _: None) if args.json else print
+    done = services.refresher.refresh(
+        say, as_of=args.as_of, explain_top=args.explain_top, force=True
+    )
+    saved = services.reader.run(done.run_id)
+    services.reader.ensure_reasons(saved, saved.scores["deal_id"].head(5).tolist())
+    top = saved.scores.head(5)
+    if args.json:
+        print(json.dumps(terminal.score_json(saved, top), indent=2))
+        return 0
+    print(f"\ntop {len(top)} by value at risk:")
+    for line in terminal.score_lines(top):
+        print(f"  {line}")
     return 0
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
+    import json
 
-    import pandas as pd
+    from bot import terminal
 
-    from forecasting.chart import fan_chart, money
-    from forecasting.forecast import forecast
-    from scoring.features import features_at, prepare
+    saved = _saved_run(args)
+    groups = terminal.breakdown(saved, args.by) if args.by else []
+    whole = saved.forecast(Scope("all"))
+    parts = [(scope, saved.forecast(scope)) for scope in groups]
+    if args.json:
+        print(json.dumps(terminal.forecast_json(saved, whole, parts), indent=2))
+        return 0
+    for line in terminal.forecast_lines(saved, whole, parts, args.by):
+        print(line)
+    from forecasting.chart import fan_chart
 
-    db = _db_with_deals(args)
-    folder = _artifacts(args)
-    model, _ = jobs.ensure_model(db, folder)
-    crm = prepare(deal_history.load_crm(db))
-    if args.backtest:
-        config = jobs.backtest_forecast(crm, folder)
-    else:
-        config = jobs.forecast_settings(crm, folder)
-    as_of = pd.Timestamp(args.as_of) if args.as_of else crm.data_end
-    f = features_at(crm, as_of)
-    fc = forecast(crm, as_of, f, model.predict(f), sigma=config["sigma"],
-                  scenarios=args.scenarios, seed=args.seed, by=args.by)  # fmt: skip
-    shown = fc.table[fc.table["kind"] != "cumulative"]
-    print(
-        f"forecast as of {as_of.date()}: {fc.open_deals:,} open deals, {fc.scenarios:,} scenarios"
-    )
-    print(f"{'period':<22}{'won so far':>12}{'P10':>12}{'P50':>12}{'P90':>12}")
-    for _, r in shown.iterrows():
-        print(f"{r['period']:<22}{money(r['won_to_date']):>12}{money(r['p10']):>12}"
-              f"{money(r['p50']):>12}{money(r['p90']):>12}")  # fmt: skip
-    if fc.by_group is not None:
-        q = fc.by_group[fc.by_group["kind"] == "quarter"]
-        print(f"\nopen pipeline by {args.by} (excludes new deals and revenue won so far):")
-        for _, r in q.iterrows():
-            print(f"  {r['group']:<24}{r['period']:<10}{money(r['p10']):>10}"
-                  f"{money(r['p50']):>10}{money(r['p90']):>10}")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    png = fan_chart(fc.table, crm.deals, as_of, args.target)
+    png = fan_chart(whole.table, whole.won, whole.as_of, args.target)
     (args.out / "forecast.png").write_bytes(png)
-    fc.table.to_csv(args.out / "forecast.csv", index=False)
+    whole.table.to_csv(args.out / "forecast.csv", index=False)
     print(f"written: {args.out / 'forecast.png'}, {args.out / 'forecast.csv'}")
     return 0
+
+
+def _saved_run(args: argparse.Namespace):
+    """The saved run a report reads (`--run`, else the latest), or a SetupError saying how to
+    make one."""
+    _db_with_deals(args)
+    reader = _services(args).reader
+    latest = reader.latest()
+    if latest is None:
+        raise SetupError(
+            f"no score run yet in {_db_path(args)}: make one with `revbot score` (or `revbot "
+            "digest`), then ask again"
+        )
+    run_id = getattr(args, "run", None)
+    if run_id is None:
+        return latest
+    saved = reader.run(run_id)
+    if saved is None:
+        raise SetupError(f"no score run #{run_id} (the latest is #{latest.run_id})")
+    return saved
 
 
 def _settings(args: argparse.Namespace):
@@ -341,12 +383,12 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
     from bot.blocks import digest_message
     from bot.digest_text import render
-    from bot.morning import compose
+    from bot.morning import compared_with, compose
     from bot.preview import preview_png
-    from bot.settings import Scope
-    from bot.snapshot import Pipeline
+    from forecasting.chart import money
 
     settings, presets = _settings(args)
+    channel = _channel(settings, args.channel) if args.channel else None
     db_path = _db_path(args)
     # the README's first run (no --db, no $REVBOT_DB) and --demo make the database; a database
     # named explicitly must exist
@@ -363,31 +405,50 @@ def cmd_digest(args: argparse.Namespace) -> int:
             f"{sum(r.rows_accepted for r in imported)} accepted + "
             f"{sum(r.rows_set_aside for r in imported)} set aside"
         )
-    folder = _artifacts(args)
-    pipeline = Pipeline(db_path, folder, settings)
-    notes = pipeline.refresh(presets, say=print)  # the configured exports folder, if any
-    summary = deal_history.pipeline_summary(db)
+    services = _services(args, settings, presets)
+    refreshed = services.refresher.refresh(print)  # the configured exports folder, if any
+    reader = services.reader
+    saved = reader.run(refreshed.run_id)
+    summary = reader.pipeline_summary()
     print(
         f"pipeline loaded: {summary.open_deals:,} open deals, value "
-        f"{summary.open_value:,.0f}, as of {summary.as_of}"
+        f"{money(summary.open_value)}, as of {summary.as_of}"
     )
-    snap = pipeline.snapshot(say=print)
-    previous = score_runs.latest_run(db, before=snap.run_id)
+    if channel is not None:  # that channel's digest as it would be posted now
+        last = ledger.last_posted_run(reader.db(), channel.id, "9999-12-31")
+        previous, repeat = compared_with(reader, saved.run_id, last)
+        scope, top, min_risk = channel.scope, channel.top, channel.min_risk
+    else:
+        other = reader.previous_run(saved.run_id)
+        previous, repeat = (other["run_id"] if other else None), not refreshed.new_run
+        scope, top, min_risk = Scope("all"), args.top, args.min_risk
     digest = compose(
-        db, snap, scope=Scope("all"), top=args.top, min_risk=args.min_risk,
-        previous_run=previous["run_id"] if previous else None, notes=notes,
+        reader, saved, scope=scope, top=top, min_risk=min_risk, previous_run=previous,
+        channel_id=channel.id if channel else None, notes=refreshed.problems, repeat=repeat,
     )  # fmt: skip
     message = digest_message(digest)
     text = render(digest)
     args.out.mkdir(parents=True, exist_ok=True)
-    print()
-    print(text)
     (args.out / "digest.txt").write_text(text, encoding="utf-8")
     (args.out / "digest.json").write_text(json.dumps(message, indent=2), encoding="utf-8")
     (args.out / "digest.png").write_bytes(preview_png(message))
     written = [args.out / "digest.txt", args.out / "digest.json", args.out / "digest.png"]
+    if args.json:
+        print(json.dumps(message, indent=2))
+        return 0
+    print()
+    print(text)
     print(f"written: {', '.join(str(p) for p in written)} (Block Kit JSON and a picture of it)")
     return 0
+
+
+def _channel(settings, channel_id: str):
+    """A configured channel by id, or a ConfigError listing the configured ones."""
+    for c in settings.channels:
+        if c.id == channel_id:
+            return c
+    known = ", ".join(c.id for c in settings.channels) or "none"
+    raise ConfigError(f"no [[channels]] entry with id {channel_id!r} (configured: {known})")
 
 
 def _logging(verbose: bool = False) -> None:
@@ -507,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `| head`: the reader stopped (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (
         IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
         PreflightError,

@@ -26,7 +26,7 @@ def top_reasons(drivers: str | None, limit: int = 2) -> list[dict]:
     """The saved reasons that add the most risk: the first, and the next ones that add at least
     a point (so a line names its main contributors, with its own numbers, not only the one
     that many deals share, such as their size)."""
-    if not drivers:
+    if not isinstance(drivers, str) or not drivers:
         return []
 
     def risk(d: dict) -> float:

@@ -9,7 +9,6 @@ rather than risk a double post. Every failure is reported, in the log and to the
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -22,12 +21,13 @@ from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
 from bot.digest import Digest, build, in_scope
 from bot.inert import inert
+from bot.reader import Reader, SavedRun
+from bot.services import Services
 from bot.settings import Channel, Scope
-from bot.snapshot import Pipeline, Snapshot
-from dataset import deal_history, score_runs
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+LOOK_AHEAD = 50  # deals past a digest's top made sure of their reasons (snoozed, twins)
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class Outcome:
 
 
 def compose(
-    db,
-    snap: Snapshot,
+    reader: Reader,
+    saved: SavedRun,
     *,
     scope: Scope,
     top: int,
@@ -48,46 +48,59 @@ def compose(
     previous_run: int | None,
     channel_id: str | None = None,
     notes: list[str] | None = None,
+    repeat: bool = False,
 ) -> Digest:
-    """A scope's digest on the snapshot's run, compared with `previous_run` (None: first one)."""
-    previous = score_runs.run_scores(db, previous_run) if previous_run else None
+    """A scope's digest on a saved run, compared with `previous_run` (None: first one).
+    `repeat`: no new data since the last digest (it says so). Reads only: every deal it lists
+    was given its reasons by the refresh."""
+    mine = in_scope(saved.scores, scope)
+    candidates = mine[mine["risk"] >= min_risk].head(top + LOOK_AHEAD)
+    missing = candidates.loc[candidates["drivers"].isna(), "deal_id"].tolist()
+    if missing:  # below the run's explained top: reasons worked out once, saved with the run
+        reader.ensure_reasons(saved, missing)
+    previous = reader.run_scores(previous_run) if previous_run else None
     gone = [] if previous is None else in_scope(previous, scope)["deal_id"].tolist()
     digest = build(
-        run=snap.run,
-        scores=snap.scores,
+        run=saved.run,
+        scores=saved.scores,
         scope=scope,
         top=top,
         min_risk=min_risk,
-        marks=ledger.marks(db, channel_id or ""),  # no channel (the offline digest): no marks
+        marks=ledger.marks(reader.db(), channel_id or ""),  # no channel (offline): no marks
         previous=previous,
-        closed=deal_history.closed_since(db, gone),
-        quarter=snap.quarter(scope),
+        closed=reader.closed_since(gone),
+        quarter=saved.quarter(scope),
     )
+    if repeat:
+        digest.notes.append(
+            f"no new CRM data since {saved.as_of}: the same scores as the last digest"
+        )
     digest.notes.extend(notes or [])
-    _give_every_deal_its_reasons(digest, snap)
     return digest
 
 
-def _give_every_deal_its_reasons(digest: Digest, snap: Snapshot) -> None:
-    """A listed deal outside the run's explained top (a team's digest reaches further down the
-    company's ranking) gets its reasons from its saved scores, as `/deal` would give them."""
-    missing = digest.deals["drivers"].isna()
-    for i in digest.deals.index[missing]:
-        reasons, actions = snap.explain(digest.deals.loc[i].to_dict())
-        digest.deals.at[i, "drivers"] = json.dumps(reasons)
-        digest.deals.at[i, "actions"] = json.dumps(actions)
+def compared_with(reader: Reader, run_id: int, last_posted: int | None) -> tuple[int | None, bool]:
+    """(the run a channel's "what changed" compares with, whether the digest repeats the last
+    one's data): the run of the channel's last digest (this same run when no new data came:
+    nothing changed, and the digest says so); before a channel's first digest, the latest run
+    made of other data."""
+    if last_posted is not None:
+        return last_posted, last_posted == run_id
+    other = reader.previous_run(run_id)
+    return (other["run_id"] if other else None), False
 
 
 def run_channel(
-    pipeline: Pipeline, client: WebClient, channel: Channel, digest_date: str, presets=None
+    services: Services, client: WebClient, channel: Channel, digest_date: str
 ) -> Outcome:
     """Post one channel's digest for a day, at most once however often this is called.
 
     Everything that can fail without Slack (data, scoring, forecast, rendering) happens before
     the claim, so such a failure leaves the day free for a later run; after the claim only the
     post remains."""
-    db = pipeline.db()
-    admin = pipeline.settings.admin_channel
+    reader = services.reader
+    db = reader.db()
+    admin = services.settings.admin_channel
     where = f"the {digest_date} digest for <#{channel.id}>"
     if (record := ledger.digest_record(db, channel.id, digest_date)) and record[
         "status"
@@ -97,14 +110,16 @@ def run_channel(
                         where, record["error"] or "being posted now")  # fmt: skip
         return Outcome(channel.id, digest_date, "skipped", f"already {record['status']}")
     try:
-        notes = pipeline.refresh(presets)
-        snap = pipeline.snapshot()
-        if snap is None:
+        refreshed = services.refresher.refresh()
+        saved = reader.latest()
+        if saved is None:
             raise RuntimeError("no score run to report on")
-        previous = ledger.last_posted_run(db, channel.id, digest_date)
+        previous, repeat = compared_with(
+            reader, saved.run_id, ledger.last_posted_run(db, channel.id, digest_date)
+        )
         digest = compose(
-            db, snap, scope=channel.scope, top=channel.top, min_risk=channel.min_risk,
-            previous_run=previous, channel_id=channel.id, notes=notes,
+            reader, saved, scope=channel.scope, top=channel.top, min_risk=channel.min_risk,
+            previous_run=previous, channel_id=channel.id, notes=refreshed.problems, repeat=repeat,
         )  # fmt: skip
         message = digest_message(digest)
         problems = check_limits(message)
@@ -114,7 +129,7 @@ def run_channel(
         log.exception("%s was not posted: preparing it failed", where)
         slack_api.notify_admin(client, admin, f"revbot: {where} was not posted: {inert(str(exc))}")
         return Outcome(channel.id, digest_date, "failed", str(exc))
-    if not ledger.claim_digest(db, channel.id, digest_date, snap.run_id, WORKER):
+    if not ledger.claim_digest(db, channel.id, digest_date, saved.run_id, WORKER):
         return Outcome(channel.id, digest_date, "skipped", "claimed by another run")
     try:
         ts = slack_api.post_digest(client, channel.id, message)
@@ -143,15 +158,16 @@ def run_channel(
     return Outcome(channel.id, digest_date, "posted", ts)
 
 
-def report_stale_claims(pipeline: Pipeline, client: WebClient, older_than_minutes: int = 10) -> list[dict]:  # fmt: skip
+def report_stale_claims(services: Services, client: WebClient, older_than_minutes: int = 10) -> list[dict]:  # fmt: skip
     """Claims left without a posted message (the process died mid-post): tell the admin once
     at start-up rather than risk a double post."""
-    stale = ledger.stale_claims(pipeline.db(), older_than_minutes)
+    db = services.reader.db()
+    stale = ledger.stale_claims(db, older_than_minutes)
     for r in stale:
-        slack_api.notify_admin(client, pipeline.settings.admin_channel,
+        slack_api.notify_admin(client, services.settings.admin_channel,
                 f"revbot: the {r['digest_date']} digest for <#{r['channel_id']}> was being posted "
                 "when revbot stopped; please check the channel. It will not be retried "
                 "automatically.")  # fmt: skip
-        ledger.note_digest_error(pipeline.db(), r["channel_id"], r["digest_date"],
+        ledger.note_digest_error(db, r["channel_id"], r["digest_date"],
                                  "unknown outcome: revbot stopped while posting; reported")  # fmt: skip
     return stale

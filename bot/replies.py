@@ -61,6 +61,9 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
             f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {inert(reason_text(d))}"
             for d in drivers
         )
+    elif not isinstance(deal.get("drivers"), str):  # below the run's explained top
+        why = (f"_Reasons are worked out each morning for the deals with the most value at risk; "
+               f"this one ranks #{int(deal['rank']):,}, below them._")  # fmt: skip
     else:
         why = "_No single reason stands out: the score is close to the team's base rate._"
     todo = "\n".join(f"• {inert(a)}" for a in actions) or "_No action suggested._"

@@ -21,9 +21,9 @@ from bot import morning, scheduler, slack_api
 from bot.app import create_app
 from bot.config import SetupError
 from bot.readiness import Readiness
-from bot.server import serve_background, wsgi_app
+from bot.services import Services, build
 from bot.settings import Settings
-from bot.snapshot import Pipeline
+from bot.wsgi import serve_background, wsgi_app
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _warm(pipeline, settings: Settings, presets: dict) -> str | None:
-    """Load the data and the snapshot (and each channel's forecast). Returns what failed, if
-    anything: the bot serves anyway, and each command says what it lacks."""
+def _warm(services: Services) -> str | None:
+    """Bring the data and the saved run up to date (the refresh: newest export in, scored and
+    forecast if new) and load it for the readers. Returns what failed, if anything: the bot
+    serves anyway, and each command says what it lacks."""
     try:
-        pipeline.refresh(presets)
-        snap = pipeline.snapshot()
-        for channel in settings.channels:
-            snap.forecast(channel.scope)
+        services.refresher.refresh()
+        services.reader.latest()
     except Exception as exc:
         log.exception("could not prepare the pipeline at start-up; commands will say so")
         return f"{type(exc).__name__}: {exc}"
@@ -63,11 +62,11 @@ def serve(
     set once requests are answered (the warm-up may still be running)."""
     socket_mode = bool(settings.secrets.app_token)
     readiness = Readiness()
-    app, pipeline = create_app(settings, db_path, artifacts, ready=readiness)
+    app, services = create_app(settings, db_path, artifacts, ready=readiness, presets=presets)
     log.info("revbot starting: %s mode, database %s, %s", "Socket" if socket_mode else "HTTP",
              db_path, settings.secrets)  # fmt: skip
     server, _ = serve_background(
-        wsgi_app(None if socket_mode else app, pipeline, readiness), host, port
+        wsgi_app(None if socket_mode else app, services.reader, readiness), host, port
     )
     log.info("listening on http://%s:%s (%s); warming up", host, server.server_port,
              "/healthz, /readyz" if socket_mode else "/slack/events, /healthz, /readyz")  # fmt: skip
@@ -83,7 +82,7 @@ def serve(
         handler.connect()
     if ready is not None:
         ready.set()
-    warm = _WarmUp(settings, presets, pipeline, app.client, readiness, scheduler, stop)
+    warm = _WarmUp(services, app.client, readiness, scheduler, stop)
     threading.Thread(target=warm.run, name="warm-up", daemon=True).start()
     stop.wait()
     log.info("revbot stopping")
@@ -95,30 +94,24 @@ def serve(
 
 
 class _WarmUp:
-    """The warm-up thread: prepare the pipeline, say ready, then start the scheduler unless
-    revbot is already stopping (a warm-up cannot be interrupted; it is left to die with the
-    process)."""
+    """The warm-up thread: refresh, say ready, then start the scheduler unless revbot is
+    already stopping (a warm-up cannot be interrupted; it is left to die with the process)."""
 
-    def __init__(self, settings: Settings, presets: dict, pipeline, client, readiness: Readiness,
-                 scheduler: bool, stopping: threading.Event) -> None:  # fmt: skip
-        self.settings, self.presets, self.pipeline, self.client = (
-            settings,
-            presets,
-            pipeline,
-            client,
-        )
+    def __init__(self, services: Services, client, readiness: Readiness, scheduler: bool,
+                 stopping: threading.Event) -> None:  # fmt: skip
+        self.services, self.settings, self.client = services, services.settings, client
         self.readiness, self.scheduler, self.stopping = readiness, scheduler, stopping
         self._lock = threading.Lock()
         self._sched = None
 
     def job(self, channel, day):
-        outcome = morning.run_channel(self.pipeline, self.client, channel, day, self.presets)
+        outcome = morning.run_channel(self.services, self.client, channel, day)
         log.info("digest %s %s: %s %s", channel.id, day, outcome.status, outcome.detail)
         return outcome
 
     def run(self) -> None:
         started = time.monotonic()
-        problem = _warm(self.pipeline, self.settings, self.presets)
+        problem = _warm(self.services)
         self.readiness.done(problem)
         log.info("ready after %.0f s of warm-up%s", time.monotonic() - started,
                  f" ({problem})" if problem else "")  # fmt: skip
@@ -127,7 +120,7 @@ class _WarmUp:
             return
         with self._lock:
             if self.scheduler and not self.stopping.is_set():
-                self._sched = _start_scheduler(self.settings, self.pipeline, self.job, self.client)
+                self._sched = _start_scheduler(self.services, self.job, self.client)
 
     def stop(self) -> None:
         with self._lock:
@@ -135,10 +128,11 @@ class _WarmUp:
                 self._sched.shutdown(wait=False)
 
 
-def _start_scheduler(settings: Settings, pipeline, job, client):
-    morning.report_stale_claims(pipeline, client)
-    sched = scheduler.start(settings.channels, job, now=_now)
-    for channel, day in scheduler.missed(pipeline.db(), settings.channels, _now()):
+def _start_scheduler(services: Services, job, client):
+    morning.report_stale_claims(services, client)
+    channels = services.settings.channels
+    sched = scheduler.start(channels, job, now=_now)
+    for channel, day in scheduler.missed(services.reader.db(), channels, _now()):
         log.info("catching up the %s digest for %s, missed while revbot was down", day, channel.id)
         threading.Thread(target=job, args=(channel, day), name=f"catch-up {channel.id}").start()
     return sched
@@ -153,7 +147,7 @@ def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Pat
         )
     if not settings.channels:
         raise SetupError("no [[channels]] in the configuration: nowhere to post the digest")
-    pipeline = Pipeline(db_path, artifacts, settings)
+    services = build(db_path, artifacts, settings, presets)
     client = slack_api.make_client(settings.secrets)
     outcomes = []
     now = _now()
@@ -164,5 +158,5 @@ def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Pat
             outcomes.append(morning.Outcome(channel.id, today, "skipped",
                                             f"not due yet ({channel.days} at {channel.time} {channel.timezone})"))  # fmt: skip
             continue
-        outcomes.append(morning.run_channel(pipeline, client, channel, day, presets))
+        outcomes.append(morning.run_channel(services, client, channel, day))
     return outcomes

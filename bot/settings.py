@@ -30,6 +30,10 @@ DIGEST_DEFAULTS: dict[str, Any] = {
     "grace_minutes": 120,
 }
 
+# [model]: retrain once the newest data are this many days past the model's training data (0:
+# only when the model does not fit the data); give reasons to this many deals, by value at risk
+MODEL_DEFAULTS = {"retrain_days": 7, "explain_top": 20_000}
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -119,6 +123,8 @@ class Settings:
     exports_folder: Path | None = None
     import_limits: Limits = DEFAULT_LIMITS
     secrets: Secrets = Secrets()
+    retrain_days: int = MODEL_DEFAULTS["retrain_days"]
+    explain_top: int = MODEL_DEFAULTS["explain_top"]
 
     def member(self, user_id: str) -> Member | None:
         """Who a Slack user is; with no roster configured everyone counts as a leader."""
@@ -192,6 +198,17 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
 EXPORTS_KEYS = ("folder", "max_amount")
 
 
+def _model_settings(raw: dict[str, Any]) -> dict[str, int]:
+    unknown = set(raw) - set(MODEL_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"[model]: unknown keys {sorted(unknown)}")
+    out = {**MODEL_DEFAULTS, **raw}
+    for key, value in out.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"[model] {key}: {value!r} is not a whole number, 0 or more")
+    return out
+
+
 def import_limits(config: dict[str, Any]) -> Limits:
     """`[exports] max_amount`: the largest amount (deal value, price, revenue) an import
     accepts; a larger one is set aside as absurd. Read by `revbot ingest` too, which needs no
@@ -229,4 +246,5 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         exports_folder=Path(folder) if folder else None,
         import_limits=import_limits(config),
         secrets=Secrets.from_env(env),
+        **_model_settings(config.get("model", {})),
     )

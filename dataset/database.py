@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "revbot.db"
 # How long an import waits for another process's write (another import of a big export) to
 # finish, rather than fail: two morning runs sharing an exports folder take turns.
@@ -145,7 +145,15 @@ CREATE TABLE IF NOT EXISTS score_runs (
     deals INTEGER NOT NULL,
     pipeline_value REAL,
     expected_value REAL,
-    notes TEXT
+    notes TEXT,
+    data_fingerprint TEXT,
+    model_data_end TEXT
+);
+CREATE TABLE IF NOT EXISTS run_forecasts (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    scope TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, scope)
 );
 CREATE TABLE IF NOT EXISTS deal_scores (
     run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
@@ -217,10 +225,15 @@ def write_lock(
         db.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
+# What a score run records of its making (schema 3): the data it was made of, to tell a repeat
+# run from a run on new data, and how recent the model's training data were.
+RUN_COLUMNS = (("data_fingerprint", "TEXT"), ("model_data_end", "TEXT"))
+
+
 def _migrate(db: sqlite_utils.Database) -> None:
-    """Schema 1 -> 2: the CRM's own columns (probability, forecast category...) on deal history
+    """Schema 1 -> 3: the CRM's own columns (probability, forecast category...) on deal history
     and the deals table (their values stay empty for what was imported before), the risk parts
-    on deal scores, the fields of each import. Adds only what is missing, so it is safe to run
+    on deal scores, the fields of each import, what each score run was made of. Adds only what is missing, so it is safe to run
     on every connection."""
     with db.atomic():
         for table in ("deal_history", "deals"):
@@ -234,6 +247,10 @@ def _migrate(db: sqlite_utils.Database) -> None:
                 db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
         if "fields" not in db["imports"].columns_dict:
             db.execute("ALTER TABLE imports ADD COLUMN fields TEXT")
+        have = set(db["score_runs"].columns_dict)
+        for name, kind in RUN_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE score_runs ADD COLUMN {name} {kind}")
 
 
 def _iso(value) -> str | None:

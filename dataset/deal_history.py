@@ -197,6 +197,11 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
     }
 
 
+def teams(db: sqlite_utils.Database) -> pd.DataFrame:
+    """The sales team table: each rep's manager and regional office."""
+    return read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams")
+
+
 def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
     """A deal's latest known state (open, won or lost) from the deals table, with its owner's
     manager and region."""

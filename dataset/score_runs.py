@@ -5,6 +5,7 @@ live in `dataset.deal_history`."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -28,6 +29,8 @@ def write_score_run(
     confidence: str,
     base_rate: float,
     notes: str = "",
+    data_fingerprint: str | None = None,
+    model_data_end: str | None = None,
 ) -> int:
     """One run, atomically: its header row and a row per open deal. Earlier runs are kept."""
     # in key order: the B-trees then grow at their end instead of being split all over
@@ -36,7 +39,8 @@ def write_score_run(
     with db.atomic():
         cur = db.execute(
             "INSERT INTO score_runs (as_of, created_at, model_hash, confidence, base_rate, deals, "
-            "pipeline_value, expected_value, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "pipeline_value, expected_value, notes, data_fingerprint, model_data_end) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 _iso(as_of),
                 datetime.now(UTC).isoformat(timespec="seconds"),
@@ -47,6 +51,8 @@ def write_score_run(
                 float(value.sum()),
                 float((value * frame["win_prob"]).sum()),
                 notes,
+                data_fingerprint,
+                model_data_end,
             ],
         )
         run_id = int(cur.lastrowid)
@@ -104,3 +110,68 @@ def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | Non
         db.query("SELECT * FROM deal_scores WHERE run_id = ? AND deal_id = ?", [run_id, deal_id])
     )
     return rows[0] if rows else None
+
+
+def previous_other_data(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    """The newest run before `run_id` made of other data (a run repeated on the same data, or
+    one without a record of its data, compares with the one before it)."""
+    run = run_of(db, run_id)
+    rows = list(
+        db.query(
+            "SELECT * FROM score_runs WHERE run_id < ? AND (data_fingerprint IS NULL "
+            "OR ? IS NULL OR data_fingerprint != ?) ORDER BY run_id DESC LIMIT 1",
+            [run_id, run and run.get("data_fingerprint"), run and run.get("data_fingerprint")],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: list) -> None:
+    """A scope's forecast with its run (`fc`: a `forecasting.forecast.LiveForecast`; `won`:
+    (close date, value) of the deals won this quarter so far). Saved once: a run's forecast for
+    a scope never changes."""
+    table = fc.table.copy()
+    for c in ("start", "end"):
+        table[c] = table[c].astype(str)
+    payload = {
+        "as_of": pd.Timestamp(fc.as_of).date().isoformat(),
+        "table": table.to_dict(orient="records"),
+        "won": won,
+        "open_deals": int(fc.open_deals),
+        "scenarios": int(fc.scenarios),
+        "sigma": float(fc.sigma),
+    }
+    with db.atomic():
+        db.execute(
+            "INSERT OR IGNORE INTO run_forecasts (run_id, scope, payload) VALUES (?, ?, ?)",
+            [run_id, scope, json.dumps(payload, default=float)],
+        )
+
+
+def run_forecast(db: sqlite_utils.Database, run_id: int, scope: str) -> dict | None:
+    """A scope's saved forecast (None if the run has none for it)."""
+    rows = list(
+        db.query(
+            "SELECT payload FROM run_forecasts WHERE run_id = ? AND scope = ?", [run_id, scope]
+        )
+    )
+    return json.loads(rows[0]["payload"]) if rows else None
+
+
+def forecast_scopes(db: sqlite_utils.Database, run_id: int) -> list[str]:
+    """The scopes forecast with a run."""
+    return [
+        r["scope"] for r in db.query("SELECT scope FROM run_forecasts WHERE run_id = ?", [run_id])
+    ]
+
+
+def save_reasons(
+    db: sqlite_utils.Database, run_id: int, reasons: dict[str, tuple[str, str]]
+) -> None:
+    """Reasons and actions (JSON) given to deals of a run after it was saved."""
+    with db.atomic():
+        db.conn.executemany(
+            "UPDATE deal_scores SET drivers = ?, actions = ? WHERE run_id = ? AND deal_id = ? "
+            "AND drivers IS NULL",
+            [(d, a, run_id, deal) for deal, (d, a) in reasons.items()],
+        )

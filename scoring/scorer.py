@@ -2,7 +2,8 @@
 
 Pure. Probability and risk are computed for all open deals; reasons and actions for the
 `explain_top` deals with the most value at risk (SHAP contributions cost far more than scores:
-see modeling-notes), and on demand for any other deal through `explain_deals`.
+see modeling-notes) and for any other deal the refresh names (`explain_more`), all saved with the
+run: a reader never computes a reason.
 """
 
 from __future__ import annotations
@@ -81,3 +82,19 @@ def score(
     s.loc[top, "drivers"] = [reasons_json(r) for r in reasons]
     s.loc[top, "actions"] = [json.dumps(a) for a in actions]
     return ScoreRun(as_of=as_of, scores=s, features=f, confidence=model.confidence)
+
+
+def explain_more(run: ScoreRun, model: WinModel, refs: dict, deal_ids) -> int:
+    """Give reasons to more deals of a run (those a team's digest lists below the explained
+    top); returns how many were added."""
+    wanted = pd.Index(pd.unique(pd.Index(deal_ids)))
+    wanted = wanted[wanted.isin(run.scores.index)]
+    missing = wanted[run.scores.loc[wanted, "drivers"].isna().to_numpy()]
+    if len(missing) == 0:
+        return 0
+    reasons, actions = explain_deals(
+        model, run.features.loc[missing], run.scores.loc[missing], refs
+    )
+    run.scores.loc[missing, "drivers"] = [reasons_json(r) for r in reasons]
+    run.scores.loc[missing, "actions"] = [json.dumps(a) for a in actions]
+    return len(missing)

@@ -19,9 +19,8 @@ from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.listeners.commands import deal_detail
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
+from bot.reader import Reader
 from bot.replies import text_message
-from bot.snapshot import Pipeline
-from dataset import score_runs
 
 log = logging.getLogger(__name__)
 SNOOZE_DAYS = 7
@@ -35,7 +34,7 @@ def _say(respond: Respond | None, **message) -> None:
     respond(**message, response_type="ephemeral", replace_original=False)
 
 
-def register(app: App, pipeline: Pipeline) -> None:
+def register(app: App, reader: Reader) -> None:
     def find(body: dict, respond: Respond | None):
         """The press, the member and the deal row the button is about, or None after answering
         why not."""
@@ -43,11 +42,11 @@ def register(app: App, pipeline: Pipeline) -> None:
         if click is None:
             _say(respond, **text_message(UNREADABLE_BUTTON))
             return None
-        member = pipeline.settings.member(click.user_id)
+        member = reader.settings.member(click.user_id)
         if member is None:
             _say(respond, **text_message(NOT_IN_ROSTER.format(user_id=inert(click.user_id))))
             return None
-        deal = score_runs.run_deal(pipeline.db(), click.run_id, click.deal_id)
+        deal = reader.deal_in_run(click.run_id, click.deal_id)
         if deal is None or not can_see(member, deal):
             _say(respond, text="That deal is not one you can see.")
             return None
@@ -59,15 +58,15 @@ def register(app: App, pipeline: Pipeline) -> None:
         found = find(body, respond)
         if found is None:
             return
-        snap = pipeline.snapshot()
+        saved = reader.latest()
         _, member, deal = found
-        current = score_runs.run_deal(pipeline.db(), snap.run_id, deal["deal_id"]) if snap else None
+        current = saved.deal(deal["deal_id"]) if saved else None
         if current is None:  # no longer open: explain it as it was in the digest
             current = deal
         if not can_see(member, current):  # moved to another team since the digest
             _say(respond, text="That deal is not one you can see.")
             return
-        _say(respond, **deal_detail(pipeline, snap, current))
+        _say(respond, **deal_detail(reader, saved, current))
 
     def handle(kind: str, body: dict, respond: Respond, client: WebClient) -> None:
         found = find(body, respond)
@@ -82,11 +81,11 @@ def register(app: App, pipeline: Pipeline) -> None:
         if channel is None:  # a snooze is kept per channel: without one it cannot be
             _say(respond, **text_message(UNREADABLE_BUTTON))
             return
-        run = score_runs.run_of(pipeline.db(), int(deal["run_id"]))
+        run = reader.run_header(int(deal["run_id"]))
         until = None
         if kind == "snooze":
             until = (date.fromisoformat(run["as_of"]) + timedelta(days=SNOOZE_DAYS)).isoformat()
-        ledger.add_mark(pipeline.db(), channel_id=channel, deal_id=deal["deal_id"], kind=kind,
+        ledger.add_mark(reader.db(), channel_id=channel, deal_id=deal["deal_id"], kind=kind,
                         user_id=member.user_id, risk=deal["risk"], until=until)  # fmt: skip
         note = (
             f"Snoozed by <@{member.user_id}> until {until}"

@@ -1,4 +1,4 @@
-"""`/deal` and `/forecast`: ack at once, then check who asks, read the snapshot, render, answer.
+"""`/deal` and `/forecast`: ack at once, then check who asks, read the saved run, render, answer.
 
 Answers are ephemeral (only the asker sees them) unless they add `share`. `/forecast` posts its
 chart in the channel, or by DM when the bot is not a member there, and says so.
@@ -16,6 +16,7 @@ from bot.access import NOT_IN_ROSTER, allowed_scope, can_see, member_scope
 from bot.blocks import short
 from bot.inert import fold, inert
 from bot.listeners.payload import UNKNOWN_USER, command_channel, command_text, command_user
+from bot.reader import Reader, SavedRun
 from bot.replies import (
     DEAL_USAGE,
     FORECAST_USAGE,
@@ -29,29 +30,26 @@ from bot.replies import (
     several_reply,
     text_message,
 )
-from bot.snapshot import Pipeline
-from dataset import score_runs
 from forecasting.chart import fan_chart, money
 
 log = logging.getLogger(__name__)
 NO_RUN = "No pipeline has been scored yet: the first morning run (or `revbot score`) makes one."
 
 
-def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool]:
+def deal_answer(reader: Reader, user_id: str, text: str) -> tuple[dict, bool]:
     """The reply to `/deal <text>` and whether to share it in the channel."""
     words = text.split()
     share = bool(words) and words[-1].lower() == "share"
     query = fold(" ".join(words[:-1] if share else words))  # as pasted from a message, too
-    member = pipeline.settings.member(user_id)
+    member = reader.settings.member(user_id)
     if member is None:
         return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id))), False
     if not query:
         return text_message(DEAL_USAGE), False
-    snap = pipeline.snapshot()
-    if snap is None:
+    saved = reader.latest()
+    if saved is None:
         return text_message(NO_RUN), False
-    db = pipeline.db()
-    found = snap.lookup(db, query, member_scope(member))
+    found = saved.lookup(query, member_scope(member))
     if found.closed is not None:
         if not can_see(member, found.closed):
             return text_message(_outside(member)), False
@@ -62,33 +60,34 @@ def deal_answer(pipeline: Pipeline, user_id: str, text: str) -> tuple[dict, bool
         return not_found_reply(query, found.suggestions), False
     if not can_see(member, found.deal):
         return text_message(_outside(member)), False
-    return deal_detail(pipeline, snap, found.deal), share
+    return deal_detail(reader, saved, found.deal), share
 
 
-def deal_detail(pipeline: Pipeline, snap, deal: dict) -> dict:
-    drivers, actions = snap.explain(deal)
-    history = score_runs.deal_risk_history(pipeline.db(), deal["deal_id"])
-    return deal_reply(deal, drivers, actions, history, snap.run["confidence"] or "", snap.run["as_of"])  # fmt: skip
+def deal_detail(reader: Reader, saved: SavedRun, deal: dict) -> dict:
+    """The full answer about one deal of a saved run, as `/deal` and the digest's "Why?" give it."""
+    drivers, actions = saved.explain(deal)
+    history = reader.risk_history(deal["deal_id"])
+    return deal_reply(deal, drivers, actions, history, saved.run["confidence"] or "", saved.as_of)
 
 
 def _outside(member) -> str:
     return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
 
 
-def forecast_request(pipeline: Pipeline, user_id: str, text: str):
-    """(snapshot, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
-    member = pipeline.settings.member(user_id)
+def forecast_request(reader: Reader, user_id: str, text: str):
+    """(saved run, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
+    member = reader.settings.member(user_id)
     if member is None:
         return text_message(NOT_IN_ROSTER.format(user_id=inert(user_id)))
     if text.strip().lower() in ("help", "?"):
         return text_message(FORECAST_USAGE)
-    snap = pipeline.snapshot()
-    if snap is None:
+    saved = reader.latest()
+    if saved is None:
         return text_message(NO_RUN)
     query = parse_forecast(text)
     wanted = None
     if query.scope_text:
-        regions, managers = snap.names("region"), snap.names("manager")
+        regions, managers = saved.names("region"), saved.names("manager")
         wanted = match_scope(query.scope_text, regions, managers)
         if wanted is None:
             known = (  # only leaders may ask for any of them, so only they get the list
@@ -104,7 +103,7 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
     scope = allowed_scope(member, wanted)
     if isinstance(scope, str):
         return text_message(inert(scope))
-    table = snap.forecast(scope).table
+    table = saved.forecast(scope).table
     quarters = table.loc[table["kind"] == "quarter", "period"].tolist()
     quarter = pick_quarter(query.quarter, quarters)
     if quarter is None:
@@ -112,10 +111,10 @@ def forecast_request(pipeline: Pipeline, user_id: str, text: str):
             f"I forecast {' and '.join(quarters)} only (this quarter and the next), "
             f"not {short(query.quarter)}.\n{FORECAST_USAGE}"
         )
-    return snap, scope, quarter
+    return saved, scope, quarter
 
 
-def register(app: App, pipeline: Pipeline) -> None:
+def register(app: App, reader: Reader) -> None:
     @app.command("/deal")
     def deal(ack: Ack, command: dict, respond: Respond) -> None:
         ack()
@@ -123,7 +122,7 @@ def register(app: App, pipeline: Pipeline) -> None:
         if user is None:
             respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
             return
-        message, share = deal_answer(pipeline, user, command_text(command))
+        message, share = deal_answer(reader, user, command_text(command))
         respond(**message, response_type="in_channel" if share else "ephemeral")
 
     @app.command("/forecast")
@@ -133,17 +132,17 @@ def register(app: App, pipeline: Pipeline) -> None:
         if user is None or channel is None:
             respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
             return
-        request = forecast_request(pipeline, user, command_text(command))
+        request = forecast_request(reader, user, command_text(command))
         if isinstance(request, dict):
             respond(**request, response_type="ephemeral")
             return
-        snap, scope, quarter = request
-        fc = snap.forecast(scope)
-        as_of = snap.run["as_of"]
-        row = fc.table[(fc.table["kind"] == "quarter") & (fc.table["period"] == quarter)].iloc[0]
+        saved, scope, quarter = request
+        fc = saved.forecast(scope)
+        as_of = saved.as_of
+        row = fc.quarter(quarter)
         title = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
                  f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
-        png = fan_chart(fc.table, _won(snap, scope), fc.as_of, title=title)
+        png = fan_chart(fc.table, fc.won, fc.as_of, title=title)
         upload = slack_api.upload_chart(
             client,
             channel=channel,
@@ -158,10 +157,3 @@ def register(app: App, pipeline: Pipeline) -> None:
                 "message. To post forecasts here, invite me with `/invite @revbot`.",
                 response_type="ephemeral",
             )
-
-
-def _won(snap, scope):
-    """The deals whose wins this quarter the chart draws as 'won so far'."""
-    owners = snap.owners(scope)
-    deals = snap.crm.deals
-    return deals if owners is None else deals[deals["owner"].isin(owners)]

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
-from bot.server import serve_background, wsgi_app
+from bot.services import Services
 from bot.settings import Settings
-from bot.snapshot import Pipeline
-from tests.bot.slackenv import build_crm, people, settings_for
+from bot.wsgi import serve_background, wsgi_app
+from tests.bot.slackenv import build_crm, settings_for
 from tests.fakeslack import FakeSlack
 
 
 @pytest.fixture(scope="session")
 def small_crm(tmp_path_factory) -> dict:
-    data = build_crm(tmp_path_factory.mktemp("small-crm"))
-    return data | {"who": people(data["scores"])}
+    return build_crm(tmp_path_factory.mktemp("small-crm"))
 
 
 @dataclass
@@ -28,11 +27,11 @@ class Served:
     slack: FakeSlack
     url: str  # POST here: http://127.0.0.1:PORT/slack/events
     root: str
-    pipeline: Pipeline
+    services: Services
     settings: Settings
     data: dict
     db_path: Path
-    pipeline_client: object  # the app's WebClient, for calling the morning run directly
+    client: object  # the app's WebClient, for calling the morning run directly
 
 
 @pytest.fixture
@@ -49,15 +48,15 @@ def served(small_crm, db_copy, request):
     options = marker.kwargs if marker else {}
     with FakeSlack() as slack:
         settings = settings_for(slack.base_url, small_crm["who"], **options)
-        app, pipeline = create_app(settings, db_copy, small_crm["artifacts"])
-        server, _ = serve_background(wsgi_app(app, pipeline), "127.0.0.1", 0)
+        app, services = create_app(settings, db_copy, small_crm["artifacts"])
+        server, _ = serve_background(wsgi_app(app, services.reader), "127.0.0.1", 0)
         root = f"http://127.0.0.1:{server.server_port}"
         try:
             yield Served(
                 slack,
                 root + "/slack/events",
                 root,
-                pipeline,
+                services,
                 settings,
                 small_crm,
                 db_copy,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bot import jobs
+from bot.refresh import Refresher
 from bot.settings import Channel, Member, Scope, Secrets, Settings
 from dataset import database, score_runs
 from dataset.demo import DemoConfig, write_demo
@@ -53,14 +53,20 @@ def build_crm(folder: Path) -> dict:
     db_path = folder / "revbot.db"
     db = database.connect(db_path)
     ingest_files(db, [crm, crm / "exports"])
+    db.close()
     artifacts = folder / "artifacts"
-    jobs.train_model(db, artifacts, n_cutoffs=2, say=lambda _: None)
+    refresher = Refresher(db_path, artifacts, Settings())
+    refresher.train(n_cutoffs=2, say=lambda _: None)
     # the forecast's shared shock is normally fitted by a backtest; its value is not under test
     (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
-    jobs.score_now(db, artifacts, say=lambda _: None)
-    scores = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"])
-    db.close()
-    return {"db_path": db_path, "artifacts": artifacts, "scores": scores, "crm": crm}
+    run_id = refresher.refresh(lambda _: None).run_id
+    scores = score_runs.run_scores(refresher.db(), run_id)
+    who = people(scores)
+    # the roster's rep asks for their own forecast: a scope the refresh would have forecast had
+    # the roster been configured when it ran
+    refresher.add_scope(run_id, Scope("rep", who["rep"]))
+    refresher.close()
+    return {"db_path": db_path, "artifacts": artifacts, "scores": scores, "crm": crm, "who": who}
 
 
 def people(scores) -> dict:

@@ -59,16 +59,21 @@ def test_deal_share_posts_in_channel(served):
     assert answer["response_type"] == "in_channel"
 
 
-def test_deal_beyond_the_explained_top_is_explained_on_demand(served):
+def test_deal_beyond_the_explained_top_says_so_with_its_numbers(served):
+    """A reader never computes a reason: a deal the refresh did not explain (a run with a small
+    `explain_top`) is answered from its saved scores, saying why there are no reasons."""
     from dataset import score_runs
 
-    db = served.pipeline.db()
+    db = served.services.reader.db()
     run = score_runs.latest_run(db)["run_id"]
-    db.execute("UPDATE deal_scores SET drivers = NULL, actions = NULL WHERE run_id = ?", [run])
-    db.conn.commit()
     deal = served.data["scores"].iloc[2]
+    db.execute("UPDATE deal_scores SET drivers = NULL, actions = NULL WHERE run_id = ? AND "
+               "deal_id = ?", [run, deal["deal_id"]])  # fmt: skip
+    db.conn.commit()
     _, answer = ask(served, "/deal", deal["deal_id"])
-    assert " at risk" in deal_text(answer) and "risk +" in deal_text(answer)  # computed now
+    text = deal_text(answer)
+    assert f"*Risk*\\n{deal['risk']:.0f} / 100" in text and "risk +" not in text
+    assert f"this one ranks #{int(deal['rank']):,}, below them" in text
 
 
 def test_an_account_with_several_deals_lists_them(served):
@@ -107,7 +112,7 @@ def test_empty_text_gives_usage(served):
 def test_a_closed_deal_says_so(served):
     from dataset import database
 
-    lost = next(iter(database.read_frame(served.pipeline.db(), "SELECT deal_id FROM deals WHERE status = 'lost' LIMIT 1")["deal_id"]))  # fmt: skip
+    lost = next(iter(database.read_frame(served.services.reader.db(), "SELECT deal_id FROM deals WHERE status = 'lost' LIMIT 1")["deal_id"]))  # fmt: skip
     _, answer = ask(served, "/deal", lost)
     assert f"Deal `{lost}`" in answer["text"] and "was lost on" in answer["text"]
 
@@ -190,7 +195,7 @@ def test_forecast_for_a_region_and_a_quarter(served):
     comment = _upload(served).params["initial_comment"]
     assert f"{region} region" in comment
     table = (
-        served.pipeline.snapshot()
+        served.services.reader.latest()
         .forecast(__import__("bot.settings").settings.Scope("region", region))
         .table
     )  # noqa: E501
@@ -246,7 +251,7 @@ def test_a_manager_sees_a_closed_deal_of_the_team(served):
 
     who = served.data["who"]
     lost = database.read_frame(
-        served.pipeline.db(),
+        served.services.reader.db(),
         "SELECT d.deal_id FROM deals d JOIN sales_teams t ON t.sales_agent = d.owner "
         "WHERE d.status = 'lost' AND t.manager = ? LIMIT 1",
         [who["manager"]],

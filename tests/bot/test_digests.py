@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import jobs, ledger
+from bot import ledger
 from bot.blocks import check_limits
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.morning import run_channel
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.bot(channels=[DIGEST])
 def test_a_digest_is_posted_once_per_channel_and_day(served):
-    first = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
-    again = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    first = run_channel(served.services, served.client, DIGEST, "2025-02-17")
+    again = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert (first.status, again.status) == ("posted", "skipped")
     (call,) = served.slack.calls_to("chat.postMessage")
     assert call.params["channel"] == "C0DIGEST" and call.ok
@@ -48,14 +48,14 @@ def test_a_digest_is_posted_once_per_channel_and_day(served):
     assert check_limits(message) == [] and not call.warnings
     deals = [b for b in call.params["blocks"] if b["type"] == "actions"]
     assert len(deals) == 5
-    record = ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    record = ledger.digest_record(served.services.reader.db(), "C0DIGEST", "2025-02-17")
     assert record["status"] == "posted" and record["slack_ts"] == call.response["ts"]
 
 
 @pytest.mark.bot(channels=[DIGEST])
 def test_a_rate_limited_post_is_retried(served):
     served.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
-    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    outcome = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert outcome.status == "posted"
     calls = served.slack.calls_to("chat.postMessage")
     assert [c.status for c in calls] == [429, 200]
@@ -65,24 +65,26 @@ def test_a_rate_limited_post_is_retried(served):
 @pytest.mark.bot(channels=[DIGEST], admin="C0ADMIN")
 def test_a_refused_digest_is_reported_and_posted_by_the_next_run(served):
     served.slack.fail("chat.postMessage", "channel_not_found", channel="C0DIGEST")
-    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    outcome = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert (outcome.status, outcome.detail) == ("failed", "channel_not_found")
     admin = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0ADMIN"]  # fmt: skip
     assert len(admin) == 1 and "channel_not_found" in admin[0].params["text"]
     assert "/invite @revbot" in admin[0].params["text"]
-    record = ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")
+    record = ledger.digest_record(served.services.reader.db(), "C0DIGEST", "2025-02-17")
     assert record["status"] == "failed"
-    retry = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    retry = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert retry.status == "posted"
     posted = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0DIGEST" and c.ok]  # fmt: skip
     assert len(posted) == 1
-    assert ledger.digest_record(served.pipeline.db(), "C0DIGEST", "2025-02-17")["attempts"] == 2
+    assert (
+        ledger.digest_record(served.services.reader.db(), "C0DIGEST", "2025-02-17")["attempts"] == 2
+    )
 
 
 @pytest.mark.bot(channels=[channel("C0EVE", scope=f"rep:{HOSTILE_OWNER}")])
 def test_hostile_crm_text_cannot_ping_from_the_digest(served):
     ch = served.settings.channels[0]
-    assert run_channel(served.pipeline, served.pipeline_client, ch, "2025-02-17").status == "posted"
+    assert run_channel(served.services, served.client, ch, "2025-02-17").status == "posted"
     (call,) = served.slack.calls_to("chat.postMessage")
     dumped = json.dumps({"text": call.params["text"], "blocks": call.params["blocks"]})
     assert "&lt;!channel&gt;" in dumped and "&lt;!here&gt; Eve" in dumped
@@ -92,7 +94,7 @@ def test_hostile_crm_text_cannot_ping_from_the_digest(served):
 
 def _digest(served) -> dict:
     """Post the digest and return the message as Slack stores it (with its ts)."""
-    assert run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17").status == "posted"  # fmt: skip
+    assert run_channel(served.services, served.client, DIGEST, "2025-02-17").status == "posted"  # fmt: skip
     (call,) = served.slack.calls_to("chat.postMessage")
     return served.slack.messages[("C0DIGEST", call.response["ts"])]
 
@@ -128,7 +130,7 @@ def test_snooze_and_acknowledge_keep_deals_out_of_the_next_digest(served):
     assert notes[0]["type"] == "context" and f"Snoozed by <@{LEADER}> until" in json.dumps(notes)
     acked, _ = _click(served, message, ACTION_ACK, 1)
     served.slack.wait_for("chat.update", 2)
-    db = served.pipeline.db()
+    db = served.services.reader.db()
     marks = ledger.marks(db, "C0DIGEST").set_index("deal_id")
     assert marks.loc[snoozed, "kind"] == "snooze" and marks.loc[acked, "kind"] == "ack"
     run = score_runs.latest_run(db)
@@ -136,7 +138,7 @@ def test_snooze_and_acknowledge_keep_deals_out_of_the_next_digest(served):
     assert marks.loc[snoozed, "until"] == until.date().isoformat()
     # the next morning: both handled deals are left out, and the footer says so
     served.slack.reset()
-    assert run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-18").status == "posted"  # fmt: skip
+    assert run_channel(served.services, served.client, DIGEST, "2025-02-18").status == "posted"  # fmt: skip
     (call,) = served.slack.calls_to("chat.postMessage")
     listed = {e["value"].split(":", 1)[1] for e in _buttons(call.params)}
     assert snoozed not in listed and acked not in listed and len(listed) == 5
@@ -150,7 +152,7 @@ def test_a_stranger_cannot_snooze(served):
     _click(served, message, ACTION_SNOOZE, 0, user=STRANGER)
     answer = served.slack.wait_for("response_url")[0].params
     assert "not in it yet" in answer["text"]
-    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.services.reader.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
 
 
@@ -251,17 +253,17 @@ def test_a_missed_run_is_caught_up_once_across_restarts(small_crm, db_copy, tmp_
 
 def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
     """Day 2 on a new export: a deal lost and a close date pushed show up as news."""
+    from bot.services import build
     from bot.settings import Secrets, Settings
     from bot.slack_api import make_client
-    from bot.snapshot import Pipeline
     from dataset.ingest import ingest_files
 
     with FakeSlack() as slack:
         settings = Settings(channels=(DIGEST,), secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
-        pipeline = Pipeline(db_copy, small_crm["artifacts"], settings)
+        services = build(db_copy, small_crm["artifacts"], settings)
         client = make_client(settings.secrets)
-        assert run_channel(pipeline, client, DIGEST, "2025-02-17").status == "posted"
-        db = pipeline.db()
+        assert run_channel(services, client, DIGEST, "2025-02-17").status == "posted"
+        db = services.reader.db()
         scores = score_runs.run_scores(db, score_runs.latest_run(db)["run_id"]).set_index("deal_id")
         newest = sorted((small_crm["crm"] / "exports").iterdir())[-1]
         rows = newest.read_text(encoding="utf-8").splitlines()
@@ -278,8 +280,8 @@ def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
         export = tmp_path / "sales_pipeline_2025-02-15.csv"
         export.write_text("\n".join(out) + "\n", encoding="utf-8")
         ingest_files(db, [export], as_of=datetime(2025, 2, 15).date())
-        jobs.score_now(db, small_crm["artifacts"], say=lambda _: None)
-        assert run_channel(pipeline, client, DIGEST, "2025-02-18").status == "posted"
+        services.refresher.refresh(lambda _: None)
+        assert run_channel(services, client, DIGEST, "2025-02-18").status == "posted"
         blocks = slack.calls_to("chat.postMessage")[-1].params["blocks"]
         news = next(
             b["text"]["text"] for b in blocks if "*Lost*" in b.get("text", {}).get("text", "")
@@ -295,35 +297,38 @@ def test_an_unclear_answer_is_never_reposted(served):
     """Slack (or a proxy) answers 502 after posting: the claim stays, the admin is asked to
     check, and neither a later run nor a restart's catch-up posts it again."""
     served.slack.server_error("chat.postMessage")
-    outcome = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    outcome = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert outcome.status == "failed" and outcome.detail.startswith("unknown outcome")
     digest_posts = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0DIGEST"]  # fmt: skip
     assert len(digest_posts) == 1 and len(served.slack.messages) >= 1  # no retry by the client
     admin = [c for c in served.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0ADMIN"]  # fmt: skip
     assert "may or may not have been posted" in admin[0].params["text"]
-    again = run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17")
+    again = run_channel(served.services, served.client, DIGEST, "2025-02-17")
     assert again.status == "skipped"
     from bot.scheduler import missed
 
-    assert missed(served.pipeline.db(), (DIGEST,), datetime(2025, 2, 17, 8, 30, tzinfo=UTC)) == []
+    assert (
+        missed(served.services.reader.db(), (DIGEST,), datetime(2025, 2, 17, 8, 30, tzinfo=UTC))
+        == []
+    )
 
 
 def test_a_failure_before_posting_claims_nothing(tmp_path, small_crm):
     """No data yet: the run fails before its claim, says why, and leaves the day to a later run."""
     from bot.scheduler import missed
+    from bot.services import build
     from bot.settings import Secrets, Settings
     from bot.slack_api import make_client
-    from bot.snapshot import Pipeline
 
     with FakeSlack() as slack:
         settings = Settings(channels=(DIGEST,), admin_channel="C0ADMIN",
                             secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
-        pipeline = Pipeline(tmp_path / "empty.db", small_crm["artifacts"], settings)
-        outcome = run_channel(pipeline, make_client(settings.secrets), DIGEST, "2025-02-17")
+        services = build(tmp_path / "empty.db", small_crm["artifacts"], settings)
+        outcome = run_channel(services, make_client(settings.secrets), DIGEST, "2025-02-17")
         assert outcome.status == "failed" and "no CRM data imported yet" in outcome.detail
         (admin,) = slack.calls_to("chat.postMessage")
         assert admin.params["channel"] == "C0ADMIN" and "was not posted" in admin.params["text"]
-        db = pipeline.db()
+        db = services.reader.db()
         assert ledger.digest_record(db, "C0DIGEST", "2025-02-17") is None
         now = datetime(2025, 2, 17, 8, 30, tzinfo=UTC)
         assert missed(db, (DIGEST,), now) == [(DIGEST, "2025-02-17")]
@@ -333,12 +338,12 @@ def test_a_failure_before_posting_claims_nothing(tmp_path, small_crm):
 def test_a_claim_left_by_a_crash_is_reported_once(served):
     from bot.morning import report_stale_claims
 
-    db = served.pipeline.db()
+    db = served.services.reader.db()
     assert ledger.claim_digest(db, "C0DIGEST", "2025-02-16", 1, "crashed")
     db.execute("UPDATE digest_runs SET updated_at = '2025-02-16T08:00:00+00:00'")
     db.conn.commit()
-    assert [r["digest_date"] for r in report_stale_claims(served.pipeline, served.pipeline_client)] == ["2025-02-16"]  # fmt: skip
-    assert report_stale_claims(served.pipeline, served.pipeline_client) == []  # reported once
+    assert [r["digest_date"] for r in report_stale_claims(served.services, served.client)] == ["2025-02-16"]  # fmt: skip
+    assert report_stale_claims(served.services, served.client) == []  # reported once
     (admin,) = served.slack.calls_to("chat.postMessage")
     assert "was being posted when revbot stopped" in admin.params["text"]
 
@@ -350,21 +355,21 @@ def test_a_rep_cannot_snooze_even_their_own_deal_out_of_the_digest(served):
     message = _digest(served)
     scores = served.data["scores"]
     own = scores.loc[scores["owner"] == served.data["who"]["rep"], "deal_id"].iloc[0]
-    run_id = score_runs.latest_run(served.pipeline.db())["run_id"]
+    run_id = score_runs.latest_run(served.services.reader.db())["run_id"]
     url = served.slack.response_url("act")
     post(served.url, action_body(ACTION_SNOOZE, f"{run_id}:{own}", REP, url, message))
     answer = served.slack.wait_for("response_url")[0].params
     assert answer["text"].startswith("Only managers and leaders can snooze or acknowledge")
-    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.services.reader.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
 
 
 def test_a_bad_or_missing_export_is_said_in_the_digest(small_crm, db_copy, tmp_path):
     """The morning refresh cannot load today's export: the digest still goes out, on the last
     good data, and says why; a file read once is not read again for the next channel."""
+    from bot.services import build
     from bot.settings import Secrets, Settings
     from bot.slack_api import make_client
-    from bot.snapshot import Pipeline
 
     exports = tmp_path / "exports"
     exports.mkdir()
@@ -372,15 +377,15 @@ def test_a_bad_or_missing_export_is_said_in_the_digest(small_crm, db_copy, tmp_p
     with FakeSlack() as slack:
         settings = Settings(channels=(DIGEST, second), exports_folder=exports,
                             secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url))  # fmt: skip
-        pipeline = Pipeline(db_copy, small_crm["artifacts"], settings)
+        services = build(db_copy, small_crm["artifacts"], settings)
         client = make_client(settings.secrets)
-        assert run_channel(pipeline, client, DIGEST, "2025-02-17").status == "posted"
+        assert run_channel(services, client, DIGEST, "2025-02-17").status == "posted"
         note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
         assert f"no CRM export found in {exports}" in note
         (exports / "export.csv").write_text("id,colour\n1,red\n", encoding="utf-8")
-        assert run_channel(pipeline, client, DIGEST, "2025-02-18").status == "posted"
+        assert run_channel(services, client, DIGEST, "2025-02-18").status == "posted"
         note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
         assert "today's CRM export could not be loaded" in note
-        assert run_channel(pipeline, client, second, "2025-02-18").status == "posted"
+        assert run_channel(services, client, second, "2025-02-18").status == "posted"
         note = json.dumps(slack.calls_to("chat.postMessage")[-1].params["blocks"])
         assert "today's CRM export could not be loaded" in note  # every channel is told

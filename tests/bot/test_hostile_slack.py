@@ -30,7 +30,7 @@ BY_MANAGER = channel("C0HMANAGER", scope=f"manager:{HOSTILE_MANAGER}")
 @pytest.mark.bot(channels=[BY_REGION, BY_MANAGER])
 def test_digest_and_why_button_on_hostile_names(served):
     for ch in (BY_REGION, BY_MANAGER):
-        assert run_channel(served.pipeline, served.pipeline_client, ch, "2025-02-17").status == "posted"  # fmt: skip
+        assert run_channel(served.services, served.client, ch, "2025-02-17").status == "posted"  # fmt: skip
     posts = [c for c in served.slack.calls_to("chat.postMessage") if c.ok]
     assert {c.params["channel"] for c in posts} == {"C0HREGION", "C0HMANAGER"}
     for call in posts:

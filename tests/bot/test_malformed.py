@@ -82,25 +82,27 @@ def test_a_button_value_it_cannot_read_gets_a_clear_answer(served, action_id):
         answer = _answer(served, url)
         assert answer["text"] == UNREADABLE_BUTTON, (value, answer)
         assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
-    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.services.reader.db(), "C0DIGEST").empty
     assert served.slack.calls_to("chat.update") == []
 
 
 @pytest.mark.parametrize("action_id", [ACTION_SNOOZE, ACTION_ACK])
 def test_a_press_of_the_wrong_shape_gets_a_clear_answer(served, action_id):
-    value = f"{score_runs.latest_run(served.pipeline.db())['run_id']}:{HOSTILE_ID}"
+    value = f"{score_runs.latest_run(served.services.reader.db())['run_id']}:{HOSTILE_ID}"
     for override in WRONG_SHAPES:
         url = served.slack.response_url("shape")
         _acked(served, _press(action_id, value, url, **override))
         assert _answer(served, url)["text"] == UNREADABLE_BUTTON, override
-    assert ledger.marks(served.pipeline.db(), "C0DIGEST").empty
+    assert ledger.marks(served.services.reader.db(), "C0DIGEST").empty
     # a message Slack sent in an odd shape: the decision is kept, only the digest is not edited
     url = served.slack.response_url("shape")
     _acked(served, _press(action_id, value, url, message={"ts": 5, "blocks": "not a list"}))
     deadline = time.monotonic() + 10
-    while ledger.marks(served.pipeline.db(), "C0DIGEST").empty and time.monotonic() < deadline:
+    while (
+        ledger.marks(served.services.reader.db(), "C0DIGEST").empty and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
-    assert ledger.marks(served.pipeline.db(), "C0DIGEST")["deal_id"].tolist() == [HOSTILE_ID]
+    assert ledger.marks(served.services.reader.db(), "C0DIGEST")["deal_id"].tolist() == [HOSTILE_ID]
     time.sleep(0.3)
     assert served.slack.calls_to("chat.update") == []
 

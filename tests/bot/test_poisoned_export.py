@@ -14,9 +14,9 @@ from dataclasses import replace
 from bot.cli import main
 from bot.config import load_config
 from bot.morning import run_channel
+from bot.services import build
 from bot.settings import Secrets, settings_from
 from bot.slack_api import make_client
-from bot.snapshot import Pipeline
 from dataset import database, deal_history, import_log, score_runs
 from tests.bot.slackenv import TOKEN, channel
 from tests.fakeslack import FakeSlack
@@ -115,8 +115,8 @@ def test_a_poisoned_export_never_stops_the_morning(small_crm, db_copy, tmp_path,
             channels=(digest,),
             secrets=Secrets(bot_token=TOKEN, api_url=slack.base_url),
         )
-        pipeline = Pipeline(db_copy, artifacts, settings)
-        outcome = run_channel(pipeline, make_client(settings.secrets), digest, "2025-02-18")
+        services = build(db_copy, artifacts, settings)
+        outcome = run_channel(services, make_client(settings.secrets), digest, "2025-02-18")
         assert outcome.status == "posted", outcome
         message = json.dumps(slack.calls_to("chat.postMessage")[-1].params)
     assert "2025-02-17" in message and "could not be loaded" not in message

@@ -23,9 +23,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.gate import Gate
+from bot.reader import Reader
 from bot.readiness import Readiness
-from bot.snapshot import Pipeline
-from dataset import score_runs
 
 log = logging.getLogger(__name__)
 BACKLOG = 2048  # connections the kernel queues before waitress accepts them (Linux caps it)
@@ -36,9 +35,9 @@ MAX_BODY = 1_000_000  # bytes: Slack's payloads are a few kilobytes
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
-def health(pipeline: Pipeline) -> dict:
+def health(reader: Reader) -> dict:
     """What a monitor needs: is the database readable, and how fresh is the latest run."""
-    run = score_runs.latest_run(pipeline.db())
+    run = reader.latest_header()
     return {
         "ok": True,
         "latest_run": run and {"run_id": run["run_id"], "as_of": run["as_of"],
@@ -54,12 +53,12 @@ def _json(start_response: Callable, status: int, body: dict) -> list[bytes]:
     return [data]
 
 
-def wsgi_app(app: App | None, pipeline: Pipeline, readiness: Readiness | None = None) -> WsgiApp:
+def wsgi_app(app: App | None, reader: Reader, readiness: Readiness | None = None) -> WsgiApp:
     """The WSGI callable; with `app` None (Socket Mode) only /healthz and /readyz are served.
     Without `readiness` the bot counts as ready (it was warmed up before serving). Slack's
     requests pass the `Gate` (malformed, replayed or retried requests stop there) before Bolt."""
     slack = SlackRequestHandler(app) if app is not None else None
-    secret = pipeline.settings.secrets.signing_secret
+    secret = reader.settings.secrets.signing_secret
     if slack is not None and secret:
         slack = Gate(slack, secret)
     readiness = readiness or Readiness(ready=True)
@@ -68,7 +67,7 @@ def wsgi_app(app: App | None, pipeline: Pipeline, readiness: Readiness | None = 
         path, method = environ.get("PATH_INFO"), environ["REQUEST_METHOD"]
         if path == "/healthz" and method == "GET":
             try:
-                body, status = health(pipeline), 200
+                body, status = health(reader), 200
             except Exception as exc:  # the monitor should see a failure, not a hang
                 body, status = {"ok": False, "error": type(exc).__name__}, 503
             ready = readiness.report()[1]["status"]

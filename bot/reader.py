@@ -1,0 +1,262 @@
+"""The saved runs as every surface reads them: the digest, `/deal`, `/forecast`, the buttons and
+the CLI's reports.
+
+Why a module of its own: readers never train, score or simulate (the refresh did, once, and saved
+it all), and no listener writes SQL; so the same question gets the same number on every surface,
+and an answer takes milliseconds. The only exception is a scope nobody forecast with the run (a
+roster changed since): the composition root hands in the writer's `add_scope`, which simulates it
+once and saves it with the run; every later reader reads it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from bot import ledger
+from bot.digest import SCOPE_COLUMN, in_scope
+from bot.settings import Scope, Settings
+from dataset import database, deal_history, score_runs
+from dataset.ids import salesforce_18
+
+
+class NotForecast(LookupError):
+    """The run has no forecast for a scope and nothing may simulate one here."""
+
+
+@dataclass
+class Lookup:
+    """What a `/deal` query found: one deal, several (an account's), or suggestions."""
+
+    deal: dict | None = None
+    several: pd.DataFrame | None = None
+    closed: dict | None = None  # the deal exists but is won or lost
+    suggestions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SavedForecast:
+    """A scope's forecast as saved with its run: the table by period (won so far included), the
+    deals won this quarter so far (for the chart), and how it was made."""
+
+    scope: str
+    as_of: pd.Timestamp
+    table: pd.DataFrame
+    won: pd.DataFrame  # close_date, value, status ("won")
+    open_deals: int
+    scenarios: int
+
+    def quarter(self, name: str | None = None) -> pd.Series:
+        """The row of a quarter (default: the one under way)."""
+        q = self.table[self.table["kind"] == "quarter"]
+        return (q if name is None else q[q["period"] == name]).iloc[0]
+
+
+@dataclass
+class SavedRun:
+    """One score run as saved: its header, its deals by rank, the team table, and its forecasts
+    read on demand (then kept: a run never changes)."""
+
+    run: dict
+    scores: pd.DataFrame
+    teams: pd.DataFrame
+    _reader: Reader
+    _forecasts: dict[str, SavedForecast] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> int:
+        return int(self.run["run_id"])
+
+    @property
+    def as_of(self) -> str:
+        return str(self.run["as_of"])
+
+    def forecast(self, scope: Scope) -> SavedForecast:
+        key = str(scope)
+        if key not in self._forecasts:
+            self._forecasts[key] = self._reader.forecast(self.run_id, scope)
+        return self._forecasts[key]
+
+    def quarter(self, scope: Scope) -> tuple[str, float, float, float]:
+        """(name, P10, P50, P90) of the quarter under way, won so far included."""
+        row = self.forecast(scope).quarter()
+        return row["period"], float(row["p10"]), float(row["p50"]), float(row["p90"])
+
+    @staticmethod
+    def explain(deal: dict) -> tuple[list[dict], list[str]]:
+        """A deal's saved reasons and actions (none for a deal the run did not explain)."""
+        drivers, actions = deal.get("drivers"), deal.get("actions")
+        if not isinstance(drivers, str):
+            return [], []
+        return json.loads(drivers), json.loads(actions if isinstance(actions, str) else "[]")
+
+    @cached_property
+    def ids(self) -> dict[str, str]:
+        """Deal ids by their lower-case form, built once per run for `/deal` in any case."""
+        return {d.lower(): d for d in self.scores["deal_id"]}
+
+    def names(self, kind: str) -> list[str]:
+        """The regions or managers known to the CRM."""
+        column = {"region": "regional_office", "manager": "manager"}[kind]
+        known = set(self.teams[column].dropna()) | set(self.scores[SCOPE_COLUMN[kind]].dropna())
+        return sorted(known)
+
+    def lookup(self, query: str, scope: Scope) -> Lookup:
+        """A deal by id (any case; the caller checks access), else the open deals within `scope`
+        of an account whose name contains the query, else the closest ids and account names
+        within `scope` (so a suggestion never names another team's deal)."""
+        q = query.strip()
+        db = self._reader.db()
+        # a Salesforce id as a report shows it (15 characters) is stored in its 18-character form
+        for key in dict.fromkeys((q, salesforce_18(q))):
+            if key.lower() in self.ids:
+                return Lookup(deal=score_runs.run_deal(db, self.run_id, self.ids[key.lower()]))
+            state = deal_history.deal_state(db, key)
+            if state is not None:
+                return Lookup(closed=state)
+        mine = in_scope(self.scores, scope)
+        matches = mine[mine["account"].fillna("").str.contains(q, case=False, regex=False)]
+        if len(matches) == 1:
+            return Lookup(deal=score_runs.run_deal(db, self.run_id, matches.iloc[0]["deal_id"]))
+        if len(matches) > 1:
+            return Lookup(several=matches)
+        accounts = sorted(set(mine["account"].dropna()))
+        close = difflib.get_close_matches(q, accounts, n=3, cutoff=0.6)
+        close += difflib.get_close_matches(q.upper(), mine["deal_id"].tolist(), n=3, cutoff=0.6)
+        return Lookup(suggestions=close[:5])
+
+    def deal(self, deal_id: str) -> dict | None:
+        """The deal's row in this run (None if it was not open then)."""
+        return score_runs.run_deal(self._reader.db(), self.run_id, deal_id)
+
+
+class Reader:
+    """Read access to the saved runs: one SQLite connection per thread, the latest run kept in
+    memory until a newer one is saved (by this process or another)."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        settings: Settings,
+        add_scope: Callable[[int, Scope], None] | None = None,
+        add_reasons: Callable[[int, list[str]], None] | None = None,
+    ):
+        self.db_path, self.settings, self._add_scope = Path(db_path), settings, add_scope
+        self._add_reasons = add_reasons
+        self._local = threading.local()
+        self._latest: SavedRun | None = None
+        self._lock = threading.Lock()
+
+    def db(self):
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            conn = self._local.db = database.connect(self.db_path)
+            # the bot's own tables, made now rather than at a first claim that could wait
+            # behind an import holding the write lock
+            ledger.ensure_tables(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a copy of the file then holds everything written)."""
+        conn = getattr(self._local, "db", None)
+        if conn is not None:
+            conn.close()
+            self._local.db = None
+
+    def latest(self) -> SavedRun | None:
+        """The newest saved run (None before the first)."""
+        run = score_runs.latest_run(self.db())
+        if run is None:
+            return None
+        current = self._latest
+        if current is not None and current.run_id == run["run_id"]:
+            return current
+        with self._lock:
+            if self._latest is None or self._latest.run_id != run["run_id"]:
+                self._latest = self._load(run)
+            return self._latest
+
+    def run(self, run_id: int) -> SavedRun | None:
+        latest = self.latest()
+        if latest is not None and latest.run_id == run_id:
+            return latest
+        run = score_runs.run_of(self.db(), run_id)
+        return None if run is None else self._load(run)
+
+    def _load(self, run: dict) -> SavedRun:
+        db = self.db()
+        scores = score_runs.run_scores(db, run["run_id"])
+        return SavedRun(run, scores, deal_history.teams(db), self)
+
+    def forecast(self, run_id: int, scope: Scope) -> SavedForecast:
+        """A scope's saved forecast; a scope not saved with the run is simulated once by the
+        writer (when one was handed in) and saved."""
+        db = self.db()
+        saved = score_runs.run_forecast(db, run_id, str(scope))
+        if saved is None and self._add_scope is not None:
+            self._add_scope(run_id, scope)
+            saved = score_runs.run_forecast(db, run_id, str(scope))
+        if saved is None:
+            raise NotForecast(f"run #{run_id} has no forecast for {scope.label}")
+        won = pd.DataFrame(saved["won"], columns=["close_date", "value"])
+        won["close_date"] = pd.to_datetime(won["close_date"])
+        won["status"] = "won"
+        return SavedForecast(
+            scope=str(scope),
+            as_of=pd.Timestamp(saved["as_of"]),
+            table=pd.DataFrame(saved["table"]),
+            won=won,
+            open_deals=int(saved["open_deals"]),
+            scenarios=int(saved["scenarios"]),
+        )
+
+    def ensure_reasons(self, saved: SavedRun, deal_ids: list[str]) -> None:
+        """Deals of the latest run listed without saved reasons get them from the writer (once,
+        saved with the run); `saved.scores` is brought up to date."""
+        if not deal_ids or self._add_reasons is None:
+            return
+        self._add_reasons(saved.run_id, list(deal_ids))
+        rows = {d: score_runs.run_deal(self.db(), saved.run_id, d) for d in deal_ids}
+        index = saved.scores.index[saved.scores["deal_id"].isin(list(deal_ids))]
+        for i in index:
+            row = rows[saved.scores.at[i, "deal_id"]]
+            saved.scores.at[i, "drivers"], saved.scores.at[i, "actions"] = (
+                row["drivers"],
+                row["actions"],
+            )
+
+    # -- what the digest and the buttons read beside the run -------------------------------
+
+    def previous_run(self, run_id: int) -> dict | None:
+        """The latest run before `run_id` made of other data: what "what changed" compares with
+        (a run repeated on the same data changed nothing)."""
+        return score_runs.previous_other_data(self.db(), run_id)
+
+    def latest_header(self) -> dict | None:
+        """The newest run's header row only (what a health check needs)."""
+        return score_runs.latest_run(self.db())
+
+    def run_header(self, run_id: int) -> dict | None:
+        return score_runs.run_of(self.db(), run_id)
+
+    def deal_in_run(self, run_id: int, deal_id: str) -> dict | None:
+        return score_runs.run_deal(self.db(), run_id, deal_id)
+
+    def run_scores(self, run_id: int) -> pd.DataFrame:
+        return score_runs.run_scores(self.db(), run_id)
+
+    def closed_since(self, deal_ids) -> pd.DataFrame:
+        return deal_history.closed_since(self.db(), deal_ids)
+
+    def risk_history(self, deal_id: str) -> pd.DataFrame:
+        return score_runs.deal_risk_history(self.db(), deal_id)
+
+    def pipeline_summary(self):
+        return deal_history.pipeline_summary(self.db())

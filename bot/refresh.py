@@ -1,0 +1,415 @@
+"""The one writer: newest data in, model current, every open deal scored, every scope's forecast
+simulated, all saved as one score run.
+
+Why one: the digest, `/deal`, `/forecast` and every CLI report then read the same saved run, so
+the same question gets the same number everywhere, and nothing heavy runs inside a Slack request.
+The scheduler, `revbot morning`, `revbot score`, `revbot digest` and the bot's warm-up all call
+`Refresher.refresh`; `revbot train` calls `Refresher.train`. The CRM is loaded and prepared once
+per refresh, and kept for a scope nobody forecast yet (`add_scope`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bot.config import SetupError
+from bot.digest import in_scope
+from bot.settings import Scope, Settings
+from dataset import database, deal_history, import_log, score_runs
+from dataset.ingest import IngestError, ingest_files
+from dataset.presets import BUILTIN, apply_overrides
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+EXPORT_SUFFIXES = (".csv", ".txt")
+SCENARIOS = 10_000
+SPARE = 20  # deals explained below a channel's top, for those snoozed or acknowledged there
+
+
+@dataclass
+class Refreshed:
+    """What a refresh did: the run the readers now read, whether it is new, and the problems to
+    report with the digest (which then goes out on the last good data, saying so)."""
+
+    run_id: int
+    new_run: bool
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    """What the last score run was made of, kept to simulate a scope asked for later."""
+
+    run_id: int
+    crm: object  # scoring.crm.Crm
+    features: pd.DataFrame
+    win: np.ndarray
+    sigma: float
+    model: object = None  # scoring.model.WinModel
+    refs: dict | None = None
+
+
+def newest_export(folder: Path) -> Path | None:
+    """The most recently modified CSV export in a folder (None if there is none)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES]
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
+
+
+def owners_of(scope: Scope, teams: pd.DataFrame, scores: pd.DataFrame) -> list[str] | None:
+    """The reps a scope covers (None for all): the team table's and those scored under it."""
+    if scope.kind == "all":
+        return None
+    if scope.kind == "rep":
+        return [scope.name]
+    team_column, score_column = (
+        ("regional_office", "region") if scope.kind == "region" else ("manager", "manager")
+    )
+    listed = set(teams.loc[teams[team_column] == scope.name, "sales_agent"])
+    scored = set(scores.loc[scores[score_column] == scope.name, "owner"])
+    return sorted(listed | scored)
+
+
+def scopes_to_forecast(
+    settings: Settings, teams: pd.DataFrame, scores: pd.DataFrame
+) -> list[Scope]:
+    """Every scope a surface may ask for: the company, each region and manager's team, each
+    channel's scope and each roster member's own."""
+    scopes = [Scope("all")]
+    for kind, team_column, score_column in (
+        ("region", "regional_office", "region"),
+        ("manager", "manager", "manager"),
+    ):
+        names = set(teams[team_column].dropna()) | set(scores[score_column].dropna())
+        scopes += [Scope(kind, n) for n in sorted(names)]
+    scopes += [c.scope for c in settings.channels]
+    for member in (settings.roster or {}).values():
+        if member.role != "leader" and member.name:
+            scopes.append(Scope("manager" if member.role == "manager" else "rep", member.name))
+    return list(dict.fromkeys(scopes))
+
+
+class Refresher:
+    """The only code that ingests, trains, scores or simulates. One refresh at a time."""
+
+    def __init__(
+        self, db_path: Path, artifacts: Path, settings: Settings, presets: dict | None = None
+    ):
+        self.db_path, self.artifacts, self.settings = Path(db_path), Path(artifacts), settings
+        self.presets = apply_overrides(BUILTIN, presets or {})
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._export_seen: tuple | None = None  # (path, mtime, size) of the last export read
+        self._prepared: _Prepared | None = None
+
+    def db(self):
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            conn = self._local.db = database.connect(self.db_path)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a copy of the file then holds everything written)."""
+        conn = getattr(self._local, "db", None)
+        if conn is not None:
+            conn.close()
+            self._local.db = None
+
+    # -- the refresh ------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        say: Say = log.info,
+        *,
+        as_of: date | None = None,
+        explain_top: int | None = None,
+        force: bool = False,
+    ) -> Refreshed:
+        """Ingest the newest export (if an exports folder is configured) and, if anything is new
+        (or `as_of` or `force` asks), score and forecast a new run. Raises SetupError when
+        there is no data at all."""
+        with self._lock:
+            db = self.db()
+            problems = self._ingest_newest(say)
+            if deal_history.latest_as_of(db) is None:
+                raise SetupError("no CRM data imported yet: run `revbot ingest` or `revbot demo`")
+            latest = score_runs.latest_run(db)
+            fingerprint = database.fingerprint(db)
+            if (
+                latest is not None
+                and not force
+                and as_of is None
+                and latest.get("data_fingerprint") == fingerprint
+            ):
+                return Refreshed(int(latest["run_id"]), False, problems)
+            run_id = self._score(say, as_of, explain_top, fingerprint)
+            return Refreshed(run_id, True, problems)
+
+    def _ingest_newest(self, say: Say) -> list[str]:
+        folder = self.settings.exports_folder
+        if folder is None:
+            return []
+        newest = newest_export(folder) if folder.is_dir() else None
+        if newest is None:
+            return [f"no CRM export found in {folder}"]
+        stat = newest.stat()
+        seen = (newest, stat.st_mtime_ns, stat.st_size)
+        if seen == self._export_seen:  # each channel's job refreshes; one reads the file
+            return []
+        self._export_seen = seen
+        try:
+            result = ingest_files(
+                self.db(), [newest], presets=self.presets, limits=self.settings.import_limits
+            )[0]
+        except IngestError as exc:  # refused with a reason: no traceback to log
+            self._export_seen = None  # report it to every channel, retry next time
+            log.error("today's CRM export %s was refused: %s", newest.name, exc)
+            return [f"today's CRM export could not be loaded: {exc}"]
+        except Exception as exc:  # a bad export must not stop the digest
+            self._export_seen = None
+            log.exception("ingesting the newest export failed")
+            return [f"today's CRM export could not be loaded: {exc}"]
+        say(result.summary())
+        if result.rows_set_aside:
+            return [
+                f"{result.rows_set_aside} rows of {result.path.name} were set aside "
+                "(`revbot quarantine` lists them)"
+            ]
+        return []
+
+    def _score(self, say: Say, as_of, explain_top, fingerprint: str) -> int:
+        from scoring import artifact, scorer
+        from scoring.features import prepare
+
+        db = self.db()
+        crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
+        model, meta = self._current_model(crm, say)
+        sigma = self._sigma(crm, say)
+        notes = artifact.check_fits_data(
+            meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
+        )
+        top = explain_top if explain_top is not None else self.settings.explain_top
+        run = scorer.score(crm, model, meta["references"], as_of, top)
+        extra = self._scope_tops(run.scores)
+        scorer.explain_more(run, model, meta["references"], extra)
+        trained = meta["trained_on"]
+        run_id = score_runs.write_score_run(
+            db,
+            as_of=run.as_of,
+            scores=run.scores,
+            model_hash=trained["hash"],
+            confidence=scorer.confidence_text(model),
+            base_rate=model.base_rate,
+            notes="\n".join(notes),
+            data_fingerprint=fingerprint,
+            model_data_end=trained["data_end"],
+        )
+        for note in notes:
+            say(f"note: {note}")
+        say(
+            f"score run #{run_id}: {len(run.scores):,} open deals as of "
+            f"{pd.Timestamp(run.as_of).date()}; {scorer.confidence_text(model)}"
+        )
+        win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
+        self._prepared = _Prepared(run_id, crm, run.features, win, sigma, model, meta["references"])
+        scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
+        for scope in scopes:
+            self._simulate(self._prepared, scope, run.scores)
+        say(f"forecast of {len(scopes)} scopes saved with run #{run_id}")
+        return run_id
+
+    def _scope_tops(self, scores: pd.DataFrame) -> list[str]:
+        """The deals each channel's digest lists, which must all have their reasons (a team's
+        digest reaches further down the company's ranking than the explained top)."""
+        ids: list[str] = []
+        for channel in self.settings.channels:
+            mine = in_scope(scores, channel.scope)
+            mine = mine[mine["risk"] >= channel.min_risk]
+            ids += mine.index[: channel.top + SPARE].tolist()
+        return ids
+
+    # -- forecasts ---------------------------------------------------------------------------
+
+    def _simulate(self, prepared: _Prepared, scope: Scope, scores: pd.DataFrame) -> None:
+        from forecasting.forecast import forecast
+
+        crm = prepared.crm
+        owners = owners_of(scope, crm.teams, scores.reset_index())
+        as_of = pd.Timestamp(score_runs.run_of(self.db(), prepared.run_id)["as_of"])
+        win = np.where(np.isnan(prepared.win), np.nanmean(prepared.win), prepared.win)
+        fc = forecast(crm, as_of, prepared.features, win, sigma=prepared.sigma,
+                      scenarios=SCENARIOS, seed=0, owners=owners)  # fmt: skip
+        deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
+        score_runs.save_forecast(
+            self.db(), prepared.run_id, str(scope), fc, _won_so_far(deals, as_of)
+        )
+
+    def add_scope(self, run_id: int, scope: Scope) -> None:
+        """Simulate a scope nobody forecast with run `run_id` yet, once, and save it with the run
+        (a roster changed since the run). Only the latest run can be extended."""
+        with self._lock:
+            db = self.db()
+            if score_runs.run_forecast(db, run_id, str(scope)) is not None:
+                return
+            latest = score_runs.latest_run(db)
+            if latest is None or int(latest["run_id"]) != run_id:
+                raise LookupError(f"run #{run_id} is not the latest: its forecasts are as saved")
+            prepared = self._prepared
+            if prepared is None or prepared.run_id != run_id:
+                prepared = self._reload(run_id)
+            scores = score_runs.run_scores(db, run_id).set_index("deal_id")
+            self._simulate(prepared, scope, scores)
+
+    def add_reasons(self, run_id: int, deal_ids) -> None:
+        """Give reasons to deals of the latest run that have none (a digest listing deals below
+        the explained top), once, saved with the run."""
+        from scoring.risk import median_value, score_frame
+        from scoring.scorer import explain_deals, reasons_json
+
+        with self._lock:
+            db = self.db()
+            latest = score_runs.latest_run(db)
+            if latest is None or int(latest["run_id"]) != run_id:
+                raise LookupError(f"run #{run_id} is not the latest: its reasons are as saved")
+            scores = score_runs.run_scores(db, run_id).set_index("deal_id")
+            wanted = scores.reindex(pd.Index(list(deal_ids)))
+            missing = wanted.index[wanted["drivers"].isna() & wanted["rank"].notna()]
+            if len(missing) == 0:
+                return
+            prepared = self._prepared
+            if prepared is None or prepared.run_id != run_id:
+                prepared = self._reload(run_id)
+            missing = missing[missing.isin(prepared.features.index)]
+            f = prepared.features.loc[missing]
+            # the run's own numbers, and its median open value to judge a deal's size by
+            parts = score_frame(f, scores.loc[missing, "win_prob"].to_numpy(),
+                                median_value(scores["value"]))  # fmt: skip
+            reasons, actions = explain_deals(prepared.model, f, parts, prepared.refs)
+            score_runs.save_reasons(db, run_id, {
+                d: (reasons_json(r), json.dumps(a))
+                for d, r, a in zip(missing, reasons, actions, strict=True)
+            })  # fmt: skip
+
+    def _reload(self, run_id: int) -> _Prepared:
+        """The inputs of a run made by another process (or before a restart)."""
+        from scoring import artifact
+        from scoring.features import features_at, prepare
+
+        db = self.db()
+        crm = prepare(deal_history.load_crm(db))
+        run = score_runs.run_of(db, run_id)
+        features = features_at(crm, pd.Timestamp(run["as_of"]))
+        scores = score_runs.run_scores(db, run_id).set_index("deal_id")
+        win = scores["win_prob"].reindex(features.index).to_numpy()
+        model, meta = artifact.load(self.artifacts)
+        sigma = self._sigma(crm, log.info)
+        self._prepared = _Prepared(run_id, crm, features, win, sigma, model, meta["references"])
+        return self._prepared
+
+    # -- the model and the forecast's shock ----------------------------------------------------
+
+    def _current_model(self, crm, say: Say):
+        """The saved model, retrained first when there is none, it does not fit this code, it
+        was trained on data older than `retrain_days`, or the data's shape changed (products
+        it never saw, columns the exports gained or lost)."""
+        from scoring import artifact
+        from scoring.artifact import ModelMismatchError
+
+        try:
+            model, meta = artifact.load(self.artifacts)
+        except ModelMismatchError as exc:
+            say(f"training the win model first ({exc})")
+            return self.train(crm=crm, say=say)
+        why = stale_because(
+            meta, crm, self.settings.retrain_days, import_log.exported_fields(self.db())
+        )
+        if why:
+            say(f"retraining the win model ({why})")
+            return self.train(crm=crm, say=say)
+        return model, meta
+
+    def train(self, n_cutoffs: int = 4, truth: Path | None = None, crm=None, say: Say = print):
+        """Evaluate, train, save the model and its report; returns (model, meta)."""
+        from scoring import artifact, report
+        from scoring.features import prepare
+        from scoring.train import train
+
+        with self._lock:
+            db = self.db()
+            crm = crm if crm is not None else prepare(deal_history.load_crm(db))
+            known = pd.read_csv(truth) if truth is not None else None
+            training = train(crm, n_cutoffs, known)
+            meta = {
+                **training.meta,
+                "database": {"fingerprint": database.fingerprint(db)},
+                "exported_fields": sorted(import_log.exported_fields(db)),
+            }
+            artifact.save(training.model, self.artifacts, meta)
+            path = report.write(training, self.artifacts, source=str(self.db_path))
+            say(training.summary.round(4).to_string())
+            for c in training.meta["evaluation"]["against_truth"]:
+                say(f"{c['day']} {c['what']}: {c['deals']:,} open deals, expected-AUC gap to the "
+                    f"truth {c['auc_gap']:.3f}, ECE vs truth {c['ece_truth']:.3f}, value x p "
+                    f"{c['value_gap']:+.1%}")  # fmt: skip
+            say(f"model and report written to {self.artifacts}/ ({path.name}, reliability.png)")
+            return artifact.load(self.artifacts)
+
+    def _sigma(self, crm, say: Say) -> float:
+        """The forecast's shared shock, backtested once and saved."""
+        path = self.artifacts / "forecast.json"
+        if path.exists():
+            return float(json.loads(path.read_text(encoding="utf-8"))["sigma"])
+        say("no backtest yet: running it to fit the forecast's shared shock")
+        return self.backtest(crm, say)["sigma"]
+
+    def backtest(self, crm=None, say: Say = print) -> dict:
+        """Backtest the forecast on past cutoffs, pick the shared shock and save it."""
+        from forecasting import report as forecast_report
+        from forecasting.backtest import backtest
+        from scoring.features import prepare
+
+        crm = crm if crm is not None else prepare(deal_history.load_crm(self.db()))
+        bt = backtest(crm)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        forecast_report.write(bt, self.artifacts)
+        config = {"sigma": bt.sigma, "data_end": crm.data_end.date().isoformat()}
+        (self.artifacts / "forecast.json").write_text(
+            json.dumps(config, indent=2), encoding="utf-8"
+        )
+        say(f"forecast backtest written to {self.artifacts}/forecast_backtest.md "
+            f"(shared shock sigma {bt.sigma})")  # fmt: skip
+        return config
+
+
+def stale_because(meta: dict, crm, retrain_days: int, fields: Iterable[str]) -> str | None:
+    """Why a loaded model should be retrained before scoring, or None."""
+    trained_end = pd.Timestamp(meta["trained_on"]["data_end"])
+    age = (crm.data_end - trained_end).days
+    if retrain_days and age >= retrain_days:
+        return f"trained on data to {trained_end.date()}, {age} days before the newest data"
+    known = set(meta["categories"].get("product", []))
+    new = {p for p in crm.deals["product"].dropna().unique() if isinstance(p, str)} - known
+    if known and new:
+        return f"products it never saw: {', '.join(sorted(new)[:3])}"
+    before = meta.get("exported_fields")
+    if before is not None and set(before) != set(fields):
+        return "the exports' columns changed"
+    return None
+
+
+def _won_so_far(deals: pd.DataFrame, as_of: pd.Timestamp) -> list[list]:
+    """(close date, value) of the deals won this quarter up to the as-of date, for the chart."""
+    from forecasting.periods import current_quarter
+
+    start = current_quarter(as_of).start_time
+    won = deals[(deals["status"] == "won") & (deals["close_date"] >= start)
+                & (deals["close_date"] <= as_of)].sort_values("close_date")  # fmt: skip
+    return [[d.date().isoformat(), float(v)] for d, v in zip(won["close_date"], won["value"].fillna(0), strict=True)]  # fmt: skip

@@ -1,0 +1,128 @@
+"""One writer, readers everywhere: the same forecast on every surface, readers that never train,
+score or simulate, and a morning run that loads and prepares the CRM once."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from bot.cli import main
+from bot.morning import compose, run_channel
+from bot.services import build
+from bot.settings import Scope
+from forecasting.chart import money
+from tests.bot.slackenv import LEADER, MANAGER, REP, channel, command_body, post
+from tests.bot.test_commands import ask, deal_text
+
+FIGURES = re.compile(r"P50 \*([^*]+)\*, P10 (\S+), P90 ([^\s(]+)")
+
+
+def _cli_json(served, *args: str, capsys) -> dict:
+    db = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
+    assert main([*args, *db, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _slack_figures(served, text: str, user: str) -> tuple[str, ...]:
+    """(P50, P10, P90) as `/forecast <text>` gives them in the chart's comment."""
+    before = len(served.slack.calls_to("files.completeUploadExternal"))
+    url = served.slack.response_url("fc")
+    assert post(served.url, command_body("/forecast", text, user, url)).status == 200
+    done = served.slack.wait_for("files.completeUploadExternal", before + 1, timeout=15)[-1]
+    return FIGURES.search(done.params["initial_comment"]).groups()
+
+
+def _quarter(part: dict) -> dict:
+    return next(p for p in part["periods"] if p["kind"] == "quarter")
+
+
+def test_the_same_forecast_on_every_surface(served, capsys):
+    """Whole, region, manager's team and rep: the CLI's --json, the digest and /forecast over the
+    loopback Slack give the same P10/P50/P90 for the same run."""
+    who = served.data["who"]
+    region, manager, rep = Scope("region", who["region"]), Scope("manager", who["manager"]), Scope("rep", who["rep"])  # fmt: skip
+    cli = {}
+    for by in ("region", "manager", "rep"):
+        cli |= _cli_json(served, "forecast", "--by", by, capsys=capsys)["scopes"]
+    reader = served.services.reader
+    saved = reader.latest()
+    asks = {Scope("all"): ("", LEADER), region: (who["region"], LEADER), manager: ("", MANAGER),
+            rep: ("", REP)}  # fmt: skip
+    for scope, (text, user) in asks.items():
+        q = _quarter(cli[str(scope)])
+        digest = compose(reader, saved, scope=scope, top=5, min_risk=0, previous_run=None)
+        assert (digest.glance.p10, digest.glance.p50, digest.glance.p90) == pytest.approx(
+            (q["p10"], q["p50"], q["p90"]), abs=0.01
+        ), scope
+        shown = _slack_figures(served, text, user)
+        assert shown == (money(q["p50"]), money(q["p10"]), money(q["p90"])), scope
+
+
+def test_readers_never_train_score_or_simulate(served, capsys, monkeypatch, tmp_path):
+    """With no model file and the model, the feature builder and the Monte Carlo made to fail,
+    /deal, /forecast, the digest and the CLI's reports still answer from the saved run."""
+    import forecasting.forecast
+    import scoring.features
+    import scoring.model
+
+    def forbidden(*_, **__):
+        raise AssertionError("a reader trained, scored or simulated")
+
+    for module, name in ((forecasting.forecast, "simulate"), (scoring.features, "features_at"),
+                         (scoring.features, "prepare"), (scoring.model.WinModel, "predict"),
+                         (scoring.model, "fit")):  # fmt: skip
+        monkeypatch.setattr(module, name, forbidden)
+    empty = tmp_path / "no-artifacts"  # readers get no model: they never need one
+    deal = served.data["scores"].iloc[0]
+    _, answer = ask(served, "/deal", deal["deal_id"])
+    assert f"{deal['win_prob']:.0%}" in deal_text(answer) and "*Why*" in deal_text(answer)
+    for text, user in (("", LEADER), (served.data["who"]["region"], LEADER), ("", MANAGER), ("", REP)):  # fmt: skip
+        assert len(_slack_figures(served, text, user)) == 3
+    reader = build(served.db_path, empty, served.settings).reader
+    saved = reader.latest()
+    digest = compose(reader, saved, scope=Scope("all"), top=5, min_risk=0, previous_run=None)
+    assert len(digest.deals) == 5 and digest.glance.p50 > 0
+    db = ["--db", str(served.db_path), "--artifacts", str(empty)]
+    assert main(["forecast", "--by", "manager", *db, "--out", str(tmp_path / "out")]) == 0
+    assert main(["export", "scores", "--db", str(served.db_path), "--out", str(tmp_path / "s.csv")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "P50s of parts do not add up" in out and "Traceback" not in out
+    assert not empty.exists()  # nothing was trained into it
+
+
+@pytest.mark.bot(channels=[channel("C0DIGEST", top=5)])
+def test_the_morning_run_loads_and_prepares_the_crm_once(served, monkeypatch, tmp_path):
+    """A morning on a new export: ingest, (re)train if due, score, forecast every scope, from one
+    load and one preparation of the CRM."""
+    import scoring.features
+    from dataset import deal_history
+
+    calls = {"load": 0, "prepare": 0}
+    load, prepare = deal_history.load_crm, scoring.features.prepare
+
+    def counted(name, real):
+        def wrapper(*a, **kw):
+            calls[name] += 1
+            return real(*a, **kw)
+
+        return wrapper
+
+    monkeypatch.setattr(deal_history, "load_crm", counted("load", load))
+    monkeypatch.setattr(scoring.features, "prepare", counted("prepare", prepare))
+    newest = sorted((served.data["crm"] / "exports").iterdir())[-1]
+    lines = newest.read_text(encoding="utf-8").splitlines()
+    newcomer = ",".join(["DMORNING01", *lines[-1].split(",")[1:]])  # one new deal
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "pipeline_2025-02-17.csv").write_text("\n".join([*lines, newcomer]) + "\n")
+    settings = replace(served.settings, exports_folder=exports)
+    services = build(served.db_path, tmp_path / "artifacts", settings)
+    shutil.copytree(served.data["artifacts"], tmp_path / "artifacts")
+    outcome = run_channel(services, served.client, settings.channels[0], "2025-02-18")
+    assert outcome.status == "posted", outcome
+    assert calls == {"load": 1, "prepare": 1}
+    assert services.reader.latest().as_of == "2025-02-17"
