@@ -19,6 +19,7 @@ from bot.preflight import PreflightError, check_truth, open_db, require_deals
 from dataset import store
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
+from dataset.money import default_currency, plural, set_default_currency
 from dataset.presets import BUILTIN, PresetError, apply_overrides
 from scoring.artifact import ModelMismatchError
 
@@ -283,6 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    _currency(args)  # reasons are worded now, with their amounts
     jobs.score_now(_db_with_deals(args), _artifacts(args), args.as_of, args.explain_top)
     return 0
 
@@ -291,10 +293,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from forecasting.chart import fan_chart, money
+    from dataset.money import money
+    from forecasting.chart import fan_chart
     from forecasting.forecast import forecast
     from scoring.features import features_at, prepare
 
+    _currency(args)
     db = _db_with_deals(args)
     folder = _artifacts(args)
     model, _ = jobs.ensure_model(db, folder)
@@ -329,11 +333,20 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _currency(args: argparse.Namespace) -> None:
+    """The exports' currency (`[exports] currency`) for every amount this command shows."""
+    from bot.settings import currency_of
+
+    set_default_currency(currency_of(load_config(config_path(args.config))))
+
+
 def _settings(args: argparse.Namespace):
     from bot.settings import settings_from
 
     config = load_config(config_path(args.config))
-    return settings_from(config), config.get("presets", {})
+    settings = settings_from(config)
+    set_default_currency(settings.currency)  # set once, before anything is rendered or scored
+    return settings, config.get("presets", {})
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
@@ -436,7 +449,7 @@ def cmd_digests(args: argparse.Namespace) -> int:
         extra = f" ts {r['slack_ts']}" if r["slack_ts"] else ""
         error = f" error: {r['error']}" if r["error"] else ""
         print(f"{r['digest_date']} {r['channel_id']}: {r['status']} (run #{r['run_id']}, "
-              f"{r['attempts']} attempt(s), {r['claimed_by']}){extra}{error}")  # fmt: skip
+              f"{plural(r['attempts'], 'attempt')}, {r['claimed_by']}){extra}{error}")  # fmt: skip
     if not rows:
         print("no digest posted yet")
     return 0
@@ -503,6 +516,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    currency = default_currency()
     try:
         return COMMANDS[args.command](args)
     except (
@@ -511,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:  # fmt: skip
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        set_default_currency(currency)  # a command's currency ends with it (callers in-process)
 
 
 if __name__ == "__main__":
