@@ -6,6 +6,11 @@ stays text, not a link, and `*x*` stays asterisks; every mrkdwn object is `verba
 does not auto-link or auto-mention inside it either. Messages stay
 within Block Kit's limits (50 blocks, 3000 characters a section, 150 a header, 10 context elements;
 slack-notes.md) and always carry a plain `text` fallback for notifications and screen readers.
+
+Amounts are written by `dataset.money` (`$45.8k`, the same in the terminal digest and `/deal`), in
+the `currency` a renderer is given, else the configured one. Risk is a score of 0-100: a reason
+says how many of those points it adds ("risk +12 (of 100)"); a driver's effect on the win
+probability is in percentage points.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pandas as pd
 from bot.digest import AT_RISK, Digest, News, top_reasons
 from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from dataset.money import money, plural
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -39,16 +45,6 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def money(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if abs(x) >= 1e6:
-        return f"{x / 1e6:.1f}M"
-    if abs(x) >= 1e3:
-        return f"{x / 1e3:.0f}k"
-    return f"{x:.0f}"
-
-
 def _change(risk: float, previous: float | None) -> str:
     if previous is None or (isinstance(previous, float) and math.isnan(previous)):
         return " (new)"
@@ -58,19 +54,27 @@ def _change(risk: float, previous: float | None) -> str:
     return f" ({'▲' if delta > 0 else '▼'} {abs(delta):.0f})"
 
 
-def reason_text(reason: dict) -> str:
-    """A reason with what it adds: "no activity for 40 days — risk +12, 3k at risk"."""
-    if "risk" not in reason:  # runs saved before reasons carried risk
-        return f"{reason['text']} ({reason['points']:+.0f} pts)"
+def risk_points(points: float) -> str:
+    """Risk points a reason adds, said as points of the 0-100 score: "risk +12 (of 100)"."""
+    return f"risk {points:+.0f} (of 100)" if round(points) else "risk ±0 (of 100)"
+
+
+def reason_text(reason: dict, currency: str | None = None) -> str:
+    """A reason with what it adds: "no activity for 40 days — risk +12 (of 100), $3.1k at
+    risk"."""
+    if "risk" not in reason:  # runs saved before reasons carried risk: the effect on the win
+        points = reason["points"]  # probability, in percentage points
+        return f"{reason['text']} ({points:+.0f} percentage points of win probability)"
     if reason["risk"] <= 0 or reason.get("money") is None:
-        return f"{reason['text']} — risk {reason['risk']:+.0f}"
-    return f"{reason['text']} — risk {reason['risk']:+.0f}, {money(reason['money'])} at risk"
+        return f"{reason['text']} — {risk_points(reason['risk'])}"
+    return (f"{reason['text']} — {risk_points(reason['risk'])}, "
+            f"{money(reason['money'], currency)} at risk")  # fmt: skip
 
 
-def why_text(drivers: str | None) -> str | None:
+def why_text(drivers: str | None, currency: str | None = None) -> str | None:
     """The main reasons a deal is at risk, in words (None when none was saved)."""
     reasons = top_reasons(drivers)
-    return "; ".join(reason_text(r) for r in reasons) if reasons else None
+    return "; ".join(reason_text(r, currency) for r in reasons) if reasons else None
 
 
 def short(text: object, limit: int = MAX_NAME) -> str:
@@ -88,17 +92,17 @@ def estimated(row, long: bool = False) -> str:
     return " (estimate: no amount in the CRM)" if long else " (estimate)"
 
 
-def deal_line(row: pd.Series, previous_risk: float | None) -> str:
+def deal_line(row: pd.Series, previous_risk: float | None, currency: str | None = None) -> str:
     """One deal in mrkdwn: who and what (inert), value, win probability, risk and its change."""
     account = row.get("account")
     who = short(account) if isinstance(account, str) and account else "_no account yet_"
     text = (
         f"*{int(row['rank'])}. {who}* · {short(row['product'])} · {short(row['owner'])} · "
         f"`{short(row['deal_id'])}`\n"
-        f"value {money(row['value'])}{estimated(row)} · win {row['win_prob']:.0%} · "
-        f"risk {row['risk']:.0f}{_change(row['risk'], previous_risk)}"
+        f"value {money(row['value'], currency)}{estimated(row)} · win {row['win_prob']:.0%} · "
+        f"risk {row['risk']:.0f}/100{_change(row['risk'], previous_risk)}"
     )
-    why = why_text(row.get("drivers"))
+    why = why_text(row.get("drivers"), currency)
     if why:
         text += f"\n_why:_ {inert(why)}"
     twins = row.get("same_as") or ()
@@ -112,12 +116,8 @@ def twins_text(twins) -> str:
     shown = ", ".join(str(t) for t in twins[:5]) + (
         f" and {len(twins) - 5} more" if len(twins) > 5 else ""
     )
-    n = len(twins)
-    return f"{n} more open deal{'s' if n > 1 else ''} with exactly these details ({shown}): possibly entered twice in the CRM"
-
-
-def _money_or_dash(x: float | None) -> str:
-    return "-" if x is None else money(x)
+    return (f"{plural(len(twins), 'more open deal', 'more open deals')} with exactly these "
+            f"details ({shown}): possibly entered twice in the CRM")  # fmt: skip
 
 
 def _deal_name(row: pd.Series) -> str:
@@ -131,7 +131,7 @@ def _names(frame: pd.DataFrame, detail, limit: int = 5) -> str:
     return ", ".join(shown) + more
 
 
-def news_text(news: News, level: float) -> str:
+def news_text(news: News, level: float, currency: str | None = None) -> str:
     """The "what's new" lines, most urgent first; empty when nothing changed."""
     lines = []
     if len(news.newly_at_risk):
@@ -144,9 +144,9 @@ def news_text(news: News, level: float) -> str:
         lines.append("*Close date pushed*: " + _names(
             news.pushed, lambda r: f"{r['previous_close']} → {r['expected_close']}"))  # fmt: skip
     if len(news.lost):
-        lines.append("*Lost*: " + _names(news.lost, lambda r: money(r["value"])))
+        lines.append("*Lost*: " + _names(news.lost, lambda r: money(r["value"], currency)))
     if len(news.won):
-        lines.append("*Won*: " + _names(news.won, lambda r: money(r["value"])))
+        lines.append("*Won*: " + _names(news.won, lambda r: money(r["value"], currency)))
     return _cut("\n".join(lines), MAX_SECTION)
 
 
@@ -176,23 +176,26 @@ def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
 
 
 def footer_count(d: Digest) -> str:
+    deals = plural(d.at_risk, "open deal")
     if d.min_risk > 0:
-        return f"{d.at_risk:,} open deals in scope at risk {d.min_risk:.0f} or more"
-    return f"{d.at_risk:,} open deals in scope"
+        return f"{deals} in scope at risk {d.min_risk:.0f} or more"
+    return f"{deals} in scope"
 
 
-def digest_message(d: Digest, level: float = AT_RISK) -> dict:
-    """chat.postMessage arguments (`text` and `blocks`) for a channel's digest."""
+def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = None) -> dict:
+    """chat.postMessage arguments (`text` and `blocks`) for a channel's digest; amounts in
+    `currency` (None: the configured one)."""
     g = d.glance
+    cash = lambda x: money(x, currency)  # noqa: E731
     header = _cut(f"Pipeline digest: {short(d.scope.label)}, as of {d.as_of}", MAX_HEADER)
     fields = [
         mrkdwn(f"*Open deals*\n{g.deals:,}"),
-        mrkdwn(f"*Pipeline value*\n{money(g.pipeline_value)}"),
-        mrkdwn(f"*Expected value*\n{money(g.expected_value)}"),
+        mrkdwn(f"*Pipeline value*\n{cash(g.pipeline_value)}"),
+        mrkdwn(f"*Expected value*\n{cash(g.expected_value)}"),
     ]
     if g.quarter:
-        fields.append(mrkdwn(f"*{g.quarter} forecast*\nP50 {money(g.p50)} "
-                             f"(P10 {_money_or_dash(g.p10)} - P90 {_money_or_dash(g.p90)})"))  # fmt: skip
+        fields.append(mrkdwn(f"*{g.quarter} forecast*\nP50 {cash(g.p50)} "
+                             f"(P10 {cash(g.p10)} - P90 {cash(g.p90)})"))  # fmt: skip
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}},
         {"type": "section", "fields": fields},
@@ -204,7 +207,7 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     if d.news is None:
         new = "_First digest here: changes are reported from the next one._"
     else:
-        new = news_text(d.news, level) or "_Nothing new since the last digest._"
+        new = news_text(d.news, level, currency) or "_Nothing new since the last digest._"
     blocks.append({"type": "section", "text": mrkdwn(new)})
     blocks.append({"type": "divider"})
     room = (MAX_BLOCKS - len(blocks) - 1) // 2  # two blocks a deal, one kept for the footer
@@ -213,7 +216,7 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     for _, row in d.deals.head(room).iterrows():
         # on a channel's first digest there is no "since the last digest": no change shown
         previous = row.get("previous_risk") if d.news is not None else row["risk"]
-        pair = [{"type": "section", "text": mrkdwn(deal_line(row, previous))}]
+        pair = [{"type": "section", "text": mrkdwn(deal_line(row, previous, currency))}]
         if len(str(row["deal_id"])) <= MAX_BUTTON_ID:  # longer ids would not fit a button value
             pair.append(_buttons(d.run_id, str(row["deal_id"])))
         budget -= sum(len(t) for t in _texts(pair))
@@ -231,10 +234,10 @@ def digest_message(d: Digest, level: float = AT_RISK) -> dict:
     footer.append("`/deal &lt;id or account&gt;` for any deal")
     blocks.append({"type": "context", "elements": [mrkdwn(" · ".join(footer))]})
     top = f"top deal at risk: {_deal_name(shown.iloc[0])}" if len(shown) else "no deal listed"
-    forecast = f", {g.quarter} P50 {money(g.p50)}" if g.quarter else ""
+    forecast = f", {g.quarter} P50 {cash(g.p50)}" if g.quarter else ""
     fallback = (
-        f"Pipeline digest ({inert(d.scope.label)}) as of {d.as_of}: {g.deals:,} open deals, "
-        f"pipeline {money(g.pipeline_value)}{forecast}; {top}"
+        f"Pipeline digest ({inert(d.scope.label)}) as of {d.as_of}: "
+        f"{plural(g.deals, 'open deal')}, pipeline {cash(g.pipeline_value)}{forecast}; {top}"
     )
     return {"text": _cut(fallback, MAX_TEXT), "blocks": blocks}
 

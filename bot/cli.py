@@ -20,6 +20,7 @@ from bot.settings import Scope
 from dataset import database, deal_history, import_log, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, IngestError, ingest_files
+from dataset.money import default_currency, plural, set_default_currency
 from dataset.presets import BUILTIN, PresetError, apply_overrides
 from scoring.artifact import ModelMismatchError
 
@@ -375,7 +376,9 @@ def _settings(args: argparse.Namespace):
     from bot.settings import settings_from
 
     config = load_config(config_path(args.config))
-    return settings_from(config), config.get("presets", {})
+    settings = settings_from(config)
+    set_default_currency(settings.currency)  # set once, before anything is rendered or scored
+    return settings, config.get("presets", {})
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
@@ -385,7 +388,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from bot.digest_text import render
     from bot.morning import compared_with, compose
     from bot.preview import preview_png
-    from forecasting.chart import money
+    from dataset.money import money
 
     settings, presets = _settings(args)
     channel = _channel(settings, args.channel) if args.channel else None
@@ -499,7 +502,7 @@ def cmd_digests(args: argparse.Namespace) -> int:
         extra = f" ts {r['slack_ts']}" if r["slack_ts"] else ""
         error = f" error: {r['error']}" if r["error"] else ""
         print(f"{r['digest_date']} {r['channel_id']}: {r['status']} (run #{r['run_id']}, "
-              f"{r['attempts']} attempt(s), {r['claimed_by']}){extra}{error}")  # fmt: skip
+              f"{plural(r['attempts'], 'attempt')}, {r['claimed_by']}){extra}{error}")  # fmt: skip
     if not rows:
         print("no digest posted yet")
     return 0
@@ -566,6 +569,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    currency = default_currency()
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `| head`: the reader stopped (Python's documented recipe)
@@ -577,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:  # fmt: skip
         print(f"revbot {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        set_default_currency(currency)  # a command's currency ends with it (callers in-process)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The morning digest as plain text, for the terminal and for `digest.txt`. Pure.
 
-It renders the same `Digest` as the Slack version (Block Kit), so both say the same thing.
+It renders the same `Digest` as the Slack version (Block Kit), so both say the same thing, with
+the same numbers: amounts by `dataset.money`, risk out of 100.
 """
 
 from __future__ import annotations
@@ -10,17 +11,14 @@ import math
 
 from bot.blocks import estimated, footer_count, twins_text, why_text
 from bot.digest import AT_RISK, Digest
+from dataset.money import money, plural
 
 
-def _money(x: float) -> str:
-    return f"{x:,.0f}"
-
-
-def top_driver(drivers: str | None) -> str:
+def top_driver(drivers: str | None, currency: str | None = None) -> str:
     """The main reasons a deal is at risk, in words."""
     if not drivers:
         return ""
-    return why_text(drivers) or "no single factor stands out"
+    return why_text(drivers, currency) or "no single factor stands out"
 
 
 def _names(frame, detail, limit: int = 5) -> str:
@@ -38,17 +36,22 @@ def _change(risk: float, previous) -> str:
     return f" ({delta:+.0f})" if abs(delta) >= 1 else ""
 
 
-def render(d: Digest) -> str:
-    """Header figures, what's new, then the deals with the most value at risk."""
+def render(d: Digest, currency: str | None = None) -> str:
+    """Header figures, what's new, then the deals with the most value at risk; amounts in
+    `currency` (None: the configured one)."""
     g = d.glance
+
+    def cash(x) -> str:
+        return money(x, currency)
+
     lines = [
         f"revbot digest: {d.scope.label}, pipeline as of {d.as_of}",
-        f"  open deals: {g.deals:,}   pipeline value: {_money(g.pipeline_value)}   "
-        f"expected value (sum of value x win probability): {_money(g.expected_value)}",
+        f"  open deals: {g.deals:,}   pipeline value: {cash(g.pipeline_value)}   "
+        f"expected value (sum of value x win probability): {cash(g.expected_value)}",
     ]
     if g.quarter:
-        lines.append(f"  {g.quarter} forecast (won so far included): P50 {_money(g.p50)}, "
-                     f"P10 {_money(g.p10)} - P90 {_money(g.p90)}")  # fmt: skip
+        lines.append(f"  {g.quarter} forecast (won so far included): P50 {cash(g.p50)}, "
+                     f"P10 {cash(g.p10)} - P90 {cash(g.p90)}")  # fmt: skip
     lines.append(f"  {d.confidence}")
     lines += [f"  warning: {note}" for note in d.notes]
     lines.append("")
@@ -61,22 +64,23 @@ def render(d: Digest) -> str:
             ("risk jumped", n.jumped, lambda r: f"{r['previous_risk']:.0f} -> {r['risk']:.0f}"),
             ("close date pushed", n.pushed,
              lambda r: f"{r['previous_close']} -> {r['expected_close']}"),
-            ("lost", n.lost, lambda r: _money(r["value"] or 0)),
-            ("won", n.won, lambda r: _money(r["value"] or 0)),
+            ("lost", n.lost, lambda r: cash(r["value"])),
+            ("won", n.won, lambda r: cash(r["value"])),
         ]  # fmt: skip
         shown = [f"  {label}: {_names(f, detail)}" for label, f, detail in news if len(f)]
         lines.append(f"What's new since the last digest (at risk = risk {AT_RISK}+):")
         lines += shown or ["  nothing"]
-    lines += ["", f"Top {len(d.deals)} deals by value at risk:"]
+    lines += ["", f"Top {plural(len(d.deals), 'deal')} by value at risk:" if len(d.deals) else
+              "No deal in scope is at or above this risk level."]  # fmt: skip
     for _, r in d.deals.iterrows():
         who = r["account"] if isinstance(r["account"], str) else "(no account yet)"
         change = _change(r["risk"], r["previous_risk"]) if d.news is not None else ""
         lines.append(
             f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {r['product']} - owner {r['owner']}: "
-            f"value {_money(r['value'] or 0)}{estimated(r)}, win {r['win_prob']:.0%}, "
-            f"risk {r['risk']:.0f}{change}"
+            f"value {cash(r['value'])}{estimated(r)}, win {r['win_prob']:.0%}, "
+            f"risk {r['risk']:.0f}/100{change}"
         )
-        driver = top_driver(r["drivers"])
+        driver = top_driver(r["drivers"], currency)
         if driver:
             lines.append(f"       why: {driver}")
         twins = r.get("same_as") or ()

@@ -2,6 +2,8 @@
 
 CRM text goes through `bot.inert.inert` and mrkdwn objects are `verbatim`; every message carries a
 plain `text` fallback and stays within Block Kit's limits (checked by `check_limits` in the tests).
+Amounts are written by `dataset.money`, as in the digest, in the `currency` given (None: the
+configured one).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bot.blocks import MAX_SECTION, _cut, estimated, money, mrkdwn, reason_text, short
+from bot.blocks import MAX_SECTION, _cut, estimated, mrkdwn, reason_text, short
 from bot.inert import fold, inert
 from bot.settings import Scope
+from dataset.money import money, plural
 
 DEAL_USAGE = (
     "*Usage:* `/deal &lt;deal id or account name&gt;` (add `share` to post the answer in the channel)\n"
@@ -43,7 +46,7 @@ def _trend(history: pd.DataFrame) -> str:
 
 
 def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.DataFrame,
-               confidence: str, as_of: str) -> dict:  # fmt: skip
+               confidence: str, as_of: str, currency: str | None = None) -> dict:  # fmt: skip
     """One deal: who and what, win probability, risk, drivers in words, actions, risk trend."""
     account = short(deal["account"]) if deal.get("account") else "_no account yet_"
     title = f"*{account}* · {short(deal['product'])} · owner {short(deal['owner'])} · `{short(deal['deal_id'])}`"  # fmt: skip
@@ -51,14 +54,14 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     fields = [
         f"*Win probability*\n{_pct(deal['win_prob'])}",
         f"*Risk*\n{deal['risk']:.0f} / 100 (rank {int(deal['rank']):,})",
-        f"*Value*\n{money(value) if value is not None else '-'}{estimated(deal, long=True)}",
+        f"*Value*\n{money(value, currency)}{estimated(deal, long=True)}",
         f"*Stage*\n{short(deal.get('stage') or '-')}",
         f"*Expected close*\n{short(deal.get('expected_close') or '-')}",
         f"*Team*\n{short(deal.get('manager') or '-')}, {short(deal.get('region') or '-')}",
     ]
     if drivers:
         why = "\n".join(
-            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {inert(reason_text(d))}"
+            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {inert(reason_text(d, currency))}"
             for d in drivers
         )
     elif not isinstance(deal.get("drivers"), str):  # below the run's explained top
@@ -91,7 +94,7 @@ def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
     ]
     more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""
     text = (
-        f"{len(deals)} open deals match *{short(query)}*; ask for one by id, e.g. "
+        f"{plural(len(deals), 'open deal')} match *{short(query)}*; ask for one by id, e.g. "
         f"`/deal {inert(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
     )
     return text_message(text)
@@ -153,13 +156,18 @@ def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | N
     return None
 
 
-def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str) -> str:
+def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str,
+                     currency: str | None = None) -> str:  # fmt: skip
     """The figures that go with the chart, in mrkdwn."""
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
+
+    def cash(x) -> str:
+        return money(x, currency)
+
     return (
         f"*Forecast for {quarter}, {inert(scope.label)}* (as of {as_of}): "
-        f"P50 *{money(row['p50'])}*, P10 {money(row['p10'])}, P90 {money(row['p90'])}"
-        + (f" (won so far {money(won)})" if won else "")
+        f"P50 *{cash(row['p50'])}*, P10 {cash(row['p10'])}, P90 {cash(row['p90'])}"
+        + (f" (won so far {cash(won)})" if won else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
     )

@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.config import ConfigError
 from dataset.limits import DEFAULT_LIMITS, Limits
+from dataset.money import DEFAULT_CURRENCY, check_currency
 
 ROLES = ("leader", "manager", "rep")
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
@@ -122,6 +123,7 @@ class Settings:
     admin_channel: str | None = None
     exports_folder: Path | None = None
     import_limits: Limits = DEFAULT_LIMITS
+    currency: str = DEFAULT_CURRENCY  # ISO 4217 code of the exports' amounts
     secrets: Secrets = Secrets()
     retrain_days: int = MODEL_DEFAULTS["retrain_days"]
     explain_top: int = MODEL_DEFAULTS["explain_top"]
@@ -195,7 +197,7 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
     return roster
 
 
-EXPORTS_KEYS = ("folder", "max_amount")
+EXPORTS_KEYS = ("folder", "max_amount", "currency")
 
 
 def _model_settings(raw: dict[str, Any]) -> dict[str, int]:
@@ -227,6 +229,17 @@ def import_limits(config: dict[str, Any]) -> Limits:
     return Limits(max_amount=float(value))
 
 
+def currency_of(config: dict[str, Any]) -> str:
+    """`[exports] currency`: the ISO 4217 code of the exports' amounts (`EUR`), which every
+    message, reason and chart shows; USD when not set (no preset maps a currency column). Read by
+    `revbot score` and `revbot forecast` too."""
+    value = config.get("exports", {}).get("currency", DEFAULT_CURRENCY)
+    try:
+        return check_currency(value)
+    except ValueError as exc:
+        raise ConfigError(f"[exports] currency: {exc}") from exc
+
+
 def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
     """Validate the parsed revbot.toml; every problem names its table and key."""
     defaults = {**DIGEST_DEFAULTS, **config.get("digest", {})}
@@ -245,6 +258,7 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         admin_channel=_check_channel_id(admin, "[slack] admin_channel") if admin else None,
         exports_folder=Path(folder) if folder else None,
         import_limits=import_limits(config),
+        currency=currency_of(config),
         secrets=Secrets.from_env(env),
         **_model_settings(config.get("model", {})),
     )

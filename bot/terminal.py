@@ -13,7 +13,7 @@ import pandas as pd
 
 from bot.reader import SavedForecast, SavedRun
 from bot.settings import Scope
-from forecasting.chart import money
+from dataset.money import money
 
 PARTS_NOTE = (
     "P50s of parts do not add up to the P50 of the whole (each is the middle of its own range, "

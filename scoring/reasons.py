@@ -14,6 +14,9 @@ risk it accounts for (value x risk points / 100). Reasons are ordered by the ris
 Every sentence is built from the facts it states, and a comparison ("longer than", "within") is
 written only when the numbers it shows make it true (days are compared as shown, a 90th
 percentile is shown rounded up); `tests/scoring/test_reasons.py` feeds random deals and checks.
+Amounts are written as everywhere else (`dataset.money`: `$45.8k`, in the configured currency),
+counts with their plural ("1 day", "3 days") and how often in words ("once", "twice", "3 times");
+"typically" is a median.
 
 Suggested actions follow from the reasons that add risk (decision support only: revbot never
 acts on the CRM or contacts anyone):
@@ -39,6 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from dataset.money import money, plural, times
 from scoring.explain import DRIVERS
 from scoring.risk import WEIGHTS
 
@@ -81,8 +85,11 @@ def _up(x: float) -> int:
 
 
 def _plural(n: float, word: str) -> str:
-    k = _whole(n)
-    return f"{k:,} {word}{'' if k == 1 else 's'}"
+    return plural(_whole(n), word)
+
+
+def _times(n: float) -> str:
+    return times(_whole(n))
 
 
 def _known(x) -> bool:
@@ -142,10 +149,13 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
             active = int(np.clip(round(share * weeks), 0, weeks))
             if weeks == 1:
                 text += ", activity in the last week" if active else ", none in the last week"
-            else:
+            elif active:
                 text += f", activity in {active} of the last {weeks} weeks"
-        if _known(m):
-            text += f"; won deals had a median of {_plural(m, 'day')} without activity"
+            else:
+                text += f", none in the last {weeks} weeks"
+        if _known(m):  # the median of won deals (a median of "0 days" said as it reads)
+            quiet = _plural(m, "day") if _whole(m) >= 1 else "less than a day"
+            text += f"; won deals typically went {quiet} without activity"
         return text
     if key == "time in stage":
         d, m, stage = row.get("days_in_stage"), row.get("typical_stage_days"), row.get("stage")
@@ -158,7 +168,7 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
             text += f"; 90% of won deals left it within {_plural(_up(m), 'day')}"
         back = row.get("regressions")
         if _known(back) and _whole(back) >= 1:
-            text += f"; moved back a stage {_plural(back, 'time')}"
+            text += f"; moved back a stage {_times(back)}"
         return text
     if key == "time open":
         age, typical = row.get("age_days"), row.get("typical_cycle")
@@ -176,7 +186,7 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
             return None
         if _whole(n) < 1:
             return "no close-date push on record"
-        text = f"close date pushed {_plural(n, 'time')}"
+        text = f"close date pushed {_times(n)}"
         if _known(days) and _whole(days) >= 1:
             text += f", {_plural(days, 'day')} later in all"
         return text
@@ -215,22 +225,22 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         v, median = row.get("value_used"), row.get("median_value")
         if not _known(v):
             return None
-        text = f"deal size {_n(v)}"
+        text = f"deal size {money(v)}"
         source = row.get("value_source", "amount")
         if source == "list price":
             text += " (list price: no amount in the CRM)"
         elif source == "median":
             text += " (no amount in the CRM: the median of similar deals)"
         if _known(median) and median > 0 and v >= 1.5 * median:
-            return text + f", {v / median:,.1f} times the median open deal ({_n(median)})"
-        return text + (f"; the median open deal is {_n(median)}" if _known(median) else "")
+            return text + f", {v / median:,.1f} times the median open deal ({money(median)})"
+        return text + (f"; the median open deal is {money(median)}" if _known(median) else "")
     if key == "owner change":
         n, owner = row.get("owner_changes"), row.get("owner")
         if not _known(n):
             return None
         if _whole(n) < 1:
             return "no change of owner on record"
-        return f"handed over: owner changed {_plural(n, 'time')}" + (
+        return f"handed over: owner changed {_times(n)}" + (
             f", now {owner}" if _known(owner) else ""
         )
     if key in ("rep", "product"):
@@ -358,7 +368,7 @@ _RULES = {
                           stage=r["stage"], in_stage=_plural(r["days_in_stage"], "day"))),
     "next step": (lambda r: _num(r, "has_next_step") == 0, lambda r: ACTIONS["next step"]),
     "pushes": (lambda r: _known(r.get("close_pushes")) and _whole(r["close_pushes"]) >= 1,
-               lambda r: ACTIONS["pushes"].format(pushes=_plural(r["close_pushes"], "time"))),
+               lambda r: ACTIONS["pushes"].format(pushes=_times(r["close_pushes"]))),
     "time open": (lambda r: _known(r.get("age_days")) and _known(r.get("typical_cycle"))
                   and _whole(r["age_days"]) > _up(r["typical_cycle"]),
                   lambda r: ACTIONS["time open"].format(

@@ -30,7 +30,8 @@ from bot.replies import (
     several_reply,
     text_message,
 )
-from forecasting.chart import fan_chart, money
+from dataset.money import money
+from forecasting.chart import fan_chart
 
 log = logging.getLogger(__name__)
 NO_RUN = "No pipeline has been scored yet: the first morning run (or `revbot score`) makes one."

@@ -67,9 +67,9 @@ def test_hostile_account_names_cannot_ping_or_link():
 def test_header_has_the_glance_and_the_quarter_forecast():
     m = message(scores(4))
     fields = [f["text"] for f in m["blocks"][1]["fields"]]
-    assert fields[0] == "*Open deals*\n4" and fields[1] == "*Pipeline value*\n19k"
-    assert fields[3] == "*2018-Q1 forecast*\nP50 200k (P10 100k - P90 300k)"
-    assert "2018-Q1 P50 200k" in m["text"]
+    assert fields[0] == "*Open deals*\n4" and fields[1] == "*Pipeline value*\n$19.3k"
+    assert fields[3] == "*2018-Q1 forecast*\nP50 $200k (P10 $100k - P90 $300k)"
+    assert "4 open deals, pipeline $19.3k, 2018-Q1 P50 $200k" in m["text"]
 
 
 def test_each_deal_has_why_snooze_and_acknowledge_buttons():
@@ -92,11 +92,11 @@ def test_a_deal_line_says_value_win_risk_change_and_why():
     row = scores(1).iloc[0]
     text = deal_line(row, previous_risk=60.0)
     assert "*1. Acme* · GTX Pro · Ann Lee · `D0`" in text
-    assert "value 5k · win 21% · risk 75 (▲ 15)" in text
-    assert "_why:_ no activity for 23 days — risk +27, 1k at risk" in text
+    assert "value $4.82k · win 21% · risk 75/100 (▲ 15)" in text
+    assert "_why:_ no activity for 23 days — risk +27 (of 100), $1.28k at risk" in text
     old = row.copy()  # a run saved before reasons carried their risk
     old["drivers"] = json.dumps([{"key": "activity", "text": "quiet", "points": -12.0}])
-    assert "_why:_ quiet (-12 pts)" in deal_line(old, previous_risk=None)
+    assert "_why:_ quiet (-12 percentage points of win probability)" in deal_line(old, None)
     assert "(new)" in deal_line(row, previous_risk=None)
     no_account = row.copy()
     no_account["account"] = None
@@ -139,6 +139,6 @@ def test_identical_deals_are_listed_once_with_the_others_ids():
 def test_a_value_that_is_not_the_crms_amount_says_so():
     row = scores(1).iloc[0].copy()
     row["value_known"] = 0
-    assert "value 5k (estimate) · win" in deal_line(row, previous_risk=None)
+    assert "value $4.82k (estimate) · win" in deal_line(row, previous_risk=None)
     row["value_known"] = 1
     assert "estimate" not in deal_line(row, previous_risk=None)

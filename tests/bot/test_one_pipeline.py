@@ -14,7 +14,7 @@ from bot.cli import main
 from bot.morning import compose, run_channel
 from bot.services import build
 from bot.settings import Scope
-from forecasting.chart import money
+from dataset.money import money
 from tests.bot.slackenv import LEADER, MANAGER, REP, channel, command_body, post
 from tests.bot.test_commands import ask, deal_text
 

@@ -1,0 +1,101 @@
+"""One rule for money everywhere: three significant figures, compact, the currency's symbol or
+code; and the setting it comes from."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bot.config import ConfigError
+from bot.settings import currency_of, settings_from
+from dataset.money import (
+    compact,
+    currency_default,
+    default_currency,
+    money,
+    plural,
+    set_default_currency,
+    symbol,
+    times,
+)
+
+SHOWN = [
+    (0, "$0"),
+    (0.4, "$0"),
+    (-0.4, "$0"),  # never "-$0"
+    (45.67, "$46"),
+    (920, "$920"),
+    (999.4, "$999"),
+    (999.6, "$1k"),  # rounds up into the next unit, not "$1000"
+    (1000, "$1k"),
+    (1234, "$1.23k"),
+    (1500, "$1.5k"),  # no trailing zero
+    (45_789, "$45.8k"),
+    (-45_789, "-$45.8k"),
+    (99_950, "$100k"),
+    (123_456, "$123k"),
+    (999_500, "$1M"),
+    (1_310_000, "$1.31M"),
+    (3_504_324, "$3.5M"),
+    (2e9, "$2B"),
+    (1e12, "$1T"),
+    (1.5e15, "$1,500T"),
+    (np.float64(45_789.0), "$45.8k"),
+    (np.int64(920), "$920"),
+    (None, "-"),
+    (float("nan"), "-"),
+    (float("inf"), "-"),
+    (-float("inf"), "-"),
+]
+
+
+@pytest.mark.parametrize(("x", "shown"), SHOWN)
+def test_money_to_three_significant_figures(x, shown):
+    assert money(x, "USD") == shown
+
+
+def test_what_is_shown_is_within_half_a_unit_of_its_last_digit():
+    for x in np.random.default_rng(7).lognormal(8, 4, 5000):
+        text = compact(x)
+        unit = {"k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}.get(text[-1], 1.0)
+        digits = text.rstrip("kMBT").replace(",", "")
+        value = float(digits) * unit
+        last = 10 ** (-len(digits.split(".")[1]) if "." in digits else 0) * unit
+        assert abs(value - x) <= last / 2 * (1 + 1e-9), (x, text)
+        assert len(digits.replace(".", "").lstrip("0")) <= 3 or unit == 1e12, (x, text)
+
+
+def test_symbols_and_codes():
+    assert [money(45_789, c) for c in ("EUR", "GBP", "JPY", "CAD", "CHF", "SEK")] == [
+        "€45.8k", "£45.8k", "¥45.8k", "CA$45.8k", "CHF 45.8k", "SEK 45.8k",
+    ]  # fmt: skip
+    assert money(-1234, "CHF") == "-CHF 1.23k" and symbol("USD") == "$"
+
+
+def test_the_default_is_usd_and_set_for_a_block_only():
+    assert default_currency() == "USD" and money(920) == "$920"
+    with currency_default("eur"):
+        assert default_currency() == "EUR" and money(920) == "€920"
+        assert money(920, "GBP") == "£920"  # given explicitly, it wins
+    assert default_currency() == "USD"
+    with pytest.raises(ValueError, match="not a currency code"):
+        set_default_currency("dollars")
+    assert default_currency() == "USD"
+
+
+def test_plurals_and_how_often():
+    assert [plural(n, "deal") for n in (0, 1, 2, 2500)] == ["0 deals", "1 deal", "2 deals",
+                                                             "2,500 deals"]  # fmt: skip
+    assert plural(1, "more open deal", "more open deals") == "1 more open deal"
+    assert [times(n) for n in (1, 2, 3, 1000)] == ["once", "twice", "3 times", "1,000 times"]
+
+
+def test_the_currency_setting():
+    assert currency_of({}) == "USD" and settings_from({}).currency == "USD"
+    assert settings_from({"exports": {"currency": " gbp "}}).currency == "GBP"
+    for bad in ("€", "EURO", 978, True, ""):
+        with pytest.raises(ConfigError, match=r"\[exports\] currency: .* is not a currency code"):
+            settings_from({"exports": {"currency": bad}})
+    assert math.isfinite(settings_from({"exports": {"currency": "JPY"}}).import_limits.max_amount)
