@@ -191,7 +191,7 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     fields = [
         mrkdwn(f"*Open deals*\n{g.deals:,}"),
         mrkdwn(f"*Pipeline value*\n{cash(g.pipeline_value)}"),
-        mrkdwn(f"*Expected value*\n{cash(g.expected_value)}"),
+        mrkdwn(f"*Expected value*\n{cash(g.expected_value)} (value × win chance, any close date)"),
     ]
     if g.quarter:
         fields.append(mrkdwn(f"*{g.quarter} forecast*\nP50 {cash(g.p50)} "
@@ -229,6 +229,11 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
         blocks.append({"type": "section",
                        "text": mrkdwn("No deal in scope is at or above this channel's risk level.")})  # fmt: skip
     footer = [footer_count(d)]
+    if len(shown) < len(d.deals):  # Block Kit's limits: never drop deals silently
+        rest = len(d.deals) - len(shown)
+        footer.append(
+            f"+{rest} more did not fit here: `revbot digest --top {len(d.deals)}` lists them"
+        )
     if d.hidden:
         footer.append(f"{d.hidden} snoozed or acknowledged here")
     footer.append("`/deal &lt;id or account&gt;` for any deal")

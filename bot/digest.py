@@ -87,6 +87,12 @@ class News:
         return sum(len(f) for f in (self.newly_at_risk, self.jumped, self.pushed, self.lost, self.won))  # fmt: skip
 
 
+def nothing_new() -> News:
+    """The news of a digest on the same data as the last one."""
+    empty = pd.DataFrame(columns=["deal_id"])
+    return News(empty, empty, empty, empty, empty)
+
+
 @dataclass
 class Digest:
     scope: Scope

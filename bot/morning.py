@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
-from bot.digest import Digest, build, in_scope
+from bot.digest import Digest, build, in_scope, nothing_new
 from bot.inert import inert
 from bot.reader import Reader, SavedRun
 from bot.services import Services
@@ -71,6 +71,9 @@ def compose(
         closed=reader.closed_since(gone),
         quarter=saved.quarter(scope),
     )
+    if repeat and digest.news is None:  # no new data, and none before to compare with
+        digest.news = nothing_new()
+        digest.deals["previous_risk"] = digest.deals["risk"]  # unchanged, not new
     if repeat:
         digest.notes.append(
             f"no new CRM data since {saved.as_of}: the same scores as the last digest"

@@ -126,3 +126,22 @@ def test_the_morning_run_loads_and_prepares_the_crm_once(served, monkeypatch, tm
     assert outcome.status == "posted", outcome
     assert calls == {"load": 1, "prepare": 1}
     assert services.reader.latest().as_of == "2025-02-17"
+
+
+def test_a_digest_says_how_many_deals_did_not_fit_and_when_nothing_is_new(served):
+    """Block Kit holds fewer deals than asked: the footer counts the rest. The same data again:
+    'no new CRM data', nothing new, no deal called new."""
+    from bot.blocks import digest_message
+    from bot.digest_text import render
+
+    reader = served.services.reader
+    saved = reader.latest()
+    digest = compose(reader, saved, scope=Scope("all"), top=40, min_risk=0, previous_run=None,
+                     repeat=True)  # fmt: skip
+    message = digest_message(digest)
+    shown = sum(1 for b in message["blocks"] if b.get("block_id", "").startswith("deal:"))
+    footer = message["blocks"][-1]["elements"][0]["text"]
+    assert shown < 40 and f"+{40 - shown} more did not fit here" in footer
+    text = json.dumps(message) + render(digest)
+    assert f"no new CRM data since {saved.as_of}" in text
+    assert "(new)" not in text and "first digest" not in text.lower()
