@@ -247,8 +247,8 @@ def _migrate(db: sqlite_utils.Database) -> None:
                 db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
         if "fields" not in db["imports"].columns_dict:
             db.execute("ALTER TABLE imports ADD COLUMN fields TEXT")
-        have = set(db["score_runs"].columns_dict)
-        for name, kind in RUN_COLUMNS:
+        have = set(db["score_runs"].columns_dict) if db["score_runs"].exists() else None
+        for name, kind in RUN_COLUMNS if have is not None else ():
             if name not in have:
                 db.execute(f"ALTER TABLE score_runs ADD COLUMN {name} {kind}")
 

@@ -123,7 +123,7 @@ def test_every_bad_count_or_threshold_is_one_clear_line(tmp_path, capsys, monkey
 
     monkeypatch.chdir(tmp_path)
     cases = [
-        (["forecast", "--scenarios", "-5"], "--scenarios: expected a whole number, 1 or more"),
+        (["score", "--explain-top", "-5"], "--explain-top: expected a whole number, 1 or more"),
         (["train", "--cutoffs", "0"], "--cutoffs: expected a whole number, 1 or more"),
         (["quarantine", "--limit", "x"], "--limit: expected a whole number, 1 or more"),
         (["demo", "--deals", "-1"], "--deals: expected a whole number, 1 or more"),

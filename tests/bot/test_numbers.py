@@ -39,13 +39,13 @@ def _slack_text(message: dict) -> str:
 
 @pytest.mark.bot(channels=[DIGEST])
 def test_one_deal_reads_the_same_in_slack_the_terminal_and_deal(served):
-    assert run_channel(served.pipeline, served.pipeline_client, DIGEST, "2025-02-17").status == "posted"  # fmt: skip
+    assert run_channel(served.services, served.client, DIGEST, "2025-02-17").status == "posted"  # fmt: skip
     (call,) = served.slack.calls_to("chat.postMessage")
     sections = [b["text"]["text"] for b in call.params["blocks"]
                 if b["type"] == "section" and "text" in b and "\nvalue " in b["text"]["text"]]  # fmt: skip
-    snap = served.pipeline.snapshot()
-    text = render(compose(served.pipeline.db(), snap, scope=Scope("all"), top=5, min_risk=0,
-                          previous_run=None))  # fmt: skip
+    reader = served.services.reader
+    snap = reader.latest()
+    text = render(compose(reader, snap, scope=Scope("all"), top=5, min_risk=0, previous_run=None))
     compared = 0
     for section in sections:
         deal_id = re.search(r"`([^`]+)`", section)[1]
@@ -146,7 +146,7 @@ def test_the_configured_currency_reaches_the_digest_its_reasons_and_the_chart(
     ):
         assert "€" in shown and "$" not in shown, shown
     assert re.search(r"value €[\d.]+k", text) and "deal size €" in text
-    table = capsys.readouterr().out.split("forecast as of", 1)[1]
+    table = capsys.readouterr().out.split("forecast of score run", 1)[1]
     assert re.search(r"\d{4}-Q\d\s+€\S+\s+€\S+\s+€\S+\s+€\S+", table), table
     assert (out / "forecast.png").stat().st_size > 20_000
 
