@@ -150,25 +150,17 @@ class Reader:
     ):
         self.db_path, self.settings, self._add_scope = Path(db_path), settings, add_scope
         self._add_reasons = add_reasons
-        self._local = threading.local()
+        # the bot's own tables are made at the first connection rather than at a first claim
+        # that could wait behind an import holding the write lock
+        self._conns = database.PerThread(db_path, on_open=ledger.ensure_tables)
         self._latest: SavedRun | None = None
         self._lock = threading.Lock()
 
     def db(self):
-        conn = getattr(self._local, "db", None)
-        if conn is None:
-            conn = self._local.db = database.connect(self.db_path)
-            # the bot's own tables, made now rather than at a first claim that could wait
-            # behind an import holding the write lock
-            ledger.ensure_tables(conn)
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        """Close this thread's connection (a copy of the file then holds everything written)."""
-        conn = getattr(self._local, "db", None)
-        if conn is not None:
-            conn.close()
-            self._local.db = None
+        self._conns.close()
 
     def latest(self) -> SavedRun | None:
         """The newest saved run (None before the first)."""

@@ -106,22 +106,15 @@ class Refresher:
         self.db_path, self.artifacts, self.settings = Path(db_path), Path(artifacts), settings
         self.presets = apply_overrides(BUILTIN, presets or {})
         self._lock = threading.RLock()
-        self._local = threading.local()
+        self._conns = database.PerThread(db_path)
         self._export_seen: tuple | None = None  # (path, mtime, size) of the last export read
         self._prepared: _Prepared | None = None
 
     def db(self):
-        conn = getattr(self._local, "db", None)
-        if conn is None:
-            conn = self._local.db = database.connect(self.db_path)
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        """Close this thread's connection (a copy of the file then holds everything written)."""
-        conn = getattr(self._local, "db", None)
-        if conn is not None:
-            conn.close()
-            self._local.db = None
+        self._conns.close()
 
     # -- the refresh ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -201,6 +202,29 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
                 [str(SCHEMA_VERSION)],
             )
     return db
+
+
+class PerThread:
+    """One connection per thread to one database file (SQLite connections are not shared across
+    threads): the bot's listeners, its scheduler and its refresh each get their own."""
+
+    def __init__(self, path: str | os.PathLike, on_open=None):
+        self.path, self._on_open, self._local = Path(path), on_open, threading.local()
+
+    def get(self) -> sqlite_utils.Database:
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            conn = self._local.db = connect(self.path)
+            if self._on_open is not None:
+                self._on_open(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a copy of the file then holds everything written)."""
+        conn = getattr(self._local, "db", None)
+        if conn is not None:
+            conn.close()
+            self._local.db = None
 
 
 @contextlib.contextmanager
