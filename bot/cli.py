@@ -68,11 +68,29 @@ def _count(text: str) -> int:
     return n
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("revbot")
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="revbot", description="Slack-native revenue intelligence for sales leadership."
     )
+    parser.add_argument("--version", action="version", version=f"revbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "deal",
+        help="explain one deal as /deal does (e.g. `revbot deal D0123` or `revbot deal Acme`)",
+    )
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("query", nargs="+", help="deal id (any case) or part of an account name")
 
     p = sub.add_parser("ingest", help="import CRM CSV exports (files or folders) into SQLite")
     _add_db(p)
@@ -355,6 +373,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def _saved_run(args: argparse.Namespace):
     """The saved run a report reads (`--run`, else the latest), or a SetupError saying how to
     make one."""
+    return _read(args)[1]
+
+
+def _read(args: argparse.Namespace):
+    """(the reader, the saved run a report reads)."""
     _db_with_deals(args)
     reader = _services(args).reader
     latest = reader.latest()
@@ -365,11 +388,32 @@ def _saved_run(args: argparse.Namespace):
         )
     run_id = getattr(args, "run", None)
     if run_id is None:
-        return latest
+        return reader, latest
     saved = reader.run(run_id)
     if saved is None:
         raise SetupError(f"no score run #{run_id} (the latest is #{latest.run_id})")
-    return saved
+    return reader, saved
+
+
+def cmd_deal(args: argparse.Namespace) -> int:
+    """What `/deal` answers, in the terminal (a leader's view: every deal)."""
+    from bot import terminal
+    from bot.listeners.commands import deal_detail
+    from bot.replies import closed_reply, not_found_reply, several_reply
+
+    reader, saved = _read(args)
+    query = " ".join(args.query)
+    found = saved.lookup(query, Scope("all"))
+    if found.closed is not None:
+        message = closed_reply(found.closed)
+    elif found.several is not None:
+        message = several_reply(query, found.several)
+    elif found.deal is None:
+        message = not_found_reply(query, found.suggestions)
+    else:
+        message = deal_detail(reader, saved, found.deal)
+    print(terminal.plain(message))
+    return 0 if found.deal is not None or found.closed is not None else 1
 
 
 def _settings(args: argparse.Namespace):
@@ -552,6 +596,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "deal": cmd_deal,
     "ingest": cmd_ingest,
     "demo": cmd_demo,
     "imports": cmd_imports,

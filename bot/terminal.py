@@ -112,3 +112,26 @@ def score_json(saved: SavedRun, top: pd.DataFrame) -> dict:
             for _, r in top.iterrows()
         ],
     }
+
+
+def plain(message: dict) -> str:
+    """A Block Kit reply as terminal text: the same sentences, without mrkdwn's markers."""
+    import html
+    import re
+
+    def clean(text: str) -> str:
+        text = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)  # *bold*
+        text = re.sub(r"(?<![\w_])_([^_\n]+)_(?![\w_])", r"\1", text)  # _italic_
+        return html.unescape(text.replace("`", ""))
+
+    lines: list[str] = []
+    for block in message.get("blocks", []):
+        if block.get("type") == "section":
+            if "text" in block:
+                lines.append(clean(block["text"]["text"]))
+            for f in block.get("fields", []):
+                label, _, value = clean(f["text"]).partition("\n")
+                lines.append(f"  {label}: {value}")
+        elif block.get("type") == "context":
+            lines.append(" · ".join(clean(e.get("text", "")) for e in block.get("elements", [])))
+    return "\n".join(lines) if lines else clean(message.get("text", ""))

@@ -145,3 +145,18 @@ def test_a_digest_says_how_many_deals_did_not_fit_and_when_nothing_is_new(served
     text = json.dumps(message) + render(digest)
     assert f"no new CRM data since {saved.as_of}" in text
     assert "(new)" not in text and "first digest" not in text.lower()
+
+
+def test_revbot_deal_prints_what_slash_deal_answers(served, capsys):
+    from bot.terminal import plain
+
+    deal = served.data["scores"].iloc[3]
+    _, answer = ask(served, "/deal", deal["deal_id"])
+    db = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
+    capsys.readouterr()
+    assert main(["deal", deal["deal_id"].lower(), *db]) == 0
+    out = capsys.readouterr().out
+    assert out == plain(answer) + "\n"
+    assert f"Win probability: {deal['win_prob']:.0%}" in out and "Suggested next steps" in out
+    assert main(["deal", "no such deal anywhere", *db]) == 1
+    assert "I found no open deal" in capsys.readouterr().out
