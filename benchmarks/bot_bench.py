@@ -151,7 +151,7 @@ def main() -> None:
         scopes = ["", *saved.names("region"), *saved.names("manager")]
         texts = [f"{q} {s}".strip() for s in scopes for q in ("", "next")]
         first = [timed("/forecast", t, uploaded) for t in texts[::2]]
-        percentiles("/forecast, first request per scope (simulates 10,000 scenarios)", first)
+        percentiles("/forecast, first request per scope (reads its saved forecast)", first)
         times = [timed("/forecast", texts[i % len(texts)], uploaded) for i in range(args.requests)]
         percentiles("/forecast (request to the chart's completeUploadExternal)", times)
         print(f"forecast scopes: {len(scopes)} ({', '.join(s or 'all' for s in scopes)})")
