@@ -64,6 +64,17 @@ def in_scope(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     return frame[frame[SCOPE_COLUMN[scope.kind]] == scope.name]
 
 
+LOOK_AHEAD = 50  # deals past a digest's top that may take a listed place (snoozed, twins)
+
+
+def candidates(scores: pd.DataFrame, scope: Scope, min_risk: float, top: int) -> pd.DataFrame:
+    """The rows (by rank) a digest of `top` deals may list: in scope, at or above the minimum
+    risk, with room for those snoozed, acknowledged or collapsed as twins. The refresh gives
+    them all their reasons."""
+    mine = in_scope(scores, scope)
+    return mine[mine["risk"] >= min_risk].head(top + LOOK_AHEAD)
+
+
 @dataclass(frozen=True)
 class Glance:
     deals: int

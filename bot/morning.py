@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
-from bot.digest import Digest, build, in_scope, nothing_new
+from bot.digest import Digest, build, candidates, in_scope, nothing_new
 from bot.inert import inert
 from bot.reader import Reader, SavedRun
 from bot.services import Services
@@ -27,7 +27,6 @@ from bot.settings import Channel, Scope
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-LOOK_AHEAD = 50  # deals past a digest's top made sure of their reasons (snoozed, twins)
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,8 @@ def compose(
     """A scope's digest on a saved run, compared with `previous_run` (None: first one).
     `repeat`: no new data since the last digest (it says so). Reads only: every deal it lists
     was given its reasons by the refresh."""
-    mine = in_scope(saved.scores, scope)
-    candidates = mine[mine["risk"] >= min_risk].head(top + LOOK_AHEAD)
-    missing = candidates.loc[candidates["drivers"].isna(), "deal_id"].tolist()
+    listable = candidates(saved.scores, scope, min_risk, top)
+    missing = listable.loc[listable["drivers"].isna(), "deal_id"].tolist()
     if missing:  # below the run's explained top: reasons worked out once, saved with the run
         reader.ensure_reasons(saved, missing)
     previous = reader.run_scores(previous_run) if previous_run else None

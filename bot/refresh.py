@@ -22,17 +22,17 @@ import numpy as np
 import pandas as pd
 
 from bot.config import SetupError
-from bot.digest import in_scope
+from bot.digest import candidates
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, import_log, score_runs
 from dataset.ingest import IngestError, ingest_files
 from dataset.presets import BUILTIN, apply_overrides
+from forecasting.periods import won_this_quarter
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 EXPORT_SUFFIXES = (".csv", ".txt")
 SCENARIOS = 10_000
-SPARE = 20  # deals explained below a channel's top, for those snoozed or acknowledged there
 
 
 @dataclass
@@ -50,12 +50,13 @@ class _Prepared:
     """What the last score run was made of, kept to simulate a scope asked for later."""
 
     run_id: int
+    as_of: pd.Timestamp
     crm: object  # scoring.crm.Crm
     features: pd.DataFrame
-    win: np.ndarray
+    win: np.ndarray  # the run's win probabilities, aligned with `features`
     sigma: float
-    model: object = None  # scoring.model.WinModel
-    refs: dict | None = None
+    model: object  # scoring.model.WinModel
+    refs: dict
 
 
 def newest_export(folder: Path) -> Path | None:
@@ -212,7 +213,8 @@ class Refresher:
             f"{pd.Timestamp(run.as_of).date()}; {scorer.confidence_text(model)}"
         )
         win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
-        self._prepared = _Prepared(run_id, crm, run.features, win, sigma, model, meta["references"])
+        self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, sigma,
+                                   model, meta["references"])  # fmt: skip
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
         for scope in scopes:
             self._simulate(self._prepared, scope, run.scores)
@@ -223,10 +225,8 @@ class Refresher:
         """The deals each channel's digest lists, which must all have their reasons (a team's
         digest reaches further down the company's ranking than the explained top)."""
         ids: list[str] = []
-        for channel in self.settings.channels:
-            mine = in_scope(scores, channel.scope)
-            mine = mine[mine["risk"] >= channel.min_risk]
-            ids += mine.index[: channel.top + SPARE].tolist()
+        for c in self.settings.channels:
+            ids += candidates(scores, c.scope, c.min_risk, c.top).index.tolist()
         return ids
 
     # -- forecasts ---------------------------------------------------------------------------
@@ -235,15 +235,13 @@ class Refresher:
         from forecasting.forecast import forecast
 
         crm = prepared.crm
-        owners = owners_of(scope, crm.teams, scores.reset_index())
-        as_of = pd.Timestamp(score_runs.run_of(self.db(), prepared.run_id)["as_of"])
-        win = np.where(np.isnan(prepared.win), np.nanmean(prepared.win), prepared.win)
-        fc = forecast(crm, as_of, prepared.features, win, sigma=prepared.sigma,
+        owners = owners_of(scope, crm.teams, scores)
+        fc = forecast(crm, prepared.as_of, prepared.features, prepared.win, sigma=prepared.sigma,
                       scenarios=SCENARIOS, seed=0, owners=owners)  # fmt: skip
         deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
-        score_runs.save_forecast(
-            self.db(), prepared.run_id, str(scope), fc, _won_so_far(deals, as_of)
-        )
+        won = won_this_quarter(deals, prepared.as_of)
+        won_list = [[d.date().isoformat(), float(v)] for d, v in zip(won["close_date"], won["value"].fillna(0), strict=True)]  # fmt: skip
+        score_runs.save_forecast(self.db(), prepared.run_id, str(scope), fc, won_list)
 
     def add_scope(self, run_id: int, scope: Scope) -> None:
         """Simulate a scope nobody forecast with run `run_id` yet, once, and save it with the run
@@ -301,10 +299,13 @@ class Refresher:
         run = score_runs.run_of(db, run_id)
         features = features_at(crm, pd.Timestamp(run["as_of"]))
         scores = score_runs.run_scores(db, run_id).set_index("deal_id")
-        win = scores["win_prob"].reindex(features.index).to_numpy()
         model, meta = artifact.load(self.artifacts)
+        # a deal open now that the run did not score (none, unless the data changed) counts at
+        # the base rate
+        win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
         sigma = self._sigma(crm, log.info)
-        self._prepared = _Prepared(run_id, crm, features, win, sigma, model, meta["references"])
+        self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, sigma,
+                                   model, meta["references"])  # fmt: skip
         return self._prepared
 
     # -- the model and the forecast's shock ----------------------------------------------------
@@ -396,13 +397,3 @@ def stale_because(meta: dict, crm, retrain_days: int, fields: Iterable[str]) -> 
     if before is not None and set(before) != set(fields):
         return "the exports' columns changed"
     return None
-
-
-def _won_so_far(deals: pd.DataFrame, as_of: pd.Timestamp) -> list[list]:
-    """(close date, value) of the deals won this quarter up to the as-of date, for the chart."""
-    from forecasting.periods import current_quarter
-
-    start = current_quarter(as_of).start_time
-    won = deals[(deals["status"] == "won") & (deals["close_date"] >= start)
-                & (deals["close_date"] <= as_of)].sort_values("close_date")  # fmt: skip
-    return [[d.date().isoformat(), float(v)] for d, v in zip(won["close_date"], won["value"].fillna(0), strict=True)]  # fmt: skip

@@ -29,7 +29,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from dataset.money import default_currency, money  # noqa: E402
-from forecasting.periods import current_quarter, quarter_name  # noqa: E402
+from forecasting.periods import current_quarter, quarter_name, won_this_quarter  # noqa: E402
 
 BAND, MID, ACTUAL, TARGET, BOUNDARY = "#9ecae1", "#08519c", "#222222", "#d62728", "#888888"
 
@@ -74,8 +74,7 @@ def draw(
     q_start, next_q = this_q.start_time, (this_q + 1).start_time
     cum = table[table["kind"] == "cumulative"]
     x = pd.to_datetime(cum["end"])
-    won = deals[(deals["status"] == "won") & (deals["close_date"] >= q_start)
-                & (deals["close_date"] <= as_of)].sort_values("close_date")  # fmt: skip
+    won = won_this_quarter(deals, as_of)
     left = min(q_start, as_of)
     actual_x = pd.concat([pd.Series([left]), won["close_date"], pd.Series([as_of])])
     running = won["value"].fillna(0).cumsum()

@@ -63,3 +63,12 @@ def won_to_date(deals: pd.DataFrame, bounds: pd.DataFrame, as_of: pd.Timestamp) 
         m = (won["close_date"] >= start) & (won["close_date"] <= min(end, as_of))
         out[i] = won.loc[m, "value"].fillna(0).sum()
     return out
+
+
+def won_this_quarter(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The deals won in the quarter under way up to the as-of date, by close date: the fan
+    chart's "won so far"."""
+    start = current_quarter(as_of).start_time
+    won = deals[(deals["status"] == "won") & (deals["close_date"] >= start)
+                & (deals["close_date"] <= as_of)]  # fmt: skip
+    return won.sort_values("close_date")
