@@ -34,11 +34,13 @@ How a deal lives (all vectorised over deals):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from dataset.demo_config import DemoConfig
 
 REGIONS = {"Central": ("Dana Whitfield", "Omar Castillo"), "East": ("Grace Okafor", "Ivan Petrov"),
            "West": ("Mei Tanaka", "Lucas Moreau")}  # fmt: skip
@@ -73,19 +75,6 @@ CAUSE_SHARES = (0.66, 0.18, 0.16)
 CAUSE_EFFECTS = (0.0, -2.0, -1.3)  # on the win odds (logit)
 STALL_VISIBLE_AFTER = 4  # days: healthy deals log activity at least every 3 days
 MAX_PUSHES = 3
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Size and span of the demo pipeline; the defaults make a small, fast demo."""
-
-    deals: int = 3000
-    seed: int = 7
-    start: date = date(2023, 7, 3)
-    end: date = date(2025, 2, 14)
-    weekly_exports: bool = True
-    daily_exports: int = 14
-    accounts: int = 120
 
 
 @dataclass

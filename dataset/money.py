@@ -12,7 +12,7 @@ codes are written with their symbol (`$`, `€`, `£`, `¥`, `CA$` ...), any oth
 after it (`CHF 45.8k`).
 
 Every formatter takes `currency` explicitly; left out (None), it is the process default, which the
-composition root (`bot/cli.py`) sets once from the settings before it renders or scores anything
+composition root (`bot/cli_data.settings_of`) sets once from the settings before it renders or scores anything
 (reasons are worded when a run is scored and saved with it). The default is read, never changed,
 by the threads that render.
 """

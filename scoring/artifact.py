@@ -19,15 +19,12 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from scoring.errors import ModelMismatchError
 from scoring.features import CATEGORICAL, FEATURE_VERSION, FEATURES
 from scoring.model import Calibrator, WinModel
 
 MODEL_FILE = "win_model.txt"
 META_FILE = "win_model.json"
-
-
-class ModelMismatchError(RuntimeError):
-    """The saved model does not fit this code or this data; the message says to retrain."""
 
 
 def data_hash(rows: pd.DataFrame) -> str:
