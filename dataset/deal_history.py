@@ -202,6 +202,11 @@ def teams(db: sqlite_utils.Database) -> pd.DataFrame:
     return read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams")
 
 
+def owners(db: sqlite_utils.Database) -> list[str]:
+    """Every deal owner named by the latest deal states."""
+    return [r[0] for r in db.execute("SELECT DISTINCT owner FROM deals WHERE owner IS NOT NULL")]
+
+
 def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
     """A deal's latest known state (open, won or lost) from the deals table, with its owner's
     manager and region."""
