@@ -23,9 +23,14 @@ class Services:
 
 
 def build(
-    db_path: Path, artifacts: Path, settings: Settings, presets: dict | None = None
+    db_path: Path,
+    artifacts: Path,
+    settings: Settings,
+    presets: dict | None = None,
+    verbose: bool = False,
 ) -> Services:
-    refresher = Refresher(db_path, artifacts, settings, presets)
+    """`verbose`: the writer also says the model's evaluation tables when a refresh trains."""
+    refresher = Refresher(db_path, artifacts, settings, presets, verbose)
     reader = Reader(
         db_path, settings, add_scope=refresher.add_scope, add_reasons=refresher.add_reasons
     )
