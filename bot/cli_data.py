@@ -77,7 +77,8 @@ def services_of(args: argparse.Namespace, settings=None, presets=None):
 
     if settings is None:
         settings, presets = settings_of(args)
-    return build(db_path_of(args), artifacts_of(args), settings, presets)
+    verbose = getattr(args, "verbose", False)
+    return build(db_path_of(args), artifacts_of(args), settings, presets, verbose=verbose)
 
 
 def read_run(args: argparse.Namespace):

@@ -189,8 +189,9 @@ def cmd_morning(args: argparse.Namespace) -> int:
     configure_logging()
     settings, presets = settings_of(args)
     outcomes = morning_now(
-        settings, presets, args.db or database.default_db_path(), artifacts_of(args)
-    )
+        settings, presets, args.db or database.default_db_path(), artifacts_of(args),
+        verbose=args.verbose,
+    )  # fmt: skip
     for o in outcomes:
         print(f"{o.channel} {o.digest_date}: {o.status}" + (f" ({o.detail})" if o.detail else ""))
     return 1 if any(o.status == "failed" for o in outcomes) else 0

@@ -5,7 +5,11 @@ Why one: the digest, `/deal`, `/forecast` and every CLI report then read the sam
 the same question gets the same number everywhere, and nothing heavy runs inside a Slack request.
 The scheduler, `revbot morning`, `revbot score`, `revbot digest` and the bot's warm-up all call
 `Refresher.refresh`; `revbot train` calls `Refresher.train`. The CRM is loaded and prepared once
-per refresh, and kept for a scope nobody forecast yet (`add_scope`).
+per refresh, and kept for a scope nobody forecast yet (`add_scope`). Keeping the model and the
+forecast's shock current (train when due, backtest once) is `bot.model_upkeep`'s concern; only
+this writer calls it, under its lock.
+What a refresh says (`say`) is for the person waiting: each slow step as it starts and how long it
+took, in plain words; the model's evaluation tables only with `verbose`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,8 +28,9 @@ import pandas as pd
 
 from bot.config import SetupError
 from bot.digest import candidates
+from bot.model_upkeep import ModelUpkeep, took
 from bot.settings import Scope, Settings
-from dataset import database, deal_history, import_log, score_runs
+from dataset import database, deal_history, score_runs
 from dataset.ingest import IngestError, ingest_files
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.periods import won_this_quarter
@@ -98,14 +104,34 @@ def scopes_to_forecast(
     return list(dict.fromkeys(scopes))
 
 
+def scopes_text(scopes: list[Scope]) -> str:
+    """What a list of scopes covers, counted: "the company, 3 regions, 6 teams, 2 reps"."""
+    kinds = [s.kind for s in scopes]
+    parts = ["the company"] if "all" in kinds else []
+    for kind, one, many in (("region", "region", "regions"), ("manager", "team", "teams"),
+                            ("rep", "rep", "reps")):  # fmt: skip
+        n = kinds.count(kind)
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts)
+
+
 class Refresher:
     """The only code that ingests, trains, scores or simulates. One refresh at a time."""
 
     def __init__(
-        self, db_path: Path, artifacts: Path, settings: Settings, presets: dict | None = None
+        self,
+        db_path: Path,
+        artifacts: Path,
+        settings: Settings,
+        presets: dict | None = None,
+        verbose: bool = False,
     ):
+        """`verbose`: when a refresh (re)trains the model or backtests the forecast, say their
+        evaluation tables too (`train` and `backtest`, asked for, always do)."""
         self.db_path, self.artifacts, self.settings = Path(db_path), Path(artifacts), settings
         self.presets = apply_overrides(BUILTIN, presets or {})
+        self.upkeep = ModelUpkeep(self.artifacts, self.db_path, settings.retrain_days, verbose)
         self._lock = threading.RLock()
         self._conns = database.PerThread(db_path)
         self._export_seen: tuple | None = None  # (path, mtime, size) of the last export read
@@ -185,12 +211,14 @@ class Refresher:
 
         db = self.db()
         crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
-        model, meta = self._current_model(crm, say)
-        sigma = self._sigma(crm, say)
+        model, meta = self.upkeep.current_model(db, crm, say)
+        sigma = self.upkeep.sigma(crm, say)
         notes = artifact.check_fits_data(
             meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
         )
         top = explain_top if explain_top is not None else self.settings.explain_top
+        start = time.monotonic()
+        say("scoring the open deals and writing their reasons…")
         run = scorer.score(crm, model, meta["references"], as_of, top)
         extra = self._scope_tops(run.scores)
         scorer.explain_more(run, model, meta["references"], extra)
@@ -210,15 +238,18 @@ class Refresher:
             say(f"note: {note}")
         say(
             f"score run #{run_id}: {len(run.scores):,} open deals as of "
-            f"{pd.Timestamp(run.as_of).date()}; {scorer.confidence_text(model)}"
+            f"{pd.Timestamp(run.as_of).date()}, scored in {took(start)}; "
+            f"{scorer.confidence_text(model)}"
         )
         win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
         self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, sigma,
                                    model, meta["references"])  # fmt: skip
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
+        start = time.monotonic()
+        say(f"forecasting {len(scopes)} scopes ({scopes_text(scopes)})…")
         for scope in scopes:
             self._simulate(self._prepared, scope, run.scores)
-        say(f"forecast of {len(scopes)} scopes saved with run #{run_id}")
+        say(f"forecast of {len(scopes)} scopes saved with run #{run_id}, in {took(start)}")
         return run_id
 
     def _scope_tops(self, scores: pd.DataFrame) -> list[str]:
@@ -303,97 +334,28 @@ class Refresher:
         # a deal open now that the run did not score (none, unless the data changed) counts at
         # the base rate
         win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
-        sigma = self._sigma(crm, log.info)
+        sigma = self.upkeep.sigma(crm, log.info)
         self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, sigma,
                                    model, meta["references"])  # fmt: skip
         return self._prepared
 
-    # -- the model and the forecast's shock ----------------------------------------------------
-
-    def _current_model(self, crm, say: Say):
-        """The saved model, retrained first when there is none, it does not fit this code, it
-        was trained on data older than `retrain_days`, or the data's shape changed (products
-        it never saw, columns the exports gained or lost)."""
-        from scoring import artifact
-        from scoring.artifact import ModelMismatchError
-
-        try:
-            model, meta = artifact.load(self.artifacts)
-        except ModelMismatchError as exc:
-            say(f"training the win model first ({exc})")
-            return self.train(crm=crm, say=say)
-        why = stale_because(
-            meta, crm, self.settings.retrain_days, import_log.exported_fields(self.db())
-        )
-        if why:
-            say(f"retraining the win model ({why})")
-            return self.train(crm=crm, say=say)
-        return model, meta
+    # -- the model and the forecast's shock, when asked for (`revbot train`) --------------------
 
     def train(self, n_cutoffs: int = 4, truth: Path | None = None, crm=None, say: Say = print):
-        """Evaluate, train, save the model and its report; returns (model, meta)."""
-        from scoring import artifact, report
+        """Evaluate, train, save the model and its report, saying the evaluation table; returns
+        (model, meta)."""
         from scoring.features import prepare
-        from scoring.train import train
 
         with self._lock:
-            db = self.db()
-            crm = crm if crm is not None else prepare(deal_history.load_crm(db))
-            known = pd.read_csv(truth) if truth is not None else None
-            training = train(crm, n_cutoffs, known)
-            meta = {
-                **training.meta,
-                "database": {"fingerprint": database.fingerprint(db)},
-                "exported_fields": sorted(import_log.exported_fields(db)),
-            }
-            artifact.save(training.model, self.artifacts, meta)
-            path = report.write(training, self.artifacts, source=str(self.db_path))
-            say(training.summary.round(4).to_string())
-            for c in training.meta["evaluation"]["against_truth"]:
-                say(f"{c['day']} {c['what']}: {c['deals']:,} open deals, expected-AUC gap to the "
-                    f"truth {c['auc_gap']:.3f}, ECE vs truth {c['ece_truth']:.3f}, value x p "
-                    f"{c['value_gap']:+.1%}")  # fmt: skip
-            say(f"model and report written to {self.artifacts}/ ({path.name}, reliability.png)")
-            return artifact.load(self.artifacts)
-
-    def _sigma(self, crm, say: Say) -> float:
-        """The forecast's shared shock, backtested once and saved."""
-        path = self.artifacts / "forecast.json"
-        if path.exists():
-            return float(json.loads(path.read_text(encoding="utf-8"))["sigma"])
-        say("no backtest yet: running it to fit the forecast's shared shock")
-        return self.backtest(crm, say)["sigma"]
+            crm = crm if crm is not None else prepare(deal_history.load_crm(self.db()))
+            return self.upkeep.train(self.db(), crm, say, n_cutoffs=n_cutoffs, truth=truth,
+                                     detail=True)  # fmt: skip
 
     def backtest(self, crm=None, say: Say = print) -> dict:
-        """Backtest the forecast on past cutoffs, pick the shared shock and save it."""
-        from forecasting import report as forecast_report
-        from forecasting.backtest import backtest
+        """Backtest the forecast on past cutoffs, pick the shared shock and save it, saying the
+        backtest's table."""
         from scoring.features import prepare
 
-        crm = crm if crm is not None else prepare(deal_history.load_crm(self.db()))
-        bt = backtest(crm)
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        forecast_report.write(bt, self.artifacts)
-        config = {"sigma": bt.sigma, "data_end": crm.data_end.date().isoformat()}
-        (self.artifacts / "forecast.json").write_text(
-            json.dumps(config, indent=2), encoding="utf-8"
-        )
-        say(f"forecast backtest written to {self.artifacts}/forecast_backtest.md "
-            f"(shared shock sigma {bt.sigma})")  # fmt: skip
-        return config
-
-
-def stale_because(meta: dict, crm, retrain_days: int, fields: Iterable[str]) -> str | None:
-    """Why a loaded model should be retrained before scoring, or None."""
-    trained_end = pd.Timestamp(meta["trained_on"]["data_end"])
-    age = (crm.data_end - trained_end).days
-    if retrain_days and age >= retrain_days:
-        return f"trained on data to {trained_end.date()}, {age} days before the newest data"
-    known = set(meta["categories"].get("product", []))
-    new = {p for p in crm.deals["product"].dropna().unique() if isinstance(p, str)} - known
-    if known and new:
-        return f"products it never saw: {', '.join(sorted(new)[:3])}"
-    before = meta.get("exported_fields")
-    if before is not None and set(before) != set(fields):
-        return "the exports' columns changed"
-    return None
+        with self._lock:
+            crm = crm if crm is not None else prepare(deal_history.load_crm(self.db()))
+            return self.upkeep.backtest(crm, say, detail=True)

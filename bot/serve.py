@@ -138,7 +138,9 @@ def _start_scheduler(services: Services, job, client):
     return sched
 
 
-def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Path) -> list:
+def morning_now(
+    settings: Settings, presets: dict, db_path: Path, artifacts: Path, verbose: bool = False
+) -> list:
     """Post each channel's digest that is due today (its days, its time passed, in its own
     timezone), once: for running the morning job from cron instead of `revbot serve`."""
     if not settings.secrets.bot_token:
@@ -147,7 +149,7 @@ def morning_now(settings: Settings, presets: dict, db_path: Path, artifacts: Pat
         )
     if not settings.channels:
         raise SetupError("no [[channels]] in the configuration: nowhere to post the digest")
-    services = build(db_path, artifacts, settings, presets)
+    services = build(db_path, artifacts, settings, presets, verbose=verbose)
     client = slack_api.make_client(settings.secrets)
     outcomes = []
     now = _now()

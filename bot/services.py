@@ -28,10 +28,15 @@ class Services:
 
 
 def build(
-    db_path: Path, artifacts: Path, settings: Settings, presets: dict | None = None
+    db_path: Path,
+    artifacts: Path,
+    settings: Settings,
+    presets: dict | None = None,
+    verbose: bool = False,
 ) -> Services:
+    """`verbose`: the writer also says the model's evaluation tables when a refresh trains."""
     scope_check.check(settings, db_path)  # a ConfigError naming every unknown scope or person
-    refresher = Refresher(db_path, artifacts, settings, presets)
+    refresher = Refresher(db_path, artifacts, settings, presets, verbose)
     reader = Reader(
         db_path, settings, add_scope=refresher.add_scope, add_reasons=refresher.add_reasons
     )

@@ -13,6 +13,7 @@ horizons), so the coverage reported for ours is in-sample for that one number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,10 +134,23 @@ class Backtest:
     summary: pd.DataFrame  # per method and horizon: coverage, median/mean P50 error
 
 
-def backtest(crm: Crm, n_cutoffs: int = 10, scenarios: int = 4000, seed: int = 0) -> Backtest:
+def backtest(
+    crm: Crm,
+    n_cutoffs: int = 10,
+    scenarios: int = 4000,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Backtest:
+    """Forecast from `n_cutoffs` past cutoffs, choose sigma on the errors, and run both methods
+    with it. `progress` is told, in plain words, as each slow step starts: one line each."""
+    tell = progress or (lambda _: None)
     cutoffs = default_cutoffs(crm, n_cutoffs)
     rows = all_rows(crm, cutoffs[-1])  # snapshot rows built once, labelled per cutoff
-    all_inputs = [cutoff_inputs(crm, c, rows) for c in cutoffs]
+    all_inputs = []
+    for i, c in enumerate(cutoffs, 1):
+        tell(f"forecasting from past date {i} of {len(cutoffs)} ({c.date()})…")
+        all_inputs.append(cutoff_inputs(crm, c, rows))
+    tell("sizing the forecast's range on what was actually won after those dates…")
     best = None
     for sigma in SIGMAS:  # fewer scenarios to choose sigma, then the full run
         t = results_table(all_inputs, "ours", sigma, GRID_SCENARIOS, seed)

@@ -15,6 +15,7 @@ are mostly losses (a stage-by-stage pipeline): a win takes time, so it cannot st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -126,17 +127,26 @@ def against_truth(
     return out
 
 
-def train(crm: Crm, n_cutoffs: int = 4, truth: pd.DataFrame | None = None) -> Training:
+def train(
+    crm: Crm,
+    n_cutoffs: int = 4,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Training:
     """Evaluate over `n_cutoffs` past cutoffs, choose the blend with the base rate there, then
     fit the model to ship on everything up to the data's end. `truth` (generated data: the true
-    probabilities by export day) adds the figures against it to the report."""
+    probabilities by export day) adds the figures against it to the report. `progress` is told,
+    in plain words, as each slow step starts (a cutoff, the final fit): one line each."""
+    tell = progress or (lambda _: None)
     rows = all_rows(crm)
-    results = [
-        evaluate.evaluate_cutoff(crm, c, rows, fit_at)
-        for c in evaluate.default_cutoffs(crm, n_cutoffs)
-    ]
+    cutoffs = evaluate.default_cutoffs(crm, n_cutoffs)
+    results = []
+    for i, c in enumerate(cutoffs, 1):
+        tell(f"testing it on past date {i} of {len(cutoffs)} ({c.date()})…")
+        results.append(evaluate.evaluate_cutoff(crm, c, rows, fit_at))
     results = [r for r in results if r.test_rows]
     evaluate.add_shipped(results)
+    tell("fitting it on all the history…")
     model, labelled = fit_at(crm, crm.data_end + pd.Timedelta(days=1), rows)
     summary = evaluate.summary_table(results)
     if model.booster is not None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pandas as pd
 
 from bot.blocks import check_limits
 from bot.cli import main
@@ -26,10 +29,9 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     assert f"pipeline loaded: {expected_open:,} open deals" in out
     assert f"as of {world.config.end}" in out
     assert (tmp_path / "revbot.db").exists()
-    assert "training the win model first" in out
+    assert "training the win model (none yet)" in out
     # the digest's quarter forecast needs the shared shock: the backtest fits it on the first run
-    assert "no backtest yet" in out
-    assert "exponential baseline" not in out and "p50_mape" not in out  # tables go to the report
+    assert "no forecast test yet: testing the forecast" in out
     digest = (tmp_path / "revbot-out" / "digest.txt").read_text()
     assert digest.startswith(f"revbot digest: all teams, pipeline as of {world.config.end}")
     assert "2025-Q1 forecast (won so far included): P50 " in digest
@@ -42,13 +44,14 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     # a second run reuses the database and the model: no demo load, no training
     assert main(["digest"]) == 0
     out = capsys.readouterr().out
-    assert "database empty" not in out and "training" not in out and "backtest" not in out
-    assert "score run" not in out  # nothing new was imported: the saved run is current
+    assert "database empty" not in out and "training" not in out and "testing" not in out
+    # nothing new was imported: the saved run is current
+    assert "score run" not in out and "scoring" not in out and "forecasting" not in out
     assert f"no new CRM data since {world.config.end}" in out
     # the forecast reads the run's saved forecast: nothing is simulated again
     assert main(["forecast"]) == 0
     out = capsys.readouterr().out
-    assert "no backtest yet" not in out
+    assert "testing the forecast" not in out
     quarter = f"{world.config.end.year}-Q{(world.config.end.month - 1) // 3 + 1}"
     rows = [line.split() for line in out.splitlines() if line.startswith(quarter)]
     assert rows and rows[0][3] in digest  # the quarter's P50, as the digest gave it
@@ -56,8 +59,66 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     assert (tmp_path / "artifacts" / "forecast_backtest.md").exists()
     assert main(["forecast", "--by", "region"]) == 0
     out = capsys.readouterr().out
-    assert "no backtest yet" not in out and "by region" in out
+    assert "testing the forecast" not in out and "by region" in out
     assert "P50s of parts do not add up to the P50 of the whole" in out
+
+
+# what the tables and the code call things: for the report and `--verbose`, not the main job
+INTERNAL = re.compile(
+    r"\b(auc|log_loss|brier|ece|p50_mape|p50_median_ape|sigma|coverage_p10_p90|LightGBM)\b"
+    r"|shipped \(blended\)|exponential baseline|logistic regression",
+    re.IGNORECASE,
+)
+PROGRESS = [  # each slow step says so as it starts, then how long it took (in this order)
+    "training the win model (none yet) on the history of ",
+    "  testing it on past date 1 of 4 (",
+    "  testing it on past date 4 of 4 (",
+    "  fitting it on all the history…",
+    "win model trained in ",
+    "no forecast test yet: testing the forecast from past dates, to size its range…",
+    "  forecasting from past date 1 of 10 (",
+    "  forecasting from past date 10 of 10 (",
+    "  sizing the forecast's range",
+    "forecast tested in ",
+    "scoring the open deals and writing their reasons…",
+    "score run #1: ",
+    "forecasting 10 scopes (the company, ",
+    "forecast of 10 scopes saved with run #1, in ",
+    "pipeline loaded: ",
+]
+
+
+def test_the_main_job_speaks_plainly_and_shows_its_progress(main_job):
+    """On a fresh folder `revbot digest` trains and backtests: it says so in plain sentences,
+    one line per slow step, each with how long it took, and the numbers it quotes are the saved
+    evaluation's; no table, no internal name."""
+    assert main_job["code"] == 0, main_job["out"]
+    out, art = main_job["out"], main_job["artifacts"]
+    assert INTERNAL.search(out) is None, INTERNAL.search(out)
+    at = [out.find(f"\n{line}") for line in PROGRESS]
+    assert -1 not in at and at == sorted(at), list(zip(PROGRESS, at, strict=True))
+    assert re.search(r"win model trained in \d+(\.\d)? s|win model trained in \d+ min", out)
+    assert re.search(r"forecast tested in \d+(\.\d)? s|forecast tested in \d+ min", out)
+    assert re.search(r"scored in \d+(\.\d)? s; model confidence", out)
+    evaluation = json.loads((art / "win_model.json").read_text())["evaluation"]
+    auc = evaluation["mean_over_cutoffs"]["shipped (blended)"]["auc"]
+    assert (
+        f"tested on the weeks after {len(evaluation['cutoffs'])} past dates, it ranked a deal that "
+        f"went on to be won above one that was lost {auc:.0%} of the time (a coin flip: 50%); "
+        "report: artifacts/report.md"
+    ) in out
+    rows = pd.read_csv(art / "forecast_backtest_cutoffs.csv")
+    ours = rows[(rows["method"] == "ours") & (rows["weeks"] == 13)]
+    assert (
+        f"from {len(ours)} past dates, its P10-P90 range for the next 13 weeks held the revenue "
+        f"actually won {int(ours['covered'].sum())} times out of {len(ours)}, and its P50 missed "
+        f"by {ours['p50_abs_pct_error'].median():.0%} (median); report: "
+        "artifacts/forecast_backtest.md"
+    ) in out
+    # a step's lines, not a flood: the training and the backtest say one line per past date
+    assert (
+        out.count("testing it on past date") == 4 and out.count("forecasting from past date") == 10
+    )
 
 
 def test_db_comes_from_the_environment(tmp_path, monkeypatch, capsys):
