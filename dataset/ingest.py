@@ -86,6 +86,7 @@ class _Loaded:
     found: dict[str, int]
     footer_date: asof.Stated | None = None
     name_date: asof.Stated | None = None
+    given_as_of: date | None = None  # a source's own export date
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -122,6 +123,12 @@ def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | 
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    return _load_bytes(path, data, encoding, presets, forced)
+
+
+def _load_bytes(
+    path: Path, data: bytes, encoding: str, presets: tuple[Preset, ...], forced: str | None
+) -> _Loaded:
     try:
         raw = read_table(data, encoding)
         preset, found = detect(raw.header, presets, forced)
@@ -132,6 +139,16 @@ def _load(path: Path, encoding: str, presets: tuple[Preset, ...], forced: str | 
         loaded.footer_date = asof.footer_date((r.raw for r in raw.footer), preset.date_order)
         loaded.name_date = asof.name_date(path.name)
     return loaded
+
+
+@dataclass(frozen=True)
+class Source:
+    """An export held in memory rather than in a file (one day's snapshot from a CRM sync): it
+    goes through the same checks, set-aside rules, import log and history as a CSV file."""
+
+    name: str  # how the import log and the balance line name it, e.g. "salesforce 2025-02-14.csv"
+    data: bytes  # the CSV's bytes, in `encoding`
+    as_of: date | None = None  # the day it speaks for (None: decided as for a file)
 
 
 def ingest_files(
@@ -166,22 +183,81 @@ def ingest_files(
     todo: list[_Loaded] = []
     seen: dict[str, Path] = {}
     for path in expand(paths):
-        sha256 = file_sha256(path)
-        previous = import_log.find_import(db, sha256)
-        if previous is not None:
-            results.append(_already(path, previous))
-            continue
-        if sha256 in seen:
-            note = f"same content as {seen[sha256].name}, earlier in this batch; nothing changed"
-            results.append(FileResult(path, "already imported", notes=[note]))
-            continue
-        seen[sha256] = path
-        item = _load(path, encoding, presets, preset)
-        if item.preset.table == "dictionary":
-            results.append(FileResult(item.path, "skipped", notes=["a data dictionary, not data"]))
-        else:
-            todo.append(item)
+        if _is_new(db, path, file_sha256(path), seen, results):
+            _keep(_load(path, encoding, presets, preset), todo, results)
 
+    return _import(db, todo, results, as_of, encoding, today, limits)
+
+
+def ingest_sources(
+    db: sqlite_utils.Database,
+    sources: Sequence[Source],
+    *,
+    encoding: str = "utf-8",
+    presets: tuple[Preset, ...] = BUILTIN,
+    preset: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    today: date | None = None,
+) -> list[FileResult]:
+    """Import exports held in memory, exactly as `ingest_files` imports files: the same content
+    twice changes nothing, every row is accepted or set aside with its reason, history runs
+    forward by as-of date. Each source's own `as_of` is its export date."""
+    today = today or datetime.now(UTC).date()
+    try:
+        check_encoding(encoding)
+    except CsvFileError as exc:
+        raise IngestError(str(exc)) from exc
+    results: list[FileResult] = []
+    todo: list[_Loaded] = []
+    seen: dict[str, Path] = {}
+    for source in sources:
+        path = Path(source.name)
+        if not _is_new(db, path, hashlib.sha256(source.data).hexdigest(), seen, results):
+            continue
+        item = _load_bytes(path, source.data, encoding, presets, preset)
+        if source.as_of is not None and not limits.earliest <= source.as_of <= latest_created(
+            today
+        ):
+            raise IngestError(f"{source.name}: its date {source.as_of} is not between "
+                              f"{limits.earliest} and today ({today})")  # fmt: skip
+        item.given_as_of = source.as_of
+        _keep(item, todo, results)
+    return _import(db, todo, results, None, encoding, today, limits)
+
+
+def _is_new(
+    db: sqlite_utils.Database, path: Path, sha256: str, seen: dict[str, Path], results: list
+) -> bool:
+    """False (with its result noted) for content imported before or earlier in this batch."""
+    previous = import_log.find_import(db, sha256)
+    if previous is not None:
+        results.append(_already(path, previous))
+        return False
+    if sha256 in seen:
+        note = f"same content as {seen[sha256].name}, earlier in this batch; nothing changed"
+        results.append(FileResult(path, "already imported", notes=[note]))
+        return False
+    seen[sha256] = path
+    return True
+
+
+def _keep(item: _Loaded, todo: list[_Loaded], results: list[FileResult]) -> None:
+    if item.preset.table == "dictionary":
+        results.append(FileResult(item.path, "skipped", notes=["a data dictionary, not data"]))
+    else:
+        todo.append(item)
+
+
+def _import(
+    db: sqlite_utils.Database,
+    todo: list[_Loaded],
+    results: list[FileResult],
+    as_of: date | None,
+    encoding: str,
+    today: date,
+    limits: Limits,
+) -> list[FileResult]:
+    """Check every loaded export, then write them: reference tables first, deals by as-of date."""
     for table in REFERENCE_ORDER:
         for item in (t for t in todo if t.preset.table == table):
             parsed = parse_table(item.raw, item.preset, item.found, today=today, limits=limits)
@@ -193,8 +269,9 @@ def ingest_files(
     known_ids = deal_history.deal_ids(db) if deals else []
     for item in deals:
         try:
+            given = item.given_as_of or as_of
             parsed = parse_table(
-                item.raw, item.preset, item.found, known_products, as_of,
+                item.raw, item.preset, item.found, known_products, given,
                 today=today, limits=limits, known_ids=known_ids,
             )  # fmt: skip
         except AsOfError as exc:
@@ -203,7 +280,7 @@ def ingest_files(
         # parse_table has refused a given as_of earlier than the deals' creation; without one,
         # its as_of is the latest event.
         chosen = asof.decide(
-            as_of, item.footer_date, item.name_date, parsed.as_of, certain=parsed.certain
+            given, item.footer_date, item.name_date, parsed.as_of, certain=parsed.certain
         )
         if chosen.as_of is None:
             raise IngestError(
