@@ -150,6 +150,15 @@ class Source:
     data: bytes  # the CSV's bytes, in `encoding`
     as_of: date | None = None  # the day it speaks for (None: decided as for a file)
 
+    def sha256(self) -> str:
+        """Its identity in the import log: the bytes, and the day they are said to be of (a
+        sync's snapshot that did not change since yesterday still says the pipeline stood so
+        today)."""
+        h = hashlib.sha256(self.data)
+        if self.as_of is not None:
+            h.update(f"\nas of {self.as_of.isoformat()}".encode())
+        return h.hexdigest()
+
 
 def ingest_files(
     db: sqlite_utils.Database,
@@ -212,7 +221,7 @@ def ingest_sources(
     seen: dict[str, Path] = {}
     for source in sources:
         path = Path(source.name)
-        if not _is_new(db, path, hashlib.sha256(source.data).hexdigest(), seen, results):
+        if not _is_new(db, path, source.sha256(), seen, results):
             continue
         item = _load_bytes(path, source.data, encoding, presets, preset)
         if source.as_of is not None and not limits.earliest <= source.as_of <= latest_created(
@@ -220,7 +229,7 @@ def ingest_sources(
         ):
             raise IngestError(f"{source.name}: its date {source.as_of} is not between "
                               f"{limits.earliest} and today ({today})")  # fmt: skip
-        item.given_as_of = source.as_of
+        item.given_as_of, item.sha256 = source.as_of, source.sha256()
         _keep(item, todo, results)
     return _import(db, todo, results, None, encoding, today, limits)
 

@@ -1,0 +1,111 @@
+"""Replay a CRM's change history into the daily exports it never wrote (issue 13, live sync).
+
+Why: the model trains point-in-time on the pipeline as it stood on past days, and the CSV import
+learns that from one export a day. A CRM's API instead gives each opportunity as it is now plus
+a log of changes (Salesforce's OpportunityHistory: stage, amount, close date, probability and
+forecast category after each change, stamped with its date; HubSpot's property history). Turning
+that log back into "the export of day d" lets the sync hand each day to the same import as a
+file (`dataset.ingest.ingest_sources`): the same checks, set-aside rules, balance line and
+history tables, so a first sync with backfill gives a new install months of history at once.
+
+Pure: records in, CSV bytes out. Columns are the CRM's API field names, which the salesforce
+preset reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+import pandas as pd
+
+from dataset.ingest import Source
+
+# the fields a change log carries (Salesforce OpportunityHistory); the rest of an export's
+# columns are taken from the record as it is now
+TRACKED = ("StageName", "Amount", "CloseDate", "Probability", "ForecastCategoryName")
+# the record's fields (API names; owner, account and product by name) -> the export's header,
+# which the salesforce preset reads
+HEADER = {
+    "Id": "Id", "Name": "Name", "OwnerName": "Opportunity Owner", "AccountName": "Account Name",
+    "ProductName": "Product Name", "StageName": "StageName", "CreatedDate": "CreatedDate",
+    "CloseDate": "CloseDate", "Amount": "Amount", "Probability": "Probability",
+    "ForecastCategoryName": "ForecastCategoryName", "LastActivityDate": "LastActivityDate",
+    "NextStep": "NextStep", "Type": "Type", "LeadSource": "LeadSource",
+}  # fmt: skip
+DATES = ("CreatedDate", "CloseDate", "LastActivityDate")
+
+
+def weekly_days(first: date, last: date, weekday: int = 0) -> list[date]:
+    """The days a weekly export would have been taken from `first` to `last`: every `weekday`
+    (0 = Monday) in between, and `last` itself (today's export)."""
+    start = first + timedelta(days=(weekday - first.weekday()) % 7)
+    days = [start + timedelta(weeks=i) for i in range((last - start).days // 7 + 1)]
+    return [d for d in days if d < last] + [last]
+
+
+def _day(values: pd.Series) -> pd.Series:
+    """Timestamps or ISO text (with or without a time and zone) as calendar days."""
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    return parsed.dt.tz_localize(None).dt.normalize()
+
+
+def state_on(current: pd.DataFrame, history: pd.DataFrame, day: date) -> pd.DataFrame:
+    """Every opportunity that existed on `day`, as an export taken that evening would show it.
+
+    `current`: one row per opportunity with HEADER's fields (as the API gives it now). `history`: rows of
+    OpportunityId, CreatedDate (when the change happened) and the TRACKED fields after it. A
+    tracked field takes its value from the last change on or before `day`; a deal with no change
+    by then keeps its current value (its history begins with its creation, so this is only the
+    case for a CRM that does not log creation). The last activity is known only from the day it
+    happened on (before that, which earlier activity was the last is not in the record).
+    """
+    end = pd.Timestamp(day)
+    deals = current.loc[_day(current["CreatedDate"]) <= end].copy()
+    changes = history.assign(_at=_day(history["CreatedDate"]))
+    changes = changes.loc[changes["_at"] <= end].sort_values("_at", kind="stable")
+    last = changes.drop_duplicates("OpportunityId", keep="last").set_index("OpportunityId")
+    known = deals["Id"].isin(last.index)
+    for field in TRACKED:
+        if field in last.columns:
+            values = deals.loc[known, "Id"].map(last[field])
+            deals[field] = deals[field].astype("object")
+            deals.loc[known, field] = values.to_numpy()
+    for field in DATES:
+        deals[field] = _day(deals[field])
+    deals["LastActivityDate"] = deals["LastActivityDate"].where(deals["LastActivityDate"] <= end)
+    return deals
+
+
+def to_csv(frame: pd.DataFrame, header: dict[str, str] = HEADER) -> bytes:
+    """An export's bytes: the export's header, dates as ISO days, blanks for missing values."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header.values())
+    for row in frame.reindex(columns=list(header)).itertuples(index=False):
+        writer.writerow(["" if _missing(v) else _text(v) for v in row])
+    return out.getvalue().encode("utf-8")
+
+
+def _missing(value) -> bool:
+    return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+def _text(value) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def replay(
+    current: pd.DataFrame, history: pd.DataFrame, days: Iterable[date], crm: str = "salesforce"
+) -> list[Source]:
+    """One in-memory export per day, named and dated for the import log."""
+    return [
+        Source(f"{crm} sync {d.isoformat()}.csv", to_csv(state_on(current, history, d)), as_of=d)
+        for d in days
+    ]
