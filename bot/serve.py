@@ -134,7 +134,10 @@ def _start_scheduler(services: Services, job, client):
     sched = scheduler.start(channels, job, now=_now)
     for channel, day in scheduler.missed(services.reader.db(), channels, _now()):
         log.info("catching up the %s digest for %s, missed while revbot was down", day, channel.id)
-        threading.Thread(target=job, args=(channel, day), name=f"catch-up {channel.id}").start()
+        # not a daemon (a thread started by the daemon warm-up would be one by default): a
+        # stop waits for a digest being posted, so its claim is marked posted, not left behind
+        threading.Thread(target=job, args=(channel, day), name=f"catch-up {channel.id}",
+                         daemon=False).start()  # fmt: skip
     return sched
 
 

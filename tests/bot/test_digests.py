@@ -251,6 +251,25 @@ def test_a_missed_run_is_caught_up_once_across_restarts(small_crm, db_copy, tmp_
         assert [r["status"] for r in ledger.digest_records(db) if r["digest_date"] == day] == ["posted", "posted"]  # fmt: skip
 
 
+def test_a_stop_while_posting_waits_for_the_post_and_marks_it(small_crm, db_copy, tmp_path):
+    """SIGTERM arrives while the caught-up digests are being posted (Slack is slow to answer):
+    revbot stops only after both posts are answered and recorded, so no claim is left behind
+    to be reported as "may or may not have been posted"."""
+    with FakeSlack() as slack:
+        slack.delay("chat.postMessage", 8.0)
+        due = datetime.now(UTC) - timedelta(minutes=5)
+        env = _env(slack, db_copy, small_crm["artifacts"], _config(tmp_path, due),
+                   SLACK_SIGNING_SECRET=SECRET)  # fmt: skip
+        proc = _serve(env, tmp_path, _free_port())
+        slack.wait_for("chat.postMessage", 2, timeout=60)  # both sent, neither answered yet
+        _stop(proc)
+        db = database.connect(db_copy)
+        day = due.date().isoformat()
+        records = [r for r in ledger.digest_records(db) if r["digest_date"] == day]
+        assert [r["status"] for r in records] == ["posted", "posted"], records
+        assert all(r["slack_ts"] for r in records)
+
+
 def test_the_next_run_reports_what_changed(small_crm, db_copy, tmp_path):
     """Day 2 on a new export: a deal lost and a close date pushed show up as news."""
     from bot.services import build
