@@ -178,16 +178,12 @@ def ingest_files(
     `today` (default: the UTC date now) bounds what can already have happened: no export can
     speak for a later day, whatever a row in it says.
     """
-    today = today or datetime.now(UTC).date()
+    today = _start(today, encoding)
     if as_of is not None and not limits.earliest <= as_of <= latest_created(today):
         raise IngestError(
             f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
             "give the day the export was taken"
         )
-    try:
-        check_encoding(encoding)
-    except CsvFileError as exc:
-        raise IngestError(str(exc)) from exc
     results: list[FileResult] = []
     todo: list[_Loaded] = []
     seen: dict[str, Path] = {}
@@ -211,11 +207,7 @@ def ingest_sources(
     """Import exports held in memory, exactly as `ingest_files` imports files: the same content
     twice changes nothing, every row is accepted or set aside with its reason, history runs
     forward by as-of date. Each source's own `as_of` is its export date."""
-    today = today or datetime.now(UTC).date()
-    try:
-        check_encoding(encoding)
-    except CsvFileError as exc:
-        raise IngestError(str(exc)) from exc
+    today = _start(today, encoding)
     results: list[FileResult] = []
     todo: list[_Loaded] = []
     seen: dict[str, Path] = {}
@@ -232,6 +224,15 @@ def ingest_sources(
         item.given_as_of, item.sha256 = source.as_of, source.sha256()
         _keep(item, todo, results)
     return _import(db, todo, results, None, encoding, today, limits)
+
+
+def _start(today: date | None, encoding: str) -> date:
+    """Today (default: the UTC date now), once the encoding is known to exist."""
+    try:
+        check_encoding(encoding)
+    except CsvFileError as exc:
+        raise IngestError(str(exc)) from exc
+    return today or datetime.now(UTC).date()
 
 
 def _is_new(
