@@ -131,6 +131,13 @@ def _names(frame: pd.DataFrame, detail, limit: int = 5) -> str:
     return ", ".join(shown) + more
 
 
+def gone_detail(row: pd.Series) -> str:
+    """Why a deal left the digest without being won or lost."""
+    if row["status"] == "merged" and isinstance(row.get("merged_into"), str):
+        return f"merged into {short(row['merged_into'])}"
+    return "deleted in the CRM" if row["status"] == "deleted" else "merged in the CRM"
+
+
 def news_text(news: News, level: float, currency: str | None = None) -> str:
     """The "what's new" lines, most urgent first; empty when nothing changed."""
     lines = []
@@ -147,6 +154,8 @@ def news_text(news: News, level: float, currency: str | None = None) -> str:
         lines.append("*Lost*: " + _names(news.lost, lambda r: money(r["value"], currency)))
     if len(news.won):
         lines.append("*Won*: " + _names(news.won, lambda r: money(r["value"], currency)))
+    if len(news.removed):
+        lines.append("*Gone from the CRM*: " + _names(news.removed, gone_detail))
     return _cut("\n".join(lines), MAX_SECTION)
 
 

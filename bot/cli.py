@@ -164,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--no-weekly", action="store_true", help="skip the weekly exports")
 
+    p = _command(sub, "sync")
+    _add_db(p)
+    p.add_argument(
+        "--crm", choices=["salesforce", "hubspot"], help="the CRM to read (default: [crm] kind)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="read and count; write nothing")
+    _add_verbose(p, "also print each day's import line")
+
+    p = _command(sub, "syncs")
+    _add_db(p, config=False)
+    p.add_argument("--limit", type=_count, default=20, help="syncs shown (default: 20)")
+
     p = _command(sub, "imports")
     _add_db(p, config=False)
 
@@ -276,8 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _commands() -> dict:
     from bot import cli_data as d
     from bot import cli_reports as r
+    from bot import cli_sync as s
 
     return {
+        "sync": s.cmd_sync, "syncs": s.cmd_syncs,
         "deal": r.cmd_deal, "ingest": d.cmd_ingest, "demo": d.cmd_demo,
         "imports": d.cmd_imports, "quarantine": d.cmd_quarantine, "train": r.cmd_train,
         "score": r.cmd_score, "forecast": r.cmd_forecast, "digest": r.cmd_digest,
@@ -291,12 +305,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from bot.config import ConfigError, SetupError
     from bot.export import ExportError
     from bot.preflight import PreflightError
+    from dataset.crm_reader import CrmError
     from dataset.ingest import IngestError
     from dataset.presets import PresetError
     from scoring.errors import ModelMismatchError
 
     return (IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
-            PreflightError)  # fmt: skip
+            PreflightError, CrmError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ first run (demo data, no Slack token; the digest goes to the terminal and to rev
 
 your own CRM:
   revbot ingest exports/opportunities-2025-02-14.csv --db sales.db
+  revbot sync --crm salesforce --db sales.db     (or read it directly; see `sync --help`)
   revbot digest --db sales.db
   revbot deal Acme --db sales.db
 
@@ -51,6 +52,23 @@ EXAMPLES: dict[str, tuple[str, str]] = {
   revbot demo --load --db demo.db               write it and import it
   revbot demo --out /tmp/crm --deals 500 --seed 3
   revbot demo --daily 0 --no-weekly             the CRM's tables only, no history of exports""",
+    ),
+    "sync": (
+        "read the CRM directly (Salesforce or HubSpot): what changed since the last sync, and "
+        "on the first sync its history, imported like exports",
+        """\
+  revbot sync                          the CRM of [crm] kind in revbot.toml
+  revbot sync --crm salesforce --dry-run   what would be read and imported; nothing written
+  revbot sync --verbose                each day's import line too
+  revbot sync --db sales.db --config revbot.toml
+credentials come from the environment only, e.g. SALESFORCE_USERNAME, SALESFORCE_CONSUMER_KEY
+and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
+    ),
+    "syncs": (
+        "list past CRM syncs, newest first: read, new, deleted, days imported",
+        """\
+  revbot syncs
+  revbot syncs --limit 5 --db sales.db""",
     ),
     "imports": (
         "list the import log: each file, its rows read = accepted + set aside",

@@ -93,9 +93,11 @@ class News:
     pushed: pd.DataFrame  # scores rows with previous_close
     lost: pd.DataFrame  # deal_id, account, value, close_date
     won: pd.DataFrame
+    # deleted or merged in the CRM (status deleted | merged, merged_into): no longer scored
+    removed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["deal_id"]))
 
     def __len__(self) -> int:
-        return sum(len(f) for f in (self.newly_at_risk, self.jumped, self.pushed, self.lost, self.won))  # fmt: skip
+        return sum(len(f) for f in (self.newly_at_risk, self.jumped, self.pushed, self.lost, self.won, self.removed))  # fmt: skip
 
 
 def nothing_new() -> News:
@@ -154,6 +156,7 @@ def news(scores: pd.DataFrame, previous: pd.DataFrame, closed: pd.DataFrame, lev
         pushed=pushed,
         lost=gone[gone["status"] == "lost"],
         won=gone[gone["status"] == "won"],
+        removed=gone[gone["status"].isin(["deleted", "merged"])],
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from bot.blocks import estimated, footer_count, twins_text, why_text
+from bot.blocks import estimated, footer_count, gone_detail, twins_text, why_text
 from bot.digest import AT_RISK, Digest
 from dataset.money import money, plural
 
@@ -66,6 +66,7 @@ def render(d: Digest, currency: str | None = None) -> str:
              lambda r: f"{r['previous_close']} -> {r['expected_close']}"),
             ("lost", n.lost, lambda r: cash(r["value"])),
             ("won", n.won, lambda r: cash(r["value"])),
+            ("gone from the CRM", n.removed, gone_detail),
         ]  # fmt: skip
         shown = [f"  {label}: {_names(f, detail)}" for label, f, detail in news if len(f)]
         lines.append(f"What's new since the last digest (at risk = risk {AT_RISK}+):")

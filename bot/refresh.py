@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.config import SetupError
+from bot.crm_step import CrmStep
 from bot.digest import candidates
 from bot.model_upkeep import ModelUpkeep, took
 from bot.settings import Scope, Settings
@@ -134,6 +135,7 @@ class Refresher:
         self.upkeep = ModelUpkeep(self.artifacts, self.db_path, settings.retrain_days, verbose)
         self._lock = threading.RLock()
         self._conns = database.PerThread(db_path)
+        self.crm = CrmStep(settings, presets)  # the CRM read directly, when [crm] says which
         self._export_seen: tuple | None = None  # (path, mtime, size) of the last export read
         self._prepared: _Prepared | None = None
 
@@ -153,14 +155,17 @@ class Refresher:
         explain_top: int | None = None,
         force: bool = False,
     ) -> Refreshed:
-        """Ingest the newest export (if an exports folder is configured) and, if anything is new
+        """Sync the CRM (if `[crm]` names one), ingest the newest export (if an exports folder
+        is configured) and, if anything is new
         (or `as_of` or `force` asks), score and forecast a new run. Raises SetupError when
         there is no data at all."""
         with self._lock:
             db = self.db()
-            problems = self._ingest_newest(say)
+            problems = self.crm.run(db, say) + self._ingest_newest(say)
             if deal_history.latest_as_of(db) is None:
-                raise SetupError("no CRM data imported yet: run `revbot ingest` or `revbot demo`")
+                raise SetupError(
+                    "no CRM data imported yet: run `revbot sync`, `revbot ingest` or `revbot demo`"
+                )
             latest = score_runs.latest_run(db)
             fingerprint = database.fingerprint(db)
             if (

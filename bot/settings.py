@@ -127,6 +127,7 @@ class Settings:
     secrets: Secrets = Secrets()
     retrain_days: int = MODEL_DEFAULTS["retrain_days"]
     explain_top: int = MODEL_DEFAULTS["explain_top"]
+    crm: str | None = None  # [crm] kind: the CRM the refresh syncs from first (secrets: env)
 
     def member(self, user_id: str) -> Member | None:
         """Who a Slack user is; with no roster configured everyone counts as a leader."""
@@ -198,6 +199,25 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
 
 
 EXPORTS_KEYS = ("folder", "max_amount", "currency")
+CRM_KINDS = ("salesforce", "hubspot")
+
+
+def crm_of(config: dict[str, Any]) -> str | None:
+    """`[crm] kind`: the CRM read directly by `revbot sync` and the morning refresh (its
+    credentials come from the environment only, never from this file)."""
+    raw = config.get("crm")
+    if raw is None:
+        return None
+    unknown = set(raw) - {"kind"}
+    if unknown:
+        raise ConfigError(
+            f"[crm]: unknown keys {sorted(unknown)} (only `kind`; credentials go in the "
+            "environment, see deploy/README.md)"
+        )
+    kind = raw.get("kind")
+    if kind not in CRM_KINDS:
+        raise ConfigError(f"[crm] kind: {kind!r} is not one of {', '.join(CRM_KINDS)}")
+    return kind
 
 
 def _model_settings(raw: dict[str, Any]) -> dict[str, int]:
@@ -260,5 +280,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         import_limits=import_limits(config),
         currency=currency_of(config),
         secrets=Secrets.from_env(env),
+        crm=crm_of(config),
         **_model_settings(config.get("model", {})),
     )

@@ -36,7 +36,9 @@ GIVEN = "given"
 FOOTER = "footer"
 FILE_NAME = "file name"
 EVENTS = "events"
+SOURCE = "source"  # an in-memory export's own day (a CRM sync: the CRM's date)
 SOURCE_TEXT = {
+    SOURCE: "the day it stands for",
     GIVEN: "given with --as-of",
     FOOTER: "from the report footer",
     FILE_NAME: "from the file name",

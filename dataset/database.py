@@ -169,6 +169,56 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     PRIMARY KEY (run_id, deal_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
+-- the CRM as last read by a live sync (dataset.crm_mirror)
+CREATE TABLE IF NOT EXISTS crm_records (
+    crm TEXT NOT NULL,
+    id TEXT NOT NULL,
+    modstamp TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    merged_into TEXT,
+    record TEXT NOT NULL,
+    sync_id INTEGER,
+    PRIMARY KEY (crm, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_changes (
+    crm TEXT NOT NULL,
+    id TEXT NOT NULL,
+    deal_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (crm, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_stages (
+    crm TEXT NOT NULL,
+    label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    probability REAL,
+    sort_order INTEGER,
+    PRIMARY KEY (crm, label)
+);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id INTEGER PRIMARY KEY,
+    crm TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    cursor_from TEXT,
+    cursor TEXT,
+    records INTEGER NOT NULL DEFAULT 0,
+    new INTEGER NOT NULL DEFAULT 0,
+    changes INTEGER NOT NULL DEFAULT 0,
+    removed INTEGER NOT NULL DEFAULT 0,
+    days INTEGER NOT NULL DEFAULT 0,
+    as_of TEXT,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS removed_deals (
+    deal_id TEXT PRIMARY KEY,
+    removed_on TEXT NOT NULL,
+    how TEXT NOT NULL,
+    merged_into TEXT,
+    sync_id INTEGER
+);
 """.replace("{crm}", _CRM_DDL).replace("{score_parts}", _PARTS_DDL)
 
 

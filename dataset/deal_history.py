@@ -149,7 +149,8 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
     """Open deals and their value as of a date (default: the latest import).
 
     Open deals without an amount (MavenTech leaves it blank until close) are valued at their
-    product's list price; how many were is reported alongside.
+    product's list price; how many were is reported alongside. Deals deleted or merged in the
+    CRM are left out, as the scoring leaves them out.
     """
     as_of = as_of or latest_as_of(db)
     if as_of is None:
@@ -159,6 +160,7 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
         WITH state AS (
             SELECT h.* FROM deal_history h
             JOIN (SELECT deal_id, MAX(as_of) AS m FROM deal_history WHERE as_of <= ?
+                  AND deal_id NOT IN (SELECT deal_id FROM removed_deals)
                   GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m
         )
         SELECT
@@ -173,11 +175,16 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
     return PipelineSummary(as_of, row[0] or 0, row[1] or 0.0, row[2] or 0, row[3] or 0, row[4] or 0)
 
 
+# Deals the CRM deleted or merged (a live sync notices): their outcome will never be known, so
+# they are neither scored nor learned from; `closed_since` reports them gone.
+_KEPT = "deal_id NOT IN (SELECT deal_id FROM removed_deals)"
+
+
 def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
     """Everything the scoring and forecast need, read once: latest deal states, their history,
-    activity dates and the reference tables."""
+    activity dates and the reference tables; deals deleted or merged in the CRM left out."""
     return {
-        "deals": read_frame(db, "SELECT * FROM deals"),
+        "deals": read_frame(db, f"SELECT * FROM deals WHERE {_KEPT}"),
         "history": read_frame(
             db,
             "SELECT deal_id, h.as_of, owner, product, account, stage, status, engage_date, "
@@ -186,7 +193,7 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
             "CASE WHEN ',' || i.fields || ',' LIKE '%,next_step,%' THEN next_step IS NOT NULL "
             "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, "
             "deal_type, lead_source FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
-            "ORDER BY deal_id, h.as_of",
+            f"WHERE {_KEPT} ORDER BY deal_id, h.as_of",
         ),
         "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
         "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),
@@ -221,13 +228,16 @@ def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
 
 
 def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataFrame:
-    """The latest state of those deals that are no longer open (won or lost)."""
+    """The latest state of those deals that are no longer open: won, lost, or removed from the
+    CRM (status 'deleted' or 'merged', with the day it was noticed and the surviving deal)."""
     if not deal_ids:
-        return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date"])
+        return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date",
+                                     "removed_on", "merged_into"])  # fmt: skip
     marks = ", ".join("?" * len(deal_ids))
     return read_frame(
         db,
-        "SELECT deal_id, status, account, owner, value, close_date FROM deals "
-        f"WHERE status != 'open' AND deal_id IN ({marks})",
+        "SELECT d.deal_id, COALESCE(r.how, d.status) AS status, account, owner, value, close_date, "
+        "r.removed_on, r.merged_into FROM deals d LEFT JOIN removed_deals r USING (deal_id) "
+        f"WHERE (d.status != 'open' OR r.deal_id IS NOT NULL) AND d.deal_id IN ({marks})",
         list(deal_ids),
     )

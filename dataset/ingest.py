@@ -304,7 +304,7 @@ def _import(
         parsed_deals.append((chosen, item, parsed))
     for chosen, item, parsed in sorted(parsed_deals, key=lambda t: t[0].as_of):
         result = _store(db, item, parsed, encoding)
-        result.as_of_source = chosen.source
+        result.as_of_source = asof.SOURCE if item.given_as_of else chosen.source
         results.append(result)
     return results
 

@@ -1,0 +1,225 @@
+"""The CRM as last read (issue 13): a mirror of its opportunities and their change history, its
+stages, the log of syncs with each one's resume cursor, and the deals the CRM deleted or merged.
+
+Why a mirror: the CRM's API gives only what changed since a moment, while an export of a day
+needs every deal as it stood that day. Keeping what was read lets an incremental sync replay a
+whole day (`dataset.crm_replay`) from a small read. Each page of a read is stored with its
+cursor in one transaction, so a sync cut off half-way resumes after the last page it kept and
+reading a page again replaces rows by id (nothing lost, nothing doubled).
+
+Written only by the sync (the refresh's first step, or `revbot sync`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import sqlite_utils
+
+from dataset.crm_reader import DELETED, MERGED_INTO, MODSTAMP, Page, StageInfo
+
+# The tables are created with the others by `dataset.database.connect`.
+
+
+def _now() -> str:
+    """When a sync ran (a log timestamp, not the data's date)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _day(stamp: str | None) -> str | None:
+    return None if not stamp else str(stamp)[:10]
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a page brings compared with the mirror."""
+
+    records: int
+    new: int
+    changed: int
+    removed: int
+
+
+def count(db: sqlite_utils.Database, crm: str, page: Page) -> Counted:
+    """How many of a page's records are new to the mirror, changed since it, or removed."""
+    ids = [r["Id"] for r in page.records]
+    known: dict[str, str | None] = {}
+    for chunk in _chunks(ids, 500):
+        marks = ", ".join("?" * len(chunk))
+        known.update(
+            db.execute(
+                f"SELECT id, modstamp FROM crm_records WHERE crm = ? AND id IN ({marks})",
+                [crm, *chunk],
+            ).fetchall()
+        )
+    new = sum(1 for i in ids if i not in known)
+    changed = sum(1 for r in page.records if r["Id"] in known and known[r["Id"]] != r[MODSTAMP])
+    removed = sum(1 for r in page.records if r.get(DELETED))
+    return Counted(len(ids), new, changed, removed)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def start_run(db: sqlite_utils.Database, crm: str) -> tuple[int, str | None]:
+    """Open a sync run; returns its id and the cursor to read from (where the last run of this
+    CRM stopped, finished or not)."""
+    cursor = resume_point(db, crm)
+    with db.conn:
+        run_id = db.execute(
+            "INSERT INTO sync_runs (crm, started_at, status, cursor_from, cursor) "
+            "VALUES (?, ?, 'running', ?, ?)",
+            [crm, _now(), cursor, cursor],
+        ).lastrowid
+    return int(run_id), cursor
+
+
+def resume_point(db: sqlite_utils.Database, crm: str) -> str | None:
+    """Where the last sync of this CRM stopped reading, finished or not (None: read it all)."""
+    row = db.execute(
+        "SELECT cursor FROM sync_runs WHERE crm = ? AND cursor IS NOT NULL ORDER BY id DESC LIMIT 1",
+        [crm],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def first_created(db: sqlite_utils.Database, crm: str) -> date | None:
+    """The day the oldest opportunity in the mirror was created: where a backfill starts."""
+    row = db.execute(
+        "SELECT MIN(SUBSTR(json_extract(record, '$.CreatedDate'), 1, 10)) FROM crm_records "
+        "WHERE crm = ?",
+        [crm],
+    ).fetchone()
+    return date.fromisoformat(row[0]) if row and row[0] else None
+
+
+def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen: Counted) -> None:
+    """Store one page and move the run's cursor past it, in one transaction."""
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO crm_records (crm, id, modstamp, deleted, merged_into, record, sync_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(crm, id) DO UPDATE SET "
+            "modstamp = excluded.modstamp, deleted = excluded.deleted, "
+            "merged_into = excluded.merged_into, record = excluded.record, "
+            "sync_id = excluded.sync_id",
+            (
+                (crm, r["Id"], r.get(MODSTAMP), int(bool(r.get(DELETED))), r.get(MERGED_INTO),
+                 json.dumps(r, default=str), run_id)
+                for r in page.records
+            ),
+        )  # fmt: skip
+        db.conn.executemany(
+            "INSERT INTO crm_changes (crm, id, deal_id, at, change) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(crm, id) DO UPDATE SET deal_id = excluded.deal_id, at = excluded.at, "
+            "change = excluded.change",
+            (
+                (
+                    crm,
+                    c["Id"],
+                    c["OpportunityId"],
+                    str(c["CreatedDate"]),
+                    json.dumps(c, default=str),
+                )
+                for c in page.changes
+            ),
+        )
+        for r in page.records:
+            if r.get(DELETED):
+                how = "merged" if r.get(MERGED_INTO) else "deleted"
+                db.execute(
+                    "INSERT INTO removed_deals (deal_id, removed_on, how, merged_into, sync_id) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(deal_id) DO NOTHING",
+                    [r["Id"], _day(r.get(MODSTAMP)), how, r.get(MERGED_INTO), run_id],
+                )
+            else:  # restored from the recycle bin: a deal again
+                db.execute("DELETE FROM removed_deals WHERE deal_id = ?", [r["Id"]])
+        db.execute(
+            "UPDATE sync_runs SET cursor = ?, records = records + ?, new = new + ?, "
+            "changes = changes + ?, removed = removed + ? WHERE id = ?",
+            [page.cursor, seen.records, seen.new, len(page.changes), seen.removed, run_id],
+        )
+
+
+def keep_stages(db: sqlite_utils.Database, crm: str, stages: list[StageInfo]) -> None:
+    """The CRM's stages replace those read before (a stage removed in the CRM goes)."""
+    with db.conn:
+        db.execute("DELETE FROM crm_stages WHERE crm = ?", [crm])
+        db.conn.executemany(
+            "INSERT INTO crm_stages VALUES (?, ?, ?, ?, ?)",
+            ((crm, s.label, s.status, s.probability, s.order) for s in stages),
+        )
+
+
+def stages(db: sqlite_utils.Database, crm: str) -> list[StageInfo]:
+    return [
+        StageInfo(label, status, probability, order)
+        for label, status, probability, order in db.execute(
+            "SELECT label, status, probability, sort_order FROM crm_stages WHERE crm = ? "
+            "ORDER BY sort_order, label",
+            [crm],
+        )
+    ]
+
+
+def finish_run(
+    db: sqlite_utils.Database, run_id: int, status: str, *, days: int = 0, as_of=None, note=None
+) -> None:
+    """Close a run: done (its days imported), stopped (the CRM refused; resumes next time) or
+    failed."""
+    with db.conn:
+        db.execute(
+            "UPDATE sync_runs SET status = ?, finished_at = ?, days = ?, as_of = ?, note = ? "
+            "WHERE id = ?",
+            [status, _now(), days, as_of.isoformat() if as_of else None, note, run_id],
+        )
+
+
+def last_synced_day(db: sqlite_utils.Database, crm: str) -> date | None:
+    """The as-of day of this CRM's last finished sync (its export was imported)."""
+    row = db.execute(
+        "SELECT MAX(as_of) FROM sync_runs WHERE crm = ? AND status = 'done'", [crm]
+    ).fetchone()
+    return date.fromisoformat(row[0]) if row and row[0] else None
+
+
+def runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """The latest syncs, newest first."""
+    return list(db.query("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", [limit]))
+
+
+def current(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
+    """Every opportunity the CRM still has, as last read."""
+    rows = [
+        json.loads(r)
+        for (r,) in db.execute(
+            "SELECT record FROM crm_records WHERE crm = ? AND deleted = 0 ORDER BY id", [crm]
+        )
+    ]
+    return pd.DataFrame(rows)
+
+
+def history(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
+    """Every change read, oldest first."""
+    rows = [
+        json.loads(r)
+        for (r,) in db.execute(
+            "SELECT change FROM crm_changes WHERE crm = ? ORDER BY at, id", [crm]
+        )
+    ]
+    return pd.DataFrame(rows, columns=None if rows else ["Id", "OpportunityId", "CreatedDate"])
+
+
+def removed(db: sqlite_utils.Database, since: str | None = None) -> pd.DataFrame:
+    """Deals the CRM deleted or merged (removed on or after `since`)."""
+    return pd.read_sql_query(
+        "SELECT deal_id, removed_on, how, merged_into FROM removed_deals "
+        "WHERE removed_on >= COALESCE(?, '')",
+        db.conn,
+        params=[since],
+    )
