@@ -108,6 +108,14 @@ def not_found_reply(query: str, suggestions: list[str]) -> dict:
 
 
 def closed_reply(state: dict) -> dict:
+    if state["status"] in ("deleted", "merged"):
+        into = state.get("merged_into")
+        how = f"merged into `{inert(into)}`" if into else state["status"]
+        return text_message(
+            f"Deal `{inert(state['deal_id'])}` ({inert(state.get('account') or 'no account')}) "
+            f"was {how} in the CRM (noticed {inert(state.get('removed_on') or 'at a sync')}); "
+            "I only score open deals."
+        )
     when = state.get("close_date") or "an unknown date"
     return text_message(
         f"Deal `{inert(state['deal_id'])}` ({inert(state.get('account') or 'no account')}) "

@@ -215,11 +215,14 @@ def owners(db: sqlite_utils.Database) -> list[str]:
 
 
 def deal_state(db: sqlite_utils.Database, deal_id: str) -> dict | None:
-    """A deal's latest known state (open, won or lost) from the deals table, with its owner's
-    manager and region."""
+    """A deal's latest known state (open, won or lost; deleted or merged when the CRM removed
+    it, with the day that was noticed) from the deals table, with its owner's manager and
+    region."""
     rows = list(
         db.query(
-            "SELECT d.*, t.manager, t.regional_office AS region FROM deals d "
+            "SELECT d.*, COALESCE(r.how, d.status) AS status, r.removed_on, r.merged_into, "
+            "t.manager, t.regional_office AS region FROM deals d "
+            "LEFT JOIN removed_deals r USING (deal_id) "
             "LEFT JOIN sales_teams t ON t.sales_agent = d.owner WHERE d.deal_id = ?",
             [deal_id],
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -52,11 +52,15 @@ ENV_HELP = (
 )
 
 
-def soql_datetime(stamp: str) -> str:
-    """A SystemModstamp as a SOQL date-time literal (UTC, whole seconds: reading from a second
-    early fetches a few records again, which the mirror replaces)."""
+# A transaction's SystemModstamp is its start, and it may commit after a read that began later:
+# each read starts this much before the cursor (the mirror replaces what is read twice).
+OVERLAP = timedelta(minutes=10)
+
+
+def soql_datetime(stamp: str, back: timedelta = OVERLAP) -> str:
+    """A SystemModstamp, `back` earlier, as a SOQL date-time literal (UTC, whole seconds)."""
     moment = datetime.fromisoformat(stamp.replace("+0000", "+00:00").replace("Z", "+00:00"))
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (moment.astimezone(UTC) - back).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _quoted(ids: list[str]) -> str:
@@ -206,6 +210,8 @@ def _calling(call: Callable, what: str):
         if code in ("REQUEST_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS") or exc.status in (429, 503):
             raise CrmBusy(f"Salesforce refused to {what}: {code} (the org's API request limit)") from exc  # fmt: skip
         raise CrmError(f"could not {what}: Salesforce answered {exc.status} {code}") from exc
+    except requests.exceptions.SSLError as exc:  # not transient: waiting will not fix it
+        raise CrmError(f"could not {what}: Salesforce's TLS certificate was not trusted") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise CrmBusy(f"could not reach Salesforce to {what} ({type(exc).__name__})") from exc
 

@@ -1,0 +1,109 @@
+"""`revbot sync`, `revbot syncs` and the refresh's sync step, against the loopback Salesforce
+(the real client, TLS trusted through REQUESTS_CA_BUNDLE as an admin behind a proxy would)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bot.blocks import gone_detail, news_text
+from bot.cli import main
+from bot.crm_step import RESYNC_AFTER_SECONDS, CrmStep
+from bot.digest import News, nothing_new
+from bot.digest_text import _names
+from bot.replies import closed_reply
+from bot.settings import Settings
+from dataset import database
+from tests.fakes.salesforce_api import FakeOrg, FakeSalesforce
+
+pytest.importorskip("simple_salesforce")
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    with FakeSalesforce(FakeOrg.generate(n=60, seed=5), tmp_path) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca))
+        monkeypatch.setenv("SALESFORCE_INSTANCE_URL", server.base_url)
+        monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", server.issue_token())
+        for name in ("REVBOT_CONFIG", "REVBOT_DB", "SALESFORCE_USERNAME", "SALESFORCE_REFRESH_TOKEN"):  # fmt: skip
+            monkeypatch.delenv(name, raising=False)
+        yield server
+
+
+def test_sync_dry_run_then_sync_then_syncs(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "sales.db"
+    assert main(["sync", "--crm", "salesforce", "--dry-run", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "salesforce sync (dry run: nothing written): 60 opportunities read (60 new" in out
+    assert "would import" in out
+    assert database.connect(db).execute("SELECT COUNT(*) FROM imports").fetchone() == (0,)
+
+    (tmp_path / "revbot.toml").write_text('[crm]\nkind = "salesforce"\n')
+    assert main(["sync", "--db", str(db), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    days = database.connect(db).execute("SELECT COUNT(*) FROM imports").fetchone()[0]
+    assert f"imported {days} days from " in out and days > 10
+    assert "salesforce sync 20" in out  # --verbose: each day's import line
+    assert f"as of the CRM's date {fake.org.now.date()}" in out
+
+    assert main(["syncs", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "#1 salesforce " in out and " done: 60 opportunities read (60 new)" in out
+    assert f"{days} day(s) imported, as of {fake.org.now.date()}" in out
+
+
+def test_sync_without_a_crm_or_its_credentials_says_what_to_do(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync", "--db", str(tmp_path / "x.db")]) == 2
+    assert "no CRM to sync: set [crm] kind" in capsys.readouterr().err
+    monkeypatch.delenv("SALESFORCE_ACCESS_TOKEN")
+    assert main(["sync", "--crm", "salesforce", "--db", str(tmp_path / "x.db")]) == 2
+    err = capsys.readouterr().err
+    assert "revbot sync: error: no Salesforce sign-in configured" in err
+    assert "Traceback" not in err
+    (tmp_path / "revbot.toml").write_text('[crm]\nkind = "pipedrive"\n')
+    assert main(["sync", "--db", str(tmp_path / "x.db")]) == 2
+    assert "[crm] kind: 'pipedrive' is not one of salesforce, hubspot" in capsys.readouterr().err
+
+
+def test_the_refresh_step_syncs_once_per_morning_and_reports_failures(fake, tmp_path, monkeypatch):
+    import os
+
+    db = database.connect(tmp_path / "x.db")
+    now = [1000.0]
+    step = CrmStep(Settings(crm="salesforce"), {}, env=dict(os.environ), clock=lambda: now[0])
+    said: list[str] = []
+    assert step.run(db, said.append) == []
+    assert any("salesforce sync: 60 opportunities read" in s for s in said)
+    asked = len(fake.requests)
+    now[0] += 60  # the next channel's job, a minute later: the same sync serves it
+    assert step.run(db, said.append) == [] and len(fake.requests) == asked
+    now[0] += RESYNC_AFTER_SECONDS
+    fake.expire_sessions()  # a session opened by hand cannot be renewed: reported, not raised
+    [problem] = step.run(db, said.append)
+    assert problem.startswith("the salesforce sync stopped half-way (salesforce session kept expiring")  # fmt: skip
+    assert "uses the data of the last full sync" in problem
+
+    broken = CrmStep(Settings(crm="salesforce"), {}, env={})
+    [problem] = broken.run(db, said.append)
+    assert problem.startswith("the salesforce sync failed, so this uses the data of the last sync")
+    assert CrmStep(Settings(), {}, env={}).run(db, said.append) == []
+
+
+def test_a_deal_gone_from_the_crm_is_news_and_explained_on_request(tmp_path):
+    gone = pd.DataFrame(
+        [{"deal_id": "0065g00000000001AAA", "status": "deleted", "account": "Acme", "value": 5e4,
+          "merged_into": None},
+         {"deal_id": "123", "status": "merged", "account": "Globex", "value": 1e4,
+          "merged_into": "456"}]
+    )  # fmt: skip
+    empty = nothing_new()
+    news = News(empty.newly_at_risk, empty.jumped, empty.pushed, empty.lost, empty.won, gone)
+    text = news_text(news, 60)
+    assert "*Gone from the CRM*: Acme (deleted in the CRM), Globex (merged into 456)" in text
+    assert len(news) == 2
+    reply = closed_reply({"deal_id": "123", "status": "merged", "account": "Globex",
+                          "merged_into": "456", "removed_on": "2024-10-16"})  # fmt: skip
+    assert "was merged into `456` in the CRM (noticed 2024-10-16)" in reply["text"]
+    assert _names(gone, gone_detail) == "Acme (deleted in the CRM), Globex (merged into 456)"
