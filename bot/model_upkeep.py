@@ -137,7 +137,9 @@ class ModelUpkeep:
         }
         artifact.save(training.model, self.artifacts, meta)
         path = report.write(training, self.artifacts, source=str(self.source))
-        say(f"win model trained in {took(start)}: {ranking_text(training)}; report: {path}")
+        history = report.history_text(training.meta["trained_on"])
+        say(f"win model trained in {took(start)} on {history}: {ranking_text(training)}; "
+            f"report: {path}")  # fmt: skip
         if detail or self.verbose:
             say(TRAIN_TABLE.format(n=len(training.cutoffs)))
             say(training.summary.round(4).to_string())

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from dataset.ingest import Source
@@ -52,31 +53,56 @@ def _day(values: pd.Series) -> pd.Series:
     return parsed.dt.tz_localize(None).dt.normalize()
 
 
-def state_on(current: pd.DataFrame, history: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Every opportunity that existed on `day`, as an export taken that evening would show it.
+class Replay:
+    """The pipeline on any past day, from the records and their change log, read once: the log
+    is sorted and its dates parsed here, so that each day costs one pass over what changed by
+    then (a backfill asks for a hundred days of a hundred thousand deals)."""
 
-    `current`: one row per opportunity with HEADER's fields (as the API gives it now). `history`: rows of
-    OpportunityId, CreatedDate (when the change happened) and the TRACKED fields after it. A
-    tracked field takes its value from the last change on or before `day`; a deal with no change
-    by then keeps its current value (its history begins with its creation, so this is only the
-    case for a CRM that does not log creation). The last activity is known only from the day it
-    happened on (before that, which earlier activity was the last is not in the record).
-    """
-    end = pd.Timestamp(day)
-    deals = current.loc[_day(current["CreatedDate"]) <= end].copy()
-    changes = history.assign(_at=_day(history["CreatedDate"]))
-    changes = changes.loc[changes["_at"] <= end].sort_values("_at", kind="stable")
-    last = changes.drop_duplicates("OpportunityId", keep="last").set_index("OpportunityId")
-    known = deals["Id"].isin(last.index)
-    for field in TRACKED:
-        if field in last.columns:
-            values = deals.loc[known, "Id"].map(last[field])
-            deals[field] = deals[field].astype("object")
-            deals.loc[known, field] = values.to_numpy()
-    for field in DATES:
-        deals[field] = _day(deals[field])
-    deals["LastActivityDate"] = deals["LastActivityDate"].where(deals["LastActivityDate"] <= end)
-    return deals
+    def __init__(self, current: pd.DataFrame, history: pd.DataFrame):
+        self.deals = current.copy()
+        for field in DATES:
+            self.deals[field] = _day(self.deals[field])
+        for field in TRACKED:
+            self.deals[field] = self.deals[field].astype("object")
+        changes = history.assign(_at=_day(history["CreatedDate"]))
+        for field in DATES:
+            if field in TRACKED and field in changes.columns:
+                changes[field] = _day(changes[field])
+        self.changes = changes.sort_values("_at", kind="stable").reset_index(drop=True)
+        self._ends = self.changes["_at"].to_numpy()
+
+    def state_on(self, day: date) -> pd.DataFrame:
+        """Every opportunity that existed on `day`, as an export taken that evening would show
+        it. A tracked field takes its value from the last change on or before `day`; a deal with
+        no change by then keeps its current value (its history begins with its creation, so this
+        is only the case for a CRM that does not log creation). The last activity is known only
+        from the day it happened on (before that, which earlier activity was the last is not in
+        the record)."""
+        end = pd.Timestamp(day)
+        deals = self.deals.loc[self.deals["CreatedDate"] <= end].copy()
+        upto = int(np.searchsorted(self._ends, np.datetime64(end), side="right"))
+        seen = self.changes.iloc[:upto]
+        last = seen.drop_duplicates("OpportunityId", keep="last").set_index("OpportunityId")
+        known = deals["Id"].isin(last.index)
+        ids = deals.loc[known, "Id"]
+        for field in TRACKED:
+            if field in last.columns:
+                deals.loc[known, field] = ids.map(last[field]).to_numpy()
+        deals["LastActivityDate"] = deals["LastActivityDate"].where(
+            deals["LastActivityDate"] <= end
+        )
+        return deals
+
+    def export(self, day: date, crm: str = "salesforce") -> Source:
+        """The export of `day`, named and dated for the import log."""
+        return Source(f"{crm} sync {day.isoformat()}.csv", to_csv(self.state_on(day)), as_of=day)
+
+
+def state_on(current: pd.DataFrame, history: pd.DataFrame, day: date) -> pd.DataFrame:
+    """`Replay.state_on` for one day. `current`: one row per opportunity with HEADER's fields
+    (as the API gives it now). `history`: rows of OpportunityId, CreatedDate (when the change
+    happened) and the TRACKED fields after it."""
+    return Replay(current, history).state_on(day)
 
 
 def to_csv(frame: pd.DataFrame, header: dict[str, str] = HEADER) -> bytes:
@@ -103,9 +129,8 @@ def _text(value) -> str:
 
 def replay(
     current: pd.DataFrame, history: pd.DataFrame, days: Iterable[date], crm: str = "salesforce"
-) -> list[Source]:
-    """One in-memory export per day, named and dated for the import log."""
-    return [
-        Source(f"{crm} sync {d.isoformat()}.csv", to_csv(state_on(current, history, d)), as_of=d)
-        for d in days
-    ]
+) -> Iterator[Source]:
+    """One in-memory export per day, made as it is asked for (a backfill's exports together
+    would not fit in memory)."""
+    replayer = Replay(current, history)
+    return (replayer.export(d, crm) for d in days)

@@ -150,9 +150,13 @@ def sync(
     presets = crm_preset(crm, crm_mirror.stages(db, crm), overrides)
     sources = replay(crm_mirror.current(db, crm), crm_mirror.history(db, crm), result.days, crm)
     try:
-        result.imports = ingest_sources(
-            db, sources, presets=presets, preset=presets[0].name, limits=limits, today=result.as_of
-        )
+        for source in sources:  # a day at a time: a backfill's exports would not fit in memory
+            result.imports += ingest_sources(
+                db, [source], presets=presets, preset=presets[0].name, limits=limits,
+                today=result.as_of,
+            )  # fmt: skip
+            if len(result.days) > 1:  # a backfill takes a while: show it moving
+                say(f"  imported the pipeline of {source.as_of} ({len(result.imports)} of {len(result.days)})")  # fmt: skip
     except BaseException as exc:
         crm_mirror.finish_run(db, run_id, "failed", note=f"import: {exc}")
         raise

@@ -47,13 +47,24 @@ def _pct(a: float, b: float) -> str:
     return f"{(a / b - 1):+.1%}" if b else "-"
 
 
+def history_text(trained_on: dict) -> str:
+    """How much pipeline history the model had, in months: what a newcomer asks first."""
+    start, end = trained_on.get("history_start"), trained_on.get("data_end")
+    if not start or not end:
+        return "no pipeline history"
+    days = (pd.Timestamp(end) - pd.Timestamp(start)).days
+    if days < 31:
+        return f"{days} days of pipeline history (from {start})"
+    return f"{days / 30.44:.0f} months of pipeline history (from {start})"
+
+
 def markdown(training: Training, source: str) -> str:
     meta, model = training.meta, training.model
     t = meta["trained_on"]
     lines = [
         "# Win-probability model: evaluation report",
         "",
-        f"Data: {source}; as of {t['data_end']}.",
+        f"Data: {source}; as of {t['data_end']}; {history_text(t)}.",
         f"Shipped model trained on {t['rows']:,} snapshot rows of {t['deals']:,} deals "
         f"({t['first_snapshot']} to {t['last_snapshot']}, {t['snapshots']} snapshot days); "
         f"{t['still_open']:,} rows are of deals still open, labelled with the model's estimate "

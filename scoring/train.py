@@ -163,6 +163,8 @@ def train(
             "first_snapshot": _day(labelled["snapshot"].min()),
             "last_snapshot": _day(labelled["snapshot"].max()),
             "data_end": crm.data_end.date().isoformat(),
+            # how much pipeline history there was to learn from (a first CRM sync backfills it)
+            "history_start": _day(crm.history["as_of"].min()) if len(crm.history) else None,
             "still_open": int((~labelled["known"]).sum()) if len(labelled) else 0,
             "win_rate": float(np.average(labelled["label"], weights=labelled["weight"]))
             if len(labelled)

@@ -88,7 +88,8 @@ def test_the_refresh_trains_in_plain_words_and_tables_only_when_verbose(
         "  testing it on past date 1 of 1 (2024-01-01)…",
     ]
     assert re.search(
-        rf"^win model trained in \d+\.\d s: tested on the weeks after "
+        rf"^win model trained in \d+\.\d s on \d+ months of pipeline history \(from "
+        rf"{stubbed['crm'].history['as_of'].min().date()}\): tested on the weeks after "
         rf"{len(generated_training.cutoffs)} past dates, it ranked a deal that went on to be won "
         rf"above one that was lost {auc:.0%} of the time \(a coin flip: 50%\); report: "
         rf"{re.escape(str(tmp_path / 'art' / 'report.md'))}$",
