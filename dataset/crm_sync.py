@@ -49,6 +49,7 @@ class SyncResult:
     as_of: date | None = None
     note: str | None = None
     seconds: float = 0.0
+    read_seconds: float = 0.0  # of which reading the CRM into the mirror
 
     def summary(self) -> str:
         """One plain line for the log and the terminal."""
@@ -145,6 +146,7 @@ def sync(
         crm_mirror.finish_run(db, run_id, "stopped", note=stopped)
         result.seconds = time.monotonic() - start
         return result
+    result.read_seconds = time.monotonic() - start
     result.as_of = reader.today()
     result.days = days_to_import(db, crm, result.as_of)
     presets = crm_preset(crm, crm_mirror.stages(db, crm), overrides)

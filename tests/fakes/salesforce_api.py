@@ -100,11 +100,17 @@ class FakeOrg:
     opportunities: dict[str, Opportunity] = field(default_factory=dict)
     history_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     history: dict[str, list[tuple[str, datetime, dict]]] = field(default_factory=dict)
+    _odds: tuple[float, float] = (0.45, 0.55)
 
     @classmethod
-    def generate(cls, n: int = 300, seed: int = 7, start=date(2024, 1, 1), now=datetime(2024, 10, 15, 12, tzinfo=UTC)):  # fmt: skip
+    def generate(cls, n: int = 300, seed: int = 7, start=date(2024, 1, 1), now=datetime(2024, 10, 15, 12, tzinfo=UTC),
+                 advance: float = 0.45, lose: float = 0.10):  # fmt: skip
+        """`n` deals created from `start` to a week before `now`; at each change a deal moves
+        a stage on with odds `advance`, is lost with odds `lose`, else its amount or close date
+        changes (lower odds: longer histories)."""
         rng = random.Random(seed)
         org = cls(now=now)
+        org._odds = (advance, advance + lose)
         span = (now.date() - start).days - 7
         for i in range(n):
             created = datetime.combine(start + timedelta(days=rng.randrange(span)), datetime.min.time(), UTC)  # fmt: skip
@@ -124,15 +130,16 @@ class FakeOrg:
             if t > self.now:
                 break
             roll = rng.random()
-            if roll < 0.45 and stage < len(OPEN) - 1:
+            move, drop = self._odds
+            if roll < move and stage < len(OPEN) - 1:
                 stage += 1
                 label, _, prob, cat = OPEN[stage]
                 state.update(StageName=label, Probability=float(prob), ForecastCategory=cat)
-            elif roll < 0.55 or (roll < 0.75 and stage == len(OPEN) - 1):
+            elif roll < drop or (roll < drop + 0.2 and stage == len(OPEN) - 1):
                 won = stage == len(OPEN) - 1 and rng.random() < 0.7
                 label, _, prob, cat = STAGES[-2] if won else STAGES[-1]
                 state.update(StageName=label, Probability=float(prob), ForecastCategory=cat)
-            elif roll < 0.7:
+            elif roll < drop + 0.15:
                 state["Amount"] = float(max(1000, state["Amount"] + rng.randrange(-20, 30) * 1000))
             else:
                 pushed = date.fromisoformat(state["CloseDate"]) + timedelta(days=rng.randrange(7, 45))  # fmt: skip
