@@ -117,6 +117,9 @@ def test_incremental_read_returns_exactly_the_deals_changed_since(fake):
 
 def test_search_cap_restart_loses_nothing(fake):
     fake.search_cap = 50
+    order = sorted(fake.deals.values(), key=lambda d: (d.modified, int(d.id)))
+    for deal in order[35:47]:  # a dozen deals changed at one moment, across the first restart
+        deal.modified = order[35].modified
     r, _ = reader(fake, page_size=20, search_cap=50)
     records, _, cursors = read(r)
     assert sorted(x["Id"] for x in records) == sorted(fake.deals)  # none lost, none twice
