@@ -2,8 +2,9 @@
 
 Why this shape: HubSpot keeps each property's own history (value + timestamp), while the sync
 replays Salesforce-style full-state change rows (`dataset.crm_reader`). This reader finds changed
-deals with the CRM search (ascending by hs_lastmodifieddate, restarting a search before its
-10,000-result cap), reads them in batches with their property history, and folds the histories
+deals with the CRM search (ascending by hs_lastmodifieddate, each page a new search from the last
+page's modified time, so one search never nears its 10,000-result cap and a deal changed mid-read
+hides no other), reads them in batches with their property history, and folds the histories
 into one full-state row per moment any tracked property changed. Archived deals (which search
 never returns) come from the archived listing; deals merged away come from the survivor's
 hs_merged_object_ids. Every call goes through `_call`, which keeps the CRM's `Date` header (our
@@ -129,34 +130,34 @@ class HubSpotReader:
 
     # -- the contract ---------------------------------------------------------------------------
     def pages(self, cursor: str | None) -> Iterator[Page]:
+        """Each page is a fresh search from the last page's hs_lastmodifieddate (keyset paging),
+        not the next offset of one search: a deal changed mid-read leaves the front of the
+        sorted results, and offsets would then skip the deal that moved up into its place. The
+        deals modified at that boundary moment come again and are dropped here. Only when a
+        whole page shares one moment does the reader page by offset, up to the search cap."""
         self._lookups()
-        emitted: set[tuple[str, str]] = set()  # (id, modstamp): a restarted search repeats some
-        last = cursor
-        since, start = cursor, cursor
+        emitted: set[tuple[str, str]] = set()  # (id, modstamp) already in a page
+        since, after, last = cursor, None, cursor
         while True:
-            after: str | None = None
-            while True:
-                hits, after = self._search_page(since, after)
-                for chunk in _chunks(hits, self.page_size):
-                    last = chunk[-1][1]
-                    fresh = [i for i, stamp in chunk if (i, stamp) not in emitted]
-                    emitted.update(chunk)
-                    if fresh:
-                        yield self._page(fresh, last)
-                if after is None:
-                    break
-                if int(after) + self.page_size > self.search_cap:
-                    break  # the next page would pass the cap: search again from `last`
-            if after is None:
+            hits, nxt = self._search_page(since, after)
+            fresh = [i for i, stamp in hits if (i, stamp) not in emitted]
+            emitted.update(hits)
+            if hits:
+                last = hits[-1][1]
+            if fresh:
+                yield self._page(fresh, last)
+            if nxt is None:
                 break
-            if last == since:
+            if last != since:
+                since, after = last, None
+            elif int(nxt) + self.page_size <= self.search_cap:
+                after = nxt  # a page of one moment: on through it by offset
+            else:
                 raise CrmError(
                     f"HubSpot search cannot page past {self.search_cap} deals modified at the "
                     f"same moment ({last}); the sync cannot go on from there."
                 )
-            log.info("hubspot: search reached its %d-result cap; again from %s", self.search_cap, last)  # fmt: skip
-            since = last
-        yield from self._archived(cursor, last or start or EPOCH)
+        yield from self._archived(cursor, last or EPOCH)
 
     def stages(self) -> list[StageInfo]:
         self._stages = None

@@ -115,24 +115,45 @@ def test_incremental_read_returns_exactly_the_deals_changed_since(fake):
     assert (flt["propertyName"], flt["operator"]) == ("hs_lastmodifieddate", "GTE")
 
 
-def test_search_cap_restart_loses_nothing(fake):
-    fake.search_cap = 50
+def same_moment(fake: FakeHubSpot, first: int, count: int) -> None:
+    """`count` deals, from the `first` in modified order on, all changed at one moment."""
     order = sorted(fake.deals.values(), key=lambda d: (d.modified, int(d.id)))
-    for deal in order[35:47]:  # a dozen deals changed at one moment, across the first restart
-        deal.modified = order[35].modified
-    r, _ = reader(fake, page_size=20, search_cap=50)
-    records, _, cursors = read(r)
+    for deal in order[first : first + count]:
+        deal.modified = order[first].modified
+
+
+def test_search_restarts_from_the_last_moment_and_loses_nothing(fake):
+    fake.search_cap = 50
+    same_moment(fake, 35, 30)  # more than a page: the reader pages through them by offset
+    records, _, cursors = read(reader(fake, page_size=20, search_cap=50)[0])
     assert sorted(x["Id"] for x in records) == sorted(fake.deals)  # none lost, none twice
     searches = [q.body for q in fake.requests if q.path.endswith("/deals/search")]
-    restarts = [b for b in searches if b.get("filterGroups") and not b.get("after")]
-    assert len(restarts) >= 300 // 50 - 1
+    assert all(b.get("filterGroups") for b in searches[1:])  # each page a search from a moment
+    assert [b["after"] for b in searches if b.get("after")] == ["20"]
     assert all(int(b.get("after") or 0) + b["limit"] <= 50 for b in searches)
     assert cursors == sorted(cursors)
 
 
-def test_search_past_the_cap_is_a_plain_error(fake):
-    fake.search_cap = 50  # the reader believes HubSpot's 10,000: the fake refuses past 50
-    with pytest.raises(CrmError, match=r"400.*limited to 50") as caught:
+def test_a_deal_changed_mid_read_hides_no_other(fake):
+    """Paging one search by offset would skip a deal here: the changed deal leaves the front of
+    the sorted results and every later one moves up a place, past the offset already read."""
+    pages = reader(fake, page_size=20)[0].pages(None)
+    first = next(pages)
+    fake.now += timedelta(minutes=5)
+    fake.change(first.records[0]["Id"], fake.now - timedelta(minutes=1), amount="777")
+    records = first.records + [x for page in pages for x in page.records]
+    assert sorted({x["Id"] for x in records}) == sorted(fake.deals)
+    again = [x for x in records if x["Id"] == first.records[0]["Id"]]
+    assert [x["Amount"] for x in again][-1] == 777.0
+
+
+def test_more_deals_at_one_moment_than_search_can_page(fake):
+    fake.search_cap = 50
+    same_moment(fake, 100, 60)
+    with pytest.raises(CrmError, match="cannot page past 50 deals modified at the same moment"):
+        read(reader(fake, page_size=20, search_cap=50)[0])
+    # a reader that believes in a larger cap than the CRM's gets HubSpot's own refusal, plainly
+    with pytest.raises(CrmError, match=r"HubSpot answered 400: .*limited to 50") as caught:
         read(reader(fake, page_size=20)[0])
     assert fake.token not in str(caught.value)
 
