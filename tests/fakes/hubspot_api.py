@@ -20,6 +20,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+MODIFIED = "hs_lastmodifieddate"
 TRACKED = ("dealstage", "amount", "closedate", "hs_deal_stage_probability", "hs_forecast_category")
 # (id, label, probability, closed) per pipeline, in display order
 PIPELINES = {
@@ -271,12 +272,13 @@ class FakeHubSpot:
         deals = self.live()
         for group in body.get("filterGroups", []):
             for f in group.get("filters", []):
-                assert f["propertyName"] == "hs_lastmodifieddate" and f["operator"] == "GTE", f
+                if (f.get("propertyName"), f.get("operator")) != ("hs_lastmodifieddate", "GTE"):
+                    return 400, _error(f"The fake filters on hs_lastmodifieddate GTE only: {f}", "VALIDATION_ERROR"), {}  # fmt: skip
                 since = parse_time(f["value"])
                 deals = [d for d in deals if (d.modified or d.created) >= since]
         sorts = body.get("sorts") or []
-        assert sorts in ([{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-                         ["hs_lastmodifieddate"]), sorts  # fmt: skip
+        if sorts not in ([{"propertyName": MODIFIED, "direction": "ASCENDING"}], [MODIFIED]):
+            return 400, _error(f"The fake sorts by hs_lastmodifieddate only: {sorts}", "VALIDATION_ERROR"), {}  # fmt: skip
         deals.sort(key=lambda d: (d.modified or d.created, int(d.id)))
         page = deals[after : after + limit]
         out = {"total": len(deals), "results": [self._object(d, body.get("properties") or [], []) for d in page]}  # fmt: skip
