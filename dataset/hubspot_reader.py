@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -69,9 +69,12 @@ FORECAST = {"COMMIT": "Commit", "BEST_CASE": "Best Case", "PIPELINE": "Pipeline"
             "OMIT": "Omitted", "CLOSED": "Closed"}  # fmt: skip
 DEAL_TYPES = {"newbusiness": "New Business", "existingbusiness": "Existing Business"}
 EPOCH = "1970-01-01T00:00:00.000Z"
-DEFAULT_WAIT = (
-    10.0  # HubSpot's burst limit is per ten seconds; a 429 without Retry-After waits that
-)
+# HubSpot's search index trails its writes (a change shows in search moments later, so a change
+# stamped before the cursor may appear after a read): each read starts this much before the
+# cursor, as the Salesforce reader does (the mirror replaces what is read twice)
+OVERLAP = timedelta(minutes=10)
+# HubSpot's burst limit is per ten seconds: a 429 without Retry-After waits that long
+DEFAULT_WAIT = 10.0
 
 
 class HubSpotReader:
@@ -88,11 +91,12 @@ class HubSpotReader:
         max_retries: int = 3,
         max_wait: float = 60.0,
         search_cap: int = SEARCH_CAP,
+        overlap: timedelta = OVERLAP,
     ) -> None:
         self._token, self._host = access_token, host
         self.page_size = min(page_size, 200)  # search pages hold at most 200
         self.sleep, self.max_retries, self.max_wait = sleep, max_retries, max_wait
-        self.search_cap = search_cap
+        self.search_cap, self.overlap = search_cap, overlap
         self.stats = ReadStats()
         self._date: date | None = None
         self._owners: dict[str, str] | None = None
@@ -137,15 +141,16 @@ class HubSpotReader:
         whole page shares one moment does the reader page by offset, up to the search cap."""
         self._lookups()
         emitted: set[tuple[str, str]] = set()  # (id, modstamp) already in a page
-        since, after, last = cursor, None, cursor
+        start = _iso(_parse(cursor) - self.overlap) if cursor else None
+        since, after, last = start, None, start
         while True:
             hits, nxt = self._search_page(since, after)
             fresh = [i for i, stamp in hits if (i, stamp) not in emitted]
             emitted.update(hits)
             if hits:
                 last = hits[-1][1]
-            if fresh:
-                yield self._page(fresh, last)
+            if fresh:  # a page of the overlap keeps the cursor it was asked for: never back
+                yield self._page(fresh, max(last, cursor or last))
             if nxt is None:
                 break
             if last != since:
@@ -157,7 +162,7 @@ class HubSpotReader:
                     f"HubSpot search cannot page past {self.search_cap} deals modified at the "
                     f"same moment ({last}); the sync cannot go on from there."
                 )
-        yield from self._archived(cursor, last or EPOCH)
+        yield from self._archived(start, max(last or EPOCH, cursor or EPOCH))
 
     def stages(self) -> list[StageInfo]:
         self._stages = None
@@ -198,7 +203,8 @@ class HubSpotReader:
         return self._to_page(deals, cursor)
 
     def _archived(self, cursor: str | None, page_cursor: str) -> Iterator[Page]:
-        """Archived deals (search never returns them), those archived at or after `cursor`."""
+        """Archived deals (search never returns them), those archived at or after `cursor`
+        (the overlap included): HubSpot's listing cannot filter, so every archived deal is paged."""
         after: str | None = None
         since = _parse(cursor) if cursor else None
         while True:

@@ -102,10 +102,14 @@ def test_incremental_read_returns_exactly_the_deals_changed_since(fake):
     fake.change("9010", at, dealstage="contractsent", hs_deal_stage_probability="0.9")
     fake.change("9020", at + timedelta(minutes=1), amount="123456")
     fake.change("9030", at + timedelta(minutes=2), closedate="2025-09-30T00:00:00.000Z")
-    records, changes, _ = read(r, cursor)
-    since = parse_time(cursor)
+    # stamped before the cursor but indexed by search after the last read: the overlap has it
+    fake.change("9040", parse_time(cursor) - timedelta(minutes=4), amount="4040")
+    before = len(fake.requests)
+    records, changes, cursors = read(r, cursor)
+    since = parse_time(cursor) - timedelta(minutes=10)
+    assert min(cursors) >= cursor  # a page of the overlap never moves the cursor back
     changed = {d.id for d in fake.live() if d.modified >= since}
-    assert {"9010", "9020", "9030"} <= changed and len(changed) <= 5
+    assert {"9010", "9020", "9030", "9040"} <= changed and len(changed) <= 6
     assert sorted(x["Id"] for x in records) == sorted(changed)
     assert {c["OpportunityId"] for c in changes} == changed  # their whole history, nobody else's
     amounts = {c["Id"]: c["Amount"] for c in changes if c["OpportunityId"] == "9020"}
@@ -113,6 +117,9 @@ def test_incremental_read_returns_exactly_the_deals_changed_since(fake):
     searches = [q for q in fake.requests if q.path.endswith("/deals/search")]
     flt = searches[-1].body["filterGroups"][0]["filters"][0]
     assert (flt["propertyName"], flt["operator"]) == ("hs_lastmodifieddate", "GTE")
+    first = next(q for q in fake.requests[before:] if q.path.endswith("/deals/search"))
+    first = first.body["filterGroups"][0]["filters"][0]
+    assert parse_time(first["value"]) == since  # epoch milliseconds, ten minutes back
 
 
 def same_moment(fake: FakeHubSpot, first: int, count: int) -> None:
