@@ -60,8 +60,9 @@ class Replay:
         self.deals = current.copy()
         for field in DATES:
             self.deals[field] = _day(self.deals[field])
-        for field in TRACKED:
-            self.deals[field] = self.deals[field].astype("object")
+        for field in TRACKED:  # a date stays a date; others take whatever the log holds
+            if field not in DATES:
+                self.deals[field] = self.deals[field].astype("object")
         changes = history.assign(_at=_day(history["CreatedDate"]))
         for field in DATES:
             if field in TRACKED and field in changes.columns:
