@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("crm.objects.deals.read", "crm.objects.owners.read", "crm.objects.companies.read",
           "crm.schemas.deals.read")  # fmt: skip
+ENV_NAMES = ("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_API_URL")  # deploy/env.example names them
 SEARCH_CAP = 10_000  # HubSpot search answers at most this many results per query
 HISTORY_BATCH = 50  # a batch read with property history takes at most 50 ids
 MODIFIED = "hs_lastmodifieddate"

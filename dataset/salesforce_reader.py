@@ -39,6 +39,11 @@ FIELDS = (
     "(SELECT Product2.Name FROM OpportunityLineItems ORDER BY CreatedDate LIMIT 1)"
 )
 HISTORY_FIELDS = "Id, OpportunityId, CreatedDate, StageName, Amount, CloseDate, Probability, ForecastCategory"  # fmt: skip
+# every environment variable the sign-in reads (deploy/env.example names them all)
+ENV_NAMES = ("SALESFORCE_DOMAIN", "SALESFORCE_USERNAME", "SALESFORCE_CONSUMER_KEY",
+             "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CONSUMER_SECRET", "SALESFORCE_REFRESH_TOKEN",
+             "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_INSTANCE_URL",
+             "SALESFORCE_ACCESS_TOKEN")  # fmt: skip
 IDS_PER_QUERY = 200  # opportunity ids per OpportunityHistory query (SOQL text stays short)
 # OpportunityHistory.ForecastCategory is the picklist's API value; the Opportunity shows its label
 FORECAST_LABELS = {"BestCase": "Best Case", "MostLikely": "Most Likely"}

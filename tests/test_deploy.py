@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from dataset import hubspot_reader, salesforce_reader
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.cli import build_parser
@@ -34,6 +36,8 @@ ENV_VARS = (
     "REVBOT_DB",
     "REVBOT_CONFIG",
     "REVBOT_ARTIFACTS",
+    *salesforce_reader.ENV_NAMES,
+    *hubspot_reader.ENV_NAMES,
 )
 DATA_PATH_VARS = ("REVBOT_DB", "REVBOT_CONFIG", "REVBOT_ARTIFACTS")
 EVENTS_PATH = "/slack/events"
@@ -333,7 +337,8 @@ def test_dockerfile_copies_the_project_and_pip_installs_it():
                 )
         elif word == "RUN":
             for match in re.finditer(r"pip install (?:--?[\w-]+ )*(\S+)", args):
-                installed_from.append(workdir / match.group(1))
+                target = re.sub(r"\[[\w,]+\]$", "", match.group(1).strip("'\""))  # extras
+                installed_from.append(workdir / target)
     assert needed <= set(copied), f"not copied: {needed - set(copied)}"
     project_dir = copied["pyproject.toml"].parent
     assert project_dir in installed_from, f"no `pip install` of {project_dir}"
