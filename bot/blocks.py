@@ -92,12 +92,18 @@ def estimated(row, long: bool = False) -> str:
     return " (estimate: no amount in the CRM)" if long else " (estimate)"
 
 
+def named(value: object, missing: str) -> str:
+    """A CRM name, or what to say when the CRM has none (a synced deal may have no product)."""
+    return value if isinstance(value, str) and value.strip() else missing
+
+
 def deal_line(row: pd.Series, previous_risk: float | None, currency: str | None = None) -> str:
     """One deal in mrkdwn: who and what (inert), value, win probability, risk and its change."""
     account = row.get("account")
     who = short(account) if isinstance(account, str) and account else "_no account yet_"
     text = (
-        f"*{int(row['rank'])}. {who}* · {short(row['product'])} · {short(row['owner'])} · "
+        f"*{int(row['rank'])}. {who}* · {short(named(row['product'], 'no product'))} · "
+        f"{short(named(row['owner'], 'no owner'))} · "
         f"`{short(row['deal_id'])}`\n"
         f"value {money(row['value'], currency)}{estimated(row)} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}/100{_change(row['risk'], previous_risk)}"

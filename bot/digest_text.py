@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from bot.blocks import estimated, footer_count, gone_detail, twins_text, why_text
+from bot.blocks import estimated, footer_count, gone_detail, named, twins_text, why_text
 from bot.digest import AT_RISK, Digest
 from dataset.money import money, plural
 
@@ -77,7 +77,8 @@ def render(d: Digest, currency: str | None = None) -> str:
         who = r["account"] if isinstance(r["account"], str) else "(no account yet)"
         change = _change(r["risk"], r["previous_risk"]) if d.news is not None else ""
         lines.append(
-            f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {r['product']} - owner {r['owner']}: "
+            f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {named(r['product'], 'no product')} - "
+            f"owner {named(r['owner'], 'none')}: "
             f"value {cash(r['value'])}{estimated(r)}, win {r['win_prob']:.0%}, "
             f"risk {r['risk']:.0f}/100{change}"
         )

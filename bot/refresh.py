@@ -33,6 +33,7 @@ from bot.model_upkeep import ModelUpkeep, took
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, score_runs
 from dataset.ingest import IngestError, ingest_files
+from dataset.money import plural
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.periods import won_this_quarter
 
@@ -251,10 +252,12 @@ class Refresher:
                                    model, meta["references"])  # fmt: skip
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
         start = time.monotonic()
-        say(f"forecasting {len(scopes)} scopes ({scopes_text(scopes)})…")
+        say(f"forecasting {plural(len(scopes), 'scope')} ({scopes_text(scopes)})…")
         for scope in scopes:
             self._simulate(self._prepared, scope, run.scores)
-        say(f"forecast of {len(scopes)} scopes saved with run #{run_id}, in {took(start)}")
+        say(
+            f"forecast of {plural(len(scopes), 'scope')} saved with run #{run_id}, in {took(start)}"
+        )
         return run_id
 
     def _scope_tops(self, scores: pd.DataFrame) -> list[str]:

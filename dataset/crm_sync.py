@@ -26,6 +26,7 @@ from dataset.crm_reader import CrmBusy, CrmError, CrmReader, CrmSessionExpired, 
 from dataset.crm_replay import replay, weekly_days
 from dataset.ingest import FileResult, ingest_sources
 from dataset.limits import DEFAULT_LIMITS, Limits
+from dataset.money import plural
 from dataset.presets import BUILTIN, Preset, apply_overrides
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,18 @@ class SyncResult:
         """One plain line for the log and the terminal."""
         head = f"{self.crm} sync" + (" (dry run: nothing written)" if self.status == "dry-run" else "")  # fmt: skip
         read = (
-            f"{self.records:,} opportunities read ({self.new:,} new, {self.changed:,} changed, "
-            f"{self.removed:,} deleted or merged), {self.changes:,} history rows"
+            f"{plural(self.records, 'opportunity', 'opportunities')} read ({self.new:,} new, "
+            f"{self.changed:,} changed, {self.removed:,} deleted or merged), "
+            f"{plural(self.changes, 'history row')}"
         )
         if self.status == "stopped":
             return f"{head} stopped: {self.note}; {read} kept, resumes from there next time"
         verb = "would import" if self.status == "dry-run" else "imported"
+        fresh = [r for r in self.imports if r.status == "imported"]
         if not self.days:
             days = "no day to import"
+        elif self.status == "done" and not fresh:
+            days = f"nothing new to import (the pipeline of {self.days[-1]} was imported before)"
         elif len(self.days) == 1:
             days = f"{verb} the pipeline of {self.days[0]}"
         else:

@@ -17,12 +17,11 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from dataset import hubspot_reader, salesforce_reader
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.cli import build_parser
 from bot.listeners import SLASH_COMMANDS
+from dataset import hubspot_reader, salesforce_reader
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

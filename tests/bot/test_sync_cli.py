@@ -107,3 +107,12 @@ def test_a_deal_gone_from_the_crm_is_news_and_explained_on_request(tmp_path):
                           "merged_into": "456", "removed_on": "2024-10-16"})  # fmt: skip
     assert "was merged into `456` in the CRM (noticed 2024-10-16)" in reply["text"]
     assert _names(gone, gone_detail) == "Acme (deleted in the CRM), Globex (merged into 456)"
+
+
+def test_a_synced_deal_without_a_product_or_owner_says_so():
+    from bot.blocks import deal_line
+
+    row = pd.Series({"rank": 1, "account": "Acme", "product": float("nan"), "owner": None,
+                     "deal_id": "0065g00000000001AAA", "value": 5e4, "win_prob": 0.2, "risk": 70.0})  # fmt: skip
+    line = deal_line(row, None)
+    assert "Acme* · no product · no owner · " in line and "nan" not in line
