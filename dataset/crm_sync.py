@@ -67,7 +67,7 @@ class SyncResult:
         if not self.days:
             days = "no day to import"
         elif self.status == "done" and not fresh:
-            days = f"nothing new to import (the pipeline of {self.days[-1]} was imported before)"
+            days = f"nothing new to import: the pipeline of {self.days[-1]} was imported before"
         elif len(self.days) == 1:
             days = f"{verb} the pipeline of {self.days[0]}"
         else:
