@@ -21,6 +21,7 @@ import pandas as pd
 import sqlite_utils
 
 from dataset.crm_reader import DELETED, MERGED_INTO, MODSTAMP, Page, StageInfo
+from dataset.crm_replay import HEADER, TRACKED
 
 # The tables are created with the others by `dataset.database.connect`.
 
@@ -193,26 +194,29 @@ def runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
     return list(db.query("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", [limit]))
 
 
+def _fields(column: str, names) -> str:
+    return ", ".join(f"json_extract({column}, '$.{n}') AS \"{n}\"" for n in names)
+
+
 def current(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
-    """Every opportunity the CRM still has, as last read."""
-    rows = [
-        json.loads(r)
-        for (r,) in db.execute(
-            "SELECT record FROM crm_records WHERE crm = ? AND deleted = 0 ORDER BY id", [crm]
-        )
-    ]
-    return pd.DataFrame(rows)
+    """Every opportunity the CRM still has, as last read (the export's fields, read by SQLite
+    out of the stored JSON: a hundred thousand records as Python dicts would be gigabytes)."""
+    return pd.read_sql_query(
+        f"SELECT {_fields('record', HEADER)} FROM crm_records WHERE crm = ? AND deleted = 0 "
+        "ORDER BY id",
+        db.conn,
+        params=[crm],
+    )
 
 
 def history(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
     """Every change read, oldest first."""
-    rows = [
-        json.loads(r)
-        for (r,) in db.execute(
-            "SELECT change FROM crm_changes WHERE crm = ? ORDER BY at, id", [crm]
-        )
-    ]
-    return pd.DataFrame(rows, columns=None if rows else ["Id", "OpportunityId", "CreatedDate"])
+    names = ("Id", "OpportunityId", "CreatedDate", *TRACKED)
+    return pd.read_sql_query(
+        f"SELECT {_fields('change', names)} FROM crm_changes WHERE crm = ? ORDER BY at, id",
+        db.conn,
+        params=[crm],
+    )
 
 
 def removed(db: sqlite_utils.Database, since: str | None = None) -> pd.DataFrame:
