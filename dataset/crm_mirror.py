@@ -130,6 +130,16 @@ def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen
                 for c in page.changes
             ),
         )
+        db.conn.executemany(
+            "INSERT INTO crm_field_changes VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(crm, id) DO "
+            "UPDATE SET at = excluded.at, old_value = excluded.old_value, "
+            "new_value = excluded.new_value",
+            (
+                (crm, c["Id"], c["OpportunityId"], str(c["CreatedDate"]), c["Field"],
+                 c.get("OldValue"), c.get("NewValue"))
+                for c in page.field_changes
+            ),
+        )  # fmt: skip
         for r in page.records:
             if r.get(DELETED):
                 how = "merged" if r.get(MERGED_INTO) else "deleted"
@@ -214,6 +224,17 @@ def history(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
     names = ("Id", "OpportunityId", "CreatedDate", *TRACKED)
     return pd.read_sql_query(
         f"SELECT {_fields('change', names)} FROM crm_changes WHERE crm = ? ORDER BY at, id",
+        db.conn,
+        params=[crm],
+    )
+
+
+def field_history(db: sqlite_utils.Database, crm: str) -> pd.DataFrame:
+    """Every field change read (FIELD_TRACKED fields), oldest first."""
+    return pd.read_sql_query(
+        'SELECT id AS "Id", deal_id AS "OpportunityId", at AS "CreatedDate", field AS "Field", '
+        'old_value AS "OldValue", new_value AS "NewValue" FROM crm_field_changes WHERE crm = ? '
+        "ORDER BY at, id",
         db.conn,
         params=[crm],
     )

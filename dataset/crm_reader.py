@@ -26,16 +26,21 @@ MODSTAMP, DELETED, MERGED_INTO = "SystemModstamp", "IsDeleted", "MergedInto"
 # dataset.crm_replay.TRACKED as it stood right after the change (the full state, not only the
 # field that changed: Salesforce's OpportunityHistory rows are like that).
 CHANGE_ID = "Id"
+# A field change (Salesforce's OpportunityFieldHistory): CHANGE_ID, "OpportunityId",
+# "CreatedDate", "Field" (one of dataset.crm_replay.FIELD_TRACKED: OwnerName, Name, NextStep,
+# Type, LeadSource), "OldValue" and "NewValue" (text or None).
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of a read, committed with its cursor so that an interrupted sync resumes after
-    the last page it kept. `changes`: the whole history of each opportunity in `records`."""
+    the last page it kept. `changes`: the whole history of each opportunity in `records`;
+    `field_changes`: the history of other fields where the CRM tracks them (FIELD_CHANGE rows)."""
 
     records: list[dict]
     changes: list[dict]
     cursor: str  # resume point: read again from here (inclusive) loses nothing
+    field_changes: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from dataset.ingest import Source
 # the fields a change log carries (Salesforce OpportunityHistory); the rest of an export's
 # columns are taken from the record as it is now
 TRACKED = ("StageName", "Amount", "CloseDate", "Probability", "ForecastCategoryName")
+# fields a CRM may log one at a time, old and new value (Salesforce's field history tracking)
+FIELD_TRACKED = ("OwnerName", "Name", "NextStep", "Type", "LeadSource")
 # the record's fields (API names; owner, account and product by name) -> the export's header,
 # which the salesforce preset reads
 HEADER = {
@@ -56,7 +58,9 @@ class Replay:
     is sorted and its dates parsed here, so that each day costs one pass over what changed by
     then (a backfill asks for a hundred days of a hundred thousand deals)."""
 
-    def __init__(self, current: pd.DataFrame, history: pd.DataFrame):
+    def __init__(
+        self, current: pd.DataFrame, history: pd.DataFrame, fields: pd.DataFrame | None = None
+    ):
         self.deals = current.copy()
         for field in DATES:
             self.deals[field] = _day(self.deals[field])
@@ -69,6 +73,12 @@ class Replay:
                 changes[field] = _day(changes[field])
         self.changes = changes.sort_values("_at", kind="stable").reset_index(drop=True)
         self._ends = self.changes["_at"].to_numpy()
+        fields = fields if fields is not None and len(fields) else None
+        if fields is not None:
+            fields = fields.assign(_at=_day(fields["CreatedDate"]))
+            fields = fields.loc[fields["Field"].isin(FIELD_TRACKED)]
+            fields = fields.sort_values("_at", kind="stable").reset_index(drop=True)
+        self.fields = fields
 
     def state_on(self, day: date) -> pd.DataFrame:
         """Every opportunity that existed on `day`, as an export taken that evening would show
@@ -90,18 +100,37 @@ class Replay:
         deals["LastActivityDate"] = deals["LastActivityDate"].where(
             deals["LastActivityDate"] <= end
         )
+        if self.fields is not None:
+            self._fields_on(deals, end)
         return deals
+
+    def _fields_on(self, deals: pd.DataFrame, end: pd.Timestamp) -> None:
+        """A logged field's value on a day: the new value of its last change by then, else the
+        old value of its first change after (it held that until then), else today's value."""
+        log = self.fields
+        before = log.loc[log["_at"] <= end].drop_duplicates(["OpportunityId", "Field"], keep="last")
+        after = log.loc[log["_at"] > end].drop_duplicates(["OpportunityId", "Field"], keep="first")
+        known = pd.concat(
+            [after.assign(_v=after["OldValue"]), before.assign(_v=before["NewValue"])]
+        )
+        for field, group in known.groupby("Field"):
+            value = group.drop_duplicates("OpportunityId", keep="last").set_index("OpportunityId")
+            hit = deals["Id"].isin(value.index)
+            deals[field] = deals[field].astype("object")
+            deals.loc[hit, field] = deals.loc[hit, "Id"].map(value["_v"]).to_numpy()
 
     def export(self, day: date, crm: str = "salesforce") -> Source:
         """The export of `day`, named and dated for the import log."""
         return Source(f"{crm} sync {day.isoformat()}.csv", to_csv(self.state_on(day)), as_of=day)
 
 
-def state_on(current: pd.DataFrame, history: pd.DataFrame, day: date) -> pd.DataFrame:
+def state_on(
+    current: pd.DataFrame, history: pd.DataFrame, day: date, fields: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """`Replay.state_on` for one day. `current`: one row per opportunity with HEADER's fields
     (as the API gives it now). `history`: rows of OpportunityId, CreatedDate (when the change
     happened) and the TRACKED fields after it."""
-    return Replay(current, history).state_on(day)
+    return Replay(current, history, fields).state_on(day)
 
 
 def to_csv(frame: pd.DataFrame, header: dict[str, str] = HEADER) -> bytes:
@@ -127,9 +156,13 @@ def _cells(values: pd.Series, field: str) -> pd.Series:
 
 
 def replay(
-    current: pd.DataFrame, history: pd.DataFrame, days: Iterable[date], crm: str = "salesforce"
+    current: pd.DataFrame,
+    history: pd.DataFrame,
+    days: Iterable[date],
+    crm: str = "salesforce",
+    fields: pd.DataFrame | None = None,
 ) -> Iterator[Source]:
     """One in-memory export per day, made as it is asked for (a backfill's exports together
-    would not fit in memory)."""
-    replayer = Replay(current, history)
+    would not fit in memory). `fields`: the log of FIELD_TRACKED changes, if any."""
+    replayer = Replay(current, history, fields)
     return (replayer.export(d, crm) for d in days)

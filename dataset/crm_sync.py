@@ -155,7 +155,8 @@ def sync(
     result.as_of = reader.today()
     result.days = days_to_import(db, crm, result.as_of)
     presets = crm_preset(crm, crm_mirror.stages(db, crm), overrides)
-    sources = replay(crm_mirror.current(db, crm), crm_mirror.history(db, crm), result.days, crm)
+    sources = replay(crm_mirror.current(db, crm), crm_mirror.history(db, crm), result.days, crm,
+                     crm_mirror.field_history(db, crm))  # fmt: skip
     try:
         for source in sources:  # a day at a time: a backfill's exports would not fit in memory
             result.imports += ingest_sources(

@@ -188,6 +188,16 @@ CREATE TABLE IF NOT EXISTS crm_changes (
     change TEXT NOT NULL,
     PRIMARY KEY (crm, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_field_changes (
+    crm TEXT NOT NULL,
+    id TEXT NOT NULL,
+    deal_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old_value TEXT,
+    new_value TEXT,
+    PRIMARY KEY (crm, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS crm_stages (
     crm TEXT NOT NULL,
     label TEXT NOT NULL,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -44,6 +45,11 @@ ENV_NAMES = ("SALESFORCE_DOMAIN", "SALESFORCE_USERNAME", "SALESFORCE_CONSUMER_KE
              "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CONSUMER_SECRET", "SALESFORCE_REFRESH_TOKEN",
              "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_INSTANCE_URL",
              "SALESFORCE_ACCESS_TOKEN")  # fmt: skip
+# OpportunityFieldHistory's names of the fields revbot replays (where the org tracks them)
+FIELD_NAMES = {"Owner": "OwnerName", "Name": "Name", "NextStep": "NextStep", "Type": "Type",
+               "LeadSource": "LeadSource"}  # fmt: skip
+# an owner change is logged twice, by user ids and by names: the rows holding ids are dropped
+RECORD_ID = re.compile(r"^[a-zA-Z0-9]{3}[0-9][a-zA-Z0-9]{11}([a-zA-Z0-9]{3})?$")
 IDS_PER_QUERY = 200  # opportunity ids per OpportunityHistory query (SOQL text stays short)
 # OpportunityHistory.ForecastCategory is the picklist's API value; the Opportunity shows its label
 FORECAST_LABELS = {"BestCase": "Best Case", "MostLikely": "Most Likely"}
@@ -121,7 +127,8 @@ class SalesforceReader:
             raw = result["records"]
             if raw:
                 records = [_record(r) for r in raw]
-                yield Page(records, self._history([r["Id"] for r in records]), records[-1][MODSTAMP])  # fmt: skip
+                ids = [r["Id"] for r in records]
+                yield Page(records, self._history(ids), records[-1][MODSTAMP], self._fields(ids))
             if result.get("done", True):
                 return
             url = result["nextRecordsUrl"]
@@ -139,6 +146,26 @@ class SalesforceReader:
             )
             found = _calling(lambda soql=soql: self.sf.query_all_iter(soql), "read history")
             rows += [_change(r) for r in _calling(lambda f=found: list(f), "read history")]
+        return rows
+
+    def _fields(self, ids: list[str]) -> list[dict]:
+        """Owner, name, next step, type and lead source changes, where the org tracks them."""
+        wanted = ", ".join(f"'{f}'" for f in FIELD_NAMES)
+        rows: list[dict] = []
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            soql = (
+                "SELECT Id, OpportunityId, CreatedDate, Field, OldValue, NewValue FROM "
+                f"OpportunityFieldHistory WHERE OpportunityId IN ({_quoted(ids[i : i + IDS_PER_QUERY])}) "
+                f"AND Field IN ({wanted}) ORDER BY OpportunityId, CreatedDate"
+            )
+            found = _calling(lambda soql=soql: list(self.sf.query_all_iter(soql)), "read field history")  # fmt: skip
+            rows += [
+                {"Id": r["Id"], "OpportunityId": r["OpportunityId"], "CreatedDate": r["CreatedDate"],
+                 "Field": FIELD_NAMES[r["Field"]], "OldValue": r.get("OldValue"),
+                 "NewValue": r.get("NewValue")}
+                for r in found
+                if not (r["Field"] == "Owner" and any(isinstance(v, str) and RECORD_ID.match(v) for v in (r.get("OldValue"), r.get("NewValue"))))
+            ]  # fmt: skip
         return rows
 
     def stages(self) -> list[StageInfo]:

@@ -64,6 +64,10 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+def _user_id(name: str) -> str:
+    return salesforce_18(f"0055g{OWNERS.index(name):010d}")
+
+
 def _id(prefix: str, n: int) -> str:
     return salesforce_18(f"{prefix}{n:010d}")
 
@@ -100,6 +104,10 @@ class FakeOrg:
     opportunities: dict[str, Opportunity] = field(default_factory=dict)
     history_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     history: dict[str, list[tuple[str, datetime, dict]]] = field(default_factory=dict)
+    # OpportunityFieldHistory: (id, when, field, old, new); an owner change logs ids and names
+    field_history: dict[str, list[tuple[str, datetime, str, str, str]]] = field(
+        default_factory=dict
+    )
     _odds: tuple[float, float] = (0.45, 0.55)
 
     @classmethod
@@ -161,6 +169,10 @@ class FakeOrg:
         opp.modstamp = timeline[-1][0]
         self.opportunities[opp.id] = opp
         self.history[opp.id] = [(self._history_id(), t, s) for t, s in timeline]
+        self.field_history[opp.id] = []
+        if rng.random() < 0.25:  # reassigned once, some time after creation
+            when = created + (end - created) * rng.uniform(0.2, 0.9)
+            self.reassign(opp.id, rng.choice([o for o in OWNERS if o != opp.owner]), when)
 
     def _history_id(self) -> str:
         return _id("0085g", next(self.history_ids))
@@ -181,6 +193,27 @@ class FakeOrg:
         opp.timeline.append((self.now, state))
         self.history[opp_id].append((self._history_id(), self.now, state))
         opp.modstamp = self.now
+
+    def reassign(self, opp_id: str, owner: str, when: datetime | None = None) -> None:
+        """A new owner: OpportunityFieldHistory logs it twice (user ids, then names)."""
+        opp, when = self.opportunities[opp_id], when or self.now
+        log = self.field_history[opp_id]
+        log.append((self._field_id(), when, "Owner", _user_id(opp.owner), _user_id(owner)))
+        log.append((self._field_id(), when, "Owner", opp.owner, owner))
+        opp.owner = owner
+        opp.modstamp = max(opp.modstamp or when, when)
+
+    def owner_on(self, opp_id: str, day: date) -> str:
+        """Who owned the deal at the end of `day` (the org's own account)."""
+        end = datetime.combine(day, datetime.max.time(), UTC)
+        names = [(t, old, new) for _, t, f, old, new in self.field_history[opp_id] if f == "Owner" and not new.startswith("005")]  # fmt: skip
+        for t, old, _ in names:
+            if t > end:
+                return old
+        return self.opportunities[opp_id].owner
+
+    def _field_id(self) -> str:
+        return _id("0175g", next(self.history_ids))
 
     def touch(self, opp_id: str, **fields) -> None:
         """An edit of an untracked field (last_activity): no history row."""
@@ -225,6 +258,13 @@ class FakeOrg:
                              **{k: s[k] for k in TRACKED}})  # fmt: skip
         return rows
 
+    def field_rows(self, ids: list[str]) -> list[dict]:
+        return [
+            {"attributes": {"type": "OpportunityFieldHistory"}, "Id": fid, "OpportunityId": opp_id,
+             "CreatedDate": stamp(t), "Field": f, "OldValue": old, "NewValue": new}
+            for opp_id in sorted(ids) for fid, t, f, old, new in self.field_history.get(opp_id, ())
+        ]  # fmt: skip
+
     def stage_rows(self) -> list[dict]:
         return [
             {"attributes": {"type": "OpportunityStage"}, "ApiName": label, "MasterLabel": label,
@@ -247,7 +287,7 @@ class FakeOrg:
                 continue
             seen = opp.last_activity if opp.last_activity and opp.last_activity <= day else None
             amount = s["Amount"]
-            w.writerow([opp.id, opp.name, opp.owner, opp.account or "", opp.product or "",
+            w.writerow([opp.id, opp.name, self.owner_on(opp.id, day), opp.account or "", opp.product or "",
                         s["StageName"], opp.created.date().isoformat(), s["CloseDate"],
                         int(amount) if float(amount).is_integer() else amount, int(s["Probability"]),
                         CATEGORY_LABEL.get(s["ForecastCategory"], s["ForecastCategory"]),
@@ -389,6 +429,9 @@ class FakeSalesforce:
             return self._page(org.stage_rows())
         if re.search(r"\bFROM Organization\b", soql):
             return self._page([{"attributes": {"type": "Organization"}, "Id": "00Dfake"}])
+        if re.search(r"\bFROM OpportunityFieldHistory\b", soql):
+            ids = re.findall(r"'([^']*)'", soql.split(" IN ", 1)[1].split(") AND", 1)[0])
+            return self._page(org.field_rows(ids))
         if re.search(r"\bFROM OpportunityHistory\b", soql):
             ids = re.findall(r"'([^']*)'", soql.split(" IN ", 1)[1])
             return self._page(org.history_rows(ids))
