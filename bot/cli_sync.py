@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from bot.cli_data import db_of, print_results
+from bot.cli_data import db_of, db_path_of, print_results
 from bot.config import ConfigError, config_path, load_config
 from bot.settings import crm_of, import_limits
-from dataset import crm_mirror
+from dataset import crm_mirror, database
 from dataset.crm_sync import reader_from_env, sync
 
 
@@ -25,7 +25,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             "give --crm; the credentials go in the environment (deploy/README.md)"
         )
     reader = reader_from_env(kind, os.environ)
-    db = db_of(args, create=True)
+    if args.dry_run and not db_path_of(args).exists():  # nothing written: not even the file
+        db = database.connect(":memory:")
+    else:
+        db = db_of(args, create=True)
     result = sync(
         db, reader, dry_run=args.dry_run, overrides=config.get("presets", {}),
         limits=import_limits(config), say=print,

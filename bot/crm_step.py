@@ -28,10 +28,11 @@ class CrmStep:
         overrides: Mapping | None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings, self.overrides = settings, overrides or {}
         self.env = os.environ if env is None else env
-        self._clock, self._synced_at = clock, None
+        self._clock, self._sleep, self._synced_at = clock, sleep, None
         self._reader: CrmReader | None = None
 
     def run(self, db, say: Callable[[str], None]) -> list[str]:
@@ -48,7 +49,7 @@ class CrmStep:
                 self._reader = reader_from_env(kind, self.env)
             say(f"reading {kind}: what changed since the last sync…")
             result = sync(db, self._reader, overrides=self.overrides,
-                          limits=self.settings.import_limits, say=say)  # fmt: skip
+                          limits=self.settings.import_limits, say=say, sleep=self._sleep)  # fmt: skip
         except CrmError as exc:
             log.error("the %s sync failed: %s", kind, exc)
             return [f"the {kind} sync failed, so this uses the data of the last sync: {exc}"]

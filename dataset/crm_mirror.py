@@ -37,30 +37,45 @@ def _day(stamp: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Counted:
-    """What a page brings compared with the mirror."""
+    """What a page brings compared with the mirror: records read, new deals, deals changed,
+    deals newly removed (deleted or merged), history rows not read before."""
 
     records: int
     new: int
     changed: int
     removed: int
+    changes: int = 0
 
 
 def count(db: sqlite_utils.Database, crm: str, page: Page) -> Counted:
-    """How many of a page's records are new to the mirror, changed since it, or removed."""
-    ids = [r["Id"] for r in page.records]
-    known: dict[str, str | None] = {}
-    for chunk in _chunks(ids, 500):
+    """How many of a page's records are new to the mirror, changed since it, or newly removed
+    (a record read again, or a merged-away deal HubSpot repeats, counts once)."""
+    known: dict[str, tuple[str | None, int]] = {}
+    for chunk in _chunks([r["Id"] for r in page.records], 500):
         marks = ", ".join("?" * len(chunk))
-        known.update(
-            db.execute(
-                f"SELECT id, modstamp FROM crm_records WHERE crm = ? AND id IN ({marks})",
-                [crm, *chunk],
-            ).fetchall()
-        )
-    new = sum(1 for i in ids if i not in known)
-    changed = sum(1 for r in page.records if r["Id"] in known and known[r["Id"]] != r[MODSTAMP])
-    removed = sum(1 for r in page.records if r.get(DELETED))
-    return Counted(len(ids), new, changed, removed)
+        for i, stamp, deleted in db.execute(
+            f"SELECT id, modstamp, deleted FROM crm_records WHERE crm = ? AND id IN ({marks})",
+            [crm, *chunk],
+        ):
+            known[i] = (stamp, deleted)
+    new = changed = removed = 0
+    for r in page.records:
+        before, gone = known.get(r["Id"]), bool(r.get(DELETED))
+        if before is None:
+            new += not gone
+        elif before[1] and gone:
+            continue  # removed before: nothing new
+        elif gone:
+            removed += 1
+        else:
+            changed += before[0] != r[MODSTAMP] or bool(before[1])
+    seen: set[str] = set()
+    for chunk in _chunks([c["Id"] for c in page.changes], 500):
+        marks = ", ".join("?" * len(chunk))
+        seen.update(i for (i,) in db.execute(
+            f"SELECT id FROM crm_changes WHERE crm = ? AND id IN ({marks})", [crm, *chunk]))  # fmt: skip
+    fresh = sum(1 for c in page.changes if c["Id"] not in seen)
+    return Counted(len(page.records), new, changed, removed, fresh)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -73,6 +88,10 @@ def start_run(db: sqlite_utils.Database, crm: str) -> tuple[int, str | None]:
     CRM stopped, finished or not)."""
     cursor = resume_point(db, crm)
     with db.conn:
+        db.execute(  # a run still 'running' was killed: its pages are kept, its days not imported
+            "UPDATE sync_runs SET status = 'interrupted' WHERE crm = ? AND status = 'running'",
+            [crm],
+        )
         run_id = db.execute(
             "INSERT INTO sync_runs (crm, started_at, status, cursor_from, cursor) "
             "VALUES (?, ?, 'running', ?, ?)",
@@ -91,10 +110,11 @@ def resume_point(db: sqlite_utils.Database, crm: str) -> str | None:
 
 
 def first_created(db: sqlite_utils.Database, crm: str) -> date | None:
-    """The day the oldest opportunity in the mirror was created: where a backfill starts."""
+    """The day the oldest opportunity the CRM still has was created: where a backfill starts
+    (a deal deleted years ago would only add empty weeks)."""
     row = db.execute(
         "SELECT MIN(SUBSTR(json_extract(record, '$.CreatedDate'), 1, 10)) FROM crm_records "
-        "WHERE crm = ?",
+        "WHERE crm = ? AND deleted = 0",
         [crm],
     ).fetchone()
     return date.fromisoformat(row[0]) if row and row[0] else None
@@ -103,6 +123,19 @@ def first_created(db: sqlite_utils.Database, crm: str) -> date | None:
 def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen: Counted) -> None:
     """Store one page and move the run's cursor past it, in one transaction."""
     with db.conn:
+        for r in page.records:  # before the records: was this a deal revbot knew alive?
+            if r.get(DELETED):
+                how = "merged" if r.get(MERGED_INTO) else "deleted"
+                db.execute(
+                    "INSERT INTO removed_deals (deal_id, removed_on, how, merged_into, sync_id) "
+                    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deals WHERE deal_id = ?) OR "
+                    "EXISTS (SELECT 1 FROM crm_records WHERE crm = ? AND id = ? AND deleted = 0) "
+                    "ON CONFLICT(deal_id) DO NOTHING",
+                    [r["Id"], _day(r.get(MODSTAMP)), how, r.get(MERGED_INTO), run_id, r["Id"],
+                     crm, r["Id"]],
+                )  # fmt: skip
+            else:  # restored from the recycle bin: a deal again
+                db.execute("DELETE FROM removed_deals WHERE deal_id = ?", [r["Id"]])
         db.conn.executemany(
             "INSERT INTO crm_records (crm, id, modstamp, deleted, merged_into, record, sync_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(crm, id) DO UPDATE SET "
@@ -140,20 +173,10 @@ def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen
                 for c in page.field_changes
             ),
         )  # fmt: skip
-        for r in page.records:
-            if r.get(DELETED):
-                how = "merged" if r.get(MERGED_INTO) else "deleted"
-                db.execute(
-                    "INSERT INTO removed_deals (deal_id, removed_on, how, merged_into, sync_id) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(deal_id) DO NOTHING",
-                    [r["Id"], _day(r.get(MODSTAMP)), how, r.get(MERGED_INTO), run_id],
-                )
-            else:  # restored from the recycle bin: a deal again
-                db.execute("DELETE FROM removed_deals WHERE deal_id = ?", [r["Id"]])
         db.execute(
             "UPDATE sync_runs SET cursor = ?, records = records + ?, new = new + ?, "
             "changes = changes + ?, removed = removed + ? WHERE id = ?",
-            [page.cursor, seen.records, seen.new, len(page.changes), seen.removed, run_id],
+            [page.cursor, seen.records, seen.new, seen.changes, seen.removed, run_id],
         )
 
 

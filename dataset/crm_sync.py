@@ -24,7 +24,7 @@ import sqlite_utils
 from dataset import crm_mirror
 from dataset.crm_reader import CrmBusy, CrmError, CrmReader, CrmSessionExpired, StageInfo
 from dataset.crm_replay import replay, weekly_days
-from dataset.ingest import FileResult, ingest_sources
+from dataset.ingest import FileResult, IngestError, ingest_sources
 from dataset.limits import DEFAULT_LIMITS, Limits
 from dataset.money import plural
 from dataset.presets import BUILTIN, Preset, apply_overrides
@@ -100,8 +100,9 @@ def crm_preset(
     crm: str, stages: list[StageInfo], overrides: Mapping | None = None
 ) -> tuple[Preset, ...]:
     """The preset the replayed exports are read with: Salesforce's API column names, the CRM's
-    own stages (status, default probability, order) and the site's `[presets.NAME]` overrides
-    of revbot.toml on top (they win: a stage the CRM misfiles can be put right)."""
+    own stages (status, default probability, order) and the site's `[presets.CRM]` overrides
+    of revbot.toml on top (`[presets.salesforce]` or `[presets.hubspot]`: they win, so a stage
+    the CRM misfiles can be put right)."""
     base = next(p for p in BUILTIN if p.name == "salesforce")
     if stages:
         ordered = sorted(stages, key=lambda s: (s.order, s.label))
@@ -113,7 +114,8 @@ def crm_preset(
         )  # fmt: skip
     else:
         base = replace(base, case_safe_ids=crm == "salesforce")
-    return apply_overrides((base,), {k: v for k, v in (overrides or {}).items() if k == base.name})
+    spec = (overrides or {}).get(crm)  # [presets.salesforce] or [presets.hubspot]
+    return apply_overrides((base,), {base.name: spec} if spec else {})
 
 
 def sync(
@@ -143,8 +145,8 @@ def sync(
     except CrmError as exc:
         crm_mirror.finish_run(db, run_id, "failed", note=str(exc))
         raise
-    except BaseException as exc:
-        crm_mirror.finish_run(db, run_id, "failed", note=f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # its text may quote a request: the log has it, not the table
+        crm_mirror.finish_run(db, run_id, "failed", note=f"{type(exc).__name__} (see the log)")
         raise
     if stopped is not None:
         result.status, result.note = "stopped", stopped
@@ -166,7 +168,8 @@ def sync(
             if len(result.days) > 1:  # a backfill takes a while: show it moving
                 say(f"  imported the pipeline of {source.as_of} ({len(result.imports)} of {len(result.days)})")  # fmt: skip
     except BaseException as exc:
-        crm_mirror.finish_run(db, run_id, "failed", note=f"import: {exc}")
+        note = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__} (see the log)"
+        crm_mirror.finish_run(db, run_id, "failed", note=f"import: {note}")
         raise
     crm_mirror.finish_run(db, run_id, "done", days=len(result.days), as_of=result.as_of)
     result.seconds = time.monotonic() - start
@@ -174,29 +177,30 @@ def sync(
 
 
 def days_to_import(db: sqlite_utils.Database, crm: str, today: date) -> list[date]:
-    """Today, and on a first sync (or after a gap of more than a day) a day a week back to the
-    first deal's creation, or to the last day imported: the exports a weekly habit would have
-    left."""
+    """On a first sync, a day a week back to the first live deal's creation (the exports a
+    weekly habit would have left) and today; after that, every day since the last day imported
+    (a day missed by a failed or stopped sync is imported by the next one), and today."""
     last = crm_mirror.last_synced_day(db, crm)
     if last is None:
         created = crm_mirror.first_created(db, crm)
         if created is None:
             return [today]
         return weekly_days(min(created, today), today)
-    return weekly_days(min(last + timedelta(days=1), today), today)
+    gap = (today - last).days
+    return [last + timedelta(days=i) for i in range(1, gap + 1)] or [today]
 
 
 def _read(db, reader: CrmReader, run_id: int, cursor, result: SyncResult, say, sleep) -> str | None:
     """Page through the changes from `cursor`, keeping each page; None when read to the end,
     else why it stopped."""
-    attempts = 0
+    attempts, signed_in_again = 0, False
     while True:
         try:
             for page in reader.pages(cursor):
                 seen = crm_mirror.count(db, reader.name, page)
                 crm_mirror.keep_page(db, reader.name, run_id, page, seen)
-                _add(result, seen, len(page.changes))
-                cursor, attempts = page.cursor, 0
+                _add(result, seen)
+                cursor, attempts, signed_in_again = page.cursor, 0, False
             return None
         except CrmBusy as exc:
             attempts += 1
@@ -206,23 +210,23 @@ def _read(db, reader: CrmReader, run_id: int, cursor, result: SyncResult, say, s
             say(f"{reader.name} is busy ({exc}); trying again in {wait:.0f} s from the last page kept")  # fmt: skip
             sleep(wait)
         except CrmSessionExpired as exc:
-            attempts += 1
-            if attempts >= MAX_ATTEMPTS:
-                return f"{reader.name} session kept expiring ({exc})"
+            if signed_in_again:  # refused again right after a fresh sign-in: it will not resume
+                raise CrmError(f"{reader.name} refused the session again after signing in: {exc}") from exc  # fmt: skip
             say(f"{reader.name} session expired; signing in again")
             reader.reconnect()
+            signed_in_again = True
 
 
 def _backoff(attempt: int) -> float:
     return float(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1])
 
 
-def _add(result: SyncResult, seen: crm_mirror.Counted, changes: int) -> None:
+def _add(result: SyncResult, seen: crm_mirror.Counted) -> None:
     result.records += seen.records
     result.new += seen.new
     result.changed += seen.changed
     result.removed += seen.removed
-    result.changes += changes
+    result.changes += seen.changes
 
 
 def _dry_run(db: sqlite_utils.Database, reader: CrmReader) -> SyncResult:
@@ -230,7 +234,7 @@ def _dry_run(db: sqlite_utils.Database, reader: CrmReader) -> SyncResult:
     result = SyncResult(reader.name, None, "dry-run")
     first: date | None = None
     for page in reader.pages(crm_mirror.resume_point(db, reader.name)):
-        _add(result, crm_mirror.count(db, reader.name, page), len(page.changes))
+        _add(result, crm_mirror.count(db, reader.name, page))
         for created in (r.get("CreatedDate") for r in page.records):
             day = date.fromisoformat(str(created)[:10]) if created else None
             first = day if first is None or (day is not None and day < first) else first

@@ -140,6 +140,7 @@ class HubSpotReader:
         sorted results, and offsets would then skip the deal that moved up into its place. The
         deals modified at that boundary moment come again and are dropped here. Only when a
         whole page shares one moment does the reader page by offset, up to the search cap."""
+        self._owners = None  # read again each sync: a rep who joined since must get a name
         self._lookups()
         emitted: set[tuple[str, str]] = set()  # (id, modstamp) already in a page
         start = _iso(_parse(cursor) - self.overlap) if cursor else None
@@ -163,7 +164,10 @@ class HubSpotReader:
                     f"HubSpot search cannot page past {self.search_cap} deals modified at the "
                     f"same moment ({last}); the sync cannot go on from there."
                 )
-        yield from self._archived(start, max(last or EPOCH, cursor or EPOCH))
+        # every archived deal, not only those since the cursor: a sync resumed after a retry
+        # starts from a later cursor, and a deal archived in between must not be missed (the
+        # listing cannot filter by date anyway; the mirror counts a removal once)
+        yield from self._archived(None, max(last or EPOCH, cursor or EPOCH))
 
     def stages(self) -> list[StageInfo]:
         self._stages = None

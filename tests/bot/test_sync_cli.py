@@ -37,7 +37,7 @@ def test_sync_dry_run_then_sync_then_syncs(fake, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "salesforce sync (dry run: nothing written): 60 opportunities read (60 new" in out
     assert "would import" in out
-    assert database.connect(db).execute("SELECT COUNT(*) FROM imports").fetchone() == (0,)
+    assert not db.exists()  # a dry run writes nothing, not even an empty database
 
     (tmp_path / "revbot.toml").write_text('[crm]\nkind = "salesforce"\n')
     assert main(["sync", "--db", str(db), "--verbose"]) == 0
@@ -72,7 +72,9 @@ def test_the_refresh_step_syncs_once_per_morning_and_reports_failures(fake, tmp_
 
     db = database.connect(tmp_path / "x.db")
     now = [1000.0]
-    step = CrmStep(Settings(crm="salesforce"), {}, env=dict(os.environ), clock=lambda: now[0])
+    waited: list[float] = []
+    step = CrmStep(Settings(crm="salesforce"), {}, env=dict(os.environ), clock=lambda: now[0],
+                   sleep=waited.append)  # fmt: skip
     said: list[str] = []
     assert step.run(db, said.append) == []
     assert any("salesforce sync: 60 opportunities read" in s for s in said)
@@ -82,8 +84,17 @@ def test_the_refresh_step_syncs_once_per_morning_and_reports_failures(fake, tmp_
     now[0] += RESYNC_AFTER_SECONDS
     fake.expire_sessions()  # a session opened by hand cannot be renewed: reported, not raised
     [problem] = step.run(db, said.append)
-    assert problem.startswith("the salesforce sync stopped half-way (salesforce session kept expiring")  # fmt: skip
-    assert "uses the data of the last full sync" in problem
+    assert problem == (
+        "the salesforce sync failed, so this uses the data of the last sync: salesforce refused "
+        "the session again after signing in: could not read opportunities: the Salesforce "
+        "session expired"
+    )
+    fake.tokens.add(os.environ["SALESFORCE_ACCESS_TOKEN"])  # valid again; the CRM is busy
+    fake.fail_next(100)
+    now[0] += RESYNC_AFTER_SECONDS
+    [problem] = step.run(db, said.append)
+    assert problem.startswith("the salesforce sync stopped half-way (salesforce kept refusing")
+    assert "the next one resumes where it stopped" in problem and len(waited) == 5
 
     broken = CrmStep(Settings(crm="salesforce"), {}, env={})
     [problem] = broken.run(db, said.append)

@@ -69,3 +69,32 @@ def test_archived_and_merged_deals_are_marked_and_left_out(fake, tmp_path):
     assert survivor in set(crm["deals"]["deal_id"])
     closed = deal_history.closed_since(db, [archived, merged, survivor]).set_index("deal_id")
     assert closed["status"].to_dict() == {archived: "deleted", merged: "merged"}
+
+
+def test_a_deal_archived_while_a_read_is_retried_is_still_marked(fake, tmp_path):
+    db = database.connect(tmp_path / "x.db")
+    reader = HubSpotReader(fake.token, host=fake.base_url, sleep=lambda _: None, page_size=5)
+    sync(db, reader)
+    live = [d.id for d in fake.live()]
+    fake.now += timedelta(days=1)
+    fake.archive(live[0], fake.now - timedelta(hours=3))
+    for n, deal_id in enumerate(live[1:13]):  # changed after the archive: several pages
+        fake.change(deal_id, fake.now - timedelta(hours=2, minutes=-n), amount="12345")
+    fake.fail_next(4, status=429, retry_after="1", after=12)  # beyond the reader's own retries
+    waits: list[float] = []
+    result = sync(db, reader, sleep=waits.append)
+    assert result.status == "done" and waits  # the sync waited and resumed from a later page
+    assert crm_mirror.removed(db)["deal_id"].tolist() == [live[0]]
+    assert result.removed == 1 and result.changed >= 12
+
+
+def test_a_deal_deleted_long_before_the_first_sync_does_not_stretch_the_backfill(fake, tmp_path):
+    first = min(d.created for d in fake.deals.values())
+    old = next(iter(fake.deals.values()))
+    old.created = first - timedelta(days=700)
+    fake.archive(old.id, first - timedelta(days=600))
+    db = database.connect(tmp_path / "x.db")
+    result = sync(db, reader_of(fake))
+    assert result.days[0] >= first.date() - timedelta(days=7)
+    assert result.removed == 0 and crm_mirror.removed(db).empty  # never a deal revbot knew
+    assert result.new == len(fake.deals) - 1

@@ -139,7 +139,9 @@ def test_a_sync_cut_off_half_way_resumes_with_nothing_lost_or_doubled(fake, tmp_
     stopped = sync(db, reader_of(fake), sleep=sleep)
     assert stopped.status == "stopped" and "REQUEST_LIMIT_EXCEEDED" in stopped.note
     assert len(slept) == MAX_ATTEMPTS - 1 and slept == sorted(slept)  # backed off, growing
-    assert 0 < stopped.records < len(fake.org.opportunities) and stopped.records % 50 == 0  # whole pages
+    assert (
+        0 < stopped.records < len(fake.org.opportunities) and stopped.records % 50 == 0
+    )  # whole pages
     assert not stopped.imports
     assert db.execute("SELECT COUNT(*) FROM deal_history").fetchone() == (0,)  # nothing half-read
     kept = crm_mirror.resume_point(db, "salesforce")
@@ -160,6 +162,28 @@ def test_a_sync_cut_off_half_way_resumes_with_nothing_lost_or_doubled(fake, tmp_
     assert db.execute("SELECT COUNT(*) FROM crm_records").fetchone() == (len(fake.org.opportunities),)  # fmt: skip
     statuses = [r["status"] for r in crm_mirror.runs(db)]
     assert statuses == ["done", "stopped"]
+
+
+def test_a_day_missed_by_a_stopped_sync_is_imported_by_the_next(fake, tmp_path):
+    db = database.connect(tmp_path / "x.db")
+    reader = reader_of(fake)
+    sync(db, reader)
+    org = fake.org
+    org.tick(days=1)
+    first, second = org.open_ids()[:2]
+    org.change(first, Amount=777_000.0)
+    missed = org.now.date()
+    fake.fail_next(100)
+    assert sync(db, reader, sleep=lambda _: None).status == "stopped"
+    fake._failures.clear()
+    org.tick(days=1)
+    org.change(second, Amount=888_000.0)
+    result = sync(db, reader)
+    assert result.days == [missed, org.now.date()]
+    assert db.execute(
+        "SELECT as_of, value FROM deal_history WHERE deal_id = ? ORDER BY as_of DESC LIMIT 1",
+        [first],
+    ).fetchone() == (missed.isoformat(), 777_000.0)  # dated the day it changed, not the next
 
 
 def test_a_busy_org_is_waited_for_and_the_sync_goes_on(fake, tmp_path):
@@ -217,8 +241,12 @@ def test_secrets_never_reach_the_logs_or_the_messages(fake, tmp_path, caplog):
     said: list[str] = []
     result = sync(db, reader_of(fake), sleep=sleep, say=said.append)
     assert result.status == "done" and said
+    fake.fail_next(100)  # and a run the CRM stops: its note is kept and listed
+    stopped = sync(db, reader_of(fake), sleep=sleep, say=said.append)
+    assert stopped.status == "stopped"
+    notes = " ".join(str(r["note"]) for r in crm_mirror.runs(db))
     secrets = [fake.refresh_token, fake.client_id, *fake.tokens]
-    text = caplog.text + "\n".join(said) + result.summary()
+    text = caplog.text + "\n".join(said) + result.summary() + stopped.summary() + notes
     assert len(fake.tokens) >= 1 and caplog.records
     for secret in secrets:
         assert secret not in text

@@ -115,6 +115,7 @@ class FakeHubSpot:
         self.token, self.now, self.search_cap = token, now, search_cap
         self.requests: list[Recorded] = []
         self.failures: list[tuple[int, str | None]] = []  # (status, Retry-After) for next calls
+        self.answer_first = 0
         self.lock = threading.Lock()
         self.companies = {str(5000 + i): f"Company {i:02d} Ltd" for i in range(40)}
         self.deals: dict[str, Deal] = {}
@@ -184,9 +185,13 @@ class FakeHubSpot:
             keep.merged_ids += [merged, *gone.merged_ids]
             keep.modified = at
 
-    def fail_next(self, count: int, status: int = 429, retry_after: str | None = "2") -> None:
+    def fail_next(
+        self, count: int, status: int = 429, retry_after: str | None = "2", after: int = 0
+    ) -> None:
+        """After `after` more calls are answered, the next `count` get this error."""
         with self.lock:
             self.failures += [(status, retry_after)] * count
+            self.answer_first = after
 
     def state_on(self, deal_id: str, day: date) -> dict[str, str | None]:
         """Ground truth: the tracked properties as they stood at the end of `day` (UTC)."""
@@ -216,7 +221,9 @@ class FakeHubSpot:
             self.requests.append(req)
             if req.headers.get("authorization") != f"Bearer {self.token}":
                 return 401, _error("Authentication credentials not found.", "INVALID_AUTHENTICATION"), {}  # fmt: skip
-            if self.failures:
+            if self.failures and self.answer_first > 0:
+                self.answer_first -= 1
+            elif self.failures:
                 status, retry_after = self.failures.pop(0)
                 if status == 429:
                     body = _error(
