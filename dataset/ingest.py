@@ -298,7 +298,11 @@ def _import(
                 "no report footer date, no date in its name); give --as-of"
             )
         parsed.as_of = chosen.as_of
-        parsed.notes[:0] = chosen.notes
+        notes = chosen.notes
+        if item.given_as_of:  # an in-memory export's own day, not a user's --as-of
+            given, own = asof.SOURCE_TEXT[asof.GIVEN], asof.SOURCE_TEXT[asof.SOURCE]
+            notes = [n.replace(given, own) for n in notes]
+        parsed.notes[:0] = notes
         set_aside_beyond(parsed, item.raw, limits)
         _refuse_if_nothing_accepted(item.path, parsed)
         parsed_deals.append((chosen, item, parsed))
