@@ -119,7 +119,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # named explicitly must exist
     named = args.db is not None or bool(os.environ.get("REVBOT_DB"))
     db = open_db(db_path, create=args.demo or not named)
-    if args.demo or (deal_history.latest_as_of(db) is None and settings.exports_folder is None):
+    no_source = settings.exports_folder is None and settings.crm is None  # else the refresh loads
+    if args.demo or (deal_history.latest_as_of(db) is None and no_source):
         demo_dir = args.out / "demo-crm"
         write_demo(demo_dir)
         print(f"database empty: loading the demo CRM exports written to {demo_dir}/")

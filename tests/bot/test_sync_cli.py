@@ -127,3 +127,14 @@ def test_a_synced_deal_without_a_product_or_owner_says_so():
                      "deal_id": "0065g00000000001AAA", "value": 5e4, "win_prob": 0.2, "risk": 70.0})  # fmt: skip
     line = deal_line(row, None)
     assert "Acme* · no product · no owner · " in line and "nan" not in line
+
+
+def test_digest_with_a_crm_configured_never_loads_the_demo(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SALESFORCE_ACCESS_TOKEN")  # the sign-in fails: nothing at all to show
+    (tmp_path / "revbot.toml").write_text('[crm]\nkind = "salesforce"\n')
+    assert main(["digest", "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert "demo" not in captured.out
+    assert "no CRM data imported yet: run `revbot sync`" in captured.err
+    assert not (tmp_path / "out" / "demo-crm").exists()
