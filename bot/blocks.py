@@ -22,6 +22,7 @@ import pandas as pd
 from bot.digest import AT_RISK, Digest, News, top_reasons
 from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.target_text import chance_text, odds_text
 from dataset.money import money, plural
 
 MAX_BLOCKS = 50
@@ -214,8 +215,10 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}},
         {"type": "section", "fields": fields},
-        {"type": "context", "elements": [mrkdwn(inert(d.confidence))]},
     ]
+    if d.odds is not None and g.quarter:
+        blocks.append({"type": "section", "text": mrkdwn(odds_text(d.odds, g.quarter, currency))})
+    blocks.append({"type": "context", "elements": [mrkdwn(inert(d.confidence))]})
     if d.notes:
         warn = _cut("⚠️ " + inert(" · ".join(d.notes)), MAX_SECTION)
         blocks.append({"type": "context", "elements": [mrkdwn(warn)]})
@@ -255,6 +258,8 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     blocks.append({"type": "context", "elements": [mrkdwn(" · ".join(footer))]})
     top = f"top deal at risk: {_deal_name(shown.iloc[0])}" if len(shown) else "no deal listed"
     forecast = f", {g.quarter} P50 {cash(g.p50)}" if g.quarter else ""
+    if d.odds is not None and g.quarter:
+        forecast += f" ({chance_text(d.odds.chance)} chance of the {cash(d.odds.target)} target)"
     fallback = (
         f"Pipeline digest ({inert(d.scope.label)}) as of {d.as_of}: "
         f"{plural(g.deals, 'open deal')}, pipeline {cash(g.pipeline_value)}{forecast}; {top}"

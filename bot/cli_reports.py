@@ -68,15 +68,23 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     groups = terminal.breakdown(saved, args.by) if args.by else []
     whole = saved.forecast(Scope("all"))
     parts = [(scope, saved.forecast(scope)) for scope in groups]
+    odds = terminal.target_odds(saved, [Scope("all"), *groups], args.target)
     if args.json:
-        print(json.dumps(terminal.forecast_json(saved, whole, parts), indent=2))
+        print(json.dumps(terminal.forecast_json(saved, whole, parts, odds), indent=2))
         return 0
     for line in terminal.forecast_lines(saved, whole, parts, args.by):
         print(line)
+    from bot.target_text import odds_text
+
+    for (scope, quarter), o in odds.items():
+        print(f"{scope.label}: {odds_text(o, quarter)}")
     from forecasting.chart import fan_chart
 
     args.out.mkdir(parents=True, exist_ok=True)
-    png = fan_chart(whole.table, whole.won, whole.as_of, args.target)
+    this = (Scope("all"), str(whole.quarter()["period"]))
+    png = fan_chart(
+        whole.table, whole.won, whole.as_of, odds[this].target if this in odds else None
+    )
     (args.out / "forecast.png").write_bytes(png)
     whole.table.to_csv(args.out / "forecast.csv", index=False)
     print(f"written: {args.out / 'forecast.png'}, {args.out / 'forecast.csv'}")

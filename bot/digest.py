@@ -119,6 +119,7 @@ class Digest:
     hidden: int  # of those, snoozed or acknowledged here
     min_risk: float = 0
     notes: list[str] = field(default_factory=list)
+    odds: object | None = None  # forecasting.targets.Odds of the quarter's target, if one is set
 
 
 def handled(scores: pd.DataFrame, marks: pd.DataFrame, as_of: str) -> pd.Index:

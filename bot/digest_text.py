@@ -11,6 +11,7 @@ import math
 
 from bot.blocks import estimated, footer_count, gone_detail, named, twins_text, why_text
 from bot.digest import AT_RISK, Digest
+from bot.target_text import odds_text
 from dataset.money import money, plural
 
 
@@ -52,6 +53,8 @@ def render(d: Digest, currency: str | None = None) -> str:
     if g.quarter:
         lines.append(f"  {g.quarter} forecast (won so far included): P50 {cash(g.p50)}, "
                      f"P10 {cash(g.p10)} - P90 {cash(g.p90)}")  # fmt: skip
+    if d.odds is not None and g.quarter:
+        lines.append("  " + odds_text(d.odds, g.quarter, currency).replace("*", ""))
     lines.append(f"  {d.confidence}")
     lines += [f"  warning: {note}" for note in d.notes]
     lines.append("")

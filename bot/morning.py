@@ -69,6 +69,7 @@ def compose(
         closed=reader.closed_since(gone),
         quarter=saved.quarter(scope),
     )
+    digest.odds = saved.odds(scope)
     if repeat and digest.news is None:  # no new data, and none before to compare with
         digest.news = nothing_new()
         digest.deals["previous_risk"] = digest.deals["risk"]  # unchanged, not new

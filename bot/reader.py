@@ -25,6 +25,7 @@ from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, score_runs
 from dataset.ids import salesforce_18
+from forecasting.targets import Odds, odds
 
 
 class NotForecast(LookupError):
@@ -52,6 +53,7 @@ class SavedForecast:
     won: pd.DataFrame  # close_date, value, status ("won")
     open_deals: int
     scenarios: int
+    grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> percentiles 0-100
 
     def quarter(self, name: str | None = None) -> pd.Series:
         """The row of a quarter (default: the one under way)."""
@@ -88,6 +90,23 @@ class SavedRun:
         """(name, P10, P50, P90) of the quarter under way, won so far included."""
         row = self.forecast(scope).quarter()
         return row["period"], float(row["p10"]), float(row["p50"]), float(row["p90"])
+
+    def odds(self, scope: Scope, quarter: str | None = None, target: float | None = None) -> Odds | None:  # fmt: skip
+        """The chance of making a quarter's target (`target`, else the configured one), the gap
+        at P50 and the pipeline coverage; None without a target or a saved grid."""
+        fc = self.forecast(scope)
+        row = fc.quarter(quarter)
+        if target is None:
+            configured = self._reader.settings.target(str(row["period"]), scope)
+            target = configured.amount if configured else None
+        if target is None:
+            return None
+        mine = in_scope(self.scores, scope)
+        close = pd.to_datetime(mine["expected_close"], errors="coerce")
+        within = close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))
+        pipeline = float(mine.loc[within, "value"].fillna(0).sum())
+        return odds(target, fc.grids.get(str(row["period"]), []), float(row["p50"]),
+                    float(row["won_to_date"]), pipeline)  # fmt: skip
 
     @staticmethod
     def explain(deal: dict) -> tuple[list[dict], list[str]]:
@@ -207,6 +226,7 @@ class Reader:
             won=won,
             open_deals=int(saved["open_deals"]),
             scenarios=int(saved["scenarios"]),
+            grids=saved.get("grids") or {},  # a run saved before grids were kept has none
         )
 
     def ensure_reasons(self, saved: SavedRun, deal_ids: list[str]) -> None:

@@ -91,7 +91,7 @@ def scopes_to_forecast(
     settings: Settings, teams: pd.DataFrame, scores: pd.DataFrame
 ) -> list[Scope]:
     """Every scope a surface may ask for: the company, each region and manager's team, each
-    channel's scope and each roster member's own."""
+    channel's scope, each roster member's own and each target's."""
     scopes = [Scope("all")]
     for kind, team_column, score_column in (
         ("region", "regional_office", "region"),
@@ -103,6 +103,7 @@ def scopes_to_forecast(
     for member in (settings.roster or {}).values():
         if member.role != "leader" and member.name:
             scopes.append(Scope("manager" if member.role == "manager" else "rep", member.name))
+    scopes += [Scope.parse(t.scope) for t in settings.targets]  # each target's chance
     return list(dict.fromkeys(scopes))
 
 

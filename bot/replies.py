@@ -17,7 +17,9 @@ import pandas as pd
 from bot.blocks import MAX_SECTION, _cut, estimated, mrkdwn, reason_text, short
 from bot.inert import fold, inert
 from bot.settings import Scope
+from bot.target_text import odds_text
 from dataset.money import money, plural
+from forecasting.targets import Odds
 
 DEAL_USAGE = (
     "*Usage:* `/deal &lt;deal id or account name&gt;` (add `share` to post the answer in the channel)\n"
@@ -165,8 +167,8 @@ def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | N
 
 
 def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str,
-                     currency: str | None = None) -> str:  # fmt: skip
-    """The figures that go with the chart, in mrkdwn."""
+                     currency: str | None = None, odds: Odds | None = None) -> str:  # fmt: skip
+    """The figures that go with the chart, in mrkdwn (with the target's odds, if one is set)."""
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
 
@@ -177,5 +179,6 @@ def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str
         f"*Forecast for {quarter}, {inert(scope.label)}* (as of {as_of}): "
         f"P50 *{cash(row['p50'])}*, P10 {cash(row['p10'])}, P90 {cash(row['p90'])}"
         + (f" (won so far {cash(won)})" if won else "")
+        + ("\n" + odds_text(odds, quarter, currency) if odds is not None else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
     )

@@ -19,6 +19,8 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.config import ConfigError
 from dataset.limits import DEFAULT_LIMITS, Limits
 from dataset.money import DEFAULT_CURRENCY, check_currency
+from forecasting.targets import Target, TargetError, parse_amount, parse_quarter
+from forecasting.targets import read_csv as read_targets_csv
 
 ROLES = ("leader", "manager", "rep")
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
@@ -128,6 +130,11 @@ class Settings:
     retrain_days: int = MODEL_DEFAULTS["retrain_days"]
     explain_top: int = MODEL_DEFAULTS["explain_top"]
     crm: str | None = None  # [crm] kind: the CRM the refresh syncs from first (secrets: env)
+    targets: tuple[Target, ...] = ()  # quotas per quarter and scope ([[targets]], targets_csv)
+
+    def target(self, quarter: str, scope: Scope) -> Target | None:
+        """The target of a quarter for a scope, if one is configured."""
+        return next((t for t in self.targets if t.quarter == quarter and t.scope == str(scope)), None)  # fmt: skip
 
     def member(self, user_id: str) -> Member | None:
         """Who a Slack user is; with no roster configured everyone counts as a leader."""
@@ -200,6 +207,49 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
 
 EXPORTS_KEYS = ("folder", "max_amount", "currency")
 CRM_KINDS = ("salesforce", "hubspot")
+
+
+def targets_of(config: dict[str, Any]) -> tuple[Target, ...]:
+    """`[[targets]]` tables (quarter, scope, amount) and the rows of `[forecast] targets_csv`
+    (a CSV with the same columns): a quota per quarter per scope. A quarter and scope given
+    twice is an error, naming both places."""
+    forecast = config.get("forecast", {})
+    unknown = set(forecast) - {"targets_csv"}
+    if unknown:
+        raise ConfigError(f"[forecast]: unknown keys {sorted(unknown)}")
+    raw = [dict(t, _where=f"[[targets]] #{i + 1}") for i, t in enumerate(config.get("targets", []))]
+    path = forecast.get("targets_csv")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise ConfigError(
+                f"[forecast] targets_csv: cannot read {path}: {exc.strerror}"
+            ) from None
+        try:
+            raw += read_targets_csv(text, str(path))
+        except TargetError as exc:
+            raise ConfigError(str(exc)) from None
+    out: dict[tuple[str, str], tuple[Target, str]] = {}
+    for t in raw:
+        where = t.pop("_where")
+        unknown = set(t) - {"quarter", "scope", "amount"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        try:
+            target = Target(parse_quarter(t.get("quarter", ""), where),
+                            str(Scope.parse(str(t.get("scope") or "all"))),
+                            parse_amount(t.get("amount"), where))  # fmt: skip
+        except TargetError as exc:
+            raise ConfigError(str(exc)) from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        key = (target.quarter, target.scope)
+        if key in out:
+            raise ConfigError(f"{where}: a second target for {target.quarter} {target.scope} "
+                              f"(the first is {out[key][1]})")  # fmt: skip
+        out[key] = (target, where)
+    return tuple(t for t, _ in out.values())
 
 
 def crm_of(config: dict[str, Any]) -> str | None:
@@ -281,5 +331,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         currency=currency_of(config),
         secrets=Secrets.from_env(env),
         crm=crm_of(config),
+        targets=targets_of(config),
         **_model_settings(config.get("model", {})),
     )

@@ -43,17 +43,45 @@ def _periods(fc: SavedForecast) -> list[dict]:
     ]  # fmt: skip
 
 
-def forecast_json(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope, SavedForecast]]) -> dict:  # fmt: skip
-    """The forecast of a run for scripts: the whole and each part, every period."""
+def target_odds(saved: SavedRun, scopes: list[Scope], given: float | None = None) -> dict:
+    """(scope, quarter) -> Odds for every configured target of these scopes' quarters, and
+    `given` (`--target`) as the company's target for the quarter under way."""
+    out = {}
+    for scope in scopes:
+        fc = saved.forecast(scope)
+        this = str(fc.quarter()["period"])
+        for quarter in fc.table.loc[fc.table["kind"] == "quarter", "period"]:
+            amount = (
+                given if (given is not None and scope.kind == "all" and quarter == this) else None
+            )
+            o = saved.odds(scope, str(quarter), amount)
+            if o is not None:
+                out[(scope, str(quarter))] = o
+    return out
+
+
+def forecast_json(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope, SavedForecast]],
+                  odds: dict | None = None) -> dict:  # fmt: skip
+    """The forecast of a run for scripts: the whole and each part, every period, and each
+    target's odds."""
+    odds = odds or {}
     return {
         "run_id": saved.run_id,
         "as_of": saved.as_of,
         "scenarios": whole.scenarios,
         "scopes": {
-            str(scope): {"label": scope.label, "open_deals": fc.open_deals, "periods": _periods(fc)}
+            str(scope): {
+                "label": scope.label, "open_deals": fc.open_deals, "periods": _periods(fc),
+                "targets": {
+                    q: {"target": o.target, "chance": round(o.chance, 4), "p50": o.p50,
+                        "gap": o.gap, "won_to_date": o.won, "pipeline": o.pipeline,
+                        "coverage": None if o.coverage is None else round(o.coverage, 3)}
+                    for (s, q), o in odds.items() if s == scope
+                },
+            }
             for scope, fc in [(Scope("all"), whole), *parts]
         },
-    }
+    }  # fmt: skip
 
 
 def forecast_lines(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope, SavedForecast]],

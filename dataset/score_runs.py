@@ -140,6 +140,7 @@ def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: l
         "open_deals": int(fc.open_deals),
         "scenarios": int(fc.scenarios),
         "sigma": float(fc.sigma),
+        "grids": getattr(fc, "grids", {}),
     }
     with db.atomic():
         db.execute(

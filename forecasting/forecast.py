@@ -4,7 +4,7 @@ already won in the periods under way. Pure."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ class LiveForecast:
     sigma: float
     scenarios: int
     open_deals: int
+    # each quarter's total (won so far included) at every percentile, 0 to 100: the chance of
+    # reaching a target is read from it (`forecasting.targets.chance`)
+    grids: dict[str, list[float]] = field(default_factory=dict)
 
 
 def forecast(
@@ -71,4 +74,6 @@ def forecast(
     table.insert(4, "won_to_date", done)
     for c in ("p10", "p50", "p90", "mean"):
         table[c] = table[c] + done
-    return LiveForecast(as_of, table, fc.by_group, sigma, scenarios, len(deals))
+    done_by = dict(zip(table["period"], done, strict=True))
+    grids = {q: [v + float(done_by[q]) for v in grid] for q, grid in fc.grids.items()}
+    return LiveForecast(as_of, table, fc.by_group, sigma, scenarios, len(deals), grids)

@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 QUANTILES = (0.1, 0.5, 0.9)
+# every percentile of each quarter's total is kept, so that a reader can tell the chance of
+# reaching any target without simulating again (to the nearest percent)
+GRID = np.linspace(0.0, 1.0, 101)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Forecast:
     table: pd.DataFrame  # one row per period: p10, p50, p90, mean, from_pipeline, from_new
     by_group: pd.DataFrame | None = None  # (group, period) rows: p10, p50, p90, mean
     scenarios: int = 0
+    grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> its GRID percentiles
 
 
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
@@ -193,7 +197,11 @@ def simulate(
                 for gi, name in enumerate(names) for k in range(len(periods.names))
             ]
         )  # fmt: skip
-    return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios)
+    quarters = [k for k, kind in enumerate(periods.kind) if kind == "quarter"]
+    grid = np.quantile(total[:, quarters], GRID, axis=0) if quarters else np.empty((len(GRID), 0))
+    grids = {periods.names[k]: grid[:, i].tolist() for i, k in enumerate(quarters)}
+    return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios,
+                    grids=grids)  # fmt: skip
 
 
 def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -> np.ndarray:

@@ -143,14 +143,17 @@ def register(app: App, reader: Reader) -> None:
         row = fc.quarter(quarter)
         title = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
                  f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
-        png = fan_chart(fc.table, fc.won, fc.as_of, title=title)
+        odds = saved.odds(scope, quarter)
+        this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
+        png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
+                        title=title)  # fmt: skip
         upload = slack_api.upload_chart(
             client,
             channel=channel,
             user=user,
             png=png,
             title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
-            comment=forecast_summary(fc.table, quarter, scope, as_of),
+            comment=forecast_summary(fc.table, quarter, scope, as_of, odds=odds),
         )
         if upload.direct:
             respond(

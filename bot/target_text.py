@@ -1,0 +1,37 @@
+"""The chance of making a target, in words (issue 14): one sentence shared by the digest, the
+/forecast reply and the CLI, so that every surface says the same. Pure."""
+
+from __future__ import annotations
+
+from dataset.money import money
+from forecasting.targets import Odds
+
+
+def chance_text(c: float) -> str:
+    """A chance in whole percent, never rounded to a certainty it is not."""
+    if 0 < c < 0.005:
+        return "under 1%"
+    if 0.995 <= c < 1:
+        return "over 99%"
+    return f"{c:.0%}"
+
+
+def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:
+    """ "Chance of making 2025-Q1: 34% (P50 $1.31M of the $1.50M target, $190k short); pipeline
+    coverage 2.1x ($820k open and expected to close in the quarter, for $390k still to win)"."""
+
+    def cash(x) -> str:
+        return money(x, currency)
+
+    if o.p50 >= o.target:
+        where = f"P50 {cash(o.p50)}, at or above the {cash(o.target)} target"
+    else:
+        where = f"P50 {cash(o.p50)} of the {cash(o.target)} target, {cash(o.gap)} short"
+    text = f"Chance of making {quarter}: {chance_text(o.chance)} ({where})"
+    left = o.target - o.won
+    if left <= 0:
+        return text + f"; the target is already won ({cash(o.won)} so far)"
+    if o.coverage is not None:
+        text += (f"; pipeline coverage {o.coverage:.1f}x ({cash(o.pipeline)} open and expected "
+                 f"to close in the quarter, for {cash(left)} still to win)")  # fmt: skip
+    return text

@@ -1,0 +1,83 @@
+"""Targets on every surface (issue 14): the chance of making the quarter's target, the gap and the
+coverage are the same in `revbot forecast`, the digest and `/forecast` over the loopback Slack,
+and the target's line is drawn for its own quarter only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from bot.cli import main
+from bot.morning import compose
+from bot.settings import Scope
+from bot.target_text import chance_text, odds_text
+from forecasting.targets import Target, chance
+from tests.bot.slackenv import LEADER, command_body, post
+
+
+def _comment(served, text: str, user: str = LEADER) -> str:
+    before = len(served.slack.calls_to("files.completeUploadExternal"))
+    url = served.slack.response_url("fc")
+    assert post(served.url, command_body("/forecast", text, user, url)).status == 200
+    done = served.slack.wait_for("files.completeUploadExternal", before + 1, timeout=15)[-1]
+    return done.params["initial_comment"]
+
+
+def test_the_same_chance_of_the_target_on_every_surface(served, capsys, tmp_path):
+    reader = served.services.reader
+    saved = reader.latest()
+    region = served.data["who"]["region"]
+    whole, part = saved.forecast(Scope("all")), saved.forecast(Scope("region", region))
+    this, following = whole.table.loc[whole.table["kind"] == "quarter", "period"].tolist()[:2]
+    p50 = float(whole.quarter(this)["p50"])
+    targets = (Target(this, "all", round(p50 * 1.2, -3)),
+               Target(following, f"region:{region}", round(float(part.quarter(following)["p50"]) * 0.8, -3)))  # fmt: skip
+    reader.settings = replace(reader.settings, targets=targets)
+    config = tmp_path / "revbot.toml"
+    config.write_text("".join(f'[[targets]]\nquarter = "{t.quarter}"\nscope = "{t.scope}"\n'
+                              f"amount = {t.amount}\n" for t in targets))  # fmt: skip
+
+    expected = chance(whole.grids[this], targets[0].amount)
+    assert 0 < expected < 0.5  # 20% above the P50: possible, not likely
+    args = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"]),
+            "--config", str(config)]  # fmt: skip
+    assert main(["forecast", "--by", "region", "--json", *args]) == 0
+    cli = json.loads(capsys.readouterr().out)["scopes"]
+    got = cli["all"]["targets"][this]
+    assert got["chance"] == round(expected, 4) and got["target"] == targets[0].amount
+    assert got["gap"] == targets[0].amount - got["p50"] and following not in cli["all"]["targets"]
+    assert cli[f"region:{region}"]["targets"][following]["chance"] > 0.5  # 20% below the P50
+
+    digest = compose(reader, saved, scope=Scope("all"), top=5, min_risk=0, previous_run=None)
+    assert digest.odds.chance == expected and digest.odds.target == targets[0].amount
+    comment = _comment(served, "")
+    sentence = odds_text(digest.odds, this)
+    assert sentence in comment and f"Chance of making {this}: {chance_text(expected)}" in comment
+    assert "short" in sentence and f"coverage {digest.odds.coverage:.1f}x" in sentence
+    assert f"Chance of making {following}" in _comment(served, f"next {region}")
+    assert "Chance of making" not in _comment(served, "next")  # no company target next quarter
+
+    out = tmp_path / "out"
+    assert main(["forecast", *args, "--out", str(out)]) == 0
+    assert sentence.replace("*", "") in capsys.readouterr().out
+
+
+def test_the_target_line_is_drawn_for_its_quarter_only(served, monkeypatch):
+    import bot.listeners.commands as commands
+
+    drawn: list = []
+    real = commands.fan_chart
+
+    def spy(table, won, as_of, target=None, **kw):
+        drawn.append(target)
+        return real(table, won, as_of, target, **kw)
+
+    monkeypatch.setattr(commands, "fan_chart", spy)
+    reader = served.services.reader
+    whole = reader.latest().forecast(Scope("all"))
+    this, following = whole.table.loc[whole.table["kind"] == "quarter", "period"].tolist()[:2]
+    reader.settings = replace(reader.settings, targets=(
+        Target(this, "all", 1e6), Target(following, "all", 2e6)))  # fmt: skip
+    _comment(served, "")
+    _comment(served, "next")
+    assert drawn == [1e6, None]  # the chart shows this quarter; next quarter's target is not it
