@@ -77,7 +77,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from bot.target_text import odds_text
 
     for (scope, quarter), o in odds.items():
-        print(f"{scope.label}: {odds_text(o, quarter)}")
+        print(f"{scope.label}: {odds_text(o, quarter).replace('*', '')}")
     from forecasting.chart import fan_chart
 
     args.out.mkdir(parents=True, exist_ok=True)

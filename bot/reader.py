@@ -103,10 +103,13 @@ class SavedRun:
             return None
         mine = in_scope(self.scores, scope)
         close = pd.to_datetime(mine["expected_close"], errors="coerce")
-        within = close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))
-        pipeline = float(mine.loc[within, "value"].fillna(0).sum())
+        if len(mine) and close.isna().all():  # no close dates at all: the whole open pipeline
+            pipeline, basis = float(mine["value"].fillna(0).sum()), "open"
+        else:
+            within = close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))
+            pipeline, basis = float(mine.loc[within, "value"].fillna(0).sum()), "quarter"
         return odds(target, fc.grids.get(str(row["period"]), []), float(row["p50"]),
-                    float(row["won_to_date"]), pipeline)  # fmt: skip
+                    float(row["won_to_date"]), pipeline, basis)  # fmt: skip
 
     @staticmethod
     def explain(deal: dict) -> tuple[list[dict], list[str]]:

@@ -27,11 +27,14 @@ def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:
         where = f"P50 {cash(o.p50)}, at or above the {cash(o.target)} target"
     else:
         where = f"P50 {cash(o.p50)} of the {cash(o.target)} target, {cash(o.gap)} short"
-    text = f"Chance of making {quarter}: {chance_text(o.chance)} ({where})"
+    text = f"*Chance of making {quarter}: {chance_text(o.chance)}* ({where})"  # mrkdwn bold
     left = o.target - o.won
     if left <= 0:
         return text + f"; the target is already won ({cash(o.won)} so far)"
-    if o.coverage is not None:
+    if o.coverage is not None and o.basis == "open":
+        text += (f"; pipeline coverage {o.coverage:.1f}x ({cash(o.pipeline)} open, all of it: the "
+                 f"CRM gives open deals no close date, for {cash(left)} still to win)")  # fmt: skip
+    elif o.coverage is not None:
         text += (f"; pipeline coverage {o.coverage:.1f}x ({cash(o.pipeline)} open and expected "
                  f"to close in the quarter, for {cash(left)} still to win)")  # fmt: skip
     return text

@@ -74,7 +74,7 @@ def forecast_json(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope
                 "label": scope.label, "open_deals": fc.open_deals, "periods": _periods(fc),
                 "targets": {
                     q: {"target": o.target, "chance": round(o.chance, 4), "p50": o.p50,
-                        "gap": o.gap, "won_to_date": o.won, "pipeline": o.pipeline,
+                        "gap": o.gap, "won_to_date": o.won, "pipeline": o.pipeline, "pipeline_basis": o.basis,
                         "coverage": None if o.coverage is None else round(o.coverage, 3)}
                     for (s, q), o in odds.items() if s == scope
                 },
@@ -113,6 +113,7 @@ def forecast_lines(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scop
 
 def score_lines(top: pd.DataFrame) -> list[str]:
     """The deals with the most value at risk, one line each, with the first reason."""
+    from bot.blocks import named
     from bot.digest import top_reasons
 
     lines = []
@@ -120,8 +121,8 @@ def score_lines(top: pd.DataFrame) -> list[str]:
         reasons = top_reasons(r["drivers"], limit=1)
         why = f": {reasons[0]['text']}" if reasons else ""
         lines.append(
-            f"#{int(r['rank'])} {r['deal_id']} {r['account'] or '(no account yet)'}, value "
-            f"{money(r['value'] or 0)}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}{why}"
+            f"#{int(r['rank'])} {r['deal_id']} {named(r['account'], '(no account yet)')}, value "
+            f"{money(0 if pd.isna(r['value']) else r['value'])}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}{why}"
         )
     return lines
 

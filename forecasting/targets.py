@@ -40,6 +40,9 @@ class Odds:
     p50: float
     won: float  # won so far in the quarter
     pipeline: float | None = None  # open value expected to close in the quarter
+    # what `pipeline` holds: "quarter" (open deals whose close date is in the quarter) or "open"
+    # (every open deal: the CRM gives no close dates for open deals, as MavenTech's does not)
+    basis: str = "quarter"
 
     @property
     def gap(self) -> float:
@@ -74,11 +77,11 @@ def chance(grid: Sequence[float], target: float) -> float | None:
 
 
 def odds(
-    target: float, grid: Sequence[float], p50: float, won: float, pipeline=None
+    target: float, grid: Sequence[float], p50: float, won: float, pipeline=None, basis="quarter"
 ) -> Odds | None:
     """A target's odds, or None when the forecast kept no grid (a run saved before it did)."""
     c = chance(grid, target)
-    return None if c is None else Odds(target, c, p50, won, pipeline)
+    return None if c is None else Odds(target, c, p50, won, pipeline, basis)
 
 
 def parse_quarter(text: str, where: str) -> str:

@@ -52,7 +52,7 @@ def test_the_same_chance_of_the_target_on_every_surface(served, capsys, tmp_path
     assert digest.odds.chance == expected and digest.odds.target == targets[0].amount
     comment = _comment(served, "")
     sentence = odds_text(digest.odds, this)
-    assert sentence in comment and f"Chance of making {this}: {chance_text(expected)}" in comment
+    assert sentence in comment and f"*Chance of making {this}: {chance_text(expected)}*" in comment
     assert "short" in sentence and f"coverage {digest.odds.coverage:.1f}x" in sentence
     assert f"Chance of making {following}" in _comment(served, f"next {region}")
     assert "Chance of making" not in _comment(served, "next")  # no company target next quarter

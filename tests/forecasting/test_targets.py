@@ -42,7 +42,7 @@ def test_the_chance_is_the_share_of_scenarios_at_or_above_the_target(seed):
 def test_the_sentence_says_what_its_numbers_say(target, p50, won, pipeline):
     o = Odds(target, 0.34, p50, won, pipeline)
     text = odds_text(o, "2025-Q1")
-    assert text.startswith("Chance of making 2025-Q1: 34% (P50 ")
+    assert text.startswith("*Chance of making 2025-Q1: 34%* (P50 ")
     if "short" in text:
         assert p50 < target and o.gap == pytest.approx(target - p50) and o.gap > 0
     else:
@@ -51,7 +51,10 @@ def test_the_sentence_says_what_its_numbers_say(target, p50, won, pipeline):
         assert won >= target and o.coverage is None
     elif "coverage" in text:
         assert o.coverage == pytest.approx(pipeline / (target - won))
-        assert f"coverage {o.coverage:.1f}x" in text
+        assert f"coverage {o.coverage:.1f}x" in text and "expected to close in the quarter" in text
+    whole = odds_text(Odds(target, 0.34, p50, won, pipeline, "open"), "2025-Q1")
+    if "coverage" in whole:
+        assert "open, all of it: the CRM gives open deals no close date" in whole
 
 
 def test_targets_from_the_config_and_a_csv(tmp_path):
