@@ -74,10 +74,14 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         return 0
     for line in terminal.forecast_lines(saved, whole, parts, args.by):
         print(line)
-    from bot.target_text import odds_text
+    from bot.target_text import categories_text, odds_text
 
     for (scope, quarter), o in odds.items():
         print(f"{scope.label}: {odds_text(o, quarter).replace('*', '')}")
+    this = str(whole.quarter()["period"])
+    split, basis = saved.categories(Scope("all"), this)
+    for line in categories_text(split, this, basis).replace("*", "").splitlines():
+        print(line.strip("_"))
     from forecasting.chart import fan_chart
 
     args.out.mkdir(parents=True, exist_ok=True)

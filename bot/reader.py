@@ -25,6 +25,7 @@ from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, score_runs
 from dataset.ids import salesforce_18
+from forecasting.categories import Rollup, rollup
 from forecasting.targets import Odds, odds
 
 
@@ -101,15 +102,26 @@ class SavedRun:
             target = configured.amount if configured else None
         if target is None:
             return None
-        mine = in_scope(self.scores, scope)
-        close = pd.to_datetime(mine["expected_close"], errors="coerce")
-        if len(mine) and close.isna().all():  # no close dates at all: the whole open pipeline
-            pipeline, basis = float(mine["value"].fillna(0).sum()), "open"
-        else:
-            within = close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))
-            pipeline, basis = float(mine.loc[within, "value"].fillna(0).sum()), "quarter"
+        deals, basis = self.quarter_deals(scope, row)
+        pipeline = float(deals["value"].fillna(0).sum())
         return odds(target, fc.grids.get(str(row["period"]), []), float(row["p50"]),
                     float(row["won_to_date"]), pipeline, basis)  # fmt: skip
+
+    def quarter_deals(self, scope: Scope, row: pd.Series) -> tuple[pd.DataFrame, str]:
+        """The open deals in scope expected to close in a quarter (its forecast row), and
+        "quarter"; or every open deal in scope and "open" when the CRM gives open deals no
+        close date at all (MavenTech)."""
+        mine = in_scope(self.scores, scope)
+        close = pd.to_datetime(mine["expected_close"], errors="coerce")
+        if len(mine) and close.isna().all():
+            return mine, "open"
+        return mine[close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))], "quarter"
+
+    def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
+        """The quarter by forecast category beside the model, and which deals it covers."""
+        row = self.forecast(scope).quarter(quarter)
+        deals, basis = self.quarter_deals(scope, row)
+        return rollup(deals, float(row["won_to_date"]), self._reader.stage_probabilities()), basis
 
     @staticmethod
     def explain(deal: dict) -> tuple[list[dict], list[str]]:
@@ -272,6 +284,13 @@ class Reader:
 
     def risk_history(self, deal_id: str) -> pd.DataFrame:
         return score_runs.deal_risk_history(self.db(), deal_id)
+
+    def stage_probabilities(self) -> dict[str, float]:
+        """Each stage's default probability (%), where the CRM or the preset gives one."""
+        rows = self.db().execute(
+            "SELECT stage, probability FROM stages WHERE probability IS NOT NULL"
+        )
+        return {stage: float(p) for stage, p in rows}
 
     def pipeline_summary(self):
         return deal_history.pipeline_summary(self.db())

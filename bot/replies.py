@@ -167,7 +167,8 @@ def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | N
 
 
 def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str,
-                     currency: str | None = None, odds: Odds | None = None) -> str:  # fmt: skip
+                     currency: str | None = None, odds: Odds | None = None,
+                     categories: str | None = None) -> str:  # fmt: skip
     """The figures that go with the chart, in mrkdwn (with the target's odds, if one is set)."""
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
@@ -181,4 +182,5 @@ def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str
         + (f" (won so far {cash(won)})" if won else "")
         + ("\n" + odds_text(odds, quarter, currency) if odds is not None else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
+        + ("\n" + categories if categories else "")
     )

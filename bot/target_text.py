@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataset.money import money
+from dataset.money import money, plural
+from forecasting.categories import DOUBTED, FAVOURED, Rollup
 from forecasting.targets import Odds
 
 
@@ -38,3 +39,37 @@ def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:
         text += (f"; pipeline coverage {o.coverage:.1f}x ({cash(o.pipeline)} open and expected "
                  f"to close in the quarter, for {cash(left)} still to win)")  # fmt: skip
     return text
+
+
+def categories_text(r: Rollup, quarter: str, basis: str, currency: str | None = None) -> str:
+    """The quarter by forecast category beside the model, then the deals where they disagree
+    (mrkdwn; deal names made inert)."""
+    from bot.blocks import short
+
+    def cash(x) -> str:
+        return money(x, currency)
+
+    which = (f"deals closing in {quarter}" if basis == "quarter"
+             else "every open deal: the CRM gives open deals no close date")  # fmt: skip
+    parts = [f"won {cash(r.won)}"] + [
+        f"{row['category'].lower()} {cash(row['value'])} ({plural(row['deals'], 'deal')}, model "
+        f"{cash(row['expected'])})"
+        for row in r.rows
+    ]
+    lines = [f"*By forecast category* ({which}): " + " · ".join(parts)]
+    if r.mapped:
+        lines.append(f"_{plural(r.mapped, 'deal')} without a category in the CRM, mapped from "
+                     "the stage._")  # fmt: skip
+
+    def names(frame) -> str:
+        shown = [f"{short(row['account'] if isinstance(row['account'], str) else row['deal_id'])} "
+                 f"{cash(row['value'])} (win {row['win_prob']:.0%})"
+                 for _, row in frame.head(5).iterrows()]  # fmt: skip
+        more = f", +{len(frame) - 5} more" if len(frame) > 5 else ""
+        return ", ".join(shown) + more
+
+    if len(r.doubted):
+        lines.append(f"Commit deals the model gives under {DOUBTED:.0%}: {names(r.doubted)}")
+    if len(r.favoured):
+        lines.append(f"Pipeline deals the model gives over {FAVOURED:.0%}: {names(r.favoured)}")
+    return "\n".join(lines)

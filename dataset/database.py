@@ -47,6 +47,8 @@ SCORE_PARTS = (
     ("risk_stagnation", "REAL"),
     ("risk_size", "REAL"),
     ("value_known", "INTEGER"),
+    # the CRM's forecast category of the deal (schema 3 databases gain it by `_migrate`)
+    ("forecast_category", "TEXT"),
 )
 _PARTS_DDL = ", ".join(f"{name} {kind}" for name, kind in SCORE_PARTS)
 

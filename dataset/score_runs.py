@@ -35,6 +35,8 @@ def write_score_run(
     """One run, atomically: its header row and a row per open deal. Earlier runs are kept."""
     # in key order: the B-trees then grow at their end instead of being split all over
     frame = scores.reset_index().rename(columns={"index": "deal_id"}).sort_values("deal_id")
+    if "forecast_category" not in frame:  # scores made without the CRM's categories
+        frame["forecast_category"] = None
     value = frame["value"].fillna(0)
     with db.atomic():
         cur = db.execute(

@@ -30,7 +30,7 @@ CONFIDENCE_TEXT = {
     "chance of {base:.0%})",
 }
 CONTEXT = ("owner", "manager", "region", "product", "account", "stage", "expected_close",
-           "value_known")  # fmt: skip
+           "value_known", "forecast_category")  # fmt: skip
 
 
 def confidence_text(model: WinModel) -> str:

@@ -30,6 +30,7 @@ from bot.replies import (
     several_reply,
     text_message,
 )
+from bot.target_text import categories_text
 from dataset.money import money
 from forecasting.chart import fan_chart
 
@@ -144,6 +145,7 @@ def register(app: App, reader: Reader) -> None:
         title = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
                  f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
         odds = saved.odds(scope, quarter)
+        split, basis = saved.categories(scope, quarter)
         this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
         png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
                         title=title)  # fmt: skip
@@ -153,7 +155,14 @@ def register(app: App, reader: Reader) -> None:
             user=user,
             png=png,
             title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
-            comment=forecast_summary(fc.table, quarter, scope, as_of, odds=odds),
+            comment=forecast_summary(
+                fc.table,
+                quarter,
+                scope,
+                as_of,
+                odds=odds,
+                categories=categories_text(split, quarter, basis),
+            ),  # fmt: skip
         )
         if upload.direct:
             respond(

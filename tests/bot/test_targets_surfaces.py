@@ -10,7 +10,7 @@ from dataclasses import replace
 from bot.cli import main
 from bot.morning import compose
 from bot.settings import Scope
-from bot.target_text import chance_text, odds_text
+from bot.target_text import categories_text, chance_text, odds_text
 from forecasting.targets import Target, chance
 from tests.bot.slackenv import LEADER, command_body, post
 
@@ -57,9 +57,14 @@ def test_the_same_chance_of_the_target_on_every_surface(served, capsys, tmp_path
     assert f"Chance of making {following}" in _comment(served, f"next {region}")
     assert "Chance of making" not in _comment(served, "next")  # no company target next quarter
 
+    split, basis = saved.categories(Scope("all"), this)
+    lines = categories_text(split, this, basis)
+    assert lines in comment and sum(r["deals"] for r in split.rows) > 0
     out = tmp_path / "out"
     assert main(["forecast", *args, "--out", str(out)]) == 0
-    assert sentence.replace("*", "") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert sentence.replace("*", "") in printed
+    assert lines.splitlines()[0].replace("*", "") in printed
 
 
 def test_the_target_line_is_drawn_for_its_quarter_only(served, monkeypatch):

@@ -1,0 +1,77 @@
+"""Forecast categories beside the model (issue 14): what the reps' calls add up to, and the deals
+where the model and the category disagree, which are the most useful lines in a forecast call.
+Pure.
+
+A deal's category is the CRM's (Salesforce ForecastCategoryName, HubSpot's forecast category);
+where the CRM has none, it is mapped from the stage's default probability (90% and more:
+commit, 60% and more: best case, else pipeline) and said to be mapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+ORDER = ("Commit", "Best Case", "Pipeline")
+# the CRM's words (Salesforce labels and API values, HubSpot's values) -> ours
+NAMES = {
+    "commit": "Commit", "best case": "Best Case", "bestcase": "Best Case",
+    "best_case": "Best Case", "pipeline": "Pipeline", "omitted": "Omitted", "omit": "Omitted",
+    "closed": "Closed", "most likely": "Best Case", "mostlikely": "Best Case",
+}  # fmt: skip
+DOUBTED, FAVOURED = 0.40, 0.70  # commit under this win chance; pipeline over this one
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The quarter by category: won so far, and each open category's deals, value and the
+    model's expected value (value x win probability), with the disagreements."""
+
+    won: float
+    rows: list[dict]  # category, deals, value, expected (ORDER, then "Omitted" if any)
+    mapped: int  # deals whose category came from their stage, not the CRM
+    doubted: pd.DataFrame = field(default_factory=pd.DataFrame)  # commit, win under DOUBTED
+    favoured: pd.DataFrame = field(default_factory=pd.DataFrame)  # pipeline, win over FAVOURED
+
+    @property
+    def total(self) -> float:
+        return self.won + sum(r["value"] for r in self.rows if r["category"] != "Omitted")
+
+
+def category(value: object, stage_probability: float | None) -> tuple[str, bool]:
+    """(category, mapped from the stage?) of one open deal."""
+    if isinstance(value, str) and value.strip():
+        return NAMES.get(value.strip().lower(), "Pipeline"), False
+    p = stage_probability if stage_probability is not None else 0.0
+    return ("Commit" if p >= 90 else "Best Case" if p >= 60 else "Pipeline"), True
+
+
+def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]) -> Rollup:
+    """`scores`: the open deals in scope whose close falls in the quarter (a run's rows: value,
+    win_prob, stage, forecast_category); `won`: revenue won in the quarter so far."""
+    pairs = [
+        category(c, stage_probability.get(s))
+        for c, s in zip(scores["forecast_category"], scores["stage"], strict=True)
+    ]
+    deals = scores.assign(
+        category=[c for c, _ in pairs], mapped=[m for _, m in pairs],
+        value=scores["value"].fillna(0.0),
+    )  # fmt: skip
+    rows = []
+    for name in (*ORDER, "Omitted"):
+        part = deals[deals["category"] == name]
+        if name == "Omitted" and part.empty:
+            continue
+        rows.append({"category": name, "deals": len(part), "value": float(part["value"].sum()),
+                     "expected": float((part["value"] * part["win_prob"]).sum())})  # fmt: skip
+    by_value = lambda f: f.sort_values("value", ascending=False, kind="stable")  # noqa: E731
+    return Rollup(
+        won=float(won),
+        rows=rows,
+        mapped=int(deals["mapped"].sum()),
+        doubted=by_value(deals[(deals["category"] == "Commit") & (deals["win_prob"] < DOUBTED)]),
+        favoured=by_value(
+            deals[(deals["category"] == "Pipeline") & (deals["win_prob"] > FAVOURED)]
+        ),
+    )
