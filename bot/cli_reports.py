@@ -74,11 +74,16 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         return 0
     for line in terminal.forecast_lines(saved, whole, parts, args.by):
         print(line)
-    from bot.target_text import categories_text, odds_text
+    from bot.target_text import calls_text, categories_text, odds_text
 
     for (scope, quarter), o in odds.items():
         print(f"{scope.label}: {odds_text(o, quarter).replace('*', '')}")
     this = str(whole.quarter()["period"])
+    from bot import calls
+
+    made = calls_text(calls.latest(saved._reader.db(), this, "all"), float(whole.quarter()["p50"]))
+    if made:
+        print(made.replace("*", ""))
     split, basis = saved.categories(Scope("all"), this)
     for line in categories_text(split, this, basis).replace("*", "").splitlines():
         print(line.strip("_"))

@@ -27,7 +27,8 @@ DEAL_USAGE = (
 )
 FORECAST_USAGE = (
     "*Usage:* `/forecast [quarter] [region or manager]`\n"
-    "Examples: `/forecast`, `/forecast next`, `/forecast 2025-Q1 West`, `/forecast Melvin Marxen`"
+    "Examples: `/forecast`, `/forecast next`, `/forecast 2025-Q1 West`, `/forecast Melvin Marxen`\n"
+    "Your call for a quarter: `/forecast call 1.2M [quarter] [region or manager]`"
 )
 
 
@@ -168,7 +169,7 @@ def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | N
 
 def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str,
                      currency: str | None = None, odds: Odds | None = None,
-                     categories: str | None = None) -> str:  # fmt: skip
+                     categories: str | None = None, calls: str | None = None) -> str:  # fmt: skip
     """The figures that go with the chart, in mrkdwn (with the target's odds, if one is set)."""
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
@@ -181,6 +182,7 @@ def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str
         f"P50 *{cash(row['p50'])}*, P10 {cash(row['p10'])}, P90 {cash(row['p90'])}"
         + (f" (won so far {cash(won)})" if won else "")
         + ("\n" + odds_text(odds, quarter, currency) if odds is not None else "")
+        + ("\n" + calls if calls else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
         + ("\n" + categories if categories else "")
     )

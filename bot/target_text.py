@@ -73,3 +73,18 @@ def categories_text(r: Rollup, quarter: str, basis: str, currency: str | None = 
     if len(r.favoured):
         lines.append(f"Pipeline deals the model gives over {FAVOURED:.0%}: {names(r.favoured)}")
     return "\n".join(lines)
+
+
+def calls_text(calls: list[dict], p50: float, currency: str | None = None) -> str:
+    """Each caller's latest call beside the model's P50 (names are the roster's, made inert)."""
+    from bot.blocks import short
+
+    if not calls:
+        return ""
+    shown = [
+        f"{short(c['caller'])} {money(c['amount'], currency)} "
+        f"({'above' if c['amount'] > p50 else 'below' if c['amount'] < p50 else 'at'} the "
+        f"model's P50; called {str(c['made_at'])[:10]})"
+        for c in calls
+    ]
+    return "*Calls*: " + " · ".join(shown)

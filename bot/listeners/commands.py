@@ -11,7 +11,7 @@ import logging
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import slack_api
+from bot import calls, slack_api
 from bot.access import NOT_IN_ROSTER, allowed_scope, can_see, member_scope
 from bot.blocks import short
 from bot.inert import fold, inert
@@ -30,9 +30,10 @@ from bot.replies import (
     several_reply,
     text_message,
 )
-from bot.target_text import categories_text
+from bot.target_text import calls_text, categories_text, chance_text
 from dataset.money import money
 from forecasting.chart import fan_chart
+from forecasting.targets import chance
 
 log = logging.getLogger(__name__)
 NO_RUN = "No pipeline has been scored yet: the first morning run (or `revbot score`) makes one."
@@ -74,6 +75,32 @@ def deal_detail(reader: Reader, saved: SavedRun, deal: dict) -> dict:
 
 def _outside(member) -> str:
     return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
+
+
+def call_answer(reader: Reader, user_id: str, text: str) -> dict:
+    """`/forecast call AMOUNT [quarter] [scope]`: keep the caller's number for the quarter."""
+    words = text.split()
+    amount = calls.parse_amount(words[0]) if words else None
+    if amount is None:
+        return text_message("Give your number first: `/forecast call 1.2M`, or with a quarter "
+                            f"and a scope: `/forecast call 950k next West`.\n{FORECAST_USAGE}")  # fmt: skip
+    request = forecast_request(reader, user_id, " ".join(words[1:]))
+    if isinstance(request, dict):
+        return request
+    saved, scope, quarter = request
+    member = reader.settings.member(user_id)
+    caller = member.name if member and member.name else user_id
+    calls.record(reader.db(), quarter=quarter, scope=str(scope), amount=amount, user_id=user_id,
+                 caller=caller, as_of=saved.as_of)  # fmt: skip
+    fc = saved.forecast(scope)
+    row = fc.quarter(quarter)
+    odds = chance(fc.grids.get(quarter, []), amount)
+    likely = f"; the model's chance of reaching it: {chance_text(odds)}" if odds is not None else ""
+    return text_message(
+        f"Recorded your call for {quarter}, {inert(scope.label)}: *{money(amount)}*. The model's "
+        f"P50 is {money(row['p50'])}{likely}. Every forecast of {quarter} for "
+        f"{inert(scope.label)} now shows it; a new call replaces it there (all calls are kept)."
+    )
 
 
 def forecast_request(reader: Reader, user_id: str, text: str):
@@ -129,6 +156,13 @@ def register(app: App, reader: Reader) -> None:
 
     @app.command("/forecast")
     def forecast(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
+        words = command_text(command).split()
+        if words[:1] and words[0].lower() == "call":  # a manager's number, not a chart
+            ack()
+            user = command_user(command)
+            answer = call_answer(reader, user, " ".join(words[1:])) if user else text_message(UNKNOWN_USER)  # fmt: skip
+            respond(**answer, response_type="ephemeral")
+            return
         ack(text="Working on the forecast; the chart follows in a moment.")
         user, channel = command_user(command), command_channel(command)
         if user is None or channel is None:
@@ -162,6 +196,7 @@ def register(app: App, reader: Reader) -> None:
                 as_of,
                 odds=odds,
                 categories=categories_text(split, quarter, basis),
+                calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
             ),  # fmt: skip
         )
         if upload.direct:

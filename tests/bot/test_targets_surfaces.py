@@ -86,3 +86,39 @@ def test_the_target_line_is_drawn_for_its_quarter_only(served, monkeypatch):
     _comment(served, "")
     _comment(served, "next")
     assert drawn == [1e6, None]  # the chart shows this quarter; next quarter's target is not it
+
+
+def test_a_call_is_recorded_shown_and_kept(served, capsys):
+    from bot import calls
+    from tests.bot.slackenv import MANAGER, REP
+    from tests.bot.test_commands import ask
+
+    manager = served.data["who"]["manager"]
+    _, answer = ask(served, "/forecast", "call 1.2M", user=MANAGER)
+    text = answer["text"]
+    saved = served.services.reader.latest()
+    fc = saved.forecast(Scope("manager", manager))
+    this = str(fc.quarter()["period"])
+    assert text.startswith(f"Recorded your call for {this}, {manager}'s team: *$1.2M*. The model's P50 is ")  # fmt: skip
+    assert f"chance of reaching it: {chance_text(chance(fc.grids[this], 1.2e6))}" in text
+    assert answer.get("response_type") == "ephemeral"
+    comment = _comment(served, "", user=MANAGER)
+    assert f"*Calls*: {manager} $1.2M (" in comment
+
+    ask(served, "/forecast", "call 950k", user=MANAGER)  # a new call replaces it in view...
+    comment = _comment(served, "", user=MANAGER)
+    assert f"*Calls*: {manager} $950k (" in comment and "$1.2M (" not in comment
+    kept = [
+        (c["caller"], c["amount"], c["scope"]) for c in calls.history(served.services.reader.db())
+    ]
+    assert kept == [(manager, 1.2e6, f"manager:{manager}"), (manager, 9.5e5, f"manager:{manager}")]
+
+    _, refused = ask(
+        served, "/forecast", "call lots", user=MANAGER
+    )  # ...and a bad one is explained
+    assert refused["text"].startswith("Give your number first: `/forecast call 1.2M`")
+    other = next(r for r in saved.names("region") if r != served.data["who"]["region"])
+    _, outside = ask(served, "/forecast", f"call 1M {other}", user=REP)
+    assert (
+        "Recorded" not in outside["text"] and len(calls.history(served.services.reader.db())) == 2
+    )
