@@ -232,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="this quarter's target, drawn on the chart (in the exports' currency)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    p.add_argument(
+        "--movement", action="store_true",
+        help="also what moved in this quarter's pipeline (since last week, since the quarter "
+        "began) and its waterfall, movement.png",
+    )  # fmt: skip
 
     p = _command(sub, "digest")
     _add_db(p)

@@ -81,7 +81,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     this = str(whole.quarter()["period"])
     from bot import calls
 
-    made = calls_text(calls.latest(saved._reader.db(), this, "all"), float(whole.quarter()["p50"]))
+    made = calls_text(calls.latest(saved.db, this, "all"), float(whole.quarter()["p50"]))
     if made:
         print(made.replace("*", ""))
     split, basis = saved.categories(Scope("all"), this)
@@ -90,13 +90,24 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from forecasting.chart import fan_chart
 
     args.out.mkdir(parents=True, exist_ok=True)
-    this = (Scope("all"), str(whole.quarter()["period"]))
-    png = fan_chart(
-        whole.table, whole.won, whole.as_of, odds[this].target if this in odds else None
-    )
+    key = (Scope("all"), this)
+    line = odds[key].target if key in odds else args.target  # a run older than its grids
+    png = fan_chart(whole.table, whole.won, whole.as_of, line)
     (args.out / "forecast.png").write_bytes(png)
     whole.table.to_csv(args.out / "forecast.csv", index=False)
-    print(f"written: {args.out / 'forecast.png'}, {args.out / 'forecast.csv'}")
+    written = [args.out / "forecast.png", args.out / "forecast.csv"]
+    if args.movement:
+        from bot.listeners.commands import movement_lines
+        from forecasting.waterfall import waterfall
+
+        lines, began = movement_lines(saved, Scope("all"), this)
+        for text in lines:
+            print(text.replace("*", ""))
+        if began is not None:
+            title = f"{this}, all teams: what moved since {began.since.date()}"
+            (args.out / "movement.png").write_bytes(waterfall(began, title))
+            written.append(args.out / "movement.png")
+    print(f"written: {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -26,6 +26,7 @@ from bot.settings import Scope, Settings
 from dataset import database, deal_history, score_runs
 from dataset.ids import salesforce_18
 from forecasting.categories import Rollup, rollup
+from forecasting.movement import Movement, movement
 from forecasting.targets import Odds, odds
 
 
@@ -81,6 +82,11 @@ class SavedRun:
     def as_of(self) -> str:
         return str(self.run["as_of"])
 
+    @property
+    def db(self):
+        """This thread's connection to the run's database (to read what goes with the run)."""
+        return self._reader.db()
+
     def forecast(self, scope: Scope) -> SavedForecast:
         key = str(scope)
         if key not in self._forecasts:
@@ -116,6 +122,32 @@ class SavedRun:
         if len(mine) and close.isna().all():
             return mine, "open"
         return mine[close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))], "quarter"
+
+    def movement(self, scope: Scope, since: pd.Timestamp, quarter: str | None = None) -> Movement:
+        """What moved in a quarter's pipeline (this one by default) from `since` (or the first
+        day of the history, if later: nothing is known before it) to the run's day, within a
+        scope; values as the run values them (the product's list price where the CRM has no
+        amount)."""
+        row = self.forecast(scope).quarter(quarter)
+        until = pd.Timestamp(self.as_of)
+        db = self._reader.db()
+        first = db.execute("SELECT MIN(as_of) FROM deal_history").fetchone()[0]
+        since = max(pd.Timestamp(since), pd.Timestamp(first or until))  # nothing known before
+        prices = dict(db.execute("SELECT product, sales_price FROM products").fetchall())
+        team = self.teams.set_index("sales_agent") if len(self.teams) else None
+
+        def states(day: pd.Timestamp) -> pd.DataFrame:
+            s = deal_history.states_before(db, (day + pd.Timedelta(days=1)).date())
+            s = s[~s["deal_id"].isin(deal_history.removed_ids(db))]
+            s["value"] = s["value"].fillna(s["product"].map(prices))
+            if team is not None:
+                s["manager"] = s["owner"].map(team["manager"])
+                s["region"] = s["owner"].map(team["regional_office"])
+            else:
+                s["manager"] = s["region"] = None
+            return in_scope(s, scope)
+
+        return movement(states(since), states(until), since, until, row["start"], row["end"])
 
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataset.money import money, plural
 from forecasting.categories import DOUBTED, FAVOURED, Rollup
+from forecasting.movement import Movement
 from forecasting.targets import Odds
 
 
@@ -88,3 +89,18 @@ def calls_text(calls: list[dict], p50: float, currency: str | None = None) -> st
         for c in calls
     ]
     return "*Calls*: " + " · ".join(shown)
+
+
+def movement_text(m: Movement, quarter: str, currency: str | None = None) -> str:
+    """One line: the pipeline then and now, and each part that moved (they add up)."""
+
+    def signed(x: float) -> str:
+        return ("+" if x >= 0 else "-") + money(abs(x), currency)
+
+    which = (f"open deals closing in {quarter}" if m.basis == "quarter"
+             else "every open deal: the CRM gives open deals no close date")  # fmt: skip
+    moved = [f"{r['part']} {signed(r['value'])} ({plural(int(r['deals']), 'deal')})"
+             for _, r in m.parts.iterrows() if r["deals"]]  # fmt: skip
+    head = (f"*Since {m.since.date()}* ({which}): {money(m.before, currency)} → "
+            f"{money(m.after, currency)} ({signed(m.change)})")  # fmt: skip
+    return head + (": " + " · ".join(moved) if moved else ": nothing moved")

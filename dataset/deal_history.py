@@ -180,6 +180,11 @@ def pipeline_summary(db: sqlite_utils.Database, as_of: str | None = None) -> Pip
 _KEPT = "deal_id NOT IN (SELECT deal_id FROM removed_deals)"
 
 
+def removed_ids(db: sqlite_utils.Database) -> set[str]:
+    """Deals the CRM deleted or merged (see `_KEPT`)."""
+    return {r[0] for r in db.execute("SELECT deal_id FROM removed_deals")}
+
+
 def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
     """Everything the scoring and forecast need, read once: latest deal states, their history,
     activity dates and the reference tables; deals deleted or merged in the CRM left out."""

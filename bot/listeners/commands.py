@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
@@ -30,10 +31,12 @@ from bot.replies import (
     several_reply,
     text_message,
 )
-from bot.target_text import calls_text, categories_text, chance_text
+from bot.settings import Scope
+from bot.target_text import calls_text, categories_text, chance_text, movement_text
 from dataset.money import money
 from forecasting.chart import fan_chart
 from forecasting.targets import chance
+from forecasting.waterfall import waterfall
 
 log = logging.getLogger(__name__)
 NO_RUN = "No pipeline has been scored yet: the first morning run (or `revbot score`) makes one."
@@ -75,6 +78,46 @@ def deal_detail(reader: Reader, saved: SavedRun, deal: dict) -> dict:
 
 def _outside(member) -> str:
     return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
+
+
+def movement_lines(saved: SavedRun, scope: Scope, quarter: str) -> tuple[list[str], object]:
+    """What moved in the quarter's pipeline since last week and since the quarter began (the
+    lines), and the latter (for the waterfall)."""
+    until = pd.Timestamp(saved.as_of)
+    start = pd.Timestamp(saved.forecast(scope).quarter(quarter)["start"])
+    week = saved.movement(scope, until - pd.Timedelta(days=7), quarter)
+    began = saved.movement(scope, min(start, until) - pd.Timedelta(days=1), quarter)
+    if began.since >= until:
+        return [f"No earlier pipeline to compare with: the history here begins on {until.date()}."], None  # fmt: skip
+    lines = [movement_text(m, quarter) for m in (week, began) if m.since < until]
+    return list(dict.fromkeys(lines)), began
+
+
+def movement_answer(reader: Reader, command: dict, text: str, respond: Respond, client) -> None:
+    """`/forecast movement [scope]`: the lines and the waterfall, as a chart upload."""
+    user, channel = command_user(command), command_channel(command)
+    if user is None or channel is None:
+        respond(**text_message(UNKNOWN_USER), response_type="ephemeral")
+        return
+    request = forecast_request(reader, user, text)
+    if isinstance(request, dict):
+        respond(**request, response_type="ephemeral")
+        return
+    saved, scope, quarter = request
+    lines, began = movement_lines(saved, scope, quarter)
+    if began is None:
+        respond(**text_message("\n".join(lines)), response_type="ephemeral")
+        return
+    png = waterfall(began, f"{quarter}, {scope.label}: what moved since {began.since.date()}")
+    upload = slack_api.upload_chart(
+        client, channel=channel, user=user, png=png,
+        title=inert(f"Pipeline movement {quarter}, {scope.label}, as of {saved.as_of}", plain=True),
+        comment=f"*What moved in {quarter}, {inert(scope.label)}* (as of {saved.as_of})\n"
+        + "\n".join(lines),
+    )  # fmt: skip
+    if upload.direct:
+        respond(text="I'm not a member of this channel, so I sent it to you as a direct message.",
+                response_type="ephemeral")  # fmt: skip
 
 
 def call_answer(reader: Reader, user_id: str, text: str) -> dict:
@@ -157,6 +200,10 @@ def register(app: App, reader: Reader) -> None:
     @app.command("/forecast")
     def forecast(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         words = command_text(command).split()
+        if words[:1] and words[0].lower() == "movement":  # what moved, as a waterfall
+            ack(text="Working on what moved; the chart follows in a moment.")
+            movement_answer(reader, command, " ".join(words[1:]), respond, client)
+            return
         if words[:1] and words[0].lower() == "call":  # a manager's number, not a chart
             ack()
             user = command_user(command)

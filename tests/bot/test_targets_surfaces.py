@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from bot.cli import main
 from bot.morning import compose
 from bot.settings import Scope
@@ -122,3 +124,26 @@ def test_a_call_is_recorded_shown_and_kept(served, capsys):
     assert (
         "Recorded" not in outside["text"] and len(calls.history(served.services.reader.db())) == 2
     )
+
+
+def test_forecast_movement_posts_the_waterfall_and_lines_that_add_up(served, capsys):
+    import pandas as pd
+
+    from bot.target_text import movement_text
+
+    reader = served.services.reader
+    saved = reader.latest()
+    fc = saved.forecast(Scope("all"))
+    this = str(fc.quarter()["period"])
+    comment = _comment(served, "movement")
+    assert comment.startswith(f"*What moved in {this}, all teams* (as of {saved.as_of})")
+    until = pd.Timestamp(saved.as_of)
+    week = saved.movement(Scope("all"), until - pd.Timedelta(days=7))
+    assert movement_text(week, this) in comment
+    assert week.before + week.parts["value"].sum() == pytest.approx(week.after)
+    assert len(week.deals) > 0  # the demo's pipeline moves every week
+    png = list(served.slack.uploads.values())[-1]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    args = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
+    assert main(["forecast", "--movement", *args, "--out", str(served.db_path.parent / "m")]) == 0
+    assert movement_text(week, this).replace("*", "") in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""What moved in a quarter's pipeline (issue 14): each kind of move is named right, and the parts
+add up to the change in pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.movement import movement
+
+Q = ("2025-01-01", "2025-03-31")
+COLS = ["deal_id", "status", "close_date", "value"]
+BEFORE = pd.DataFrame(
+    [("keep", "open", "2025-02-01", 100.0), ("raise", "open", "2025-02-01", 100.0),
+     ("cut", "open", "2025-03-01", 100.0), ("push", "open", "2025-03-15", 50.0),
+     ("win", "open", "2025-01-20", 70.0), ("lose", "open", "2025-02-10", 30.0),
+     ("pull", "open", "2025-05-01", 40.0), ("later", "open", "2025-06-01", 10.0)],
+    columns=COLS,
+)  # fmt: skip
+AFTER = pd.DataFrame(
+    [("keep", "open", "2025-02-01", 100.0), ("raise", "open", "2025-02-01", 130.0),
+     ("cut", "open", "2025-03-01", 80.0), ("push", "open", "2025-04-15", 50.0),
+     ("win", "won", "2025-01-20", 70.0), ("lose", "lost", "2025-02-10", 30.0),
+     ("pull", "open", "2025-03-01", 40.0), ("later", "open", "2025-06-01", 10.0),
+     ("fresh", "open", "2025-03-20", 25.0)],
+    columns=COLS,
+)  # fmt: skip
+
+
+def test_each_move_is_named_and_the_parts_add_up():
+    m = movement(BEFORE, AFTER, "2025-01-10", "2025-01-17", *Q)
+    named = dict(zip(m.deals["deal_id"], m.deals["part"], strict=True))
+    assert named == {"raise": "amount up", "cut": "amount down", "push": "pushed out",
+                     "win": "won", "lose": "lost", "pull": "pulled in", "fresh": "new"}  # fmt: skip
+    assert m.before == 450 and m.after == 375 and m.basis == "quarter"
+    assert m.before + m.parts["value"].sum() == pytest.approx(m.after)
+    by = m.parts.set_index("part")["value"]
+    assert (by["new"], by["pulled in"], by["pushed out"], by["won"]) == (25, 40, -50, -70)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_pipelines_always_add_up(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    days = pd.date_range("2024-11-01", "2025-06-30").strftime("%Y-%m-%d").to_numpy()
+
+    def states(k):
+        return pd.DataFrame({
+            "deal_id": [f"d{i}" for i in rng.choice(n, k, replace=False)],
+            "status": rng.choice(["open", "open", "won", "lost"], k),
+            "close_date": rng.choice(np.append(days, None), k),
+            "value": np.where(rng.random(k) < 0.1, np.nan, rng.integers(1, 100, k) * 1000.0),
+        })  # fmt: skip
+
+    m = movement(states(40), states(50), "2025-01-01", "2025-02-01", *Q)
+    assert m.before + m.parts["value"].sum() == pytest.approx(m.after)
+    assert m.parts["deals"].sum() == len(m.deals)
+
+
+def test_no_close_dates_means_every_open_deal():
+    before = BEFORE.assign(close_date=None)
+    after = AFTER.assign(close_date=None)
+    m = movement(before, after, "2025-01-10", "2025-01-17", *Q)
+    assert m.basis == "open" and m.after == after.loc[after["status"] == "open", "value"].sum()
