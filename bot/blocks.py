@@ -218,6 +218,8 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     ]
     if d.odds is not None and g.quarter:
         blocks.append({"type": "section", "text": mrkdwn(odds_text(d.odds, g.quarter, currency))})
+    if d.movement:
+        blocks.append({"type": "section", "text": mrkdwn(_cut(d.movement, MAX_SECTION))})
     blocks.append({"type": "context", "elements": [mrkdwn(inert(d.confidence))]})
     if d.notes:
         warn = _cut("⚠️ " + inert(" · ".join(d.notes)), MAX_SECTION)

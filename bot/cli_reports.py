@@ -97,15 +97,15 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     whole.table.to_csv(args.out / "forecast.csv", index=False)
     written = [args.out / "forecast.png", args.out / "forecast.csv"]
     if args.movement:
-        from bot.listeners.commands import movement_lines
+        from bot.target_text import movement_lines
         from forecasting.waterfall import waterfall
 
-        lines, began = movement_lines(saved, Scope("all"), this)
-        for text in lines:
+        moved = saved.movements(Scope("all"), this)
+        for text in movement_lines(moved, this, saved.as_of):
             print(text.replace("*", ""))
-        if began is not None:
-            title = f"{this}, all teams: what moved since {began.since.date()}"
-            (args.out / "movement.png").write_bytes(waterfall(began, title))
+        if moved is not None:
+            title = f"{this}, all teams: what moved since {moved[1].since.date()}"
+            (args.out / "movement.png").write_bytes(waterfall(moved[1], title))
             written.append(args.out / "movement.png")
     print(f"written: {', '.join(str(p) for p in written)}")
     return 0

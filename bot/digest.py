@@ -120,6 +120,7 @@ class Digest:
     min_risk: float = 0
     notes: list[str] = field(default_factory=list)
     odds: object | None = None  # forecasting.targets.Odds of the quarter's target, if one is set
+    movement: str | None = None  # the Monday digest: what moved in the quarter since last week
 
 
 def handled(scores: pd.DataFrame, marks: pd.DataFrame, as_of: str) -> pd.Index:

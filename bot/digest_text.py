@@ -55,6 +55,8 @@ def render(d: Digest, currency: str | None = None) -> str:
                      f"P10 {cash(g.p10)} - P90 {cash(g.p90)}")  # fmt: skip
     if d.odds is not None and g.quarter:
         lines.append("  " + odds_text(d.odds, g.quarter, currency).replace("*", ""))
+    if d.movement:
+        lines.append("  " + d.movement.replace("*", ""))
     lines.append(f"  {d.confidence}")
     lines += [f"  warning: {note}" for note in d.notes]
     lines.append("")

@@ -14,6 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+import pandas as pd
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -24,6 +25,7 @@ from bot.inert import inert
 from bot.reader import Reader, SavedRun
 from bot.services import Services
 from bot.settings import Channel, Scope
+from bot.target_text import movement_text
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -48,10 +50,12 @@ def compose(
     channel_id: str | None = None,
     notes: list[str] | None = None,
     repeat: bool = False,
+    weekly: bool | None = None,
 ) -> Digest:
     """A scope's digest on a saved run, compared with `previous_run` (None: first one).
-    `repeat`: no new data since the last digest (it says so). Reads only: every deal it lists
-    was given its reasons by the refresh."""
+    `repeat`: no new data since the last digest (it says so). `weekly`: add what moved in the
+    quarter since last week (default: when the data's day is a Monday). Reads only: every deal
+    it lists was given its reasons by the refresh."""
     listable = candidates(saved.scores, scope, min_risk, top)
     missing = listable.loc[listable["drivers"].isna(), "deal_id"].tolist()
     if missing:  # below the run's explained top: reasons worked out once, saved with the run
@@ -70,6 +74,11 @@ def compose(
         quarter=saved.quarter(scope),
     )
     digest.odds = saved.odds(scope)
+    if weekly if weekly is not None else pd.Timestamp(saved.as_of).weekday() == 0:
+        moved = saved.movements(scope)
+        if moved is not None:
+            quarter = str(saved.forecast(scope).quarter()["period"])
+            digest.movement = movement_text(moved[0], quarter)
     if repeat and digest.news is None:  # no new data, and none before to compare with
         digest.news = nothing_new()
         digest.deals["previous_risk"] = digest.deals["risk"]  # unchanged, not new
@@ -122,6 +131,7 @@ def run_channel(
         digest = compose(
             reader, saved, scope=channel.scope, top=channel.top, min_risk=channel.min_risk,
             previous_run=previous, channel_id=channel.id, notes=refreshed.problems, repeat=repeat,
+            weekly=pd.Timestamp(digest_date).weekday() == 0,  # the Monday digest
         )  # fmt: skip
         message = digest_message(digest)
         problems = check_limits(message)

@@ -149,6 +149,15 @@ class SavedRun:
 
         return movement(states(since), states(until), since, until, row["start"], row["end"])
 
+    def movements(self, scope: Scope, quarter: str | None = None) -> tuple[Movement, Movement] | None:  # fmt: skip
+        """What moved since last week and since the quarter began (from the day before it), or
+        None when the history begins on the run's day (nothing to compare with)."""
+        until = pd.Timestamp(self.as_of)
+        start = pd.Timestamp(self.forecast(scope).quarter(quarter)["start"])
+        week = self.movement(scope, until - pd.Timedelta(days=7), quarter)
+        began = self.movement(scope, min(start, until) - pd.Timedelta(days=1), quarter)
+        return None if began.since >= until else (week, began)
+
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""
         row = self.forecast(scope).quarter(quarter)

@@ -104,3 +104,10 @@ def movement_text(m: Movement, quarter: str, currency: str | None = None) -> str
     head = (f"*Since {m.since.date()}* ({which}): {money(m.before, currency)} → "
             f"{money(m.after, currency)} ({signed(m.change)})")  # fmt: skip
     return head + (": " + " · ".join(moved) if moved else ": nothing moved")
+
+
+def movement_lines(moved: tuple[Movement, Movement] | None, quarter: str, until) -> list[str]:
+    """Since last week and since the quarter began (one line when they start the same day)."""
+    if moved is None:
+        return [f"No earlier pipeline to compare with: the history here begins on {until}."]
+    return list(dict.fromkeys(movement_text(m, quarter) for m in moved))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
@@ -31,8 +30,7 @@ from bot.replies import (
     several_reply,
     text_message,
 )
-from bot.settings import Scope
-from bot.target_text import calls_text, categories_text, chance_text, movement_text
+from bot.target_text import calls_text, categories_text, chance_text, movement_lines
 from dataset.money import money
 from forecasting.chart import fan_chart
 from forecasting.targets import chance
@@ -80,19 +78,6 @@ def _outside(member) -> str:
     return f"That deal is outside what you can see ({inert(member_scope(member).label)})."
 
 
-def movement_lines(saved: SavedRun, scope: Scope, quarter: str) -> tuple[list[str], object]:
-    """What moved in the quarter's pipeline since last week and since the quarter began (the
-    lines), and the latter (for the waterfall)."""
-    until = pd.Timestamp(saved.as_of)
-    start = pd.Timestamp(saved.forecast(scope).quarter(quarter)["start"])
-    week = saved.movement(scope, until - pd.Timedelta(days=7), quarter)
-    began = saved.movement(scope, min(start, until) - pd.Timedelta(days=1), quarter)
-    if began.since >= until:
-        return [f"No earlier pipeline to compare with: the history here begins on {until.date()}."], None  # fmt: skip
-    lines = [movement_text(m, quarter) for m in (week, began) if m.since < until]
-    return list(dict.fromkeys(lines)), began
-
-
 def movement_answer(reader: Reader, command: dict, text: str, respond: Respond, client) -> None:
     """`/forecast movement [scope]`: the lines and the waterfall, as a chart upload."""
     user, channel = command_user(command), command_channel(command)
@@ -104,10 +89,12 @@ def movement_answer(reader: Reader, command: dict, text: str, respond: Respond, 
         respond(**request, response_type="ephemeral")
         return
     saved, scope, quarter = request
-    lines, began = movement_lines(saved, scope, quarter)
-    if began is None:
+    moved = saved.movements(scope, quarter)
+    lines = movement_lines(moved, quarter, saved.as_of)
+    if moved is None:
         respond(**text_message("\n".join(lines)), response_type="ephemeral")
         return
+    began = moved[1]
     png = waterfall(began, f"{quarter}, {scope.label}: what moved since {began.since.date()}")
     upload = slack_api.upload_chart(
         client, channel=channel, user=user, png=png,

@@ -147,3 +147,21 @@ def test_forecast_movement_posts_the_waterfall_and_lines_that_add_up(served, cap
     args = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
     assert main(["forecast", "--movement", *args, "--out", str(served.db_path.parent / "m")]) == 0
     assert movement_text(week, this).replace("*", "") in capsys.readouterr().out
+
+
+def test_the_monday_digest_says_what_moved_since_last_week(served):
+    from bot.blocks import digest_message
+    from bot.target_text import movement_text
+
+    reader = served.services.reader
+    saved = reader.latest()
+    this = str(saved.forecast(Scope("all")).quarter()["period"])
+    week, _ = saved.movements(Scope("all"))
+    monday = compose(reader, saved, scope=Scope("all"), top=5, min_risk=0, previous_run=None,
+                     weekly=True)  # fmt: skip
+    assert monday.movement == movement_text(week, this)
+    texts = json.dumps(digest_message(monday)["blocks"], ensure_ascii=False)
+    assert json.dumps(monday.movement, ensure_ascii=False)[1:-1] in texts
+    other = compose(reader, saved, scope=Scope("all"), top=5, min_risk=0, previous_run=None,
+                    weekly=False)  # fmt: skip
+    assert other.movement is None
