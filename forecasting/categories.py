@@ -31,6 +31,7 @@ class Rollup:
     won: float
     rows: list[dict]  # category, deals, value, expected (ORDER, then "Omitted" if any)
     mapped: int  # deals whose category came from their stage, not the CRM
+    # among the CRM's own categories only (a category mapped from the stage is no one's call):
     doubted: pd.DataFrame = field(default_factory=pd.DataFrame)  # commit, win under DOUBTED
     favoured: pd.DataFrame = field(default_factory=pd.DataFrame)  # pipeline, win over FAVOURED
 
@@ -66,12 +67,13 @@ def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]
         rows.append({"category": name, "deals": len(part), "value": float(part["value"].sum()),
                      "expected": float((part["value"] * part["win_prob"]).sum())})  # fmt: skip
     by_value = lambda f: f.sort_values("value", ascending=False, kind="stable")  # noqa: E731
+    called = deals[~deals["mapped"]]  # a disagreement is with a rep's call, not with a mapping
     return Rollup(
         won=float(won),
         rows=rows,
         mapped=int(deals["mapped"].sum()),
-        doubted=by_value(deals[(deals["category"] == "Commit") & (deals["win_prob"] < DOUBTED)]),
+        doubted=by_value(called[(called["category"] == "Commit") & (called["win_prob"] < DOUBTED)]),
         favoured=by_value(
-            deals[(deals["category"] == "Pipeline") & (deals["win_prob"] > FAVOURED)]
+            called[(called["category"] == "Pipeline") & (called["win_prob"] > FAVOURED)]
         ),
     )
