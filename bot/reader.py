@@ -129,16 +129,40 @@ class SavedRun:
         scope; values as the run values them (the product's list price where the CRM has no
         amount)."""
         row = self.forecast(scope).quarter(quarter)
+        until, (since,) = pd.Timestamp(self.as_of), self._known_since([since])
+        before, after = self._states(scope, [since, until])
+        return movement(before, after, since, until, row["start"], row["end"])
+
+    def movements(self, scope: Scope, quarter: str | None = None) -> tuple[Movement, Movement] | None:  # fmt: skip
+        """What moved since last week and since the quarter began (from the day before it), or
+        None when the history begins on the run's day (nothing to compare with). The pipeline
+        of the run's day is read once for both."""
+        row = self.forecast(scope).quarter(quarter)
         until = pd.Timestamp(self.as_of)
+        start = min(pd.Timestamp(row["start"]), until) - pd.Timedelta(days=1)
+        week, began = self._known_since([until - pd.Timedelta(days=7), start])
+        if began >= until:
+            return None
+        then_week, then_began, now = self._states(scope, [week, began, until])
+        return (movement(then_week, now, week, until, row["start"], row["end"]),
+                movement(then_began, now, began, until, row["start"], row["end"]))  # fmt: skip
+
+    def _known_since(self, days: list) -> list[pd.Timestamp]:
+        """Each day, or the first day of the history if later (nothing is known before it)."""
+        first = self._reader.db().execute("SELECT MIN(as_of) FROM deal_history").fetchone()[0]
+        floor = pd.Timestamp(first or self.as_of)
+        return [max(pd.Timestamp(d), floor) for d in days]
+
+    def _states(self, scope: Scope, days: list[pd.Timestamp]) -> list[pd.DataFrame]:
+        """Every deal's state at the end of each day, valued and placed as the run does."""
         db = self._reader.db()
-        first = db.execute("SELECT MIN(as_of) FROM deal_history").fetchone()[0]
-        since = max(pd.Timestamp(since), pd.Timestamp(first or until))  # nothing known before
         prices = dict(db.execute("SELECT product, sales_price FROM products").fetchall())
+        removed = deal_history.removed_ids(db)
         team = self.teams.set_index("sales_agent") if len(self.teams) else None
 
-        def states(day: pd.Timestamp) -> pd.DataFrame:
+        def on(day: pd.Timestamp) -> pd.DataFrame:
             s = deal_history.states_before(db, (day + pd.Timedelta(days=1)).date())
-            s = s[~s["deal_id"].isin(deal_history.removed_ids(db))]
+            s = s[~s["deal_id"].isin(removed)]
             s["value"] = s["value"].fillna(s["product"].map(prices))
             if team is not None:
                 s["manager"] = s["owner"].map(team["manager"])
@@ -147,16 +171,7 @@ class SavedRun:
                 s["manager"] = s["region"] = None
             return in_scope(s, scope)
 
-        return movement(states(since), states(until), since, until, row["start"], row["end"])
-
-    def movements(self, scope: Scope, quarter: str | None = None) -> tuple[Movement, Movement] | None:  # fmt: skip
-        """What moved since last week and since the quarter began (from the day before it), or
-        None when the history begins on the run's day (nothing to compare with)."""
-        until = pd.Timestamp(self.as_of)
-        start = pd.Timestamp(self.forecast(scope).quarter(quarter)["start"])
-        week = self.movement(scope, until - pd.Timedelta(days=7), quarter)
-        began = self.movement(scope, min(start, until) - pd.Timedelta(days=1), quarter)
-        return None if began.since >= until else (week, began)
+        return [on(day) for day in days]
 
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""

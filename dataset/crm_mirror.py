@@ -123,19 +123,22 @@ def first_created(db: sqlite_utils.Database, crm: str) -> date | None:
 def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen: Counted) -> None:
     """Store one page and move the run's cursor past it, in one transaction."""
     with db.conn:
-        for r in page.records:  # before the records: was this a deal revbot knew alive?
-            if r.get(DELETED):
-                how = "merged" if r.get(MERGED_INTO) else "deleted"
-                db.execute(
-                    "INSERT INTO removed_deals (deal_id, removed_on, how, merged_into, sync_id) "
-                    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deals WHERE deal_id = ?) OR "
-                    "EXISTS (SELECT 1 FROM crm_records WHERE crm = ? AND id = ? AND deleted = 0) "
-                    "ON CONFLICT(deal_id) DO NOTHING",
-                    [r["Id"], _day(r.get(MODSTAMP)), how, r.get(MERGED_INTO), run_id, r["Id"],
-                     crm, r["Id"]],
-                )  # fmt: skip
-            else:  # restored from the recycle bin: a deal again
-                db.execute("DELETE FROM removed_deals WHERE deal_id = ?", [r["Id"]])
+        gone = [r for r in page.records if r.get(DELETED)]
+        db.conn.executemany(  # before the records: was this a deal revbot knew alive?
+            "INSERT INTO removed_deals (deal_id, removed_on, how, merged_into, sync_id) "
+            "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deals WHERE deal_id = ?) OR "
+            "EXISTS (SELECT 1 FROM crm_records WHERE crm = ? AND id = ? AND deleted = 0) "
+            "ON CONFLICT(deal_id) DO NOTHING",
+            (
+                (r["Id"], _day(r.get(MODSTAMP)), "merged" if r.get(MERGED_INTO) else "deleted",
+                 r.get(MERGED_INTO), run_id, r["Id"], crm, r["Id"])
+                for r in gone
+            ),
+        )  # fmt: skip
+        db.conn.executemany(  # restored from the recycle bin: a deal again
+            "DELETE FROM removed_deals WHERE deal_id = ?",
+            ((r["Id"],) for r in page.records if not r.get(DELETED)),
+        )
         db.conn.executemany(
             "INSERT INTO crm_records (crm, id, modstamp, deleted, merged_into, record, sync_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(crm, id) DO UPDATE SET "

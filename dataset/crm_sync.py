@@ -104,16 +104,14 @@ def crm_preset(
     of revbot.toml on top (`[presets.salesforce]` or `[presets.hubspot]`: they win, so a stage
     the CRM misfiles can be put right)."""
     base = next(p for p in BUILTIN if p.name == "salesforce")
+    base = replace(base, case_safe_ids=crm == "salesforce")
     if stages:
         ordered = sorted(stages, key=lambda s: (s.order, s.label))
         base = replace(
             base,
             stages={s.label: s.status for s in ordered},
             probabilities={s.label: s.probability for s in ordered if s.probability is not None and s.status == "open"},
-            case_safe_ids=crm == "salesforce",
         )  # fmt: skip
-    else:
-        base = replace(base, case_safe_ids=crm == "salesforce")
     spec = (overrides or {}).get(crm)  # [presets.salesforce] or [presets.hubspot]
     return apply_overrides((base,), {base.name: spec} if spec else {})
 
@@ -176,16 +174,19 @@ def sync(
     return result
 
 
-def days_to_import(db: sqlite_utils.Database, crm: str, today: date) -> list[date]:
+def days_to_import(
+    db: sqlite_utils.Database, crm: str, today: date, read_first: date | None = None
+) -> list[date]:
     """On a first sync, a day a week back to the first live deal's creation (the exports a
     weekly habit would have left) and today; after that, every day since the last day imported
-    (a day missed by a failed or stopped sync is imported by the next one), and today."""
+    (a day missed by a failed or stopped sync is imported by the next one), and today.
+    `read_first`: the first creation among records read but not kept (a dry run)."""
     last = crm_mirror.last_synced_day(db, crm)
     if last is None:
-        created = crm_mirror.first_created(db, crm)
-        if created is None:
+        known = [d for d in (crm_mirror.first_created(db, crm), read_first) if d is not None]
+        if not known:
             return [today]
-        return weekly_days(min(created, today), today)
+        return weekly_days(min(*known, today), today)
     gap = (today - last).days
     return [last + timedelta(days=i) for i in range(1, gap + 1)] or [today]
 
@@ -239,8 +240,5 @@ def _dry_run(db: sqlite_utils.Database, reader: CrmReader) -> SyncResult:
             day = date.fromisoformat(str(created)[:10]) if created else None
             first = day if first is None or (day is not None and day < first) else first
     result.as_of = reader.today()
-    if crm_mirror.last_synced_day(db, reader.name) is None and first is not None:
-        result.days = weekly_days(min(first, result.as_of), result.as_of)
-    else:
-        result.days = days_to_import(db, reader.name, result.as_of)
+    result.days = days_to_import(db, reader.name, result.as_of, first)
     return result

@@ -179,11 +179,7 @@ def ingest_files(
     speak for a later day, whatever a row in it says.
     """
     today = _start(today, encoding)
-    if as_of is not None and not limits.earliest <= as_of <= latest_created(today):
-        raise IngestError(
-            f"the as-of date {as_of} is not between {limits.earliest} and today ({today}): "
-            "give the day the export was taken"
-        )
+    _check_as_of(as_of, today, limits, "the as-of date", ": give the day the export was taken")
     results: list[FileResult] = []
     todo: list[_Loaded] = []
     seen: dict[str, Path] = {}
@@ -216,14 +212,20 @@ def ingest_sources(
         if not _is_new(db, path, source.sha256(), seen, results):
             continue
         item = _load_bytes(path, source.data, encoding, presets, preset)
-        if source.as_of is not None and not limits.earliest <= source.as_of <= latest_created(
-            today
-        ):
-            raise IngestError(f"{source.name}: its date {source.as_of} is not between "
-                              f"{limits.earliest} and today ({today})")  # fmt: skip
+        _check_as_of(source.as_of, today, limits, f"{source.name}: its date")
         item.given_as_of, item.sha256 = source.as_of, source.sha256()
         _keep(item, todo, results)
     return _import(db, todo, results, None, encoding, today, limits)
+
+
+def _check_as_of(
+    as_of: date | None, today: date, limits: Limits, what: str, hint: str = ""
+) -> None:
+    """An export's stated date must lie between the earliest accepted and today."""
+    if as_of is not None and not limits.earliest <= as_of <= latest_created(today):
+        raise IngestError(
+            f"{what} {as_of} is not between {limits.earliest} and today ({today}){hint}"
+        )
 
 
 def _start(today: date | None, encoding: str) -> date:
