@@ -64,6 +64,7 @@ class Forecast:
     by_group: pd.DataFrame | None = None  # (group, period) rows: p10, p50, p90, mean
     scenarios: int = 0
     grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> its GRID percentiles
+    totals: np.ndarray | None = None  # (scenarios, periods), only when asked for (`keep`)
 
 
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
@@ -115,9 +116,13 @@ def simulate(
     shock_sigma: float = 0.0,
     arrivals: Arrivals | None = None,
     by: str | None = None,
+    scale: np.ndarray | None = None,
+    keep: bool = False,
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
-    horizon is the (d + 1)-th day after the as-of date."""
+    horizon is the (d + 1)-th day after the as-of date. `scale`: a revenue multiplier per
+    period (the centre correction fitted on past misses, `forecasting.bands`); `keep`: return
+    every scenario's totals too (the backtest refits its bands on them)."""
     arrivals = arrivals or Arrivals()
     n = len(deals)
     value = deals["value"].to_numpy(np.float64)
@@ -171,6 +176,9 @@ def simulate(
     new_parts = [new for _, new in parts]
     pipe = np.concatenate(pipe_parts)  # (S, P)
     new = np.concatenate(new_parts)  # (S, P)
+    if scale is not None:
+        pipe, new = pipe * scale[None, :], new * scale[None, :]
+        group_parts = [g * scale[None, None, :] for g in group_parts]
     total = pipe + new
     q = np.quantile(total, QUANTILES, axis=0)
     table = pd.DataFrame(
@@ -201,7 +209,7 @@ def simulate(
     grid = np.quantile(total[:, quarters], GRID, axis=0) if quarters else np.empty((len(GRID), 0))
     grids = {periods.names[k]: grid[:, i].tolist() for i, k in enumerate(quarters)}
     return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios,
-                    grids=grids)  # fmt: skip
+                    grids=grids, totals=total if keep else None)  # fmt: skip
 
 
 def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -> np.ndarray:
