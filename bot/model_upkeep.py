@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from dataset import database, import_log
+from forecasting.bands import Bands
 
 Say = Callable[[str], None]
 FORECAST_CONFIG = "forecast.json"
@@ -150,15 +151,16 @@ class ModelUpkeep:
             say(f"model and report written to {self.artifacts}/ ({path.name}, reliability.png)")
         return artifact.load(self.artifacts)
 
-    def sigma(self, crm, say: Say) -> float:
-        """The forecast's shared shock, backtested once and saved."""
+    def bands(self, crm, say: Say) -> Bands:
+        """The forecast's shared shock and centre correction, backtested once and saved (a
+        config saved before the correction existed, `sigma` alone, loads as no correction)."""
         path = self.artifacts / FORECAST_CONFIG
         if path.exists():
-            return float(json.loads(path.read_text(encoding="utf-8"))["sigma"])
-        return self.backtest(crm, say, first=True)["sigma"]
+            return Bands.from_config(json.loads(path.read_text(encoding="utf-8")))
+        return Bands.from_config(self.backtest(crm, say, first=True))
 
     def backtest(self, crm, say: Say, *, first: bool = False, detail: bool = False) -> dict:
-        """Backtest the forecast on past cutoffs, pick the shared shock and save it. `first`:
+        """Backtest the forecast on past cutoffs, fit its bands and save them. `first`:
         there was none yet (said so); `detail` (or `verbose`): the backtest's table after."""
         from forecasting import report as forecast_report
         from forecasting.backtest import backtest
@@ -169,7 +171,7 @@ class ModelUpkeep:
         bt = backtest(crm, progress=_indented(say))
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = forecast_report.write(bt, self.artifacts)
-        config = {"sigma": bt.sigma, "data_end": crm.data_end.date().isoformat()}
+        config = {**bt.bands.to_config(), "data_end": crm.data_end.date().isoformat()}
         (self.artifacts / FORECAST_CONFIG).write_text(
             json.dumps(config, indent=2), encoding="utf-8"
         )

@@ -62,7 +62,7 @@ class _Prepared:
     crm: object  # scoring.crm.Crm
     features: pd.DataFrame
     win: np.ndarray  # the run's win probabilities, aligned with `features`
-    sigma: float
+    bands: object  # forecasting.bands.Bands: the shared shock and centre correction
     model: object  # scoring.model.WinModel
     refs: dict
 
@@ -219,7 +219,7 @@ class Refresher:
         db = self.db()
         crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
         model, meta = self.upkeep.current_model(db, crm, say)
-        sigma = self.upkeep.sigma(crm, say)
+        bands = self.upkeep.bands(crm, say)
         notes = artifact.check_fits_data(
             meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
         )
@@ -249,7 +249,7 @@ class Refresher:
             f"{scorer.confidence_text(model)}"
         )
         win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
-        self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, sigma,
+        self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, bands,
                                    model, meta["references"])  # fmt: skip
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
         start = time.monotonic()
@@ -276,7 +276,7 @@ class Refresher:
 
         crm = prepared.crm
         owners = owners_of(scope, crm.teams, scores)
-        fc = forecast(crm, prepared.as_of, prepared.features, prepared.win, sigma=prepared.sigma,
+        fc = forecast(crm, prepared.as_of, prepared.features, prepared.win, bands=prepared.bands,
                       scenarios=SCENARIOS, seed=0, owners=owners)  # fmt: skip
         deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
         won = won_this_quarter(deals, prepared.as_of)
@@ -343,8 +343,8 @@ class Refresher:
         # a deal open now that the run did not score (none, unless the data changed) counts at
         # the base rate
         win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
-        sigma = self.upkeep.sigma(crm, log.info)
-        self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, sigma,
+        bands = self.upkeep.bands(crm, log.info)
+        self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, bands,
                                    model, meta["references"])  # fmt: skip
         return self._prepared
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import inputs
+from forecasting.bands import Bands
 from forecasting.montecarlo import simulate
 from forecasting.periods import calendar, won_to_date
 from scoring.features import Crm
@@ -36,7 +37,8 @@ def forecast(
     features: pd.DataFrame,
     win_prob: np.ndarray,
     *,
-    sigma: float,
+    sigma: float | None = None,
+    bands: Bands | None = None,
     scenarios: int = 10_000,
     seed: int = 0,
     by: str | None = None,
@@ -48,7 +50,12 @@ def forecast(
 
     `owners`: forecast only these reps' deals (a region or a manager's team): their pipeline,
     their new deals and their wins so far. Timing and values are still learnt from all deals,
-    since a team's own closed deals are too few for a stable time-to-close curve."""
+    since a team's own closed deals are too few for a stable time-to-close curve.
+
+    `bands`: the shared shock and centre correction the backtest fitted (`forecasting.bands`);
+    `sigma` alone: that shock and no correction."""
+    if bands is None:
+        bands = Bands(sigma if sigma is not None else 0.0)
     as_of = pd.Timestamp(as_of)
     periods, bounds = calendar(as_of, quarters)
     mine = crm
@@ -63,9 +70,10 @@ def forecast(
         periods,
         scenarios=scenarios,
         seed=seed,
-        shock_sigma=sigma,
+        shock_sigma=bands.sigma,
         arrivals=inputs.arrivals(mine, as_of, inputs.new_deal_win_rate(crm, as_of)),
         by=BREAKDOWNS.get(by, by) if by else None,
+        scale=bands.factor(periods.end),
     )
     done = won_to_date(mine.deals, bounds, as_of)
     table = fc.table.copy()
@@ -76,4 +84,4 @@ def forecast(
         table[c] = table[c] + done
     done_by = dict(zip(table["period"], done, strict=True))
     grids = {q: [v + float(done_by[q]) for v in grid] for q, grid in fc.grids.items()}
-    return LiveForecast(as_of, table, fc.by_group, sigma, scenarios, len(deals), grids)
+    return LiveForecast(as_of, table, fc.by_group, bands.sigma, scenarios, len(deals), grids)

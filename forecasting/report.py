@@ -1,4 +1,6 @@
-"""The backtest report: a Markdown table and a plot of forecast bands against what closed."""
+"""The runtime forecast test (`revbot train --backtest`, the first main job): a Markdown table
+and a plot of forecast bands against what closed, written as forecast_test.* (the study of
+`benchmarks/forecast_backtest_study.py` writes forecast_backtest.md beside it)."""
 
 from __future__ import annotations
 
@@ -36,21 +38,29 @@ def plot(bt: Backtest, path: Path, weeks: int = 13) -> Path:
 
 
 def write(bt: Backtest, folder: Path) -> Path:
-    plot(bt, folder / "forecast_backtest.png")
+    plot(bt, folder / "forecast_test.png")
     lines = [
-        "# Forecast backtest",
+        "# Forecast test",
         "",
-        f"Shared shock sigma (log-odds), chosen on these errors: {bt.sigma}.",
+        "Out of sample: at each past date, ours used only the outcomes already known on it "
+        "(rolling origin; the first dates, with too few, a default). The in-sample method chose "
+        f"one sigma ({bt.in_sample_sigma}) on all these errors: its coverage is flattering.",
         "",
-        "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | P50 median abs % error |",
-        "|---|---|---|---|---|---|",
+        f"The live forecast's bands, fitted on every matured date: shared shock sigma (log-odds) "
+        f"{bt.bands.sigma}, centre log factor by weeks "
+        f"{', '.join(f'{w}: {v:+.2f}' for w, v in bt.bands.centre.items()) or 'none'}.",
+        "",
+        "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
+        "P50 median abs % error | P50 above actual | interval score | CRPS |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in bt.summary.iterrows():
         lines.append(
             f"| {r['method']} | {r['weeks']} | {r['cutoffs']} | {r['coverage_p10_p90']:.0%} | "
-            f"{r['p50_mape']:.1%} | {r['p50_median_ape']:.1%} |"
+            f"{r['p50_mape']:.1%} | {r['p50_median_ape']:.1%} | {r['p50_above_share']:.0%} | "
+            f"{r['interval_score']:,.0f} | {r['crps']:,.0f} |"
         )
-    lines += ["", "![backtest](forecast_backtest.png)", "", "## Per cutoff", "",
+    lines += ["", "![forecast test](forecast_test.png)", "", "## Per cutoff", "",
               "| method | cutoff | weeks | actual | P10 | P50 | P90 | covered |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in bt.rows.iterrows():
@@ -58,8 +68,8 @@ def write(bt: Backtest, folder: Path) -> Path:
             f"| {r['method']} | {r['cutoff']} | {r['weeks']} | {r['actual']:,.0f} | "
             f"{r['p10']:,.0f} | {r['p50']:,.0f} | {r['p90']:,.0f} | {'yes' if r['covered'] else 'no'} |"
         )
-    (folder / "forecast_backtest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "forecast_test.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # the same figures for a spreadsheet (and for checks that should not parse markdown)
-    bt.summary.to_csv(folder / "forecast_backtest_summary.csv", index=False)
-    bt.rows.to_csv(folder / "forecast_backtest_cutoffs.csv", index=False)
-    return folder / "forecast_backtest.md"
+    bt.summary.to_csv(folder / "forecast_test_summary.csv", index=False)
+    bt.rows.to_csv(folder / "forecast_test_cutoffs.csv", index=False)
+    return folder / "forecast_test.md"

@@ -56,7 +56,7 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     rows = [line.split() for line in out.splitlines() if line.startswith(quarter)]
     assert rows and rows[0][3] in digest  # the quarter's P50, as the digest gave it
     assert (tmp_path / "revbot-out" / "forecast.png").stat().st_size > 20_000
-    assert (tmp_path / "artifacts" / "forecast_backtest.md").exists()
+    assert (tmp_path / "artifacts" / "forecast_test.md").exists()
     assert main(["forecast", "--by", "region"]) == 0
     out = capsys.readouterr().out
     assert "testing the forecast" not in out and "by region" in out
@@ -107,13 +107,13 @@ def test_the_main_job_speaks_plainly_and_shows_its_progress(main_job):
         f"went on to be won above one that was lost {auc:.0%} of the time (a coin flip: 50%); "
         "report: artifacts/report.md"
     ) in out
-    rows = pd.read_csv(art / "forecast_backtest_cutoffs.csv")
+    rows = pd.read_csv(art / "forecast_test_cutoffs.csv")
     ours = rows[(rows["method"] == "ours") & (rows["weeks"] == 13)]
     assert (
         f"from {len(ours)} past dates, its P10-P90 range for the next 13 weeks held the revenue "
         f"actually won {int(ours['covered'].sum())} times out of {len(ours)}, and its P50 missed "
         f"by {ours['p50_abs_pct_error'].median():.0%} (median); report: "
-        "artifacts/forecast_backtest.md"
+        "artifacts/forecast_test.md"
     ) in out
     # a step's lines, not a flood: the training and the backtest say one line per past date
     assert (

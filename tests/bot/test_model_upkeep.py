@@ -16,7 +16,8 @@ import pytest
 from bot.model_upkeep import BACKTEST_TABLE, TRAIN_TABLE, took
 from bot.services import build
 from bot.settings import Settings
-from forecasting.backtest import Backtest
+from forecasting.backtest import Backtest, summarise
+from forecasting.bands import Bands
 from scoring.evaluate import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,16 +35,10 @@ def _backtest() -> Backtest:
                 rows.append({"method": method, "cutoff": f"2024-0{i + 1}-01", "weeks": weeks,
                              "actual": actual, "p10": 0.5 * actual, "p50": actual,
                              "p90": 2 * actual, "covered": covered, "p50_abs_pct_error": error,
-                             "interval_score": 1.0})  # fmt: skip
+                             "interval_score": 1.0, "p50_above": False,
+                             "crps": 1.0})  # fmt: skip
     rows = pd.DataFrame(rows)
-    summary = (
-        rows.groupby(["method", "weeks"], sort=False)
-        .agg(cutoffs=("covered", "size"), coverage_p10_p90=("covered", "mean"),
-             p50_mape=("p50_abs_pct_error", "mean"),
-             p50_median_ape=("p50_abs_pct_error", "median"))
-        .reset_index()
-    )  # fmt: skip
-    return Backtest(sigma=0.35, rows=rows, summary=summary)
+    return Backtest(rows=rows, summary=summarise(rows), bands=Bands(0.35))
 
 
 @pytest.fixture
@@ -79,7 +74,7 @@ def test_the_refresh_trains_in_plain_words_and_tables_only_when_verbose(
     said: list[str] = []
     db = refresher.db()
     refresher.upkeep.current_model(db, stubbed["crm"], said.append)
-    refresher.upkeep.sigma(stubbed["crm"], said.append)
+    refresher.upkeep.bands(stubbed["crm"], said.append)
     out = "\n".join(said)
     closed = int(stubbed["crm"].deals["status"].isin(["won", "lost"]).sum())
     auc = generated_training.summary.loc[SHIPPED, "auc"]
@@ -130,7 +125,7 @@ def test_revbot_train_says_the_table_under_a_plain_header(stubbed, generated_tra
     ]
     refresher.backtest(crm=stubbed["crm"], say=said.append)
     assert said[-1] == (
-        f"forecast backtest written to {tmp_path / 'art' / 'forecast_backtest.md'} "
+        f"forecast backtest written to {tmp_path / 'art' / 'forecast_test.md'} "
         "(shared shock sigma 0.35)"
     )
     assert said[-3] == BACKTEST_TABLE.format(n=3) and "p50_mape" in said[-2]

@@ -25,8 +25,8 @@ def _saved(run: dict) -> SimpleNamespace:
     assert run["code"] == 0, run["out"]
     folder = run["artifacts"]
     return SimpleNamespace(
-        summary=pd.read_csv(folder / "forecast_backtest_summary.csv"),
-        rows=pd.read_csv(folder / "forecast_backtest_cutoffs.csv"),
+        summary=pd.read_csv(folder / "forecast_test_summary.csv"),
+        rows=pd.read_csv(folder / "forecast_test_cutoffs.csv"),
     )
 
 
