@@ -25,6 +25,7 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
         {
             "days": (end - d["engage_date"]).dt.days,
             "closed": closed,
+            "won": closed & d["status"].eq("won"),
             "product": d["product"],
         }
     )
@@ -32,9 +33,14 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
 
 
 def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
+    """ "km": the time to a win among won deals (`timing.time_to_win`), since the simulation times
+    only the deals it drew as won; "km-any": the time to any close (won or lost), the curve
+    before; "exp": the exponential baseline."""
     data = durations(crm, t)
-    fit = KaplanMeier.fit if kind == "km" else Exponential.fit
-    return fit(data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy())
+    args = data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy()
+    if kind == "km":
+        return KaplanMeier.fit(*args, won=data["won"].to_numpy())
+    return KaplanMeier.fit(*args) if kind == "km-any" else Exponential.fit(*args)
 
 
 def median_won_value(crm: Crm, t: pd.Timestamp) -> pd.Series:

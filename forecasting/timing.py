@@ -11,6 +11,10 @@ badly; an empirical distribution fits):
   A deal already open a days closes after d more days with probability 1 - S(a + d) / S(a); the
   mass the curve never sheds (S stays above 0 beyond the oldest closed deal) is the chance it
   never closes: stale deals (most of MavenTech's old "Engaging" ones) then forecast nothing.
+  The forecast fits it on the time to a *win* (`time_to_win`, losses a competing end): it times
+  only the deals it has drawn as won, and wins and losses take different times (the curve of any
+  close timed the wins of the stages world too soon and of the inbound world too late; see
+  benchmarks/forecast_error_parts.py).
 - `Exponential`: the seed design's baseline (memoryless, mean = mean engage-to-close days), kept
   for the backtest comparison.
 - `Fixed`: given close days, for tests and for known-timing scenarios.
@@ -42,6 +46,42 @@ def kaplan_meier(durations: np.ndarray, closed: np.ndarray, max_days: int = MAX_
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk > 0, events / at_risk, 0.0)
     return np.cumprod(1.0 - hazard)
+
+
+def time_to_win(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
+                max_days: int = MAX_DAYS) -> np.ndarray:  # fmt: skip
+    """S_w(d) for d = 0..max_days: the share of the wins still to come after d days engaged, among
+    deals that are won some day. Aalen-Johansen, with losses a competing end and deals still open
+    censored: CIF_w(d) = sum over k <= d of S(k - 1) h_won(k); the wins of deals still open past
+    the oldest age seen are counted as the oldest third of ages split their closes (as
+    `scoring.samples.open_win_chance` does), and S_w(d) = 1 - CIF_w(d) / all wins. A deal open a
+    days that is won closes within d more days with probability 1 - S_w(a + d) / S_w(a).
+
+    Wins and losses do not take the same time: on the stages world lost deals close quickly and
+    won ones slowly, so the curve of any close, applied to a deal's win, timed its win too soon.
+    """
+    durations = np.clip(np.asarray(durations, dtype=float), 0, max_days).astype(int)
+    closed = np.asarray(closed, dtype=bool)
+    won = np.asarray(won, dtype=bool) & closed
+    n = max_days + 1
+    wins = np.bincount(durations[won], minlength=n).astype(float)
+    ends = np.bincount(durations[closed], minlength=n).astype(float)
+    at_risk = np.bincount(durations, minlength=n).astype(float)[::-1].cumsum()[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_won = np.where(at_risk > 0, wins / at_risk, 0.0)
+        h_end = np.where(at_risk > 0, ends / at_risk, 0.0)
+    alive = np.r_[1.0, np.cumprod(1.0 - h_end)[:-1]]  # open at the start of day d
+    cif = np.cumsum(alive * h_won)
+    if cif[-1] <= 0:
+        return np.ones(n)
+    oldest = int(durations.max()) if len(durations) else 0
+    tail = slice(2 * oldest // 3, oldest + 1)
+    tail_ends = (alive * h_end)[tail].sum()
+    all_ends = (alive * h_end).sum()
+    share = (alive * h_won)[tail].sum() / tail_ends if tail_ends > 0 else cif[-1] / all_ends
+    unresolved = alive[-1] * (1.0 - h_end[-1])
+    total = cif[-1] + unresolved * share
+    return 1.0 - cif / total
 
 
 @dataclass
@@ -84,15 +124,26 @@ class KaplanMeier:
     curves: dict[str, np.ndarray] = field(default_factory=dict)
 
     @staticmethod
-    def fit(durations, closed, groups=None, min_events: int = MIN_EVENTS) -> KaplanMeier:
+    def fit(durations, closed, groups=None, min_events: int = MIN_EVENTS,
+            won=None) -> KaplanMeier:  # fmt: skip
+        """`won` (which closed deals were won): the curves are the time to a win among the deals
+        won some day (`time_to_win`), for timing the deals a simulation has drawn as won;
+        `min_events` then counts wins. Without it: the time to any close."""
         durations, closed = np.asarray(durations, float), np.asarray(closed, bool)
-        model = KaplanMeier(pooled=kaplan_meier(durations, closed))
+        events = closed if won is None else np.asarray(won, bool) & closed
+
+        def fitted(m):
+            if won is None:
+                return kaplan_meier(durations[m], closed[m])
+            return time_to_win(durations[m], closed[m], events[m])
+
+        model = KaplanMeier(pooled=fitted(np.ones(len(durations), bool)))
         if groups is not None:
             groups = np.asarray(groups, dtype=object)
             for g in pd.unique(groups):
                 m = groups == g
-                if closed[m].sum() >= min_events:
-                    model.curves[g] = kaplan_meier(durations[m], closed[m])
+                if events[m].sum() >= min_events:
+                    model.curves[g] = fitted(m)
         return model
 
     def curve(self, group) -> np.ndarray:
