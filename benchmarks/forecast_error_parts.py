@@ -241,7 +241,9 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     if "p_mean" in r:
         out["p"] = r["p_mean"]
         out["p_true"] = r["p_true_mean"]
-    return out.groupby("weeks").median().round(2)
+    table = out.groupby("weeks").median()
+    table["P50>act"] = out.groupby("weeks")["P50>act"].mean()  # a share, not a median
+    return table.round(2)
 
 
 def p50_scores(rows: pd.DataFrame) -> pd.DataFrame:
