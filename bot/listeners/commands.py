@@ -30,7 +30,9 @@ from bot.replies import (
     several_reply,
     text_message,
 )
+from bot.settings import Scope
 from bot.target_text import calls_text, categories_text, chance_text, movement_lines
+from bot.track_text import accuracy_lines, headline
 from dataset.money import money
 from forecasting.chart import fan_chart
 from forecasting.targets import chance
@@ -133,6 +135,27 @@ def call_answer(reader: Reader, user_id: str, text: str) -> dict:
     )
 
 
+def accuracy_answer(reader: Reader, user_id: str, text: str) -> dict:
+    """`/forecast accuracy [scope]`: the track record of the asker's scope (or the one named),
+    and for a leader asking for no scope, of every scope forecast so far."""
+    request = forecast_request(reader, user_id, text)
+    if isinstance(request, dict):
+        return request
+    saved, scope, _ = request
+    this = str(saved.forecast(scope).quarter()["period"])
+    lines = accuracy_lines(reader.track_record(scope, saved.as_of), inert(scope.label), this)
+    member = reader.settings.member(user_id)
+    if member is not None and member.role == "leader" and not text.strip():
+        # every other scope ever forecast, one line each (the whole of each would not fit)
+        others = [reader.track_record(s, saved.as_of) for s in reader.tracked_scopes()
+                  if s != scope]  # fmt: skip
+        shown = [(r, headline(r, pointer=False)) for r in others]
+        if any(text for _, text in shown):
+            lines.append("*Other teams* (`/forecast accuracy <region or manager>` for one):")
+            lines += [f"• {inert(Scope.parse(r.scope).label)}: {text}" for r, text in shown if text]
+    return text_message("\n".join(lines))
+
+
 def forecast_request(reader: Reader, user_id: str, text: str):
     """(saved run, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
     member = reader.settings.member(user_id)
@@ -190,6 +213,12 @@ def register(app: App, reader: Reader) -> None:
         if words[:1] and words[0].lower() == "movement":  # what moved, as a waterfall
             ack(text="Working on what moved; the chart follows in a moment.")
             movement_answer(reader, command, " ".join(words[1:]), respond, client)
+            return
+        if words[:1] and words[0].lower() == "accuracy":  # the track record, in words
+            ack()
+            user = command_user(command)
+            answer = accuracy_answer(reader, user, " ".join(words[1:])) if user else text_message(UNKNOWN_USER)  # fmt: skip
+            respond(**answer, response_type="ephemeral")
             return
         if words[:1] and words[0].lower() == "call":  # a manager's number, not a chart
             ack()
