@@ -102,7 +102,21 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     png = fan_chart(whole.table, whole.won, whole.as_of, line)
     (args.out / "forecast.png").write_bytes(png)
     whole.table.to_csv(args.out / "forecast.csv", index=False)
-    written = [args.out / "forecast.png", args.out / "forecast.csv"]
+    from bot.listeners.commands import forecast_reply
+    from bot.preview import preview_png
+
+    # what `/forecast` would post for the whole company, as Slack shows an upload with a comment
+    title, comment, chart = forecast_reply(reader, saved, Scope("all"), this)
+    reply = {"text": comment, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": comment}},
+        {"type": "image", "image_url": "chart", "alt_text": title,
+         "title": {"type": "plain_text", "text": title}}]}  # fmt: skip
+    (args.out / "forecast_reply.png").write_bytes(preview_png(reply, images={"chart": chart}))
+    written = [
+        args.out / "forecast.png",
+        args.out / "forecast.csv",
+        args.out / "forecast_reply.png",
+    ]
     if args.movement:
         from bot.target_text import movement_lines
         from forecasting.waterfall import waterfall

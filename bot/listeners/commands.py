@@ -156,6 +156,27 @@ def accuracy_answer(reader: Reader, user_id: str, text: str) -> dict:
     return text_message("\n".join(lines))
 
 
+def forecast_reply(reader: Reader, saved: SavedRun, scope: Scope, quarter: str) -> tuple[str, str, bytes]:  # fmt: skip
+    """`/forecast`'s upload: its title, its comment (the figures, the target's odds, the calls,
+    the categories) and the fan chart, with the target's line on its own quarter only."""
+    fc = saved.forecast(scope)
+    row = fc.quarter(quarter)
+    heading = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
+               f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
+    odds = saved.odds(scope, quarter)
+    split, basis = saved.categories(scope, quarter)
+    this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
+    png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
+                    title=heading)  # fmt: skip
+    comment = forecast_summary(
+        fc.table, quarter, scope, saved.as_of, odds=odds,
+        categories=categories_text(split, quarter, basis),
+        calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
+    )  # fmt: skip
+    title = inert(f"Forecast {quarter}, {scope.label}, as of {saved.as_of}", plain=True)
+    return title, comment, png
+
+
 def forecast_request(reader: Reader, user_id: str, text: str):
     """(saved run, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
     member = reader.settings.member(user_id)
@@ -236,31 +257,9 @@ def register(app: App, reader: Reader) -> None:
             respond(**request, response_type="ephemeral")
             return
         saved, scope, quarter = request
-        fc = saved.forecast(scope)
-        as_of = saved.as_of
-        row = fc.quarter(quarter)
-        title = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
-                 f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
-        odds = saved.odds(scope, quarter)
-        split, basis = saved.categories(scope, quarter)
-        this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
-        png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
-                        title=title)  # fmt: skip
+        title, comment, png = forecast_reply(reader, saved, scope, quarter)
         upload = slack_api.upload_chart(
-            client,
-            channel=channel,
-            user=user,
-            png=png,
-            title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
-            comment=forecast_summary(
-                fc.table,
-                quarter,
-                scope,
-                as_of,
-                odds=odds,
-                categories=categories_text(split, quarter, basis),
-                calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
-            ),  # fmt: skip
+            client, channel=channel, user=user, png=png, title=title, comment=comment
         )
         if upload.direct:
             respond(
