@@ -57,9 +57,9 @@ def accuracy_lines(record: TrackRecord, label: str, next_close: str,
     under way, whose end brings the first record when none has closed yet."""
     if not record.actuals:
         end = quarter_end(next_close).date()
-        return [f"*Forecast track record, {label}*: no quarter forecast here has closed yet. "
-                f"The first comes when {next_close} ends ({end}); every forecast is kept until "
-                "then."]  # fmt: skip
+        return [f"*Forecast track record, {label}*: no quarter forecast here 13, 8 or 4 weeks "
+                f"before its end has closed yet. The first comes when {next_close} ends ({end}) "
+                "at the earliest; every forecast is kept until then."]  # fmt: skip
     quarters = sorted(record.actuals)
     span = quarters[0] if len(quarters) == 1 else f"{quarters[0]} to {quarters[-1]}"
     lines = [f"*Forecast track record, {label}* ({plural(len(quarters), 'closed quarter')}: "

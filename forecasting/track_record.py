@@ -131,7 +131,8 @@ def track_record(
 ) -> TrackRecord:
     """`forecasts`: a scope's saved quarter forecasts (quarter, as_of, p10, p50, p90, target);
     `calls`: its calls (quarter, caller, user_id, amount, as_of, in the order made); `actuals`:
-    the revenue won in each closed quarter. Quarters not in `actuals` are not yet over."""
+    the revenue won in each closed quarter. Quarters not in `actuals` are not yet over; those
+    with no forecast or call at any horizon are left out of the record's `actuals` too."""
     record = TrackRecord(scope, dict(actuals))
     for quarter, actual in sorted(actuals.items()):
         made = forecasts[forecasts["quarter"] == quarter]
@@ -153,4 +154,7 @@ def track_record(
                     record.calls.append(CallChecked(quarter, weeks, str(c["caller"]),
                                                     float(c["amount"]), pd.Timestamp(c["as_of"]),
                                                     float(actual)))  # fmt: skip
+    # a quarter nobody forecast or called at any of the horizons has no record to show
+    checked = {c.quarter for c in record.checked} | {c.quarter for c in record.calls}
+    record.actuals = {q: v for q, v in record.actuals.items() if q in checked}
     return record

@@ -84,5 +84,8 @@ def test_no_closed_quarter_says_when_the_first_record_comes():
     record = track_record("all", pd.DataFrame(columns=["quarter", "as_of", "p10", "p50", "p90"]),
                           pd.DataFrame(), {})  # fmt: skip
     (line,) = accuracy_lines(record, "all teams", "2025-Q1")
-    assert "no quarter forecast here has closed yet" in line and "2025-03-31" in line
+    assert (
+        "no quarter forecast here 13, 8 or 4 weeks before its end has closed yet" in line
+        and "2025-03-31" in line
+    )
     assert headline(record) is None

@@ -89,3 +89,9 @@ def test_nothing_won_gives_no_percentage_and_no_forecast_no_row():
     assert only.weeks == 8 and only.error is None and only.held
     s13, s8, _ = record.summaries()
     assert s13.quarters == 0 and s8.quarters == 1 and s8.p50_error is None
+
+
+def test_a_quarter_with_no_forecast_at_any_horizon_has_no_record():
+    late = made((Q, day(2), 1.0, 2.0, 3.0, None))  # two weeks out only: no horizon's forecast
+    record = track_record("all", late, pd.DataFrame(columns=CALLS), {Q: 2.0})
+    assert record.actuals == {} and record.checked == [] and record.summaries()[0].quarters == 0
