@@ -230,8 +230,9 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
         new = news_text(d.news, level, currency) or "_Nothing new since the last digest._"
     blocks.append({"type": "section", "text": mrkdwn(new)})
     blocks.append({"type": "divider"})
-    room = (MAX_BLOCKS - len(blocks) - 1) // 2  # two blocks a deal, one kept for the footer
-    budget = MAX_TOTAL - 500 - sum(len(t) for t in _texts(blocks))  # 500 kept for the footer
+    # two blocks a deal, one kept for the footer and one for the track record's line
+    room = (MAX_BLOCKS - len(blocks) - 1 - bool(d.track)) // 2
+    budget = MAX_TOTAL - 500 - len(d.track or "") - sum(len(t) for t in _texts(blocks))
     listed = []
     for _, row in d.deals.head(room).iterrows():
         # on a channel's first digest there is no "since the last digest": no change shown
@@ -257,6 +258,8 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     if d.hidden:
         footer.append(f"{d.hidden} snoozed or acknowledged here")
     footer.append("`/deal &lt;id or account&gt;` for any deal")
+    if d.track:
+        blocks.append({"type": "context", "elements": [mrkdwn(_cut(d.track, MAX_SECTION))]})
     blocks.append({"type": "context", "elements": [mrkdwn(" · ".join(footer))]})
     top = f"top deal at risk: {_deal_name(shown.iloc[0])}" if len(shown) else "no deal listed"
     forecast = f", {g.quarter} P50 {cash(g.p50)}" if g.quarter else ""

@@ -237,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also what moved in this quarter's pipeline (since last week, since the quarter "
         "began) and its waterfall, movement.png",
     )  # fmt: skip
+    p.add_argument(
+        "--accuracy", action="store_true",
+        help="also the forecast's track record: each closed quarter's actual against the "
+        "forecasts and calls made 13, 8 and 4 weeks before its end (as /forecast accuracy)",
+    )  # fmt: skip
 
     p = _command(sub, "digest")
     _add_db(p)

@@ -108,6 +108,7 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot forecast --by manager --run 12      an earlier score run
   revbot forecast --target 1500000 --out charts
   revbot forecast --movement                 what moved since last week and since the quarter began
+  revbot forecast --accuracy                 closed quarters against the forecasts made of them
   revbot forecast --json                     for scripts
   revbot forecast --db sales.db --config revbot.toml --artifacts artifacts""",
     ),

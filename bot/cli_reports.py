@@ -16,7 +16,6 @@ from bot.cli_data import (
     db_path_of,
     db_with_deals,
     read_run,
-    saved_run,
     services_of,
     settings_of,
 )
@@ -64,13 +63,21 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     from bot import terminal
 
-    saved = saved_run(args)
+    reader, saved = read_run(args)
     groups = terminal.breakdown(saved, args.by) if args.by else []
     whole = saved.forecast(Scope("all"))
     parts = [(scope, saved.forecast(scope)) for scope in groups]
     odds = terminal.target_odds(saved, [Scope("all"), *groups], args.target)
+    records = (
+        [(s, reader.track_record(s, saved.as_of)) for s in [Scope("all"), *groups]]
+        if args.accuracy
+        else []
+    )
     if args.json:
-        print(json.dumps(terminal.forecast_json(saved, whole, parts, odds), indent=2))
+        out = terminal.forecast_json(saved, whole, parts, odds)
+        if records:
+            out["track_record"] = {str(s): terminal.track_json(r) for s, r in records}
+        print(json.dumps(out, indent=2))
         return 0
     for line in terminal.forecast_lines(saved, whole, parts, args.by):
         print(line)
@@ -95,7 +102,21 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     png = fan_chart(whole.table, whole.won, whole.as_of, line)
     (args.out / "forecast.png").write_bytes(png)
     whole.table.to_csv(args.out / "forecast.csv", index=False)
-    written = [args.out / "forecast.png", args.out / "forecast.csv"]
+    from bot.listeners.commands import forecast_reply
+    from bot.preview import preview_png
+
+    # what `/forecast` would post for the whole company, as Slack shows an upload with a comment
+    title, comment, chart = forecast_reply(reader, saved, Scope("all"), this)
+    reply = {"text": comment, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": comment}},
+        {"type": "image", "image_url": "chart", "alt_text": title,
+         "title": {"type": "plain_text", "text": title}}]}  # fmt: skip
+    (args.out / "forecast_reply.png").write_bytes(preview_png(reply, images={"chart": chart}))
+    written = [
+        args.out / "forecast.png",
+        args.out / "forecast.csv",
+        args.out / "forecast_reply.png",
+    ]
     if args.movement:
         from bot.target_text import movement_lines
         from forecasting.waterfall import waterfall
@@ -107,6 +128,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             title = f"{this}, all teams: what moved since {moved[1].since.date()}"
             (args.out / "movement.png").write_bytes(waterfall(moved[1], title))
             written.append(args.out / "movement.png")
+    if records:
+        from bot.track_text import accuracy_lines
+
+        this_quarter = str(whole.quarter()["period"])
+        for scope, record in records:
+            for text in accuracy_lines(record, scope.label, this_quarter):
+                print(text.replace("*", ""))
     print(f"written: {', '.join(str(p) for p in written)}")
     return 0
 

@@ -121,6 +121,7 @@ class Digest:
     notes: list[str] = field(default_factory=list)
     odds: object | None = None  # forecasting.targets.Odds of the quarter's target, if one is set
     movement: str | None = None  # the Monday digest: what moved in the quarter since last week
+    track: str | None = None  # the forecast's track record, once a forecast quarter has closed
 
 
 def handled(scores: pd.DataFrame, marks: pd.DataFrame, as_of: str) -> pd.Index:

@@ -96,5 +96,7 @@ def render(d: Digest, currency: str | None = None) -> str:
         actions = json.loads(r["actions"]) if r["actions"] else []
         if actions:
             lines.append(f"       next: {actions[0]}")
+    if d.track:
+        lines.append("\n" + d.track)
     lines.append(f"\n{footer_count(d)}; `/deal <id or account>` in Slack for any deal")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ from bot.reader import Reader, SavedRun
 from bot.services import Services
 from bot.settings import Channel, Scope
 from bot.target_text import movement_text
+from bot.track_text import headline
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -74,6 +75,7 @@ def compose(
         quarter=saved.quarter(scope),
     )
     digest.odds = saved.odds(scope)
+    digest.track = headline(reader.track_record(scope, saved.as_of))
     if weekly if weekly is not None else pd.Timestamp(saved.as_of).weekday() == 0:
         moved = saved.movements(scope)
         if moved is not None:

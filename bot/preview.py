@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg, get_hinting_flag  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.font_manager import FontProperties, get_font  # noqa: E402
+from matplotlib.image import imread  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 _TTF = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -188,8 +189,11 @@ def _button(ops: list[Op], element: dict, x: float, y: float, room: float) -> fl
     return w
 
 
-def _block(ops: list[Op], block: dict, y: float, width: float) -> float:
-    """Lay out one block at y; returns the y below it."""
+def _block(ops: list[Op], block: dict, y: float, width: float,
+           images: dict[str, bytes] | None = None) -> float:  # fmt: skip
+    """Lay out one block at y; returns the y below it. An image block whose `image_url` is in
+    `images` is drawn from those PNG bytes (a chart uploaded with the message), else as a
+    placeholder with its alt text."""
     kind = block.get("type")
     if kind == "header":
         return _text(ops, _runs(block.get("text"), bold=True), LEFT, y, width, 18, 26)
@@ -230,6 +234,14 @@ def _block(ops: list[Op], block: dict, y: float, width: float) -> float:
     if kind == "image":
         if block.get("title"):
             y = _text(ops, _runs(block["title"], GREY), LEFT, y, width, 13, 20)
+        png = (images or {}).get(block.get("image_url", ""))
+        if png is not None:
+            pixels = imread(io.BytesIO(png), format="png")
+            w = min(width, float(pixels.shape[1]))
+            h = w * pixels.shape[0] / pixels.shape[1]
+            ops.append(("box", LEFT - 1, y - 1, w + 2, h + 2, "white", RULE, 4))
+            ops.append(("image", LEFT, y, w, h, pixels))
+            return y + h
         w = min(width, 360.0)
         alt = [(f"[image: {block.get('alt_text', '')}]", "italic", GREY)]
         h = max(_text(ops, alt, LEFT + 12, y + 12, w - 24, 13, 20) + 12 - y, 180)
@@ -238,7 +250,7 @@ def _block(ops: list[Op], block: dict, y: float, width: float) -> float:
     return _text(ops, [(f"[{kind} block]", "regular", GREY)], LEFT, y, width, 12, 18)
 
 
-def _layout(message: dict, width_px: int) -> tuple[list[Op], float]:
+def _layout(message: dict, width_px: int, images: dict[str, bytes] | None = None) -> tuple[list[Op], float]:  # fmt: skip
     """All drawing operations in pixels (y down) and the height they need."""
     ops: list[Op] = [("box", 20, 10, 36, 36, "#08519c", "#08519c", 6),
                      ("text", LEFT, 24, "revbot", "bold", 15, INK)]  # fmt: skip
@@ -251,7 +263,7 @@ def _layout(message: dict, width_px: int) -> tuple[list[Op], float]:
     for block in message.get("blocks") or [fallback]:  # Slack shows `text` when no blocks
         if y > MAX_HEIGHT:
             break
-        y = _block(ops, block if isinstance(block, dict) else {"type": "?"}, y, width) + GAP
+        y = _block(ops, block if isinstance(block, dict) else {"type": "?"}, y, width, images) + GAP
     if y > MAX_HEIGHT:
         ops = [op for op in ops if op[2] < MAX_HEIGHT - 30]
         cut = [("… preview cut here; the message is longer", "italic", GREY)]
@@ -259,11 +271,12 @@ def _layout(message: dict, width_px: int) -> tuple[list[Op], float]:
     return ops, max(y + 12, 58)
 
 
-def preview_png(message: dict, width_px: int = 760) -> bytes:
-    """The message as Slack would roughly show it, `width_px` wide; height follows the content."""
+def preview_png(message: dict, width_px: int = 760, images: dict[str, bytes] | None = None) -> bytes:  # fmt: skip
+    """The message as Slack would roughly show it, `width_px` wide; height follows the content.
+    `images`: PNG bytes of the image blocks' `image_url`s (a file uploaded with the message)."""
     if width_px < 240:
         raise ValueError(f"width_px {width_px}: too narrow for Slack's layout (240 at least)")
-    ops, height = _layout(message, width_px)
+    ops, height = _layout(message, width_px, images)
     height = math.ceil(height)
     fig = Figure(figsize=(1, (height + 0.5) / width_px), dpi=width_px, facecolor="white")
     canvas = FigureCanvasAgg(fig)
@@ -273,7 +286,11 @@ def preview_png(message: dict, width_px: int = 760) -> bytes:
     ax.set_axis_off()
     px = 72 / width_px  # points per pixel at this dpi
     for op in ops:
-        if op[0] == "text":
+        if op[0] == "image":
+            _, x, y, w, h, pixels = op
+            ax.imshow(pixels, extent=(x, x + w, y + h, y), interpolation="antialiased",
+                      aspect="auto", zorder=3)  # fmt: skip
+        elif op[0] == "text":
             _, x, y, s, font, size, color = op
             prop = FontProperties(fname=_TTF / FONTS[font], size=size * px)
             ax.text(x, y, s, fontproperties=prop, color=color, va="baseline", ha="left",
@@ -283,6 +300,8 @@ def preview_png(message: dict, width_px: int = 760) -> bytes:
             style = f"round,pad=0,rounding_size={radius}" if radius else "square,pad=0"
             ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle=style, facecolor=face,
                                         edgecolor=edge, linewidth=px))  # fmt: skip
+    ax.set_xlim(0, width_px)  # an image would otherwise widen the axes to its own extent
+    ax.set_ylim(height, 0)
     buf = io.BytesIO()
     canvas.print_png(buf)  # not savefig: no rcParams (savefig.bbox, dpi) can change the size
     return buf.getvalue()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bot import ledger
+from bot import calls, ledger
 from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, score_runs
@@ -28,6 +28,9 @@ from dataset.ids import salesforce_18
 from forecasting.categories import Rollup, rollup
 from forecasting.movement import Movement, movement
 from forecasting.targets import Odds, odds
+from forecasting.track_record import TrackRecord, closed_quarters, track_record
+
+CALL_COLUMNS = ["id", "quarter", "scope", "amount", "user_id", "caller", "as_of", "made_at"]
 
 
 class NotForecast(LookupError):
@@ -340,6 +343,26 @@ class Reader:
 
     def risk_history(self, deal_id: str) -> pd.DataFrame:
         return score_runs.deal_risk_history(self.db(), deal_id)
+
+    def track_record(self, scope: Scope, today: str) -> TrackRecord:
+        """A scope's forecasts and calls of the quarters over by `today` (the latest run's
+        day), against what was won in them."""
+        db = self.db()
+        made = score_runs.saved_quarters(db, str(scope))
+        said = pd.DataFrame(calls.history(db), columns=CALL_COLUMNS)
+        said = said[said["scope"] == str(scope)]
+        actuals = {}
+        for quarter in closed_quarters(set(made["quarter"]) | set(said["quarter"]), today):
+            period = pd.Period(quarter, freq="Q")
+            won = deal_history.won_between(db, str(period.start_time.date()),
+                                           str(period.end_time.date()))  # fmt: skip
+            actuals[quarter] = float(in_scope(won, scope)["value"].sum())
+        return track_record(str(scope), made, said, actuals)
+
+    def tracked_scopes(self) -> list[Scope]:
+        """Every scope a run has forecast, in name order."""
+        rows = self.db().execute("SELECT DISTINCT scope FROM forecast_quarters ORDER BY scope")
+        return [Scope.parse(s) for (s,) in rows]
 
     def stage_probabilities(self) -> dict[str, float]:
         """Each stage's default probability (%), where the CRM or the preset gives one."""

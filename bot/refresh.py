@@ -281,7 +281,8 @@ class Refresher:
         deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
         won = won_this_quarter(deals, prepared.as_of)
         won_list = [[d.date().isoformat(), float(v)] for d, v in zip(won["close_date"], won["value"].fillna(0), strict=True)]  # fmt: skip
-        score_runs.save_forecast(self.db(), prepared.run_id, str(scope), fc, won_list)
+        targets = {t.quarter: t.amount for t in self.settings.targets if t.scope == str(scope)}
+        score_runs.save_forecast(self.db(), prepared.run_id, str(scope), fc, won_list, targets)
 
     def add_scope(self, run_id: int, scope: Scope) -> None:
         """Simulate a scope nobody forecast with run `run_id` yet, once, and save it with the run

@@ -29,7 +29,8 @@ FORECAST_USAGE = (
     "*Usage:* `/forecast [quarter] [region or manager]`\n"
     "Examples: `/forecast`, `/forecast next`, `/forecast 2025-Q1 West`, `/forecast Melvin Marxen`\n"
     "Your call for a quarter: `/forecast call 1.2M [quarter] [region or manager]`\n"
-    "What moved in the pipeline: `/forecast movement [quarter] [region or manager]`"
+    "What moved in the pipeline: `/forecast movement [quarter] [region or manager]`\n"
+    "How right past forecasts were: `/forecast accuracy [region or manager]`"
 )
 
 

@@ -56,6 +56,7 @@ def categories_text(r: Rollup, quarter: str, basis: str, currency: str | None = 
         f"{row['category'].lower()} {cash(row['value'])} ({plural(row['deals'], 'deal')}, model "
         f"{cash(row['expected'])})"
         for row in r.rows
+        if row["deals"]  # an empty category says nothing (the rest still add up)
     ]
     lines = [f"*By forecast category* ({which}): " + " · ".join(parts)]
     if r.mapped:

@@ -84,6 +84,19 @@ def forecast_json(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope
     }  # fmt: skip
 
 
+def track_json(record) -> dict:
+    """A scope's track record for scripts: each horizon's summary and each checked forecast
+    and call (`forecasting.track_record.TrackRecord`)."""
+    return {
+        "actuals": record.actuals,
+        "horizons": [vars(s) for s in record.summaries()],
+        "forecasts": [dict(vars(c), as_of=c.as_of.date().isoformat(), error=c.error,
+                           held=c.held) for c in record.checked],
+        "calls": [dict(vars(c), as_of=c.as_of.date().isoformat(), error=c.error)
+                  for c in record.calls],
+    }  # fmt: skip
+
+
 def forecast_lines(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope, SavedForecast]],
                    by: str | None) -> list[str]:  # fmt: skip
     """The forecast table of the whole, then each part's quarters with its share."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "revbot.db"
 # How long an import waits for another process's write (another import of a big export) to
 # finish, rather than fail: two morning runs sharing an exports folder take turns.
@@ -158,6 +159,18 @@ CREATE TABLE IF NOT EXISTS run_forecasts (
     payload TEXT NOT NULL,
     PRIMARY KEY (run_id, scope)
 );
+-- each quarter of each saved forecast, compactly: what the track record reads (schema 4)
+CREATE TABLE IF NOT EXISTS forecast_quarters (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    scope TEXT NOT NULL,
+    quarter TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    p10 REAL NOT NULL, p50 REAL NOT NULL, p90 REAL NOT NULL,
+    won_so_far REAL,
+    target REAL,
+    PRIMARY KEY (run_id, scope, quarter)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS forecast_quarters_scope ON forecast_quarters(scope, quarter);
 CREATE TABLE IF NOT EXISTS deal_scores (
     run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
     deal_id TEXT NOT NULL,
@@ -256,6 +269,8 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
     if version is not None:
         _migrate(db)  # idempotent: adds only the columns a table lacks
     db.conn.executescript(_SCHEMA)
+    if version is not None and int(version[0]) < 4:
+        _fill_forecast_quarters(db)
     if version is None or int(version[0]) < SCHEMA_VERSION:
         with db.atomic():
             db.execute(
@@ -337,6 +352,22 @@ def _migrate(db: sqlite_utils.Database) -> None:
         for name, kind in RUN_COLUMNS if have is not None else ():
             if name not in have:
                 db.execute(f"ALTER TABLE score_runs ADD COLUMN {name} {kind}")
+
+
+def _fill_forecast_quarters(db: sqlite_utils.Database) -> None:
+    """Schema 3 -> 4: the quarters of the forecasts saved before the track record kept them
+    apart, from the saved forecasts themselves (their targets were not saved: left empty)."""
+    from dataset.score_runs import quarter_rows
+
+    rows = [
+        row
+        for r in db.query("SELECT run_id, scope, payload FROM run_forecasts")
+        for row in quarter_rows(r["run_id"], r["scope"], json.loads(r["payload"]), {})
+    ]
+    with db.atomic():
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO forecast_quarters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
 
 
 def _iso(value) -> str | None:

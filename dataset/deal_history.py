@@ -249,3 +249,17 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
         f"WHERE (d.status != 'open' OR r.deal_id IS NOT NULL) AND d.deal_id IN ({marks})",
         list(deal_ids),
     )
+
+
+def won_between(db: sqlite_utils.Database, start: str, end: str) -> pd.DataFrame:
+    """Deals won with a close date from `start` to `end` (ISO days, both included), as the
+    latest states have them, with each owner's manager and region: a closed quarter's actual
+    (deals deleted or merged in the CRM left out, as the forecast leaves them out)."""
+    return read_frame(
+        db,
+        "SELECT d.deal_id, d.owner, d.close_date, COALESCE(d.value, 0) AS value, t.manager, "
+        "t.regional_office AS region FROM deals d LEFT JOIN sales_teams t "
+        f"ON t.sales_agent = d.owner WHERE d.status = 'won' AND d.close_date BETWEEN ? AND ? "
+        f"AND {_KEPT.replace('deal_id', 'd.deal_id', 1)}",
+        [start, end],
+    )

@@ -128,10 +128,23 @@ def previous_other_data(db: sqlite_utils.Database, run_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: list) -> None:
+def quarter_rows(run_id: int, scope: str, payload: dict, targets: dict[str, float]) -> list[tuple]:
+    """The rows of `forecast_quarters` for one saved forecast: each quarter's quantiles, won so
+    far, and its target then (`targets`: quarter -> amount, for this scope)."""
+    return [
+        (run_id, scope, r["period"], payload["as_of"], float(r["p10"]), float(r["p50"]),
+         float(r["p90"]), float(r.get("won_to_date") or 0.0), targets.get(r["period"]))
+        for r in payload["table"]
+        if r["kind"] == "quarter"
+    ]  # fmt: skip
+
+
+def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: list,
+                  targets: dict[str, float] | None = None) -> None:  # fmt: skip
     """A scope's forecast with its run (`fc`: a `forecasting.forecast.LiveForecast`; `won`:
-    (close date, value) of the deals won this quarter so far). Saved once: a run's forecast for
-    a scope never changes."""
+    (close date, value) of the deals won this quarter so far; `targets`: the scope's target per
+    quarter, as configured when the forecast was made). Saved once: a run's forecast for a
+    scope never changes. Its quarters are also kept apart, for the track record."""
     table = fc.table.copy()
     for c in ("start", "end"):
         table[c] = table[c].astype(str)
@@ -149,6 +162,17 @@ def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: l
             "INSERT OR IGNORE INTO run_forecasts (run_id, scope, payload) VALUES (?, ?, ?)",
             [run_id, scope, json.dumps(payload, default=float)],
         )
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO forecast_quarters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            quarter_rows(run_id, scope, payload, targets or {}),
+        )
+
+
+def saved_quarters(db: sqlite_utils.Database, scope: str | None = None) -> pd.DataFrame:
+    """Every saved quarter forecast (of one scope, or all), oldest run first: quarter, scope,
+    as_of, p10, p50, p90, won_so_far, target, run_id."""
+    where, params = ("WHERE scope = ?", [scope]) if scope is not None else ("", [])
+    return read_frame(db, f"SELECT * FROM forecast_quarters {where} ORDER BY run_id", params)
 
 
 def run_forecast(db: sqlite_utils.Database, run_id: int, scope: str) -> dict | None:

@@ -30,7 +30,9 @@ from bot.replies import (
     several_reply,
     text_message,
 )
+from bot.settings import Scope
 from bot.target_text import calls_text, categories_text, chance_text, movement_lines
+from bot.track_text import accuracy_lines, headline
 from dataset.money import money
 from forecasting.chart import fan_chart
 from forecasting.targets import chance
@@ -133,6 +135,48 @@ def call_answer(reader: Reader, user_id: str, text: str) -> dict:
     )
 
 
+def accuracy_answer(reader: Reader, user_id: str, text: str) -> dict:
+    """`/forecast accuracy [scope]`: the track record of the asker's scope (or the one named),
+    and for a leader asking for no scope, of every scope forecast so far."""
+    request = forecast_request(reader, user_id, text)
+    if isinstance(request, dict):
+        return request
+    saved, scope, _ = request
+    this = str(saved.forecast(scope).quarter()["period"])
+    lines = accuracy_lines(reader.track_record(scope, saved.as_of), inert(scope.label), this)
+    member = reader.settings.member(user_id)
+    if member is not None and member.role == "leader" and not text.strip():
+        # every other scope ever forecast, one line each (the whole of each would not fit)
+        others = [reader.track_record(s, saved.as_of) for s in reader.tracked_scopes()
+                  if s != scope]  # fmt: skip
+        shown = [(r, headline(r, pointer=False)) for r in others]
+        if any(text for _, text in shown):
+            lines.append("*Other teams* (`/forecast accuracy <region or manager>` for one):")
+            lines += [f"• {inert(Scope.parse(r.scope).label)}: {text}" for r, text in shown if text]
+    return text_message("\n".join(lines))
+
+
+def forecast_reply(reader: Reader, saved: SavedRun, scope: Scope, quarter: str) -> tuple[str, str, bytes]:  # fmt: skip
+    """`/forecast`'s upload: its title, its comment (the figures, the target's odds, the calls,
+    the categories) and the fan chart, with the target's line on its own quarter only."""
+    fc = saved.forecast(scope)
+    row = fc.quarter(quarter)
+    heading = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
+               f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
+    odds = saved.odds(scope, quarter)
+    split, basis = saved.categories(scope, quarter)
+    this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
+    png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
+                    title=heading)  # fmt: skip
+    comment = forecast_summary(
+        fc.table, quarter, scope, saved.as_of, odds=odds,
+        categories=categories_text(split, quarter, basis),
+        calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
+    )  # fmt: skip
+    title = inert(f"Forecast {quarter}, {scope.label}, as of {saved.as_of}", plain=True)
+    return title, comment, png
+
+
 def forecast_request(reader: Reader, user_id: str, text: str):
     """(saved run, scope, quarter) for `/forecast <text>`, or a reply explaining the problem."""
     member = reader.settings.member(user_id)
@@ -191,6 +235,12 @@ def register(app: App, reader: Reader) -> None:
             ack(text="Working on what moved; the chart follows in a moment.")
             movement_answer(reader, command, " ".join(words[1:]), respond, client)
             return
+        if words[:1] and words[0].lower() == "accuracy":  # the track record, in words
+            ack()
+            user = command_user(command)
+            answer = accuracy_answer(reader, user, " ".join(words[1:])) if user else text_message(UNKNOWN_USER)  # fmt: skip
+            respond(**answer, response_type="ephemeral")
+            return
         if words[:1] and words[0].lower() == "call":  # a manager's number, not a chart
             ack()
             user = command_user(command)
@@ -207,31 +257,9 @@ def register(app: App, reader: Reader) -> None:
             respond(**request, response_type="ephemeral")
             return
         saved, scope, quarter = request
-        fc = saved.forecast(scope)
-        as_of = saved.as_of
-        row = fc.quarter(quarter)
-        title = (f"{quarter}, {scope.label}: P50 {money(row['p50'])} "
-                 f"({money(row['p10'])}-{money(row['p90'])})")  # fmt: skip
-        odds = saved.odds(scope, quarter)
-        split, basis = saved.categories(scope, quarter)
-        this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
-        png = fan_chart(fc.table, fc.won, fc.as_of, odds.target if odds and this_quarter else None,
-                        title=title)  # fmt: skip
+        title, comment, png = forecast_reply(reader, saved, scope, quarter)
         upload = slack_api.upload_chart(
-            client,
-            channel=channel,
-            user=user,
-            png=png,
-            title=inert(f"Forecast {quarter}, {scope.label}, as of {as_of}", plain=True),
-            comment=forecast_summary(
-                fc.table,
-                quarter,
-                scope,
-                as_of,
-                odds=odds,
-                categories=categories_text(split, quarter, basis),
-                calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
-            ),  # fmt: skip
+            client, channel=channel, user=user, png=png, title=title, comment=comment
         )
         if upload.direct:
             respond(

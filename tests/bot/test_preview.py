@@ -9,6 +9,7 @@ import struct
 import threading
 import warnings
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -180,3 +181,21 @@ def test_the_digest_renders():
         png = preview_png(message)
     width, height = _size(png)
     assert width == 760 and height > 400
+
+
+def test_an_uploaded_chart_is_drawn_in_its_image_block_and_keeps_its_shape():
+    chart = Image.new("RGB", (400, 200), (200, 30, 30))
+    buf = io.BytesIO()
+    chart.save(buf, format="PNG")
+    block = {"type": "image", "image_url": "chart", "alt_text": "the chart"}
+    message = {"text": "t", "blocks": [_section("*Forecast*"), block]}
+    drawn = Image.open(io.BytesIO(preview_png(message, 600, images={"chart": buf.getvalue()})))
+    placeholder = Image.open(io.BytesIO(preview_png(message, 600)))
+
+    def red(image) -> int:
+        rgb = np.asarray(image.convert("RGB")).astype(int)
+        return int(((rgb[..., 0] > 150) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum())
+
+    assert red(drawn) >= 0.9 * 400 * 200  # the chart, at its own size (it fits the width)
+    assert red(placeholder) == 0
+    assert drawn.size[0] == 600 and drawn.size[1] >= 200

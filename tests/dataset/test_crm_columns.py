@@ -110,7 +110,9 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     conn.commit()
     conn.close()
     db = database.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+        database.SCHEMA_VERSION
+    )
     assert {"data_fingerprint", "model_data_end"} <= set(db["score_runs"].columns_dict)
     for table in ("deal_history", "deals"):
         assert {"probability", "next_step", "stage_changed"} <= set(db[table].columns_dict)

@@ -55,3 +55,5 @@ def test_the_lines_say_what_the_rollup_holds():
     assert "_2 deals without a category in the CRM, mapped from the stage._" in text
     assert "Commit deals the model gives under 40%: Acme $100k (win 25%)\n" in text
     assert text.endswith("Pipeline deals the model gives over 70%: Dune $30k (win 75%)")
+    fewer = categories_text(rollup(DEALS[DEALS["deal_id"] != "C"], 0, STAGES), "2025-Q1", "quarter")
+    assert "best case" not in fewer and "pipeline $40k (3 deals" in fewer  # no empty category
