@@ -35,7 +35,11 @@ from scoring.train import all_rows, fit_at
 HORIZONS = (4, 8, 13)  # weeks
 SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.05), 2))  # coverage jumps between 0.1 steps
 GRID_SCENARIOS = 500
-OURS, IN_SAMPLE, BASELINE = "ours", "in-sample sigma", "exponential baseline"
+OURS = "ours"  # wins timed by the time wins take, the shock fitted by rolling origin
+CENTRED = "ours + centre correction"  # the same, and a correction learnt from past misses
+BEFORE = "before (any-close timing, in-sample sigma)"  # the method before issue 14
+IN_SAMPLE = BEFORE
+BASELINE = "exponential baseline"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class CutoffInputs:
     cutoff: pd.Timestamp
     deals: pd.DataFrame
     km: object
+    km_any: object  # the time to any close, won or lost: the timing before issue 14
     exponential: object
     arrivals: Arrivals
     actual: dict[int, float]
@@ -89,6 +94,7 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
         cutoff=c,
         deals=inputs.open_deals(crm, c, p, f),
         km=inputs.fit_timing(crm, c, "km"),
+        km_any=inputs.fit_timing(crm, c, "km-any"),
         exponential=inputs.fit_timing(crm, c, "exp"),
         arrivals=inputs.arrivals(crm, c),
         actual=actual,
@@ -112,7 +118,8 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
         return simulate(ci.deals, ci.exponential, periods, scenarios=scenarios, seed=seed,
                         keep=True)  # fmt: skip
     scale = bands.factor(periods.end) if bands is not None else None
-    return simulate(ci.deals, ci.km, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
+    timing = ci.km_any if method == BEFORE else ci.km
+    return simulate(ci.deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     arrivals=ci.arrivals, scale=scale, keep=True)  # fmt: skip
 
 
@@ -121,7 +128,9 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
     """One row per cutoff and horizon: the bands at that cutoff, the actual, the scores."""
     rows = []
     for ci, b in zip(all_inputs, bands, strict=True):
-        fc = simulate_at(ci, method, b.sigma, scenarios, seed, b if method == OURS else None)
+        fc = simulate_at(
+            ci, method, b.sigma, scenarios, seed, b if method in (OURS, CENTRED) else None
+        )
         for k, (w, (_, r)) in enumerate(zip(HORIZONS, fc.table.iterrows(), strict=True)):
             y = ci.actual[w]
             rows.append(
@@ -139,7 +148,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "interval_score": float(interval_score(r["p10"], r["p90"], y)),
                     "crps": crps(fc.totals[:, k], y),
                     "sigma": b.sigma if method != BASELINE else 0.0,
-                    "fitted_on_pairs": b.pairs if method == OURS else np.nan,
+                    "fitted_on_pairs": b.pairs if method in (OURS, CENTRED) else np.nan,
                 }
             )
     return pd.DataFrame(rows)
@@ -175,11 +184,12 @@ class Backtest:
         return self.bands.sigma
 
 
-def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0) -> np.ndarray:
-    """(cutoffs, sigmas, scenarios, horizons): our simulated revenue for every grid sigma, with
-    no correction (few scenarios; the bands are refitted on these without simulating again)."""
+def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS) -> np.ndarray:
+    """(cutoffs, sigmas, scenarios, horizons): a method's simulated revenue for every grid
+    sigma, with no correction (few scenarios; the bands are refitted on these without
+    simulating again)."""
     return np.stack([
-        np.stack([simulate_at(ci, OURS, float(s), GRID_SCENARIOS, seed).totals for s in SIGMAS])
+        np.stack([simulate_at(ci, method, float(s), GRID_SCENARIOS, seed).totals for s in SIGMAS])
         for ci in all_inputs
     ]).astype(np.float32)  # fmt: skip
 
@@ -204,9 +214,11 @@ def backtest(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     cutoffs: list[pd.Timestamp] | None = None,
+    compare: bool = False,
 ) -> Backtest:
     """Forecast from `n_cutoffs` past cutoffs (or the `cutoffs` given), fit the bands at each by
-    rolling origin and for the live forecast on all, and run the three methods. `progress` is
+    rolling origin and for the live forecast on all, and run ours and the baseline (`compare`:
+    also ours with a centre correction and the method before, for the study). `progress` is
     told, in plain words, as each slow step starts: one line each."""
     tell = progress or (lambda _: None)
     cutoffs = cutoffs or default_cutoffs(crm, n_cutoffs)
@@ -221,13 +233,13 @@ def backtest(
     rolled = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS)
     live = fitting.fit(sims, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), SIGMAS,
                        HORIZONS)  # fmt: skip
-    fixed = in_sample_sigma(sims, actual)
-    rows = pd.concat(
-        [
-            method_rows(all_inputs, OURS, rolled, scenarios, seed),
-            method_rows(all_inputs, IN_SAMPLE, [Bands(fixed)] * len(cutoffs), scenarios, seed),
-            method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed),
-        ],
-        ignore_index=True,
-    )
+    parts = [method_rows(all_inputs, OURS, rolled, scenarios, seed)]
+    fixed = float("nan")
+    if compare:
+        centred = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS, centre=True)
+        fixed = in_sample_sigma(sigma_grid(all_inputs, seed, BEFORE), actual)
+        parts += [method_rows(all_inputs, CENTRED, centred, scenarios, seed),
+                  method_rows(all_inputs, BEFORE, [Bands(fixed)] * len(cutoffs), scenarios, seed)]  # fmt: skip
+    parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))
+    rows = pd.concat(parts, ignore_index=True)
     return Backtest(rows=rows, summary=summarise(rows), bands=live, in_sample_sigma=fixed)

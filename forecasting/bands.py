@@ -74,9 +74,13 @@ def matured(cutoffs: Sequence[pd.Timestamp], day: pd.Timestamp,
 
 
 def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequence[float],
-        weeks: Sequence[int]) -> Bands:  # fmt: skip
+        weeks: Sequence[int], centre: bool = False) -> Bands:  # fmt: skip
     """sims: (cutoffs, sigmas, scenarios, horizons) simulated revenue (no correction); actual:
-    (cutoffs, horizons); usable: which (cutoff, horizon) pairs may be used."""
+    (cutoffs, horizons); usable: which (cutoff, horizon) pairs may be used. `centre`: also fit
+    the centre correction. Off for the live forecast: once wins were timed by the time wins take
+    (`timing.time_to_win`) the P50 was no longer biased on any dataset, and a correction learnt
+    from a few past misses made it worse on the stages world and on MavenTech
+    (benchmarks/forecast_backtest_study.py measures both)."""
     ok = usable & (actual > 0)
     n = int(ok.sum())
     if n < MIN_PAIRS:
@@ -91,18 +95,20 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(ok & (p50 > 0), np.log(y / p50), 0.0)
         log_factor = err.sum(axis=0) / np.maximum(counts, 1) * counts / (counts + SHRINK)
-        log_factor = np.clip(log_factor, -MAX_LOG_FACTOR, MAX_LOG_FACTOR)
+        log_factor = np.clip(log_factor, -MAX_LOG_FACTOR, MAX_LOG_FACTOR) * centre
         lo, hi = np.quantile(x * np.exp(log_factor)[None, None, :], [0.1, 0.9], axis=1)
         covered = ((lo <= y) & (y <= hi))[ok].mean()
         score = (interval_score(lo, hi, y)[ok] / y[ok]).mean()  # relative: horizons weigh alike
         key = (round(abs(covered - TARGET), 6), score)
         if best is None or key < best[0]:
-            centre = {int(w): float(v) for w, v in zip(weeks, log_factor, strict=True)}
-            best = (key, Bands(float(sigma), centre, n))
+            factor = (
+                {int(w): float(v) for w, v in zip(weeks, log_factor, strict=True)} if centre else {}
+            )
+            best = (key, Bands(float(sigma), factor, n))
     return best[1]
 
 
 def rolling(cutoffs: Sequence[pd.Timestamp], sims: np.ndarray, actual: np.ndarray,
-            sigmas: Sequence[float], weeks: Sequence[int]) -> list[Bands]:  # fmt: skip
+            sigmas: Sequence[float], weeks: Sequence[int], centre: bool = False) -> list[Bands]:  # fmt: skip
     """The bands each cutoff would have had: fitted only on outcomes known on that cutoff."""
-    return [fit(sims, actual, matured(cutoffs, c, weeks), sigmas, weeks) for c in cutoffs]
+    return [fit(sims, actual, matured(cutoffs, c, weeks), sigmas, weeks, centre) for c in cutoffs]

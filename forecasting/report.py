@@ -43,12 +43,10 @@ def write(bt: Backtest, folder: Path) -> Path:
         "# Forecast test",
         "",
         "Out of sample: at each past date, ours used only the outcomes already known on it "
-        "(rolling origin; the first dates, with too few, a default). The in-sample method chose "
-        f"one sigma ({bt.in_sample_sigma}) on all these errors: its coverage is flattering.",
+        "(rolling origin; the first dates, with too few, a default shock).",
         "",
-        f"The live forecast's bands, fitted on every matured date: shared shock sigma (log-odds) "
-        f"{bt.bands.sigma}, centre log factor by weeks "
-        f"{', '.join(f'{w}: {v:+.2f}' for w, v in bt.bands.centre.items()) or 'none'}.",
+        f"The live forecast's shared shock, fitted on every matured date: sigma (log-odds) "
+        f"{bt.bands.sigma}.",
         "",
         "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
         "P50 median abs % error | P50 above actual | interval score | CRPS |",

@@ -33,17 +33,18 @@ def test_a_cutoff_never_uses_an_outcome_not_yet_known():
     """At cutoff k, the 13-week outcome of cutoff k-1 is still unknown (it ends 12 weeks after
     c_k): making it enormous must not change k's bands; once it matures, it must."""
     sims, actual = _sims(), _actuals(1.2)
-    before = rolling(CUTOFFS, sims, actual, SIGMAS, WEEKS)
+    # with the centre correction (which any used outcome moves), so that a leak would show
+    before = rolling(CUTOFFS, sims, actual, SIGMAS, WEEKS, centre=True)
     k = 15
     future = actual.copy()
     future[k - 1, 2] *= 50  # the miss at cutoff k - 1, 13 weeks: known only on c_{k-1} + 13w
-    after = rolling(CUTOFFS, sims, future, SIGMAS, WEEKS)
+    after = rolling(CUTOFFS, sims, future, SIGMAS, WEEKS, centre=True)
     assert not matured(CUTOFFS, CUTOFFS[k], WEEKS)[k - 1, 2]
     assert after[: k + 1] == before[: k + 1]  # every cutoff up to k: exactly the same bands
     # in this 20-week history it never matures: make a used one (cutoff 0, 4 weeks) enormous
     used = actual.copy()
     used[0, 0] *= 50
-    changed = rolling(CUTOFFS, sims, used, SIGMAS, WEEKS)
+    changed = rolling(CUTOFFS, sims, used, SIGMAS, WEEKS, centre=True)
     assert matured(CUTOFFS, CUTOFFS[k], WEEKS)[0, 0]
     assert changed[k] != before[k]
     assert changed[:4] == before[:4]  # not matured before 4 weeks had passed
@@ -65,7 +66,7 @@ def test_the_centre_correction_moves_a_biased_p50_onto_the_actuals():
     miss per horizon, and the corrected bands hold about 80% of the actuals."""
     sims, actual = _sims(), _actuals(ratio=1.5, spread=0.15)
     usable = np.ones_like(actual, dtype=bool)
-    b = fit(sims, actual, usable, SIGMAS, WEEKS)
+    b = fit(sims, actual, usable, SIGMAS, WEEKS, centre=True)
     n = len(CUTOFFS)
     miss = np.log(actual / (100.0 * np.array(WEEKS))[None, :]).mean(axis=0)
     assert np.allclose([b.centre[w] for w in WEEKS], miss * n / (n + SHRINK), atol=1e-4)
@@ -83,8 +84,11 @@ def test_the_centre_correction_moves_a_biased_p50_onto_the_actuals():
 
 def test_an_unbiased_centre_is_left_alone_and_the_factor_interpolates():
     sims, actual = _sims(), _actuals(ratio=1.0, spread=0.05)
-    b = fit(sims, actual, np.ones_like(actual, dtype=bool), SIGMAS, WEEKS)
+    b = fit(sims, actual, np.ones_like(actual, dtype=bool), SIGMAS, WEEKS, centre=True)
     assert all(abs(v) < 0.05 for v in b.centre.values())
+    # the live forecast fits no correction, however biased the misses
+    live = fit(sims, _actuals(ratio=1.5), np.ones_like(actual, dtype=bool), SIGMAS, WEEKS)
+    assert live.centre == {} and np.all(live.factor([28, 91]) == 1.0)
     c = Bands(0.3, {4: 0.1, 13: 0.4})
     assert np.allclose(
         np.log(c.factor([0, 28, 63.0, 91, 200])), [0.1, 0.1, 0.1 + 0.3 * 35 / 63, 0.4, 0.4]
