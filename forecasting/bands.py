@@ -6,12 +6,14 @@ cutoff, covered only because the band grew). Here, at each backtest cutoff c_k, 
 come only from earlier cutoffs whose outcomes were known on c_k (cutoff c_j, horizon h: usable
 when c_j + h <= c_k), and the live forecast uses the same fit on every matured cutoff.
 
-Two parameters, both cheap to refit without simulating again:
-- `centre`: a log factor per horizon, the mean of log(actual / P50) at matured cutoffs, shrunk
-  towards 0 when there are few (a P50 that kept missing low is raised, and vice versa);
-- `sigma`: the shared shock (log-odds), the grid value whose corrected P10-P90 bands held
-  closest to 80% of the matured actuals (pooled over horizons: more pairs than one horizon has),
-  ties to the smaller interval score (narrower bands, smaller misses).
+Fitted on the latest `RECENT` matured outcomes of each horizon, cheaply, without simulating
+again:
+- `sigma`: the shared shock (log-odds), the grid value with the smallest interval score of its
+  P10-P90 bands (relative to the actual, each horizon weighing alike): a proper score, so it
+  rewards bands as narrow as the misses allow and no narrower; with a handful of outcomes,
+  matching a coverage of 80% instead chased the few misses;
+- `centre` (measured by the study, not used live): a log factor per horizon, the mean of
+  log(actual / P50), shrunk towards 0 when there are few.
 Too few matured pairs: the stated defaults (`DEFAULT_SIGMA`, no correction).
 """
 
@@ -28,6 +30,11 @@ MIN_PAIRS = 4  # matured (cutoff, horizon) pairs needed before anything is fitte
 SHRINK = 2.0  # the centre's log factor is weighted n / (n + SHRINK) towards the pairs' mean
 MAX_LOG_FACTOR = 1.0  # a correction beyond e^1 would say the model is broken, not biased
 TARGET = 0.8  # P10-P90
+# the latest matured outcomes per horizon the shock is fitted on: the forecast gets better as
+# history grows, and the misses of its first months would keep the band too wide for good
+# (measured on MavenTech and four generated worlds: the 13-week band held 80-100% of actuals
+# fitted on the latest 4, 86-100% on all of them)
+RECENT = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
     n = int(ok.sum())
     if n < MIN_PAIRS:
         return Bands()
+    ok = latest(ok, RECENT)
+    n = int(ok.sum())
     sims, y = sims[ok.any(axis=1)], actual[ok.any(axis=1)]
     ok = ok[ok.any(axis=1)]
     counts = ok.sum(axis=0)
@@ -98,14 +107,27 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
         log_factor = np.clip(log_factor, -MAX_LOG_FACTOR, MAX_LOG_FACTOR) * centre
         lo, hi = np.quantile(x * np.exp(log_factor)[None, None, :], [0.1, 0.9], axis=1)
         covered = ((lo <= y) & (y <= hi))[ok].mean()
-        score = (interval_score(lo, hi, y)[ok] / y[ok]).mean()  # relative: horizons weigh alike
-        key = (round(abs(covered - TARGET), 6), score)
+        relative = interval_score(lo, hi, y) / np.where(y > 0, y, 1.0)
+        # each horizon weighs alike, however many of its outcomes have matured
+        score = np.mean(
+            [relative[:, h][ok[:, h]].mean() for h in range(ok.shape[1]) if ok[:, h].any()]
+        )
+        key = (score, round(abs(covered - TARGET), 6))
         if best is None or key < best[0]:
             factor = (
                 {int(w): float(v) for w, v in zip(weeks, log_factor, strict=True)} if centre else {}
             )
             best = (key, Bands(float(sigma), factor, n))
     return best[1]
+
+
+def latest(ok: np.ndarray, m: int) -> np.ndarray:
+    """Of the usable (cutoff, horizon) pairs, the `m` latest cutoffs' per horizon (rows are in
+    cutoff order)."""
+    out = np.zeros_like(ok)
+    for h in range(ok.shape[1]):
+        out[np.flatnonzero(ok[:, h])[-m:], h] = True
+    return out
 
 
 def rolling(cutoffs: Sequence[pd.Timestamp], sims: np.ndarray, actual: np.ndarray,
