@@ -97,7 +97,7 @@ def aims(s: pd.DataFrame) -> list[str]:
     out = []
     cov = by.loc[(OURS, 13), "coverage"]
     out.append(f"coverage 13w {cov:.0%}: {'met' if 0.7 <= cov <= 0.9 else 'MISSED'}")
-    weeks = sorted(s["weeks"].unique())
+    weeks = sorted(int(w) for w in s["weeks"].unique())
     worse = [w for w in weeks if by.loc[(OURS, w), "p50_mape"] >= by.loc[(BASELINE, w), "p50_mape"]]
     out.append("P50 error < baseline: " + ("met" if not worse else f"MISSED at {worse} weeks"))
     bias = [w for w in weeks if not 0.3 <= by.loc[(OURS, w), "p50_above"] <= 0.7]
