@@ -66,7 +66,7 @@ def forecast(
     deals = inputs.open_deals(crm, as_of, win_prob, features)
     fc = simulate(
         deals,
-        inputs.fit_timing(crm, as_of, "km"),
+        inputs.fit_timing(crm, as_of, bands.timing),
         periods,
         scenarios=scenarios,
         seed=seed,
