@@ -48,7 +48,7 @@ from dataset import database, deal_history  # noqa: E402
 from forecasting import backtest as bt  # noqa: E402
 from forecasting import bands as fitting  # noqa: E402
 from forecasting import inputs  # noqa: E402
-from forecasting.backtest import HORIZONS, CutoffInputs, default_cutoffs, horizon_periods  # noqa: E402
+from forecasting.backtest import HORIZONS, CutoffInputs, default_cutoffs, horizon_periods, won_after  # noqa: E402
 from forecasting.montecarlo import simulate  # noqa: E402
 from scoring.features import features_at, prepare  # noqa: E402
 from scoring.train import all_rows, fit_at  # noqa: E402
@@ -99,17 +99,9 @@ def cutoff_inputs_from(
     crm, c: pd.Timestamp, f: pd.DataFrame, p: np.ndarray, timing: str = "km"
 ) -> CutoffInputs:
     """`forecasting.backtest.cutoff_inputs` from a cutoff's scored features (no training)."""
-    d = crm.deals
-    actual = {}
-    for w in HORIZONS:
-        m = (
-            (d["status"] == "won")
-            & (d["closed_on"] > c)
-            & (d["closed_on"] <= c + pd.Timedelta(weeks=w))
-        )
-        actual[w] = float(d.loc[m, "value"].fillna(0).sum())
-    return CutoffInputs(cutoff=c, deals=inputs.open_deals(crm, c, p, f), km=inputs.fit_timing(crm, c, timing),
-                        exponential=None, arrivals=inputs.arrivals(crm, c), actual=actual)  # fmt: skip
+    return CutoffInputs(cutoff=c, deals=inputs.open_deals(crm, c, p, f),
+                        km=inputs.fit_timing(crm, c, timing), km_any=inputs.fit_timing(crm, c, "km-any"),
+                        exponential=None, arrivals=inputs.arrivals(crm, c), actual=won_after(crm, c))  # fmt: skip
 
 
 def close_within(

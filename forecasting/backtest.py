@@ -73,14 +73,8 @@ def default_cutoffs(crm: Crm, n: int = 10, lead_weeks: int = 8) -> list[pd.Times
     return evaluate.snap_to_exports(crm, days)
 
 
-def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -> CutoffInputs:
-    """Everything known on day c (the win model as `fit_at` trains it on c), and what actually
-    happened after it."""
-    # a rougher model than the shipped one (3 fits instead of 6): the forecast needs its level,
-    # and ten cutoffs of full training would make the first morning run slow
-    model, _ = fit_at(crm, c, rows, passes=2, step_passes=1)
-    f = features_at(crm, c)
-    p = model.predict(f)
+def won_after(crm: Crm, c: pd.Timestamp) -> dict[int, float]:
+    """The revenue actually won in the 4, 8 and 13 weeks after day c (any deal, new or open)."""
     d = crm.deals
     actual = {}
     for w in HORIZONS:
@@ -90,6 +84,18 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
             & (d["closed_on"] <= c + pd.Timedelta(weeks=w))
         )
         actual[w] = float(d.loc[m, "value"].fillna(0).sum())
+    return actual
+
+
+def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -> CutoffInputs:
+    """Everything known on day c (the win model as `fit_at` trains it on c), and what actually
+    happened after it."""
+    # a rougher model than the shipped one (3 fits instead of 6): the forecast needs its level,
+    # and ten cutoffs of full training would make the first morning run slow
+    model, _ = fit_at(crm, c, rows, passes=2, step_passes=1)
+    f = features_at(crm, c)
+    p = model.predict(f)
+    actual = won_after(crm, c)
     return CutoffInputs(
         cutoff=c,
         deals=inputs.open_deals(crm, c, p, f),
