@@ -35,7 +35,14 @@ import pandas as pd  # noqa: E402
 from dataset import database, deal_history  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from dataset.worlds import inbound, stages  # noqa: E402
-from forecasting.backtest import BASELINE, BEFORE, OURS, backtest, default_cutoffs  # noqa: E402
+from forecasting.backtest import (  # noqa: E402
+    BASELINE,
+    BEFORE,
+    OURS,
+    backtest,
+    default_cutoffs,
+    summarise,
+)
 from forecasting.bands import MIN_PAIRS  # noqa: E402
 from scoring.features import prepare  # noqa: E402
 
@@ -67,24 +74,17 @@ def world(name: str, seed: int, deals: int, folder: Path):
 
 
 def study(crm, n_cutoffs: int, scenarios: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The three methods' rows, and their summary over the cutoffs after the warm-up."""
+    """The methods' rows, and their summary over the cutoffs after the warm-up."""
     cutoffs = default_cutoffs(crm, n_cutoffs, lead_weeks=4)
     bt = backtest(crm, scenarios=scenarios, cutoffs=cutoffs, compare=True)
     rows = bt.rows
     fitted = rows[(rows["method"] == OURS) & (rows["fitted_on_pairs"] >= MIN_PAIRS)]
     evaluated = rows[rows["cutoff"].isin(set(fitted["cutoff"]))]
-    summary = (
-        evaluated.groupby(["method", "weeks"], sort=False)
-        .agg(
-            cutoffs=("covered", "size"),
-            coverage=("covered", "mean"),
-            p50_mape=("p50_abs_pct_error", "mean"),
-            p50_above=("p50_above", "mean"),
-            interval_score=("interval_score", "mean"),
-            crps=("crps", "mean"),
-            sigma=("sigma", "median"),
-        )
-        .reset_index()
+    summary = summarise(evaluated).rename(
+        columns={"coverage_p10_p90": "coverage", "p50_above_share": "p50_above"}
+    )
+    summary["sigma"] = (
+        evaluated.groupby(["method", "weeks"], sort=False)["sigma"].median().to_numpy()
     )
     summary.attrs["live"] = bt.bands
     summary.attrs["warmup"] = rows["cutoff"].nunique() - evaluated["cutoff"].nunique()

@@ -254,7 +254,7 @@ def backtest_summary(crm, all_inputs: list[CutoffInputs]) -> pd.DataFrame:
     fixed = bt.in_sample_sigma(sims, actual)
     rows = pd.concat([
         bt.method_rows(all_inputs, bt.OURS, rolled, 4000),
-        bt.method_rows(all_inputs, bt.IN_SAMPLE, [fitting.Bands(fixed)] * len(cutoffs), 4000),
+        bt.method_rows(all_inputs, bt.BEFORE, [fitting.Bands(fixed)] * len(cutoffs), 4000),
     ])  # fmt: skip
     return bt.summarise(rows)[["method", "weeks", "cutoffs", "coverage_p10_p90", "p50_mape",
                                "p50_above_share"]].round(3)  # fmt: skip

@@ -38,7 +38,6 @@ GRID_SCENARIOS = 500
 OURS = "ours"  # timing and shock chosen by rolling origin
 CENTRED = "ours + centre correction"  # the same, and a correction learnt from past misses
 BEFORE = "before (any-close timing, in-sample sigma)"  # the method before issue 14
-IN_SAMPLE = BEFORE
 BASELINE = "exponential baseline"
 
 
@@ -184,7 +183,6 @@ class Backtest:
     rows: pd.DataFrame  # per method, cutoff and horizon
     summary: pd.DataFrame  # per method and horizon, over all the cutoffs
     bands: Bands = field(default_factory=Bands)  # for the live forecast: every matured cutoff
-    in_sample_sigma: float = 0.0
 
     @property
     def sigma(self) -> float:
@@ -242,7 +240,6 @@ def backtest(
     live = fitting.choose(grids, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), SIGMAS,
                           HORIZONS)  # fmt: skip
     parts = [method_rows(all_inputs, OURS, rolled, scenarios, seed)]
-    fixed = float("nan")
     if compare:
         centred = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS, centre=True)
         fixed = in_sample_sigma(grids["km-any"], actual)
@@ -250,4 +247,4 @@ def backtest(
                   method_rows(all_inputs, BEFORE, [Bands(fixed)] * len(cutoffs), scenarios, seed)]  # fmt: skip
     parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))
     rows = pd.concat(parts, ignore_index=True)
-    return Backtest(rows=rows, summary=summarise(rows), bands=live, in_sample_sigma=fixed)
+    return Backtest(rows=rows, summary=summarise(rows), bands=live)

@@ -38,7 +38,6 @@ RECENT = 4
 # Wins timed by the time wins take fixed the P50 of the stages and inbound worlds and of
 # MavenTech, and made the demo's 40% too high; so each install's backtest chooses (`choose`)
 DEFAULT_TIMING = "km"
-TIMINGS = ("km", "km-any")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,6 @@ class Bands:
     # how a won deal is timed (`forecasting.inputs.fit_timing`): "km" by the time wins take,
     # "km-any" by the time any close takes; chosen with the shock, on the same outcomes
     timing: str = DEFAULT_TIMING
-    score: float = field(default=float("nan"), compare=False)  # what it was chosen on
 
     def factor(self, days: Sequence[float] | np.ndarray) -> np.ndarray:
         """The revenue multiplier for periods ending `days` after the as-of date: the centre
@@ -94,9 +92,8 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
         weeks: Sequence[int], centre: bool = False) -> Bands:  # fmt: skip
     """sims: (cutoffs, sigmas, scenarios, horizons) simulated revenue (no correction); actual:
     (cutoffs, horizons); usable: which (cutoff, horizon) pairs may be used. `centre`: also fit
-    the centre correction. Off for the live forecast: once wins were timed by the time wins take
-    (`timing.time_to_win`) the P50 was no longer biased on any dataset, and a correction learnt
-    from a few past misses made it worse on the stages world and on MavenTech
+    the centre correction. Off for the live forecast: a correction learnt from a few past misses
+    made the P50 worse on MavenTech and the inbound worlds
     (benchmarks/forecast_backtest_study.py measures both)."""
     ok = usable & (actual > 0)
     n = int(ok.sum())
@@ -127,7 +124,7 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
             factor = (
                 {int(w): float(v) for w, v in zip(weeks, log_factor, strict=True)} if centre else {}
             )
-            best = (key, Bands(float(sigma), factor, n, score=float(score)))
+            best = (key, Bands(float(sigma), factor, n))
     return best[1]
 
 
