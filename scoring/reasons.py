@@ -15,8 +15,7 @@ Every sentence is built from the facts it states, and a comparison ("longer than
 written only when the numbers it shows make it true (days are compared as shown, a 90th
 percentile is shown rounded up); `tests/scoring/test_reasons.py` feeds random deals and checks.
 Amounts are written as everywhere else (`dataset.money`: `$45.8k`, in the configured currency),
-counts with their plural ("1 day", "3 days") and how often in words ("once", "twice", "3 times");
-"typically" is a median.
+counts with their plural ("1 day", "3 days") and how often in words ("once", "twice", "3 times").
 
 Suggested actions follow from the reasons that add risk (decision support only: revbot never
 acts on the CRM or contacts anyone):
@@ -139,7 +138,7 @@ def _early(row: pd.Series) -> bool:
 def describe(key: str, row: pd.Series, refs: dict) -> str | None:
     """The reason in words, quoting the deal's numbers (None: nothing true to say)."""
     if key == "activity":
-        d, m = row.get("days_since_activity"), refs.get("days_since_activity")
+        d, m = row.get("days_since_activity"), refs.get("days_since_activity_p90")
         if not _known(d):
             return None
         text = f"no activity for {_plural(d, 'day')}" if _whole(d) >= 1 else "activity logged today"
@@ -153,9 +152,13 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
                 text += f", activity in {active} of the last {weeks} weeks"
             else:
                 text += f", none in the last {weeks} weeks"
-        if _known(m):  # the median of won deals (a median of "0 days" said as it reads)
-            quiet = _plural(m, "day") if _whole(m) >= 1 else "less than a day"
-            text += f"; won deals typically went {quiet} without activity"
+        if _known(m):  # the 90th percentile of won deals, compared as "time in stage" does
+            p90 = _up(m)
+            within = _plural(p90, "day") if p90 >= 1 else "a day"  # not "within 0 days"
+            if p90 >= 1 and _whole(d) > p90:
+                text += f", longer than 90% of won deals went without activity ({within})"
+            else:
+                text += f"; 90% of won deals had activity within {within}"
         return text
     if key == "time in stage":
         d, m, stage = row.get("days_in_stage"), row.get("typical_stage_days"), row.get("stage")

@@ -198,27 +198,31 @@ def _day(t) -> str | None:
 
 def references(rows: pd.DataFrame) -> dict[str, float]:
     """Typical values among deals that were won, quoted in explanations ("deals that win: ...").
-    Each won deal counts once (its rows share a weight of one)."""
+    Each won deal counts once (its rows share a weight of one). A quantile is a value seen, with
+    at least that share of the weight at or below it (not interpolated), so that "90% of won
+    deals had activity within N days" is true of the 90th percentile."""
     won = rows[(rows["label"] == 1) & rows.get("known", True)]
     if won.empty:
         return {
             "days_since_activity": float("nan"),
+            "days_since_activity_p90": float("nan"),
             "value": float("nan"),
             "age_days": float("nan"),
         }
     w = 1.0 / won.groupby(level=0)["label"].transform("size").to_numpy()
 
-    def wmedian(values: pd.Series) -> float:
+    def wquantile(values: pd.Series, q: float) -> float:
         v = values.to_numpy(dtype=float)
         ok = ~np.isnan(v)
         if not ok.any():
             return float("nan")
         order = np.argsort(v[ok])
         cum = np.cumsum(w[ok][order])
-        return float(v[ok][order][np.searchsorted(cum, cum[-1] / 2)])
+        return float(v[ok][order][np.searchsorted(cum, q * cum[-1])])
 
     return {
-        "days_since_activity": wmedian(won["days_since_activity"]),
-        "value": wmedian(won["value_used"]),
-        "age_days": wmedian(won["age_days"]),
+        "days_since_activity": wquantile(won["days_since_activity"], 0.5),
+        "days_since_activity_p90": wquantile(won["days_since_activity"], 0.9),
+        "value": wquantile(won["value_used"], 0.5),
+        "age_days": wquantile(won["age_days"], 0.5),
     }
