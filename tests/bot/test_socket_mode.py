@@ -226,6 +226,22 @@ def test_why_button_over_the_socket(app):
     assert "I can't read this button" in answer_at(app.slack, url)["text"]
 
 
+def test_events_are_acknowledged_even_those_nobody_listens_to(app):
+    """revbot subscribes to no event, but an app whose settings gain one (or Slack itself) may
+    send it: an envelope left unacknowledged is sent again and again by Slack."""
+    mention = {"type": "app_mention", "user": LEADER, "text": "<@UBOT> hi", "channel": "C0SALES",
+               "ts": "1700000001.000100", "event_ts": "1700000001.000100"}  # fmt: skip
+    for event in (mention, {"type": "app_home_opened", "user": LEADER, "tab": "messages"}):
+        ack = app.sock.wait_ack(app.sock.event(event))
+        assert ack.payload is None and ack.after < ACK_DEADLINE
+    ack = app.sock.wait_ack(app.sock.event(mention, retry_attempt=1))  # Slack's retry, too
+    assert ack.payload is None
+    deal_id = app.data["scores"]["deal_id"].iloc[0]
+    _, url = slash(app, "/deal", deal_id)  # the client goes on working
+    assert deal_id in json.dumps(answer_at(app.slack, url)["blocks"])
+    assert app.slack.calls_to("chat.postMessage") == []  # no answer to an event
+
+
 def test_bad_commands_get_help_over_the_socket(app, served):
     deal_id = app.data["scores"]["deal_id"].iloc[0]
     typo = deal_id[:-1] + ("X" if deal_id[-1] != "X" else "Y")
