@@ -135,7 +135,14 @@ def app(small_crm, db_copy, caplog) -> Iterator[SocketBot]:
     caplog.set_level(logging.DEBUG)
     with running_bot(small_crm, db_copy) as running:
         yield running
-    assert APP_TOKEN not in caplog.text and TOKEN not in caplog.text
+    assert APP_TOKEN not in logged(caplog) and TOKEN not in logged(caplog)
+
+
+def logged(caplog) -> str:
+    """The whole test's log, start-up included (`caplog.text` holds only the current phase's)."""
+    text = logging.Formatter("%(name)s %(message)s")
+    phases = ("setup", "call", "teardown")
+    return "\n".join(text.format(r) for when in phases for r in caplog.get_records(when))
 
 
 def slash(app: SocketBot, command: str, text: str, user: str = LEADER,
