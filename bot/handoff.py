@@ -52,6 +52,7 @@ class WorkSlots:
     def running(self) -> None:
         """On the listener's thread: its ack is still due."""
         self._local.due = True
+        self._local.listener = True
 
     def acked(self) -> None:
         if getattr(self._local, "due", False):
@@ -62,9 +63,11 @@ class WorkSlots:
                     self._quiet.notify_all()
 
     def take(self) -> None:
-        """Wait for the acks in flight (up to `patience`), then for a slot."""
+        """Wait for the acks in flight (up to `patience`), then for a slot. Only on a listener's
+        thread: Bolt acks an event itself on the thread dispatching the request, where nothing
+        would give a slot back (`done` runs on the listener's thread)."""
         self.acked()
-        if getattr(self._local, "held", False):
+        if not getattr(self._local, "listener", False) or getattr(self._local, "held", False):
             return
         with self._quiet:
             self._quiet.wait_for(lambda: self._unacked == 0, timeout=self._patience)
@@ -74,6 +77,7 @@ class WorkSlots:
     def done(self) -> None:
         """The listener returned (acked or not): its slot and its place in the count go back."""
         self.acked()
+        self._local.listener = False
         if getattr(self._local, "held", False):
             self._local.held = False
             self._slots.release()

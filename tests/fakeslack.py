@@ -18,6 +18,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -120,6 +121,9 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
         self.url = self.base_url = ""
         self.closed_port = 9  # discard: connecting is refused at once on loopback
+        # what apps.connections.open answers: by default a WebSocket URL where nothing listens;
+        # tests.fakesocket.FakeSocketMode.attach puts a real loopback Socket Mode server here
+        self.socket_url: Callable[[], str] = lambda: f"ws://127.0.0.1:{self.closed_port}/link"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeSlack:
@@ -244,8 +248,8 @@ class FakeSlack:
 
     def _api(self, call: Call) -> dict[str, Any]:
         p, method = call.params, call.method
-        if method == "apps.connections.open":  # a WebSocket URL where nothing listens
-            return {"url": f"ws://127.0.0.1:{self.closed_port}/link"}
+        if method == "apps.connections.open":
+            return {"url": self.socket_url()}
         if method == "auth.test":
             return AUTH_TEST | {"url": "https://fake.slack.com/"}
         if method in ("chat.postMessage", "chat.postEphemeral"):
