@@ -81,7 +81,7 @@ def fit_at(
     if len(first) < MIN_ROWS or first["label"].nunique() < 2:
         return _base_only(first), first
     model, labelled = wm.fit(first), first
-    latest = features_at(crm, day)
+    latest = features_at(crm, latest_day(crm, day))
     for _ in range(passes - 1):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = label(rows, crm, day, estimate)
@@ -91,6 +91,21 @@ def fit_at(
         labelled = step_labels(rows, crm, day, STEPS, model.predict(rows), estimate)
         model = wm.fit(labelled)
     return model, labelled
+
+
+def latest_day(crm: Crm, day: pd.Timestamp) -> pd.Timestamp:
+    """The day whose features are a deal's latest state when training on `day`: the last export
+    on or before it (`day` itself before the first), never past the data's end. Why: the
+    shipped model is trained on the day after the last export, and a day with no export looks
+    like a day without activity; the deals still open were labelled with that gloomier
+    estimate, and on the inbound worlds the open deals' mean probability sat 2-3.5 points under
+    the truth (ECE 0.023-0.036; 0.014-0.024 with this)."""
+    day = pd.Timestamp(day)
+    exports = crm.history["as_of"].unique()
+    before = exports[exports <= day]
+    if len(exports) < 2 or not len(before):  # one export (MavenTech): every day is exact
+        return min(day, crm.data_end)
+    return min(pd.Timestamp(before.max()), crm.data_end)
 
 
 def against_truth(
