@@ -32,8 +32,8 @@ def test_probabilities_rank_and_match_the_truth_at_the_last_export(checked):
     last, _ = checked
     assert last["matched"] == last["open_deals"] > 500
     assert last["auc_gap"] <= 0.03, last["auc_gap"]
-    assert last["ece_truth"] < 0.035, last["ece_truth"]
-    assert abs(last["mean_p"] - last["mean_truth"]) < 0.03
+    assert last["ece_truth"] < 0.03, last["ece_truth"]  # measured 0.011 / 0.022 (seed 1)
+    assert abs(last["mean_p"] - last["mean_truth"]) < 0.02  # measured 0.004 / 0.001
     assert last["confidence"] == "high"
 
 
