@@ -195,6 +195,17 @@ class FakeSlack:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
+    def answer_at(self, url: str, timeout: float = 15) -> dict[str, Any]:
+        """The first post to a response_url (listeners answer after the ack)."""
+        path = "/" + url.split("/", 3)[3]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [c for c in self.calls_to("response_url") if c.path == path and c.ok]
+            if found:
+                return found[0].params
+            time.sleep(0.01)
+        raise AssertionError(f"no answer at {path}")
+
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Poll until `count` successful calls to `method`: listeners keep working after ack()."""
         deadline = time.monotonic() + timeout

@@ -51,18 +51,6 @@ def get(url: str) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def answers_at(slack: FakeSlack, url: str, timeout: float = 15) -> dict:
-    """The first post to a response_url (listeners answer after the ack)."""
-    path = "/" + url.split("/", 3)[3]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [c for c in slack.calls_to("response_url") if c.path == path and c.ok]
-        if found:
-            return found[0].params
-        time.sleep(0.01)
-    raise AssertionError(f"no answer at {path}")
-
-
 def test_listens_at_once_and_says_starting_until_warm(small_crm, db_copy, tmp_path):
     # A real slow warm-up: the saved run does not say what data it was made of (as one saved by
     # an older revbot), so the warm-up scores again; the model is there, but the forecast's
@@ -100,7 +88,7 @@ def test_listens_at_once_and_says_starting_until_warm(small_crm, db_copy, tmp_pa
             message = {"ts": "1700000000.000100", "text": "digest", "blocks": []}
             click = action_body(ACTION_WHY, f"1:{deal_id}", LEADER, button, message)
             assert post(root + "/slack/events", click).status == 200
-            assert answers_at(slack, button)["text"] == STARTING
+            assert slack.answer_at(button)["text"] == STARTING
             assert not fitted.exists(), "the warm-up ended before the checks: they proved nothing"
 
             deadline = time.monotonic() + 180
@@ -113,7 +101,7 @@ def test_listens_at_once_and_says_starting_until_warm(small_crm, db_copy, tmp_pa
             url = slack.response_url("warm")
             reply = post(root + "/slack/events", command_body("/deal", deal_id, LEADER, url))
             assert (reply.status, reply.body) == (200, "")  # acked; the answer follows
-            answer = answers_at(slack, url)
+            answer = slack.answer_at(url)
             assert deal_id in json.dumps(answer["blocks"]) and STARTING not in answer["text"]
         finally:
             stop.set()
@@ -141,7 +129,7 @@ def test_a_burst_of_commands_loses_no_connection(served):
     slowest = max(took for _, took in results)
     assert slowest < SLACK_LIMIT, f"an ack took {slowest:.1f} s"
     for deal_id, url in zip(ids, urls, strict=True):
-        assert deal_id in json.dumps(answers_at(served.slack, url, timeout=60)["blocks"])
+        assert deal_id in json.dumps(served.slack.answer_at(url, timeout=60)["blocks"])
 
 
 def _serve_cli(tmp_path: Path, api_url: str) -> subprocess.CompletedProcess:

@@ -167,24 +167,12 @@ def click(app: SocketBot, action_id: str, value: str, user: str = LEADER) -> tup
     return ack, url
 
 
-def answer_at(slack: FakeSlack, url: str, timeout: float = 15) -> dict:
-    """The first post to a response_url (listeners answer after the ack)."""
-    path = "/" + url.split("/", 3)[3]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [c for c in slack.calls_to("response_url") if c.path == path and c.ok]
-        if found:
-            return found[0].params
-        time.sleep(0.01)
-    raise AssertionError(f"no answer at {path}")
-
-
 def over_http(served, command: str, text: str, user: str = LEADER) -> dict:
     """What the HTTP path answers to the same command (tests/bot/conftest.py's served app)."""
     url = served.slack.response_url("http")
     reply = post(served.url, command_body(command, text, user, url))
     assert reply.status == 200
-    return answer_at(served.slack, url)
+    return served.slack.answer_at(url)
 
 
 def said_to_slack(app: SocketBot) -> str:
@@ -198,7 +186,7 @@ def test_deal_over_the_socket_answers_as_over_http(app, served):
     deal = app.data["scores"].iloc[0]
     ack, url = slash(app, "/deal", deal["deal_id"].lower())
     assert ack.payload is None  # acked at once; the answer follows on response_url
-    answer = answer_at(app.slack, url)
+    answer = app.slack.answer_at(url)
     assert answer["response_type"] == "ephemeral"
     text = json.dumps(answer["blocks"], ensure_ascii=False)
     assert f"*Win probability*\\n{deal['win_prob']:.0%}" in text
@@ -225,12 +213,12 @@ def test_why_button_over_the_socket(app):
     deal_id = app.data["scores"]["deal_id"].iloc[0]
     ack, url = click(app, ACTION_WHY, f"1:{deal_id}")
     assert ack.payload is None
-    answer = answer_at(app.slack, url)
+    answer = app.slack.answer_at(url)
     assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
     assert deal_id in answer["text"] and "*Suggested next steps*" in json.dumps(answer["blocks"])
     # a button it cannot read (a forged value) is acked and answered too
     ack, url = click(app, ACTION_WHY, "not-a-run:x")
-    assert "I can't read this button" in answer_at(app.slack, url)["text"]
+    assert "I can't read this button" in app.slack.answer_at(url)["text"]
 
 
 def test_events_are_acknowledged_even_those_nobody_listens_to(app):
@@ -248,7 +236,7 @@ def test_events_are_acknowledged_even_those_nobody_listens_to(app):
         assert ack.payload is None and ack.after < ACK_DEADLINE
     deal_id = app.data["scores"]["deal_id"].iloc[0]
     _, url = slash(app, "/deal", deal_id)  # and the bot goes on working
-    assert deal_id in json.dumps(answer_at(app.slack, url)["blocks"])
+    assert deal_id in json.dumps(app.slack.answer_at(url)["blocks"])
     assert app.slack.calls_to("chat.postMessage") == []  # no answer to an event
 
 
@@ -262,12 +250,12 @@ def test_bad_commands_get_help_over_the_socket(app, served):
         ("/forecast", "1999-Q1", "not 1999-Q1"),
     ]:
         _, url = slash(app, command, text)
-        answer = answer_at(app.slack, url)
+        answer = app.slack.answer_at(url)
         assert expected in answer["text"] and answer["response_type"] == "ephemeral"
         assert text != typo or f"`{deal_id}`" in answer["text"]  # the closest id is suggested
         assert answer == over_http(served, command, text)
     _, url = slash(app, "/deal", deal_id, user_id=None)  # Slack's payload without the user
-    assert answer_at(app.slack, url)["text"].startswith("Slack did not tell me who is asking")
+    assert app.slack.answer_at(url)["text"].startswith("Slack did not tell me who is asking")
     assert app.slack.calls_to("files.completeUploadExternal") == []
     assert "Traceback" not in said_to_slack(app)
 
@@ -279,7 +267,7 @@ def test_a_failing_listener_says_sorry_without_the_traceback(app, monkeypatch):
     monkeypatch.setattr("bot.listeners.commands.deal_answer", broken)
     ack, url = slash(app, "/deal", "anything")
     assert ack.payload is None
-    answer = answer_at(app.slack, url)
+    answer = app.slack.answer_at(url)
     assert answer["text"].startswith(SORRY) and answer["response_type"] == "ephemeral"
     told = said_to_slack(app)
     assert "Traceback" not in told and "internal detail" not in told
@@ -295,9 +283,9 @@ def test_reconnects_after_slack_asks_and_keeps_answering(app):
     deal_id = app.data["scores"]["deal_id"].iloc[1]
     ack, url = slash(app, "/deal", deal_id)
     assert ack.connection == 2
-    assert deal_id in json.dumps(answer_at(app.slack, url)["blocks"])
+    assert deal_id in json.dumps(app.slack.answer_at(url)["blocks"])
     ack, url = click(app, ACTION_WHY, f"1:{deal_id}")
-    assert ack.connection == 2 and deal_id in answer_at(app.slack, url)["text"]
+    assert ack.connection == 2 and deal_id in app.slack.answer_at(url)["text"]
 
 
 def test_while_warming_up_the_ack_itself_says_starting(small_crm, db_copy, monkeypatch):
@@ -317,6 +305,6 @@ def test_while_warming_up_the_ack_itself_says_starting(small_crm, db_copy, monke
             ack, url = slash(running, "/deal", "anything")
             assert ack.payload == {"response_type": "ephemeral", "text": STARTING}
             ack, url = click(running, ACTION_WHY, "1:anything")
-            assert ack.payload is None and answer_at(running.slack, url)["text"] == STARTING
+            assert ack.payload is None and running.slack.answer_at(url)["text"] == STARTING
         finally:
             release.set()
