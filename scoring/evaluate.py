@@ -25,7 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from scoring import model as wm
 from scoring.crm import Crm
 from scoring.features import CATEGORICAL, NUMERIC
-from scoring.samples import first_snapshot, label, maturity_days
+from scoring.samples import export_days, first_snapshot, label, maturity_days
 
 TEST_WEEKS = 13
 SHIPPED = "shipped (blended)"
@@ -134,8 +134,8 @@ def snap_to_exports(crm: Crm, days: list[pd.Timestamp]) -> list[pd.Timestamp]:
     """Each day moved back to the latest export on or before it (where exports were imported
     over time): a model is trained, and deals are scored, on the day of an export, when what the
     CRM showed is known exactly; on a day between exports the activity would look days older."""
-    exports = np.sort(crm.history["as_of"].unique())
-    if len(exports) < 2:
+    exports = export_days(crm)
+    if not len(exports):
         return days
     out = []
     for d in days:

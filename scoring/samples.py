@@ -27,13 +27,20 @@ def first_snapshot(crm: Crm) -> pd.Timestamp:
     return pd.Timestamp(start) + pd.Timedelta(days=WARMUP_DAYS)
 
 
+def export_days(crm: Crm) -> np.ndarray:
+    """The days of the exports imported over time, sorted: on those days what the CRM showed is
+    known exactly, activity included (between them activity would look days older). Empty for a
+    single export (MavenTech), whose history is rebuilt from its dates and exact on any day."""
+    days = np.sort(crm.history["as_of"].unique())
+    return days if len(days) >= 2 else days[:0]
+
+
 def snapshot_dates(crm: Crm, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
-    """About weekly snapshot days in [start, end]. Where exports were imported over time, the
-    days of those exports (what the CRM showed then is known exactly, activity included); for a
+    """About weekly snapshot days in [start, end]: the export days (`export_days`); for a
     single export (MavenTech), Mondays."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
-    exports = np.sort(crm.history["as_of"].unique())
-    if len(exports) < 2:
+    exports = export_days(crm)
+    if not len(exports):
         return list(pd.date_range(start, end, freq="W-MON"))
     days: list[pd.Timestamp] = []
     for day in map(pd.Timestamp, exports):

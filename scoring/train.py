@@ -27,6 +27,7 @@ from scoring.artifact import data_hash
 from scoring.crm import Crm
 from scoring.features import FEATURES, features_at
 from scoring.samples import (
+    export_days,
     first_snapshot,
     label,
     maturity_days,
@@ -101,11 +102,9 @@ def latest_day(crm: Crm, day: pd.Timestamp) -> pd.Timestamp:
     estimate, and on the inbound worlds the open deals' mean probability sat 2-3.5 points under
     the truth (ECE 0.023-0.036; 0.014-0.024 with this)."""
     day = pd.Timestamp(day)
-    exports = crm.history["as_of"].unique()
-    before = exports[exports <= day]
-    if len(exports) < 2 or not len(before):  # one export (MavenTech): every day is exact
-        return min(day, crm.data_end)
-    return min(pd.Timestamp(before.max()), crm.data_end)
+    exports = export_days(crm)
+    before = exports[exports <= np.datetime64(day)]
+    return min(pd.Timestamp(before[-1]) if len(before) else day, crm.data_end)
 
 
 def against_truth(
