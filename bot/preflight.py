@@ -29,6 +29,13 @@ def open_db(path: Path, *, create: bool) -> sqlite_utils.Database:
         )
     try:
         return database.connect(path)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise PreflightError(f"{path} is not a revbot database (SQLite: {exc})") from exc
+        raise PreflightError(
+            f"{path} is busy: another revbot run kept it locked for "
+            f"{database.WAL_WAIT_SECONDS} seconds while opening it; nothing was done, try again"
+        ) from exc
     except sqlite3.DatabaseError as exc:  # a CSV given as --db, a damaged file
         raise PreflightError(f"{path} is not a revbot database (SQLite: {exc})") from exc
 

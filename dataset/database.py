@@ -16,7 +16,9 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +30,8 @@ DEFAULT_DB = "revbot.db"
 # How long an import waits for another process's write (another import of a big export) to
 # finish, rather than fail: two morning runs sharing an exports folder take turns.
 WRITE_WAIT_SECONDS = 600
+# How long opening a new database waits for another process that is creating it.
+WAL_WAIT_SECONDS = 30
 
 # What the CRM says about a deal beyond the MavenTech columns (schema 2): added to databases of
 # schema 1 by `_migrate`.
@@ -255,7 +259,7 @@ def default_db_path() -> Path:
 def connect(path: str | os.PathLike) -> sqlite_utils.Database:
     """Open (creating if needed) the database and bring its schema up to date."""
     db = sqlite_utils.Database(path)
-    db.execute("PRAGMA journal_mode=WAL")
+    _write_ahead_log(db)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     version = None
@@ -279,6 +283,23 @@ def connect(path: str | os.PathLike) -> sqlite_utils.Database:
                 [str(SCHEMA_VERSION)],
             )
     return db
+
+
+def _write_ahead_log(db: sqlite_utils.Database) -> None:
+    """Put the file in WAL mode (readers never wait for the writer). Two processes creating one
+    new database at once can see the switch fail at once with "database is locked": SQLite does
+    not wait on its busy handler for it. So retry for a while; a file already in WAL mode needs
+    no switch at all."""
+    deadline = time.monotonic() + WAL_WAIT_SECONDS
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class PerThread:

@@ -87,3 +87,41 @@ def test_two_processes_importing_one_file_at_once(tmp_path, attempt):
     assert firsts[1].startswith("pipeline.csv: deals via preset maventech: 5000 read = 5000 ")
     db = database.connect(tmp_path / "r.db")
     assert db["imports"].count == 1 and db["deals"].count == 5000
+
+
+def test_opening_a_new_database_while_another_process_creates_it_waits_its_turn(tmp_path):
+    """The CI failure behind this test: two `revbot ingest` on one new --db; the second opened
+    the file while the first was creating its tables, and SQLite refused the switch to WAL mode
+    at once ("database is locked", without waiting), so the second said the file "is not a
+    revbot database". Here a writer holds a new file's lock for a moment; connect must wait."""
+    path = tmp_path / "new.db"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE early (x)")  # the file is still in rollback-journal mode
+    release = threading.Timer(0.5, lambda: creator.execute("COMMIT"))
+    release.start()
+    try:
+        db = database.connect(path)
+    finally:
+        release.join()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert "meta" in db.table_names() and "early" in db.table_names()
+
+
+def test_a_database_locked_past_the_wait_is_reported_as_busy_not_as_a_wrong_file(
+    tmp_path, monkeypatch
+):
+    from bot.preflight import PreflightError, open_db
+
+    monkeypatch.setattr(database, "WAL_WAIT_SECONDS", 0.2)
+    path = tmp_path / "new.db"
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE early (x)")
+    with pytest.raises(PreflightError) as refused:
+        open_db(path, create=True)
+    creator.execute("ROLLBACK")
+    assert str(refused.value) == (
+        f"{path} is busy: another revbot run kept it locked for 0.2 seconds while opening it; "
+        "nothing was done, try again"
+    )
