@@ -85,9 +85,12 @@ def scored(
 
 
 def truth_of(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """A generated world's truth beside its database: outcomes by deal, p_true by export day."""
+    """A generated world's truth beside its database: outcomes by deal, p_true by export day
+    (the demo's truth folder has neither close days nor probabilities by export day: none)."""
     folder = path.parent / "crm" / "truth"
-    if not (folder / "deals.csv").exists():
+    if not (folder / "probabilities.csv").exists():
+        return None
+    if "closed_on" not in pd.read_csv(folder / "deals.csv", nrows=0).columns:
         return None
     deals = pd.read_csv(folder / "deals.csv", dtype={"deal_id": str}, parse_dates=["closed_on"])
     probs = pd.read_csv(folder / "probabilities.csv", dtype={"deal_id": str},

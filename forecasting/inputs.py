@@ -27,6 +27,7 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
             "closed": closed,
             "won": closed & d["status"].eq("won"),
             "product": d["product"],
+            "limit": (t - d["engage_date"]).dt.days,  # the longest a close known on t can take
         }
     )
     return out[engaged]
@@ -39,7 +40,7 @@ def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
     data = durations(crm, t)
     args = data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy()
     if kind == "km":
-        return KaplanMeier.fit(*args, won=data["won"].to_numpy())
+        return KaplanMeier.fit(*args, won=data["won"].to_numpy(), limits=data["limit"].to_numpy())
     return KaplanMeier.fit(*args) if kind == "km-any" else Exponential.fit(*args)
 
 

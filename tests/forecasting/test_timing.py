@@ -7,7 +7,7 @@ import pandas as pd
 
 from forecasting import inputs
 from forecasting.montecarlo import Periods, simulate
-from forecasting.timing import time_to_win
+from forecasting.timing import KaplanMeier, kaplan_meier, time_scale, time_to_win
 from scoring.crm import Crm
 
 TODAY = pd.Timestamp("2024-09-01")
@@ -60,3 +60,42 @@ def test_a_won_deal_is_timed_by_the_time_wins_take():
     assert abs(later - expected) < 0.03 * expected
     any_month, _ = pipeline(inputs.fit_timing(crm, TODAY, "km-any"))
     assert any_month > 0.3 * expected
+
+
+def test_a_product_with_few_wins_is_timed_at_its_own_pace_not_the_pools():
+    """A big product with 20 closed deals (too few for a curve of its own) takes three times as
+    long as the 2,000 small ones. Its wins used to be timed by the pooled curve, which the small
+    deals make: half of them within 40 days, where none of them closes that soon."""
+    rng = np.random.default_rng(5)
+    small = rng.uniform(20, 60, 2000)
+    big = 3 * rng.uniform(20, 60, 20)
+    days = np.r_[small, big].astype(int)
+    closed = np.ones(len(days), bool)
+    won = rng.random(len(days)) < 0.5
+    won[-20:] = [True, False] * 10
+    groups = np.r_[["small"] * 2000, ["big"] * 20]
+    km = KaplanMeier.fit(days, closed, groups, won=won)
+    within_40 = 1 - km.curve("big")[40]
+    assert within_40 < 0.05  # the pooled curve says about half
+    assert 1 - km.pooled[40] > 0.4
+    assert 100 <= km.median("big") <= 150  # the small deals' median is about 40
+    # what the group's own closes say is weighed against the pool: with none, the pool's pace
+    assert time_scale(np.array([]), np.array([], bool), kaplan_meier(days, closed)) == 1.0
+    assert 2.4 <= time_scale(big, np.ones(20, bool), kaplan_meier(days, closed)) <= 3.2
+
+
+def test_a_products_pace_from_its_wins_allows_for_the_slow_wins_not_seen_yet():
+    """A big product's wins take three times as long as the pool's (60-180 days). Its deals
+    started 60-140 days before the fit, so only the wins quicker than that are known: read as
+    they are, they make the product look twice as slow as the pool; read as truncated, about
+    three times."""
+    rng = np.random.default_rng(11)
+    pool_days = rng.uniform(20, 60, 4000).astype(int)
+    pool = time_to_win(pool_days, np.ones(4000, bool), np.ones(4000, bool))
+    took = 3 * rng.uniform(20, 60, 400)
+    limits = rng.uniform(60, 140, 400)
+    seen = took <= limits
+    days = took[seen][:30]
+    naive = time_scale(days, None, pool, np.full(len(days), 10_000.0))
+    truncated = time_scale(days, None, pool, limits[seen][:30])
+    assert naive < 2.2 and 2.7 <= truncated <= 3.6, (naive, truncated)
