@@ -4,14 +4,14 @@ Pure. At each cutoff c, with only what was known on c (a win model trained as of
 the timing model fitted on durations known on c, arrivals of the quarter before c), forecast the
 revenue won in the next 4, 8 and 13 weeks and compare with what was actually won in those weeks,
 from deals open on c *and* deals created after it. Methods:
-- ours: censored timing curves, shared shock, new-deal arrivals; the timing (wins timed by the
-  time wins take, or by the time any close takes) and the shock chosen by rolling origin
+- ours: censored timing curves (wins timed by the time wins take, each product at its own
+  pace), shared shock, new-deal arrivals; the shock chosen by rolling origin
   (`forecasting.bands`): at each cutoff only on the outcomes already known on it, so its
   coverage and errors are out of sample;
 - with `compare` (the study): ours with a centre correction learnt from past misses, and the
   method before issue 14 (any-close timing, one sigma chosen in sample on all the cutoffs);
 - baseline (the seed design): exponential timing, independent draws, open pipeline only.
-The live forecast's timing and shock are chosen on every cutoff matured by the data's end.
+The live forecast's shock is chosen on every cutoff matured by the data's end.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from scoring.train import all_rows, fit_at
 HORIZONS = (4, 8, 13)  # weeks
 SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.05), 2))  # coverage jumps between 0.1 steps
 GRID_SCENARIOS = 500
-OURS = "ours"  # timing and shock chosen by rolling origin
+OURS = "ours"  # the shock chosen by rolling origin
 CENTRED = "ours + centre correction"  # the same, and a correction learnt from past misses
 BEFORE = "before (any-close timing, in-sample sigma)"  # the method before issue 14
 BASELINE = "exponential baseline"
@@ -233,16 +233,15 @@ def backtest(
         tell(f"forecasting from past date {i} of {len(cutoffs)} ({c.date()})…")
         all_inputs.append(cutoff_inputs(crm, c, rows))
     tell("sizing the forecast's range on what was actually won after those dates…")
-    grids = {"km": sigma_grid(all_inputs, seed), "km-any": sigma_grid(all_inputs, seed, BEFORE)}
-    sims = grids["km"]
+    sims = sigma_grid(all_inputs, seed)
     actual = np.array([[ci.actual[w] for w in HORIZONS] for ci in all_inputs])
-    rolled = fitting.rolling_choice(cutoffs, grids, actual, SIGMAS, HORIZONS)
-    live = fitting.choose(grids, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), SIGMAS,
-                          HORIZONS)  # fmt: skip
+    rolled = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS)
+    live = fitting.fit(sims, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), SIGMAS,
+                       HORIZONS)  # fmt: skip
     parts = [method_rows(all_inputs, OURS, rolled, scenarios, seed)]
     if compare:
         centred = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS, centre=True)
-        fixed = in_sample_sigma(grids["km-any"], actual)
+        fixed = in_sample_sigma(sigma_grid(all_inputs, seed, BEFORE), actual)
         parts += [method_rows(all_inputs, CENTRED, centred, scenarios, seed),
                   method_rows(all_inputs, BEFORE, [Bands(fixed)] * len(cutoffs), scenarios, seed)]  # fmt: skip
     parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))

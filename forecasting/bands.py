@@ -20,7 +20,7 @@ Too few matured pairs: the stated defaults (`DEFAULT_SIGMA`, no correction).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,11 @@ TARGET = 0.8  # P10-P90
 # (measured on MavenTech and four generated worlds: the 13-week band held 80-100% of actuals
 # fitted on the latest 4, 86-100% on all of them)
 RECENT = 4
-# Wins timed by the time wins take fixed the P50 of the stages and inbound worlds and of
-# MavenTech, and made the demo's 40% too high; so each install's backtest chooses (`choose`)
+# How a won deal is timed: by the time wins take, each product at its own pace. Each install's
+# backtest used to choose between that and the time any close takes, on its latest 4 matured
+# outcomes; the first months' forecasts, made on little history, then chose the curve of any
+# close, which doubled the P50 on the stages worlds (benchmarks/forecast_backtest_study.py:
+# without the choice, the P50 error fell on MavenTech, both stages worlds and the inbound one).
 DEFAULT_TIMING = "km"
 
 
@@ -47,8 +50,8 @@ class Bands:
     sigma: float = DEFAULT_SIGMA
     centre: Mapping[int, float] = field(default_factory=dict)
     pairs: int = 0  # matured (cutoff, horizon) pairs they were fitted on (0: defaults)
-    # how a won deal is timed (`forecasting.inputs.fit_timing`): "km" by the time wins take,
-    # "km-any" by the time any close takes; chosen with the shock, on the same outcomes
+    # how a won deal is timed (`forecasting.inputs.fit_timing`): "km" by the time wins take;
+    # "km-any" (by the time any close takes) only in a file saved before the choice was dropped
     timing: str = DEFAULT_TIMING
 
     def factor(self, days: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -128,29 +131,6 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray, sigmas: Sequen
     return best[1]
 
 
-def choose(grids: Mapping[str, np.ndarray], actual: np.ndarray, usable: np.ndarray,
-           sigmas: Sequence[float], weeks: Sequence[int]) -> Bands:  # fmt: skip
-    """The timing whose P50 missed least on the latest usable outcomes (the same `RECENT` of each
-    horizon the shock is fitted on: the first months' forecasts, made on little history, favour
-    whichever timing copes with little data, not the one that fits the pipeline now), with its
-    shock fitted as `fit` does (`grids`: each timing's simulated revenue, as `fit` takes it); the
-    default timing when too few have matured."""
-    ok = usable & (actual > 0)
-    if ok.sum() < MIN_PAIRS:
-        return replace(
-            fit(grids[DEFAULT_TIMING], actual, usable, sigmas, weeks), timing=DEFAULT_TIMING
-        )
-
-    ok = latest(ok, RECENT)
-
-    def miss(sims: np.ndarray) -> float:
-        p50 = np.median(sims[:, 0], axis=1)  # no shock: the centre alone
-        return float(np.abs(np.log(actual[ok] / np.maximum(p50[ok], 1e-9))).mean())
-
-    timing = min(grids, key=lambda t: (miss(grids[t]), t != DEFAULT_TIMING))
-    return replace(fit(grids[timing], actual, usable, sigmas, weeks), timing=timing)
-
-
 def latest(ok: np.ndarray, m: int) -> np.ndarray:
     """Of the usable (cutoff, horizon) pairs, the `m` latest cutoffs' per horizon (rows are in
     cutoff order)."""
@@ -158,12 +138,6 @@ def latest(ok: np.ndarray, m: int) -> np.ndarray:
     for h in range(ok.shape[1]):
         out[np.flatnonzero(ok[:, h])[-m:], h] = True
     return out
-
-
-def rolling_choice(cutoffs: Sequence[pd.Timestamp], grids: Mapping[str, np.ndarray],
-                   actual: np.ndarray, sigmas: Sequence[float], weeks: Sequence[int]) -> list[Bands]:  # fmt: skip
-    """The timing and shock each cutoff would have chosen, on the outcomes known on it."""
-    return [choose(grids, actual, matured(cutoffs, c, weeks), sigmas, weeks) for c in cutoffs]
 
 
 def rolling(cutoffs: Sequence[pd.Timestamp], sims: np.ndarray, actual: np.ndarray,

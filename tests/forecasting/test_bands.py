@@ -111,20 +111,6 @@ def test_the_misses_of_the_first_months_do_not_keep_the_band_wide():
     assert b.sigma < fit(sims, actual, early, SIGMAS, WEEKS).sigma
 
 
-def test_the_timing_whose_bands_scored_better_is_chosen_and_the_default_before():
-    """Two timings' simulations: one centred on the actuals, one 60% too high. The better one
-    is chosen once enough outcomes have matured; before that, the default timing."""
-    from forecasting.bands import DEFAULT_TIMING, choose
-
-    right, high = _sims(), _sims(level=160.0)
-    actual = _actuals(ratio=1.0, spread=0.1)
-    everything = np.ones_like(actual, dtype=bool)
-    assert (
-        choose({"km": high, "km-any": right}, actual, everything, SIGMAS, WEEKS).timing == "km-any"
-    )
-    assert choose({"km": right, "km-any": high}, actual, everything, SIGMAS, WEEKS).timing == "km"
-    few = np.zeros_like(everything)
-    few[0, 0] = True
-    chosen = choose({"km": high, "km-any": right}, actual, few, SIGMAS, WEEKS)
-    assert chosen.timing == DEFAULT_TIMING and chosen.pairs == 0
-    assert Bands.from_config({"sigma": 0.3}).timing == "km-any"  # what an old file was fitted with
+def test_an_old_saved_forecast_keeps_the_timing_it_was_fitted_with():
+    assert Bands.from_config({"sigma": 0.3}).timing == "km-any"
+    assert Bands().timing == "km" and Bands.from_config(Bands().to_config()).timing == "km"
