@@ -76,7 +76,7 @@ def scored(
     out = []
     for c in cutoffs:
         print(f"  training at {c.date()}…", file=sys.stderr, flush=True)
-        model, _ = fit_at(crm, c, rows, passes=2, step_passes=1)
+        model, _ = fit_at(crm, c, rows)  # as the backtest trains it
         f = features_at(crm, c)
         out.append((c, f, model.predict(f)))
     if file is not None:
