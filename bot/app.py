@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from bot import handoff, readiness, slack_api
 from bot.config import SetupError
-from bot.listeners import actions, commands
+from bot.listeners import actions, commands, home
 from bot.readiness import Readiness
 from bot.services import Services, build
 from bot.settings import Settings
@@ -51,8 +51,9 @@ def create_app(
     handoff.install(app, slots)
     commands.register(app, services.reader)
     actions.register(app, services.reader)
+    home.register(app, services.reader)  # before the catch-all event listener below
 
-    # revbot listens to no event, but one may come (a subscription added in the app's settings):
+    # revbot listens to app_home_opened only, but another may come (a subscription added in the app's settings):
     # Bolt answers a request no listener takes with a 404 and, over Socket Mode, no ack, so
     # Slack would send it again and again. Registered last, this takes only what nothing else did.
     @app.event(re.compile(".*"))

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from bot import morning, scheduler, slack_api
 from bot.app import create_app
 from bot.config import SetupError
+from bot.home_tabs import HomeTabs
 from bot.readiness import Readiness
 from bot.services import Services, build
 from bot.settings import Settings
@@ -103,10 +104,12 @@ class _WarmUp:
         self.readiness, self.scheduler, self.stopping = readiness, scheduler, stopping
         self._lock = threading.Lock()
         self._sched = None
+        self.home = HomeTabs(services.reader, client)
 
     def job(self, channel, day):
         outcome = morning.run_channel(self.services, self.client, channel, day)
         log.info("digest %s %s: %s %s", channel.id, day, outcome.status, outcome.detail)
+        self.home.refresh_all()  # the roster's Home tabs, once per new run
         return outcome
 
     def run(self) -> None:
@@ -115,6 +118,8 @@ class _WarmUp:
         self.readiness.done(problem)
         log.info("ready after %.0f s of warm-up%s", time.monotonic() - started,
                  f" ({problem})" if problem else "")  # fmt: skip
+        if problem is None:
+            self.home.refresh_all()
         if not self.settings.channels:
             log.warning("no [[channels]] configured: no digest will be posted")
             return
@@ -164,4 +169,5 @@ def morning_now(
                                             f"not due yet ({channel.days} at {channel.time} {channel.timezone})"))  # fmt: skip
             continue
         outcomes.append(morning.run_channel(services, client, channel, day))
+    HomeTabs(services.reader, client).refresh_all()  # the roster's Home tabs on the new run
     return outcomes

@@ -73,11 +73,12 @@ class SlackError(Exception):
         self.error, self.extra = error, extra
 
 
-def validate_blocks(blocks: Any) -> list[str]:
-    """Block Kit limits Slack enforces but slack_sdk does not always check for dict blocks."""
+def validate_blocks(blocks: Any, most: int = 50) -> list[str]:
+    """Block Kit limits Slack enforces but slack_sdk does not always check for dict blocks
+    (`most`: 50 blocks in a message, 100 in a Home tab or modal)."""
     if not isinstance(blocks, list):
         return ["blocks must be a list"]
-    errors = [f"too many blocks: {len(blocks)} > 50"] if len(blocks) > 50 else []
+    errors = [f"too many blocks: {len(blocks)} > {most}"] if len(blocks) > most else []
     for i, block in enumerate(blocks):
         kind = block.get("type") if isinstance(block, dict) else None
         if not kind:
@@ -97,6 +98,14 @@ def validate_blocks(blocks: Any) -> list[str]:
             errors.append(f"block {i}: header text {len(text)} > 150 chars")
         elif kind == "context" and len(block.get("elements") or []) > 10:
             errors.append(f"block {i}: {len(block['elements'])} context elements > 10")
+        elif kind == "actions":
+            for element in block.get("elements") or []:
+                options = element.get("options") or []
+                if len(options) > 100:
+                    errors.append(f"block {i}: {len(options)} options > 100")
+                for o in options:
+                    if len(o["text"]["text"]) > 75 or len(o["value"]) > 150:
+                        errors.append(f"block {i}: an option's text > 75 or value > 150 chars")
     return errors
 
 
@@ -115,6 +124,8 @@ class FakeSlack:
         self._rules: list[_Rule] = []
         self._delays: dict[str, float] = {}
         self._not_member: set[str] = set()
+        self.home_tabs: dict[str, dict[str, Any]] = {}  # user_id -> the view last published
+        self.modals: list[dict[str, Any]] = []  # every view opened, in order
         self._lock = threading.Lock()
         self._seq = itertools.count(1)  # never reset, so ts and ids stay unique across reset()
         self._server: _Server | None = None
@@ -296,7 +307,38 @@ class FakeSlack:
             return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             return self._complete_upload(p)
+        if method == "views.publish":
+            if not str(p.get("user_id", "")).startswith(("U", "W")):
+                raise SlackError("user_not_found")
+            view = self._view(p.get("view"), "home")
+            with self._lock:
+                self.home_tabs[str(p["user_id"])] = view
+            return {"view": view}
+        if method == "views.open":
+            if not p.get("trigger_id"):
+                raise SlackError("invalid_trigger_id")
+            view = self._view(p.get("view"), "modal")
+            with self._lock:
+                self.modals.append(view)
+            return {"view": view}
         raise SlackError("unknown_method")
+
+    def _view(self, view: Any, kind: str) -> dict[str, Any]:
+        """A Home tab or modal checked as Slack would (views.publish and views.open)."""
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != kind:
+            raise SlackError("invalid_arguments")
+        errors = validate_blocks(view.get("blocks"), most=100)
+        if len(view.get("private_metadata") or "") > 3000:
+            errors.append("private_metadata > 3000 chars")
+        if kind == "modal":
+            title = (view.get("title") or {}).get("text", "")
+            if not title or len(title) > 24:
+                errors.append(f"modal title {title!r}: 1-24 chars")
+        if errors:
+            raise SlackError("invalid_arguments", response_metadata={"messages": errors})
+        return view | {"id": f"V{next(self._seq):08d}"}
 
     def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
         files = p.get("files")

@@ -87,6 +87,9 @@ def test_manifest_declares_exactly_the_apps_commands_and_scopes(name):
     assert "connections:write" not in scopes["bot"], "an app-level token scope, not a bot scope"
     assert manifest["features"]["bot_user"]["display_name"] == "revbot"
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    # the Home tab: published on app_home_opened (bot.listeners.home)
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
 
 
 def test_socket_manifest_uses_socket_mode_and_no_urls():
@@ -102,6 +105,7 @@ def test_http_manifest_sends_every_command_and_click_to_slack_events():
     assert manifest["settings"]["socket_mode_enabled"] is False
     urls = [c["url"] for c in manifest["features"]["slash_commands"]]
     urls.append(manifest["settings"]["interactivity"]["request_url"])
+    urls.append(manifest["settings"]["event_subscriptions"]["request_url"])
     for url in urls:
         parsed = urlparse(url)
         assert parsed.scheme == "https" and parsed.netloc, url
@@ -114,6 +118,7 @@ def test_the_two_manifests_differ_only_in_the_connection():
     for command in http["features"]["slash_commands"]:
         del command["url"]
     del http["settings"]["interactivity"]["request_url"]
+    del http["settings"]["event_subscriptions"]["request_url"]
     http["settings"]["socket_mode_enabled"] = True
     assert http == _manifest("slack-app-manifest.json")
 

@@ -1,4 +1,4 @@
-"""Bolt listeners, one module per kind (commands, actions), each with a `register(app, ...)`.
+"""Bolt listeners, one module per kind (commands, actions, the Home tab), each with a `register(app, ...)`.
 
 The names below are the app's contract with Slack: the manifest in `deploy/` must declare the
 same commands, and the digest's buttons carry these action ids.
@@ -9,3 +9,13 @@ ACTION_WHY = "revbot_why"
 ACTION_SNOOZE = "revbot_snooze"
 ACTION_ACK = "revbot_ack"
 ACTION_IDS = (ACTION_WHY, ACTION_SNOOZE, ACTION_ACK)
+ACTION_DETAILS = "revbot_details"  # a deal's Details button on the Home tab: opens the modal
+# the Home tab's filters and pager
+ACTION_HOME_REGION = "revbot_home_region"
+ACTION_HOME_MANAGER = "revbot_home_manager"
+ACTION_HOME_STAGE = "revbot_home_stage"
+ACTION_HOME_RISK = "revbot_home_risk"
+ACTION_HOME_PAGE = "revbot_home_page"
+HOME_FILTERS = {ACTION_HOME_REGION: "region", ACTION_HOME_MANAGER: "manager",
+                ACTION_HOME_STAGE: "stage", ACTION_HOME_RISK: "risk"}  # fmt: skip
+MODAL_CALLBACK = "revbot_deal"

@@ -1,4 +1,5 @@
-"""The digest's buttons: "Why?" answers privately with the deal's details; "Snooze 7 days" and
+"""The digest's buttons: "Why?" opens the deal's details in a modal (answered privately instead
+when Slack will not open it); "Snooze 7 days" and
 "Acknowledge" record the decision in SQLite (keeping the deal out of that channel's next digests)
 and mark the deal in the posted digest so the team sees it was handled, and by whom. Each acks
 first, then reads the press through `payload.read_click`: a value it cannot read (an older
@@ -18,7 +19,9 @@ from bot.blocks import mark_handled
 from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.listeners.commands import deal_detail
+from bot.listeners.home import open_modal
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
+from bot.modal import deal_modal
 from bot.reader import Reader
 from bot.replies import text_message
 
@@ -53,7 +56,7 @@ def register(app: App, reader: Reader) -> None:
         return click, member, deal
 
     @app.action(ACTION_WHY)
-    def why(ack: Ack, body: dict, respond: Respond) -> None:
+    def why(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
         ack()
         found = find(body, respond)
         if found is None:
@@ -66,7 +69,10 @@ def register(app: App, reader: Reader) -> None:
         if not can_see(member, current):  # moved to another team since the digest
             _say(respond, text="That deal is not one you can see.")
             return
-        _say(respond, **deal_detail(reader, saved, current))
+        reply = deal_detail(reader, saved, current)
+        modal = deal_modal(reply, reader.risk_history(current["deal_id"]))
+        if not open_modal(client, body, modal):  # the trigger expired: answer privately instead
+            _say(respond, **reply)
 
     def handle(kind: str, body: dict, respond: Respond, client: WebClient) -> None:
         found = find(body, respond)

@@ -112,10 +112,11 @@ class Reply:
         return json.loads(self.body) if self.body else {}
 
 
-def post(url: str, body: bytes, *, ts: str | None = None, secret: str = SECRET) -> Reply:
+def post(url: str, body: bytes, *, ts: str | None = None, secret: str = SECRET,
+         content_type: str = "application/x-www-form-urlencoded") -> Reply:  # fmt: skip
     ts = ts or str(int(time.time()))
     request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": sign(body, ts, secret),
     })  # fmt: skip
@@ -149,5 +150,30 @@ def action_body(action_id: str, value: str, user: str, response_url: str, messag
         "response_url": response_url,
         "actions": [{"action_id": action_id, "block_id": f"deal:{value.split(':', 1)[1]}",
                      "value": value, "type": "button", "action_ts": str(time.time())}],
+    }  # fmt: skip
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def event_body(event: dict) -> bytes:
+    """An Events API callback wrapping `event`, as Slack POSTs it (JSON)."""
+    return json.dumps({
+        "token": "unused", "team_id": "T0001", "api_app_id": "A0001", "event": event,
+        "type": "event_callback", "event_id": f"Ev{time.monotonic_ns()}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": "T0001", "user_id": "UBOT", "is_bot": True}],
+    }).encode()  # fmt: skip
+
+
+def view_action_body(action: dict, user: str, view: dict) -> bytes:
+    """A press in a Home tab: the view it came from (with its private_metadata), no
+    response_url."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
+        "api_app_id": "A0001", "token": "unused", "trigger_id": "4.5.6",
+        "team": {"id": "T0001", "domain": "acme"},
+        "container": {"type": "view", "view_id": view.get("id", "V0")},
+        "view": view,
+        "actions": [action | {"action_ts": str(time.time())}],
     }  # fmt: skip
     return urlencode({"payload": json.dumps(payload)}).encode()

@@ -112,12 +112,14 @@ def _click(served, message, action_id: str, index: int = 0, user: str = LEADER):
 
 
 @pytest.mark.bot(channels=[DIGEST])
-def test_why_answers_privately_to_whoever_clicked(served):
+def test_why_opens_the_deal_for_whoever_clicked(served):
     message = _digest(served)
     deal_id, url = _click(served, message, ACTION_WHY, 1)
-    answer = served.slack.wait_for("response_url")[0].params
-    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
-    assert deal_id in answer["text"] and "*Suggested next steps*" in json.dumps(answer["blocks"])
+    (call,) = served.slack.wait_for("views.open")
+    modal = call.params["view"]
+    assert call.params["trigger_id"] == "1.2.3" and modal["type"] == "modal"
+    assert deal_id in json.dumps(modal) and "*Suggested next steps*" in json.dumps(modal["blocks"])
+    assert served.slack.calls_to("response_url") == []  # the digest is left as it is
 
 
 @pytest.mark.bot(channels=[DIGEST])

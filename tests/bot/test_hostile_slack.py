@@ -44,9 +44,9 @@ def test_digest_and_why_button_on_hostile_names(served):
     url = served.slack.response_url("why")
     body = action_body("revbot_why", button["value"], LEADER, url, stored, channel=posts[0].params["channel"])  # fmt: skip
     assert post(served.url, body).status == 200
-    answer = served.slack.wait_for("response_url")[0].params
-    assert "*Suggested next steps*" in str(answer["blocks"])
-    assert_inert(answer, EVERYTHING)
+    modal = served.slack.wait_for("views.open")[0].params["view"]
+    assert "*Suggested next steps*" in str(modal["blocks"])
+    assert_inert(modal, EVERYTHING)
 
 
 def test_deal_reply_on_hostile_names(served):
@@ -72,3 +72,25 @@ def test_forecast_scoped_by_a_hostile_name(served, scope):
     assert scope.split()[0] in title  # the name is there, readable
     assert [w for w, _ in live(title) if w not in ("angle bracket", "quote")] == [], title
     assert served.slack.calls_to("response_url") == []  # no "something went wrong"
+
+
+def test_home_tab_and_its_modal_on_hostile_names(served):
+    from bot.home import option_value
+    from bot.listeners import ACTION_DETAILS, ACTION_HOME_REGION
+    from tests.bot.slackenv import view_action_body
+    from tests.bot.test_home_slack import open_home, press
+
+    view = open_home(served, LEADER)
+    assert_inert(view, EVERYTHING)
+    option = {"text": {"type": "plain_text", "text": "x"}, "value": option_value(HOSTILE_REGION)}
+    picked = press(served, LEADER, view, {"action_id": ACTION_HOME_REGION, "type": "static_select",
+                                          "block_id": "home_filters", "selected_option": option})  # fmt: skip
+    assert HOSTILE_ID in str(picked)  # the hostile deal is listed, in its region
+    assert_inert(picked, EVERYTHING)
+    button = next(b["accessory"] for b in picked["blocks"]
+                  if b.get("accessory", {}).get("value", "").endswith(HOSTILE_ID))  # fmt: skip
+    assert button["action_id"] == ACTION_DETAILS
+    assert post(served.url, view_action_body(button, LEADER, picked)).status == 200
+    modal = served.slack.wait_for("views.open")[0].params["view"]
+    assert HOSTILE_ID in str(modal)
+    assert_inert(modal, EVERYTHING)

@@ -213,9 +213,9 @@ def test_why_button_over_the_socket(app):
     deal_id = app.data["scores"]["deal_id"].iloc[0]
     ack, url = click(app, ACTION_WHY, f"1:{deal_id}")
     assert ack.payload is None
-    answer = app.slack.answer_at(url)
-    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
-    assert deal_id in answer["text"] and "*Suggested next steps*" in json.dumps(answer["blocks"])
+    (call,) = app.slack.wait_for("views.open")
+    assert deal_id in json.dumps(call.params["view"])
+    assert "*Suggested next steps*" in json.dumps(call.params["view"]["blocks"])
     # a button it cannot read (a forged value) is acked and answered too
     ack, url = click(app, ACTION_WHY, "not-a-run:x")
     assert "I can't read this button" in app.slack.answer_at(url)["text"]
@@ -285,7 +285,8 @@ def test_reconnects_after_slack_asks_and_keeps_answering(app):
     assert ack.connection == 2
     assert deal_id in json.dumps(app.slack.answer_at(url)["blocks"])
     ack, url = click(app, ACTION_WHY, f"1:{deal_id}")
-    assert ack.connection == 2 and deal_id in app.slack.answer_at(url)["text"]
+    (call,) = app.slack.wait_for("views.open")
+    assert ack.connection == 2 and deal_id in json.dumps(call.params["view"])
 
 
 def test_while_warming_up_the_ack_itself_says_starting(small_crm, db_copy, monkeypatch):
