@@ -164,6 +164,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
     from bot.blocks import digest_message
     from bot.digest_text import render
+    from bot.home import RISK_LEVELS, HomeState
+    from bot.home_tabs import scope_view
     from bot.morning import compared_with, compose
     from bot.preview import preview_png
     from dataset.money import money
@@ -214,13 +216,20 @@ def cmd_digest(args: argparse.Namespace) -> int:
     (args.out / "digest.txt").write_text(text, encoding="utf-8")
     (args.out / "digest.json").write_text(json.dumps(message, indent=2), encoding="utf-8")
     (args.out / "digest.png").write_bytes(preview_png(message))
-    written = [args.out / "digest.txt", args.out / "digest.json", args.out / "digest.png"]
+    # the scope's App Home dashboard as a leader (or the channel's members) would open it
+    home = scope_view(
+        reader, saved, scope, HomeState(min_risk=int(min_risk) if min_risk in RISK_LEVELS else 0)
+    )
+    (args.out / "home.png").write_bytes(preview_png(home))
+    written = [args.out / "digest.txt", args.out / "digest.json", args.out / "digest.png",
+               args.out / "home.png"]  # fmt: skip
     if args.json:
         print(json.dumps(message, indent=2))
         return 0
     print()
     print(text)
-    print(f"written: {', '.join(str(p) for p in written)} (Block Kit JSON and a picture of it)")
+    print(f"written: {', '.join(str(p) for p in written)} (Block Kit JSON, a picture of it and "
+          "of the App Home dashboard)")  # fmt: skip
     return 0
 
 

@@ -40,7 +40,11 @@ def view_for(reader: Reader, member: Member | None, user_id: str, state: HomeSta
     saved = reader.latest()
     if saved is None:
         return notice_view(NO_RUN)
-    scope = member_scope(member)
+    return scope_view(reader, saved, member_scope(member), state)
+
+
+def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState) -> dict:
+    """The dashboard of a scope on a saved run (what `revbot digest` draws as home.png too)."""
     deals, checked = filtered(saved.scores, scope, state)
     page = deals.iloc[checked.page * PAGE : (checked.page + 1) * PAGE]
     missing = page.loc[page["drivers"].isna(), "deal_id"].tolist()
@@ -51,7 +55,11 @@ def view_for(reader: Reader, member: Member | None, user_id: str, state: HomeSta
 
 def publish(reader: Reader, client: WebClient, user_id: str, state: HomeState | None = None) -> bool:  # fmt: skip
     """Publish one user's Home tab; False (logged) when Slack refused or could not be reached."""
-    view = view_for(reader, reader.settings.member(user_id), user_id, state or HomeState())
+    try:
+        view = view_for(reader, reader.settings.member(user_id), user_id, state or HomeState())
+    except Exception:  # a database error, say: the tab keeps its last view until the next try
+        log.exception("could not build the Home tab of %s", user_id)
+        return False
     problems = check_view(view)
     if problems:  # never expected: the view is built within the limits
         log.error("Home tab for %s outside Block Kit limits: %s", user_id, problems)

@@ -173,8 +173,11 @@ def _text(ops: list[Op], runs: list[Run], x: float, y: float, width: float, size
 
 def _fit(element: dict, room: float) -> tuple[str, float]:
     """An element's label, cut with "…" to fit `room`, and its button's width."""
-    text = (element.get("text") or element.get("placeholder") or {}).get("text")
+    chosen = (element.get("initial_option") or {}).get("text")
+    text = (element.get("text") or chosen or element.get("placeholder") or {}).get("text")
     label = _clean(_unescape(str(text or element.get("type", "?"))), "bold")
+    if element.get("type", "").endswith("select"):  # a menu, as Slack marks it
+        label += " ▾"
     while len(label) > 1 and _width(label, "bold", 13) + 24 > room:
         label = label[:-2] + "…"
     return label, _width(label, "bold", 13) + 24

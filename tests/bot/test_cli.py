@@ -41,6 +41,7 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     message = json.loads((tmp_path / "revbot-out" / "digest.json").read_text())
     assert check_limits(message) == [] and message["text"].startswith("Pipeline digest (all teams)")
     assert (tmp_path / "revbot-out" / "digest.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "revbot-out" / "home.png").read_bytes()[:4] == b"\x89PNG"
     # a second run reuses the database and the model: no demo load, no training
     assert main(["digest"]) == 0
     out = capsys.readouterr().out
