@@ -20,7 +20,8 @@ import math
 import pandas as pd
 
 from bot.digest import AT_RISK, Digest, News, top_reasons
-from bot.inert import inert
+from bot.inert import cut as _cut
+from bot.inert import inert, short
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.target_text import chance_text, odds_text
 from dataset.money import money, plural
@@ -33,17 +34,12 @@ MAX_TEXT = 3000  # the fallback text
 MAX_TOTAL = 12000  # all text in a message: Slack refuses ~13k as msg_blocks_too_long
 MAX_BLOCK_ID = 255
 MAX_BUTTON_ID = 200  # deal ids up to this long get buttons (block_id "deal:<id>" stays < 255)
-MAX_NAME = 80  # CRM names shown in lists
 
 
 def mrkdwn(text: str) -> dict:
     """A mrkdwn text object that Slack renders without auto-parsing: no URL, channel name or
     mention in it is turned into a link unless we wrote the `<...>` ourselves."""
     return {"type": "mrkdwn", "text": text, "verbatim": True}
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _change(risk: float, previous: float | None) -> str:
@@ -76,12 +72,6 @@ def why_text(drivers: str | None, currency: str | None = None) -> str | None:
     """The main reasons a deal is at risk, in words (None when none was saved)."""
     reasons = top_reasons(drivers)
     return "; ".join(reason_text(r, currency) for r in reasons) if reasons else None
-
-
-def short(text: object, limit: int = MAX_NAME) -> str:
-    """CRM text made inert and cut to a readable length (a 5,000-character account name exists
-    somewhere)."""
-    return inert(_cut(str(text), limit))
 
 
 def estimated(row, long: bool = False) -> str:
