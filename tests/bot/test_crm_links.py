@@ -299,3 +299,32 @@ def test_open_in_crm_while_starting_is_acked_without_the_starting_note(small_crm
         finally:
             server.shutdown()
             server.server_close()
+
+
+# --- the documentation's [links] examples are valid and give the documented URLs ----------------
+
+
+def test_the_documented_links_examples_are_valid():
+    import tomllib
+    from pathlib import Path
+
+    from bot.settings import settings_from
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in readme.split("```toml")[1:] if b.lstrip().startswith("[links]"))
+    config = tomllib.loads(block.split("```")[0])
+    assert settings_from(config, env={}).deal_url == (
+        "https://acme.my.salesforce.com/lightning/r/Opportunity/{id}/view"
+    )
+    example = (root / "deploy" / "revbot.example.toml").read_text(encoding="utf-8")
+    lines = {m[1]: m[0] for m in re.findall(r"^# ((\w+) = .+?)(?:\s+#.*)?$", example, re.M)}
+    for keys, template in (
+        (["salesforce"], "https://acme.my.salesforce.com/lightning/r/Opportunity/{id}/view"),
+        (["hubspot_portal"], "https://app.hubspot.com/contacts/1234567/record/0-3/{id}"),
+        (["hubspot_portal", "hubspot_site"],
+         "https://app-eu1.hubspot.com/contacts/1234567/record/0-3/{id}"),
+        (["deal_url"], "https://crm.example.com/deals/{id}"),
+    ):  # fmt: skip
+        config = tomllib.loads("[links]\n" + "\n".join(lines[k] for k in keys))
+        assert settings_from(config, env={}).deal_url == template, keys
