@@ -3,7 +3,9 @@
 CRM text is untrusted: every value from the CRM goes through `bot.inert.inert` before it enters a
 message, so an account named `<!channel>` pings nobody, `<http://x|y>` or `www.evil.example`
 stays text, not a link, and `*x*` stays asterisks; every mrkdwn object is `verbatim`, so Slack
-does not auto-link or auto-mention inside it either. Messages stay
+does not auto-link or auto-mention inside it either. The only links are ours: with `[links]` set,
+a deal's id links to the deal in the CRM and its buttons include "Open in CRM" (`bot.crm_links`,
+the id percent-encoded into the URL). Messages stay
 within Block Kit's limits (50 blocks, 3000 characters a section, 150 a header, 10 context elements;
 slack-notes.md) and always carry a plain `text` fallback for notifications and screen readers.
 
@@ -19,8 +21,10 @@ import math
 
 import pandas as pd
 
+from bot.crm_links import deal_id_mrkdwn, open_button
 from bot.digest import AT_RISK, Digest, News, top_reasons
-from bot.inert import inert
+from bot.inert import cut as _cut
+from bot.inert import inert, short
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.target_text import chance_text, odds_text
 from dataset.money import money, plural
@@ -33,17 +37,12 @@ MAX_TEXT = 3000  # the fallback text
 MAX_TOTAL = 12000  # all text in a message: Slack refuses ~13k as msg_blocks_too_long
 MAX_BLOCK_ID = 255
 MAX_BUTTON_ID = 200  # deal ids up to this long get buttons (block_id "deal:<id>" stays < 255)
-MAX_NAME = 80  # CRM names shown in lists
 
 
 def mrkdwn(text: str) -> dict:
     """A mrkdwn text object that Slack renders without auto-parsing: no URL, channel name or
     mention in it is turned into a link unless we wrote the `<...>` ourselves."""
     return {"type": "mrkdwn", "text": text, "verbatim": True}
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _change(risk: float, previous: float | None) -> str:
@@ -78,12 +77,6 @@ def why_text(drivers: str | None, currency: str | None = None) -> str | None:
     return "; ".join(reason_text(r, currency) for r in reasons) if reasons else None
 
 
-def short(text: object, limit: int = MAX_NAME) -> str:
-    """CRM text made inert and cut to a readable length (a 5,000-character account name exists
-    somewhere)."""
-    return inert(_cut(str(text), limit))
-
-
 def estimated(row, long: bool = False) -> str:
     """ " (estimate)" where the value scored is not the CRM's amount but its list price or a
     median of similar deals (the reasons say which)."""
@@ -99,13 +92,14 @@ def named(value: object, missing: str) -> str:
 
 
 def deal_line(row: pd.Series, previous_risk: float | None, currency: str | None = None) -> str:
-    """One deal in mrkdwn: who and what (inert), value, win probability, risk and its change."""
+    """One deal in mrkdwn: who and what (inert), its id (a link to the CRM when `[links]` is
+    set), value, win probability, risk and its change."""
     account = row.get("account")
     who = short(account) if isinstance(account, str) and account else "_no account yet_"
     text = (
         f"*{int(row['rank'])}. {who}* · {short(named(row['product'], 'no product'))} · "
         f"{short(named(row['owner'], 'no owner'))} · "
-        f"`{short(row['deal_id'])}`\n"
+        f"{deal_id_mrkdwn(row['deal_id'])}\n"
         f"value {money(row['value'], currency)}{estimated(row)} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}/100{_change(row['risk'], previous_risk)}"
     )
@@ -167,20 +161,21 @@ def news_text(news: News, level: float, currency: str | None = None) -> str:
 
 
 def _buttons(run_id: int, deal_id: str) -> dict:
+    """The deal's actions: Why?, Snooze, Acknowledge, and Open in CRM when `[links]` is set."""
     value = f"{run_id}:{deal_id}"
     button = lambda action, label, **kw: {  # noqa: E731
         "type": "button", "action_id": action, "value": value,
         "text": {"type": "plain_text", "text": label}, **kw,
     }  # fmt: skip
-    return {
-        "type": "actions",
-        "block_id": f"deal:{deal_id}",
-        "elements": [
-            button(ACTION_WHY, "Why?"),
-            button(ACTION_SNOOZE, "Snooze 7 days"),
-            button(ACTION_ACK, "Acknowledge", style="primary"),
-        ],
-    }
+    elements = [
+        button(ACTION_WHY, "Why?"),
+        button(ACTION_SNOOZE, "Snooze 7 days"),
+        button(ACTION_ACK, "Acknowledge", style="primary"),
+    ]
+    link = open_button(deal_id)
+    if link is not None:
+        elements.append(link)
+    return {"type": "actions", "block_id": f"deal:{deal_id}", "elements": elements}
 
 
 def mark_handled(blocks: list[dict], deal_id: str, note: str) -> list[dict]:
@@ -272,13 +267,17 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     return {"text": _cut(fallback, MAX_TEXT), "blocks": blocks}
 
 
+_COUNTED = ("text", "url")  # what a message's size is reckoned by: its texts and link URLs
+
+
 def _texts(node) -> list[str]:
-    """Every `text` string in a block tree."""
+    """Every `text` and `url` string in a block tree (a link button's URL is as long as a text,
+    and Slack's ~13k aggregate limit is not documented: counting it keeps the margin)."""
     if isinstance(node, list):
         return [t for item in node for t in _texts(item)]
     if isinstance(node, dict):
-        out = [node["text"]] if isinstance(node.get("text"), str) else []
-        return out + [t for k, v in node.items() if k != "text" or not isinstance(v, str) for t in _texts(v)]  # fmt: skip
+        out = [node[k] for k in _COUNTED if isinstance(node.get(k), str)]
+        return out + [t for k, v in node.items() if k not in _COUNTED or not isinstance(v, str) for t in _texts(v)]  # fmt: skip
     return []
 
 

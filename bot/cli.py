@@ -326,9 +326,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and --version end here, nothing loaded
+    from bot.crm_links import default_template, set_default_template
     from dataset.money import default_currency, set_default_currency
 
-    currency = default_currency()
+    currency, template = default_currency(), default_template()
     errors = _user_errors()
     try:
         return _commands()[args.command](args)
@@ -340,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         set_default_currency(currency)  # a command's currency ends with it (callers in-process)
+        set_default_template(template)  # and its links to the CRM
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot import export, ledger
 from bot.config import ConfigError, SetupError, config_path, load_config
+from bot.crm_links import set_default_template
 from bot.export import ExportError
 from bot.preflight import open_db, require_deals
 from dataset import database, import_log, score_runs
@@ -68,6 +69,7 @@ def settings_of(args: argparse.Namespace):
     config = load_config(config_path(args.config))
     settings = settings_from(config)
     set_default_currency(settings.currency)  # set once, before anything is rendered or scored
+    set_default_template(settings.deal_url)  # links to the CRM's deals, likewise (None: none)
     return settings, config.get("presets", {})
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+MAX_NAME = 80  # CRM names and ids shown in lists and labels
 JOINER = "\u2060"  # WORD JOINER: zero width, no line break, invisible in Slack's clients
 LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}  # ∗ ˍ ∼ ˋ
 _TO_LOOKALIKE = str.maketrans({k: v for k, v in LOOKALIKES.items() if k != "_"})
@@ -62,3 +63,15 @@ def fold(text: str) -> str:
     slash-command text with `&`, `<` and `>` escaped), joiners dropped, look-alikes undone.
     Only Slack's three entities are decoded, once: a CRM name may contain `&lt;` literally."""
     return _ENTITY.sub(lambda m: _DECODE[m.group()], text).translate(_FROM_LOOKALIKE)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short(text: object, limit: int = MAX_NAME) -> str:
+    """CRM text made inert and cut to a readable length (a 5,000-character account name exists
+    somewhere). Here rather than in `bot.blocks` so that `bot.crm_links`, which `bot.blocks`
+    imports, can label links with it."""
+    return inert(cut(str(text), limit))

@@ -3,7 +3,8 @@
 The warm-up (newest export in, a model trained if there is none, the forecast's shock fitted by a
 backtest if it never was, each digest channel's forecast simulated) can take minutes on a small
 machine. Meanwhile /healthz says the process is up, /readyz says "starting" (503), and a command
-or button gets a private "starting" note at once instead of waiting for the warm-up's locks.
+or button gets a private "starting" note at once instead of waiting for the warm-up's locks
+("Open in CRM", a link the browser opened already, is only acked).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltResponse, Respond
+
+from bot.listeners import ACTION_OPEN_CRM
 
 log = logging.getLogger(__name__)
 STARTING = "revbot is starting (loading today's data); try again in a minute."
@@ -53,6 +56,13 @@ class Readiness:
         return 200, body
 
 
+def _opens_a_link(body: dict) -> bool:
+    """A press of "Open in CRM" (a link button, which needs no data: it needs only its ack)."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return isinstance(first, dict) and first.get("action_id") == ACTION_OPEN_CRM
+
+
 def install(app: App, readiness: Readiness) -> None:
     """While starting, answer Slack's commands and buttons with `STARTING`, privately, without
     running their listeners. Register before any middleware that takes over `ack`."""
@@ -65,6 +75,8 @@ def install(app: App, readiness: Readiness) -> None:
             answer = {"response_type": "ephemeral", "text": STARTING}
             return BoltResponse(status=200, body=json.dumps(answer),
                                 headers={"content-type": "application/json;charset=utf-8"})  # fmt: skip
+        if _opens_a_link(body):  # "Open in CRM": the browser opened it; nothing to say
+            return BoltResponse(status=200, body="")
         if body.get("response_url"):  # a button: Slack shows nothing of its ack
             try:
                 respond(text=STARTING, response_type="ephemeral", replace_original=False)

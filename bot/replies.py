@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bot.blocks import MAX_SECTION, _cut, estimated, mrkdwn, reason_text, short
+from bot.crm_links import deal_id_mrkdwn, open_button
 from bot.inert import fold, inert
 from bot.settings import Scope
 from bot.target_text import odds_text
@@ -52,9 +53,10 @@ def _trend(history: pd.DataFrame) -> str:
 
 def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.DataFrame,
                confidence: str, as_of: str, currency: str | None = None) -> dict:  # fmt: skip
-    """One deal: who and what, win probability, risk, drivers in words, actions, risk trend."""
+    """One deal: who and what, win probability, risk, drivers in words, actions, risk trend; with
+    `[links]` set, its id links to the CRM and an "Open in CRM" button follows the next steps."""
     account = short(deal["account"]) if deal.get("account") else "_no account yet_"
-    title = f"*{account}* · {short(deal['product'])} · owner {short(deal['owner'])} · `{short(deal['deal_id'])}`"  # fmt: skip
+    title = f"*{account}* · {short(deal['product'])} · owner {short(deal['owner'])} · {deal_id_mrkdwn(deal['deal_id'])}"  # fmt: skip
     value = deal.get("value")
     fields = [
         f"*Win probability*\n{_pct(deal['win_prob'])}",
@@ -80,9 +82,12 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
         {"type": "section", "fields": [mrkdwn(f) for f in fields]},
         {"type": "section", "text": mrkdwn(_cut("*Why*\n" + why, MAX_SECTION))},
         {"type": "section", "text": mrkdwn(_cut("*Suggested next steps*\n" + todo, MAX_SECTION))},
-        {"type": "context", "elements": [
-            mrkdwn(_cut(f"{_trend(history)} · as of {as_of} · {inert(confidence)}", MAX_SECTION))]},
-    ]  # fmt: skip
+    ]
+    link = open_button(deal["deal_id"])
+    if link is not None:
+        blocks.append({"type": "actions", "elements": [link]})
+    blocks.append({"type": "context", "elements": [
+        mrkdwn(_cut(f"{_trend(history)} · as of {as_of} · {inert(confidence)}", MAX_SECTION))]})  # fmt: skip
     fallback = (
         f"Deal {short(deal['deal_id'])}: win probability {_pct(deal['win_prob'])}, risk "
         f"{deal['risk']:.0f}/100"
@@ -91,18 +96,24 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
 
 
 def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
-    """An account with several open deals: list them so the rep can pick one by id."""
-    lines = [
-        f"• `{short(r['deal_id'])}` {short(r['account'])} · {short(r['product'])} · "
-        f"{short(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}"
-        for _, r in deals.head(limit).iterrows()
-    ]
-    more = f"\n…and {len(deals) - limit} more" if len(deals) > limit else ""
-    text = (
+    """An account with several open deals: list them so the rep can pick one by id (each id a
+    link to the CRM with `[links]` set). As many as fit one section whole: a line is never cut,
+    so neither is a link."""
+    head = (
         f"{plural(len(deals), 'open deal')} match *{short(query)}*; ask for one by id, e.g. "
-        f"`/deal {inert(deals.iloc[0]['deal_id'])}`:\n" + "\n".join(lines) + more
+        f"`/deal {inert(deals.iloc[0]['deal_id'])}`:"
     )
-    return text_message(text)
+    room = MAX_SECTION - len(head) - 40  # kept for "…and N more"
+    lines: list[str] = []
+    for _, r in deals.head(limit).iterrows():
+        line = (f"• {deal_id_mrkdwn(r['deal_id'])} {short(r['account'])} · {short(r['product'])} · "
+                f"{short(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}")  # fmt: skip
+        room -= len(line) + 1
+        if room < 0:
+            break
+        lines.append(line)
+    more = f"\n…and {len(deals) - len(lines)} more" if len(deals) > len(lines) else ""
+    return text_message(head + "\n" + "\n".join(lines) + more)
 
 
 def not_found_reply(query: str, suggestions: list[str]) -> dict:

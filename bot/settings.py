@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.config import ConfigError
+from bot.crm_links import check_template
 from dataset.limits import DEFAULT_LIMITS, Limits
 from dataset.money import DEFAULT_CURRENCY, check_currency
 from forecasting.targets import Target, TargetError, parse_amount, parse_quarter
@@ -131,6 +133,7 @@ class Settings:
     explain_top: int = MODEL_DEFAULTS["explain_top"]
     crm: str | None = None  # [crm] kind: the CRM the refresh syncs from first (secrets: env)
     targets: tuple[Target, ...] = ()  # quotas per quarter and scope ([[targets]], targets_csv)
+    deal_url: str | None = None  # [links]: the CRM's URL of a deal, `{id}` where its id goes
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -270,6 +273,72 @@ def crm_of(config: dict[str, Any]) -> str | None:
     return kind
 
 
+LINKS_KINDS = ("deal_url", "salesforce", "hubspot_portal")
+HUBSPOT_SITE = "https://app.hubspot.com"  # EU accounts: https://app-eu1.hubspot.com
+SALESFORCE_DEAL = "/lightning/r/Opportunity/{id}/view"  # Lightning Experience's record page
+HUBSPOT_DEAL = "/contacts/{portal}/record/0-3/{id}"  # 0-3: HubSpot's object type id of deals
+
+
+def _site(value: Any, key: str, example: str) -> str:
+    """An https site (scheme and host, nothing after them but a tolerated trailing slash)."""
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.netloc or not text.startswith("https://"):
+        raise ConfigError(f"[links] {key}: {value!r} is not an https:// address; write the site "
+                          f"only, e.g. {key} = \"{example}\"")  # fmt: skip
+    if parts.path not in ("", "/") or parts.query or parts.fragment or re.search(r"[\s<>|{}]", text):  # fmt: skip
+        raise ConfigError(f"[links] {key}: {value!r}: write the site only, without a path, "
+                          f"e.g. {key} = \"{example}\"")  # fmt: skip
+    return text.rstrip("/")
+
+
+def links_of(config: dict[str, Any]) -> str | None:
+    """`[links]`: the URL template of a deal in the CRM, so that every deal revbot shows is one
+    click away (`bot.crm_links`). One of: `deal_url` (any template with `{id}`), `salesforce`
+    (the org's My Domain URL) or `hubspot_portal` (the account id; `hubspot_site` for EU
+    accounts). None without the table."""
+    raw = config.get("links")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError('[links] is a table: write `[links]` on a line of its own, then e.g. '
+                          'deal_url = "https://crm.example.com/deals/{id}" under it')  # fmt: skip
+    unknown = set(raw) - {*LINKS_KINDS, "hubspot_site"}
+    if unknown:
+        raise ConfigError(
+            f"[links]: unknown keys {sorted(unknown)} (one of deal_url, salesforce or "
+            "hubspot_portal, with hubspot_site for an EU HubSpot account)"
+        )
+    given = [k for k in LINKS_KINDS if k in raw]
+    if len(given) != 1:
+        which = "none of them; or delete the table for no links" if not given else (
+            " and ".join(given) + ": keep one")  # fmt: skip
+        raise ConfigError(
+            f"[links]: set exactly one of deal_url, salesforce or hubspot_portal (found {which})"
+        )
+    if "hubspot_site" in raw and given != ["hubspot_portal"]:
+        raise ConfigError("[links] hubspot_site goes with hubspot_portal (the HubSpot account "
+                          "id); with deal_url or salesforce, delete it")  # fmt: skip
+    kind = given[0]
+    if kind == "deal_url":
+        try:
+            return check_template(raw["deal_url"])
+        except ValueError as exc:
+            raise ConfigError(f"[links] deal_url: {exc}") from None
+    if kind == "salesforce":
+        site = _site(raw["salesforce"], "salesforce", "https://acme.my.salesforce.com")
+        return check_template(site + SALESFORCE_DEAL)
+    portal = raw["hubspot_portal"]
+    if isinstance(portal, bool) or not isinstance(portal, int) or portal <= 0:
+        raise ConfigError(
+            f"[links] hubspot_portal: {portal!r} is not a HubSpot account id (a positive whole "
+            "number, without quotes, e.g. hubspot_portal = 1234567: in HubSpot, the account "
+            "menu at the top right shows it)"
+        )
+    site = _site(raw.get("hubspot_site", HUBSPOT_SITE), "hubspot_site", HUBSPOT_SITE)
+    return check_template(site + HUBSPOT_DEAL.replace("{portal}", str(portal)))
+
+
 def _model_settings(raw: dict[str, Any]) -> dict[str, int]:
     unknown = set(raw) - set(MODEL_DEFAULTS)
     if unknown:
@@ -332,5 +401,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         secrets=Secrets.from_env(env),
         crm=crm_of(config),
         targets=targets_of(config),
+        deal_url=links_of(config),
         **_model_settings(config.get("model", {})),
     )

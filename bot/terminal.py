@@ -162,6 +162,7 @@ def plain(message: dict) -> str:
     import re
 
     def clean(text: str) -> str:
+        text = re.sub(r"<(https?://[^<>|\s]+)\|([^<>]*)>", r"\2 (\1)", text)  # a link: label (url)
         text = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)  # *bold*
         text = re.sub(r"(?<![\w_])_([^_\n]+)_(?![\w_])", r"\1", text)  # _italic_
         return html.unescape(text.replace("`", ""))

@@ -8,7 +8,10 @@ SLASH_COMMANDS = ("/deal", "/forecast")
 ACTION_WHY = "revbot_why"
 ACTION_SNOOZE = "revbot_snooze"
 ACTION_ACK = "revbot_ack"
-ACTION_IDS = (ACTION_WHY, ACTION_SNOOZE, ACTION_ACK)
+ACTION_IDS = (ACTION_WHY, ACTION_SNOOZE, ACTION_ACK)  # the buttons whose value is `run:deal`
+# "Open in CRM": a link button (`bot.crm_links.open_button`); Slack opens its URL itself and
+# still sends the press to the app, which only acknowledges it
+ACTION_OPEN_CRM = "open_crm"
 ACTION_DETAILS = "revbot_details"  # a deal's Details button on the Home tab: opens the modal
 # the Home tab's filters and pager
 ACTION_HOME_REGION = "revbot_home_region"

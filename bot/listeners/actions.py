@@ -3,7 +3,7 @@ when Slack will not open it); "Snooze 7 days" and
 "Acknowledge" record the decision in SQLite (keeping the deal out of that channel's next digests)
 and mark the deal in the posted digest so the team sees it was handled, and by whom. Each acks
 first, then reads the press through `payload.read_click`: a value it cannot read (an older
-digest's, a forged one) gets a clear private answer."""
+digest's, a forged one) gets a clear private answer. "Open in CRM" is a link: it is only acked."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bot import ledger, slack_api
 from bot.access import NOT_IN_ROSTER, can_see
 from bot.blocks import mark_handled
 from bot.inert import inert
-from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.listeners import ACTION_ACK, ACTION_OPEN_CRM, ACTION_SNOOZE, ACTION_WHY
 from bot.listeners.commands import deal_detail
 from bot.listeners.home import open_modal
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
@@ -121,3 +121,11 @@ def register(app: App, reader: Reader) -> None:
     def acknowledge(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
         ack()
         handle("ack", body, respond, client)
+
+    # "Open in CRM" is a link button: Slack opens its URL in the browser by itself, and still sends
+    # the press here. Unacknowledged, Slack shows the clicker a warning icon by the button after
+    # 3 s (slackapi/node-slack-sdk#869), and Bolt would answer 404: ack it, and do nothing else
+    # (no reply, no post, no data read).
+    @app.action(ACTION_OPEN_CRM)
+    def open_crm(ack: Ack) -> None:
+        ack()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import quote
 
 import pandas as pd
 
-from bot.blocks import check_limits, deal_line, digest_message, mark_handled
+from bot.blocks import MAX_TOTAL, _texts, check_limits, deal_line, digest_message, mark_handled
+from bot.crm_links import template_default
 from bot.digest import build
 from bot.inert import JOINER, inert
-from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.listeners import ACTION_ACK, ACTION_OPEN_CRM, ACTION_SNOOZE, ACTION_WHY
 from bot.settings import Scope
 
 RUN = {"run_id": 7, "as_of": "2017-12-31", "confidence": "model confidence: low"}
@@ -142,3 +145,63 @@ def test_a_value_that_is_not_the_crms_amount_says_so():
     assert "value $4.82k (estimate) · win" in deal_line(row, previous_risk=None)
     row["value_known"] = 1
     assert "estimate" not in deal_line(row, previous_risk=None)
+
+
+CRM = "https://crm.example.com/deals/{id}"
+
+
+def _deal_sections(m: dict) -> list[str]:
+    return [b["text"]["text"] for b in m["blocks"] if b["type"] == "section" and "text" in b
+            and b["text"]["text"].startswith("*") and ". " in b["text"]["text"][:6]]  # fmt: skip
+
+
+def test_with_links_every_deal_line_links_its_id_and_has_an_open_in_crm_button():
+    frame = scores(4)
+    frame.loc[2, "deal_id"] = "a>b|c <!channel>"
+    with template_default(CRM):
+        m = message(frame)
+    lines = _deal_sections(m)
+    assert len(lines) == 4
+    for line, deal_id in zip(lines, frame["deal_id"], strict=True):
+        url = "https://crm.example.com/deals/" + quote(deal_id, safe="")
+        assert f"· <{url}|{inert(deal_id)}>\n" in line, line
+    assert "<!channel>" not in "".join(lines) and "a%3Eb%7Cc%20%3C%21channel%3E" in lines[2]
+    actions = [b for b in m["blocks"] if b["type"] == "actions"]
+    assert len(actions) == 4
+    for block, deal_id in zip(actions, frame["deal_id"], strict=True):
+        ids = [e["action_id"] for e in block["elements"]]
+        assert ids == [ACTION_WHY, ACTION_SNOOZE, ACTION_ACK, ACTION_OPEN_CRM]
+        opener = block["elements"][-1]
+        assert opener["url"] == "https://crm.example.com/deals/" + quote(deal_id, safe="")
+        assert opener["text"] == {"type": "plain_text", "text": "Open in CRM"}
+    assert check_limits(m) == []
+
+
+def test_without_links_no_deal_line_links_and_no_button_opens_the_crm():
+    m = message(scores(4))
+    dumped = json.dumps(m)
+    assert "<http" not in dumped and '"url"' not in dumped and ACTION_OPEN_CRM not in dumped
+    assert all("· `D" in line for line in _deal_sections(m))
+
+
+def test_twenty_deals_with_long_ids_and_a_long_template_keep_within_slacks_limits():
+    template = "https://crm.example.com/" + "p" * 420 + "/{id}?view=full"
+    frame = scores(20, "An account with a long name " * 4)
+    frame["deal_id"] = [f"{i:02d}" + "Z&<|>" * 39 for i in range(20)]  # 197 characters each
+    with template_default(template):
+        m = message(frame, top=20)
+    assert check_limits(m) == []
+    lines = _deal_sections(m)
+    assert 0 < len(lines) < 20
+    for line in lines:  # each link whole, its URL clean
+        url = re.search(r"<(https://crm\.example\.com/p+/[^<>|\s]+\?view=full)\|[^<>]+>", line)[1]
+        assert "Z%26%3C%7C%3E" in url
+    assert f"+{20 - len(lines)} more did not fit here" in json.dumps(m)  # dropped, and said so
+    buttons = [b["elements"][-1]["url"] for b in m["blocks"] if b["type"] == "actions"]
+    assert len(buttons) == len(lines) and all(len(u) > 1000 - 300 for u in buttons)
+    # the buttons' URLs count toward the message's size, as the texts do (and the links in them)
+    counted = _texts(m["blocks"])
+    assert set(buttons) <= set(counted) and sum(map(len, counted)) <= MAX_TOTAL
+    assert check_limits({"text": "t", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "x"}, "url": "u" * MAX_TOTAL}]}]}) == [
+        f"blocks total {MAX_TOTAL + 1} characters > {MAX_TOTAL}"]  # fmt: skip

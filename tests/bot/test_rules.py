@@ -190,3 +190,61 @@ def test_settings_refuse_what_the_scheduler_would():
     for bad, message in (({"days": "sat-mon"}, "days 'sat-mon'"), ({"grace_minutes": 0}, "grace_minutes")):  # fmt: skip
         with pytest.raises(ConfigError, match=message):
             settings_from({"channels": [{"id": "C0A", **bad}]}, env={})
+
+
+@pytest.mark.parametrize(
+    "links, template",
+    [
+        (None, None),
+        ({"deal_url": "https://crm.example.com/deals/{id}"}, "https://crm.example.com/deals/{id}"),
+        ({"deal_url": "http://crm.local/x?id={id}&tab=1"}, "http://crm.local/x?id={id}&tab=1"),
+        ({"salesforce": "https://acme.my.salesforce.com"},
+         "https://acme.my.salesforce.com/lightning/r/Opportunity/{id}/view"),
+        ({"salesforce": "https://acme.my.salesforce.com/"},  # the trailing slash tolerated
+         "https://acme.my.salesforce.com/lightning/r/Opportunity/{id}/view"),
+        ({"hubspot_portal": 1234567}, "https://app.hubspot.com/contacts/1234567/record/0-3/{id}"),
+        ({"hubspot_portal": 7, "hubspot_site": "https://app-eu1.hubspot.com/"},
+         "https://app-eu1.hubspot.com/contacts/7/record/0-3/{id}"),
+    ],
+)  # fmt: skip
+def test_links_give_the_crms_deal_url_template(links, template):
+    config = {**CONFIG, "links": links} if links is not None else CONFIG
+    assert settings_from(config, env={}).deal_url == template
+
+
+@pytest.mark.parametrize(
+    "links, message",
+    [
+        ({"deal_url": "https://crm.example.com/deals/"}, "deal_url: .* has no {id}: put {id} once"),
+        ({"deal_url": "https://x.example/{id}/{id}"}, "has {id} 2 times: put {id} once"),
+        ({"deal_url": "ftp://x.example/{id}"}, "must start with https:// .or http://."),
+        ({"deal_url": "crm.example.com/{id}"}, "must start with https://"),
+        ({"deal_url": "https://x.example/{id}|evil"}, r"contains '\|', which would break a Slack link; percent-encode"),
+        ({"deal_url": "https://x.example/{id}>"}, "contains '>'"),
+        ({"deal_url": "https://x.example/ {id}"}, "contains a space"),
+        ({"deal_url": "https://x.example/{org}/{id}"}, "{org} is not a placeholder revbot fills; only {id}"),
+        ({"deal_url": 42}, "42 is not a URL: write one with {id}"),
+        ({"deal_url": "https://x.example/{id}", "salesforce": "https://a.my.salesforce.com"},
+         "exactly one of deal_url, salesforce or hubspot_portal .found deal_url and salesforce: keep one"),
+        ({}, "found none of them; or delete the table"),
+        ({"deal_link": "https://x.example/{id}"}, r"\[links\]: unknown keys \['deal_link'\]"),
+        ({"salesforce": "http://acme.my.salesforce.com"}, r"\[links\] salesforce: .* is not an https:// address"),
+        ({"salesforce": "https://acme.lightning.force.com/lightning/page/home"},
+         "write the site only, without a path"),
+        ({"hubspot_portal": "1234567"}, r"\[links\] hubspot_portal: '1234567' is not a HubSpot account id .a positive whole number, without quotes"),
+        ({"hubspot_portal": "acme"}, "hubspot_portal: 'acme' is not a HubSpot account id"),
+        ({"hubspot_portal": 0}, "hubspot_portal: 0 is not"),
+        ({"hubspot_portal": True}, "hubspot_portal: True is not"),
+        ({"hubspot_portal": 7, "hubspot_site": "app-eu1.hubspot.com"}, "hubspot_site: .* is not an https://"),
+        ({"salesforce": "https://a.my.salesforce.com", "hubspot_site": "https://app-eu1.hubspot.com"},
+         "hubspot_site goes with hubspot_portal"),
+    ],
+)  # fmt: skip
+def test_bad_links_are_named_with_what_to_write(links, message):
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        settings_from({**CONFIG, "links": links}, env={})
+
+
+def test_links_must_be_a_table():
+    with pytest.raises(ConfigError, match=r"\[links\] is a table"):
+        settings_from({**CONFIG, "links": "https://x.example/{id}"}, env={})
