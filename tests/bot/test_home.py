@@ -205,3 +205,18 @@ def test_the_modal_keeps_the_answer_and_adds_the_chart():
     assert [b["type"] for b in modal["blocks"]] == ["section", "section", "context"]
     assert "10 → 90" in modal["blocks"][1]["text"]["text"]
     assert check_view(modal) == []
+
+
+def test_with_a_crm_template_each_deal_links_to_the_crm_and_nothing_else_links():
+    import re
+
+    from bot.crm_links import template_default
+
+    frame = scores(30)
+    frame.loc[0, "deal_id"] = "D<!channel>|x"
+    with template_default("https://crm.example.com/deals/{id}"):
+        v = view(frame)
+    links = re.findall(r"<([^<>|]+)\|", json.dumps(v))
+    assert len(links) == PAGE and all(u.startswith("https://crm.example.com/deals/") for u in links)
+    assert "https://crm.example.com/deals/D%3C%21channel%3E%7Cx" in links
+    assert not re.findall(r"<([^<>|]+)\|", json.dumps(view(frame)))  # no template: no link
