@@ -7,9 +7,10 @@ import re
 
 import pytest
 
+from bot.cli import HYGIENE_RULES
 from bot.config import ConfigError
 from bot.settings import settings_from
-from scoring.hygiene import HygieneConfig
+from scoring.hygiene import RULE_NAMES, HygieneConfig
 
 
 def test_no_table_gives_the_defaults():
@@ -57,3 +58,8 @@ def test_bad_hygiene_settings_are_named(raw, message):
 def test_hygiene_must_be_a_table():
     with pytest.raises(ConfigError, match=re.escape("[hygiene] must be a table")):
         settings_from({"hygiene": 14}, env={})
+
+
+def test_the_cli_knows_every_rule():
+    """`revbot hygiene --rule` spells the names out (its help loads no pandas)."""
+    assert HYGIENE_RULES == RULE_NAMES
