@@ -100,7 +100,7 @@ RULES: tuple[Rule, ...] = (
          "a last-activity date column in the export"),
     Rule("stage_too_long", "stage_percentile",
          "in its stage longer than {t}% of won deals stayed there",
-         f"stage history: at least {MIN_STAGE_SPELLS} won deals' stays in a stage"),
+         f"exports over time: at least {MIN_STAGE_SPELLS} won deals' stays seen in a stage"),
     Rule("amount_missing", None, "no amount (the value scored is an estimate)",
          "amounts on open deals"),
     Rule("close_date_pushed", "close_pushes", "close date pushed {times} or more",

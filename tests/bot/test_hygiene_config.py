@@ -4,13 +4,17 @@ an unknown key or a bad value is an error naming the table and key and saying wh
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from bot.cli import HYGIENE_RULES
 from bot.config import ConfigError
 from bot.settings import settings_from
-from scoring.hygiene import RULE_NAMES, HygieneConfig
+from scoring.hygiene import RULE_NAMES, RULES, HygieneConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_no_table_gives_the_defaults():
@@ -63,3 +67,23 @@ def test_hygiene_must_be_a_table():
 def test_the_cli_knows_every_rule():
     """`revbot hygiene --rule` spells the names out (its help loads no pandas)."""
     assert HYGIENE_RULES == RULE_NAMES
+
+
+def test_the_example_configuration_and_the_readme_document_every_rule():
+    """deploy/revbot.example.toml's [hygiene] is valid, at the defaults, and names every rule
+    with its setting; the README's table names every rule."""
+    path = ROOT / "deploy" / "revbot.example.toml"
+    with path.open("rb") as fh:
+        config = tomllib.load(fh)
+    assert settings_from(config, env={}).hygiene == HygieneConfig()
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index("[hygiene]") :]
+    for rule in RULES:
+        assert rule.name in section, rule.name
+        if rule.setting:
+            assert re.search(rf"^{rule.setting} = {rule.default:g}\b", section, re.M), rule
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for rule in RULES:
+        assert f"| `{rule.name}` |" in readme, rule.name
+        if rule.setting:
+            assert re.search(rf"^{rule.setting} = {rule.default:g}\b", readme, re.M), rule
