@@ -74,7 +74,7 @@ class Rule:
 
     name: str
     setting: str | None  # the [hygiene] key of its threshold (None: it has none)
-    flags: str  # what breaks it, `{t}` standing for the threshold
+    flags: str  # what breaks it: `{t}` the threshold, `{days}` / `{times}` it counted in words
     needs: str  # what it needs from the CRM
 
     @property
