@@ -18,6 +18,10 @@ from pathlib import Path
 from bot.cli_help import COMMON, EXAMPLES
 from dataset.demo_config import DemoConfig
 
+# `scoring.hygiene.RULE_NAMES`, spelled out so that `--help` loads no pandas (a test compares)
+HYGIENE_RULES = ("close_date_passed", "no_next_step", "no_activity", "stage_too_long",
+                 "amount_missing", "close_date_pushed")  # fmt: skip
+
 
 def _as_of(text: str) -> date:
     try:
@@ -281,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifacts(p)
     _add_verbose(p, "also log the model's evaluation tables when it is retrained")
 
+    p = _command(sub, "hygiene")
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--rule", choices=HYGIENE_RULES, help="only this rule's count and deals")
+    p.add_argument("--limit", type=_count, default=5, help="deals listed per rule (default: 5)")
+    p.add_argument("--run", type=int, metavar="N", help="score run number (default: the latest)")
+
     p = _command(sub, "digests")
     _add_db(p, config=False)
 
@@ -306,6 +317,7 @@ def _commands() -> dict:
         "imports": d.cmd_imports, "quarantine": d.cmd_quarantine, "train": r.cmd_train,
         "score": r.cmd_score, "forecast": r.cmd_forecast, "digest": r.cmd_digest,
         "serve": r.cmd_serve, "morning": r.cmd_morning, "digests": d.cmd_digests,
+        "hygiene": r.cmd_hygiene,
         "export": d.cmd_export,
     }  # fmt: skip
 

@@ -140,6 +140,15 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot morning --verbose        also the model's evaluation tables
   revbot morning --db sales.db --config revbot.toml --artifacts artifacts""",
     ),
+    "hygiene": (
+        "the saved run's deal hygiene: deals per broken rule ([hygiene] in revbot.toml), then the "
+        "worst deals of each",
+        """\
+  revbot hygiene                             counts per rule, and each rule's worst 5 deals
+  revbot hygiene --rule no_activity --limit 50    one rule's count and its worst 50 deals
+  revbot hygiene --run 12                    an earlier score run
+  revbot hygiene --db sales.db --config revbot.toml --artifacts artifacts""",
+    ),
     "digests": (
         "list the digests posted (or claimed, or failed), newest first",
         """\

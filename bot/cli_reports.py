@@ -1,5 +1,5 @@
-"""The command line's pipeline commands: `train`, `score`, `forecast`, `deal`, `digest`, `serve`
-and `morning`. Each calls the one writer or reads its saved run (`bot.services`), then prints.
+"""The command line's pipeline commands: `train`, `score`, `forecast`, `deal`, `digest`, `serve`,
+`morning` and `hygiene`. Each calls the one writer or reads its saved run (`bot.services`), then prints.
 """
 
 from __future__ import annotations
@@ -261,3 +261,21 @@ def cmd_morning(args: argparse.Namespace) -> int:
     for o in outcomes:
         print(f"{o.channel} {o.digest_date}: {o.status}" + (f" ({o.detail})" if o.detail else ""))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def cmd_hygiene(args: argparse.Namespace) -> int:
+    """The hygiene rules the saved run's deals broke (a reader: nothing is evaluated here)."""
+    from bot.config import SetupError
+    from bot.hygiene_text import report
+
+    reader, saved = read_run(args)
+    rules = saved.hygiene_rules()
+    if rules.empty:
+        raise SetupError(
+            f"score run #{saved.run_id} was saved before revbot checked deal hygiene: make a new "
+            "run with `revbot score`, then ask again"
+        )
+    flags = saved.flags(rule=args.rule)
+    for line in report(saved.run, rules, flags, args.limit, reader.settings.hygiene, args.rule):
+        print(line)
+    return 0

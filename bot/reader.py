@@ -23,12 +23,13 @@ import pandas as pd
 from bot import calls, ledger
 from bot.digest import SCOPE_COLUMN, in_scope
 from bot.settings import Scope, Settings
-from dataset import database, deal_history, score_runs
+from dataset import database, deal_history, run_flags, score_runs
 from dataset.ids import salesforce_18
 from forecasting.categories import Rollup, rollup
 from forecasting.movement import Movement, movement
 from forecasting.targets import Odds, odds
 from forecasting.track_record import TrackRecord, closed_quarters, track_record
+from scoring.hygiene import RULE_NAMES
 
 CALL_COLUMNS = ["id", "quarter", "scope", "amount", "user_id", "caller", "as_of", "made_at"]
 
@@ -229,6 +230,14 @@ class SavedRun:
         """The deal's row in this run (None if it was not open then)."""
         return score_runs.run_deal(self._reader.db(), self.run_id, deal_id)
 
+    def flags(self, deal_id: str | None = None, rule: str | None = None) -> pd.DataFrame:
+        """The hygiene rules this run's deals broke (see `Reader.flags`)."""
+        return self._reader.flags(self.run_id, deal_id, rule)
+
+    def hygiene_rules(self) -> pd.DataFrame:
+        """Each hygiene rule's state with this run (see `Reader.hygiene_rules`)."""
+        return self._reader.hygiene_rules(self.run_id)
+
 
 class Reader:
     """Read access to the saved runs: one SQLite connection per thread, the latest run kept in
@@ -337,6 +346,21 @@ class Reader:
 
     def run_scores(self, run_id: int) -> pd.DataFrame:
         return score_runs.run_scores(self.db(), run_id)
+
+    def flags(self, run_id: int, deal_id: str | None = None, rule: str | None = None) -> pd.DataFrame:  # fmt: skip
+        """The hygiene rules a run's deals broke, as the writer saved them: one row per deal and
+        rule (deal_id, rule, detail, value, threshold) with the deal's owner, manager, region,
+        account, stage, deal_value and value_at_risk in the run; of one deal or one rule if
+        asked; each rule's deals furthest past its threshold first, then by value at risk."""
+        return run_flags.run_flags(self.db(), run_id, deal_id, rule)
+
+    def hygiene_rules(self, run_id: int) -> pd.DataFrame:
+        """Each hygiene rule's state with a run, in the rules' order: rule, state (on, off or
+        not available), threshold, flagged (deals), note (why not available, or the stages the
+        stage rule could not check). Empty for a run saved before hygiene was evaluated."""
+        rules = run_flags.run_rules(self.db(), run_id)
+        order = rules["rule"].map({name: i for i, name in enumerate(RULE_NAMES)})
+        return rules.iloc[order.fillna(len(RULE_NAMES)).argsort(kind="stable")].reset_index(drop=True)  # fmt: skip
 
     def closed_since(self, deal_ids) -> pd.DataFrame:
         return deal_history.closed_since(self.db(), deal_ids)

@@ -1,5 +1,5 @@
-"""The one writer: newest data in, model current, every open deal scored, every scope's forecast
-simulated, all saved as one score run.
+"""The one writer: newest data in, model current, every open deal scored and checked against the
+hygiene rules, every scope's forecast simulated, all saved as one score run.
 
 Why one: the digest, `/deal`, `/forecast` and every CLI report then read the same saved run, so
 the same question gets the same number everywhere, and nothing heavy runs inside a Slack request.
@@ -213,7 +213,7 @@ class Refresher:
         return []
 
     def _score(self, say: Say, as_of, explain_top, fingerprint: str) -> int:
-        from scoring import artifact, scorer
+        from scoring import artifact, hygiene, scorer
         from scoring.features import prepare
 
         db = self.db()
@@ -229,6 +229,8 @@ class Refresher:
         run = scorer.score(crm, model, meta["references"], as_of, top)
         extra = self._scope_tops(run.scores)
         scorer.explain_more(run, model, meta["references"], extra)
+        # the hygiene rules on the same deals as of the same day, saved with the run
+        found = hygiene.evaluate(crm, run.features, run.as_of, self.settings.hygiene)
         trained = meta["trained_on"]
         run_id = score_runs.write_score_run(
             db,
@@ -240,6 +242,7 @@ class Refresher:
             notes="\n".join(notes),
             data_fingerprint=fingerprint,
             model_data_end=trained["data_end"],
+            hygiene=found,
         )
         for note in notes:
             say(f"note: {note}")
@@ -248,6 +251,7 @@ class Refresher:
             f"{pd.Timestamp(run.as_of).date()}, scored in {took(start)}; "
             f"{scorer.confidence_text(model)}"
         )
+        say(f"deals breaking a hygiene rule: {hygiene.summary(found)}; `revbot hygiene` lists them")
         win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
         self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, bands,
                                    model, meta["references"])  # fmt: skip

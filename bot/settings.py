@@ -23,6 +23,7 @@ from dataset.limits import DEFAULT_LIMITS, Limits
 from dataset.money import DEFAULT_CURRENCY, check_currency
 from forecasting.targets import Target, TargetError, parse_amount, parse_quarter
 from forecasting.targets import read_csv as read_targets_csv
+from scoring.hygiene import RULE_NAMES, HygieneConfig
 
 ROLES = ("leader", "manager", "rep")
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
@@ -134,6 +135,7 @@ class Settings:
     crm: str | None = None  # [crm] kind: the CRM the refresh syncs from first (secrets: env)
     targets: tuple[Target, ...] = ()  # quotas per quarter and scope ([[targets]], targets_csv)
     deal_url: str | None = None  # [links]: the CRM's URL of a deal, `{id}` where its id goes
+    hygiene: HygieneConfig = HygieneConfig()  # [hygiene]: the deal hygiene rules' thresholds
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -350,6 +352,49 @@ def _model_settings(raw: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+# [hygiene]: each threshold's range and how to write it
+HYGIENE_RANGES = {
+    "close_date_grace_days": (0, None, "a whole number of days, 0 or more (0: any day past)"),
+    "no_activity_days": (1, None, "a whole number of days, 1 or more"),
+    "stage_percentile": (50, 100, "a percentage from 50 to 100 (90: slower than 90% of won deals)"),
+    "close_pushes": (1, None, "a whole number of pushes, 1 or more"),
+}
+
+
+def hygiene_of(config: dict[str, Any]) -> HygieneConfig:
+    """`[hygiene]`: the deal hygiene rules' thresholds, and `off`, the rules switched off."""
+    raw = config.get("hygiene", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[hygiene] must be a table: a line `[hygiene]`, then its keys")
+    unknown = set(raw) - set(HygieneConfig.settings())
+    if unknown:
+        raise ConfigError(
+            f"[hygiene]: unknown keys {sorted(unknown)} (known: {', '.join(HygieneConfig.settings())})"
+        )
+    values: dict[str, Any] = {}
+    for key, (low, high, what) in HYGIENE_RANGES.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        whole = key != "stage_percentile"
+        number = isinstance(value, int) if whole else isinstance(value, int | float)
+        if isinstance(value, bool) or not number or not math.isfinite(value) or value < low or (high is not None and value > high):  # fmt: skip
+            default = getattr(HygieneConfig(), key)
+            raise ConfigError(f"[hygiene] {key}: {value!r} is not {what}; e.g. {key} = {default:g}")
+        values[key] = value
+    off = raw.get("off", [])
+    if not isinstance(off, list) or not all(isinstance(r, str) for r in off):
+        raise ConfigError(
+            f'[hygiene] off: {off!r} is not a list of rule names; e.g. off = ["no_next_step"]'
+        )
+    wrong = [r for r in off if r not in RULE_NAMES]
+    if wrong:
+        raise ConfigError(
+            f"[hygiene] off: unknown rules {wrong} (the rules: {', '.join(RULE_NAMES)})"
+        )
+    return HygieneConfig(**values, off=frozenset(off))
+
+
 def import_limits(config: dict[str, Any]) -> Limits:
     """`[exports] max_amount`: the largest amount (deal value, price, revenue) an import
     accepts; a larger one is set aside as absurd. Read by `revbot ingest` too, which needs no
@@ -402,5 +447,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         crm=crm_of(config),
         targets=targets_of(config),
         deal_url=links_of(config),
+        hygiene=hygiene_of(config),
         **_model_settings(config.get("model", {})),
     )

@@ -188,6 +188,29 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     PRIMARY KEY (run_id, deal_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
+-- the deal hygiene rules each run evaluated (scoring.hygiene), as configured then: on, off or
+-- not available (the CRM's data cannot tell; `note` says why), and the deals that broke them.
+-- New tables need no migration: a database made before them gains them at its next connection
+-- (this script runs on every one), and its older runs simply have no rows here.
+CREATE TABLE IF NOT EXISTS hygiene_rules (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    threshold REAL,
+    flagged INTEGER NOT NULL,
+    note TEXT,
+    PRIMARY KEY (run_id, rule)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deal_flags (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    deal_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    value REAL,
+    threshold REAL,
+    PRIMARY KEY (run_id, deal_id, rule)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deal_flags_rule ON deal_flags(run_id, rule);
 -- the CRM as last read by a live sync (dataset.crm_mirror)
 CREATE TABLE IF NOT EXISTS crm_records (
     crm TEXT NOT NULL,

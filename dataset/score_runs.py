@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import sqlite_utils
 
+from dataset import run_flags
 from dataset.database import SCORE_PARTS, _iso, _records, read_frame
 
 SCORE_COLUMNS = (
@@ -31,8 +32,11 @@ def write_score_run(
     notes: str = "",
     data_fingerprint: str | None = None,
     model_data_end: str | None = None,
+    hygiene=None,
 ) -> int:
-    """One run, atomically: its header row and a row per open deal. Earlier runs are kept."""
+    """One run, atomically: its header row, a row per open deal and, given `hygiene` (a
+    `scoring.hygiene.Hygiene`), its rules' states and the deals that broke them. Earlier runs
+    are kept."""
     # in key order: the B-trees then grow at their end instead of being split all over
     frame = scores.reset_index().rename(columns={"index": "deal_id"}).sort_values("deal_id")
     if "forecast_category" not in frame:  # scores made without the CRM's categories
@@ -63,6 +67,8 @@ def write_score_run(
             f"VALUES ({run_id}, {', '.join('?' * len(SCORE_COLUMNS))})",
             _records(frame, SCORE_COLUMNS),
         )
+        if hygiene is not None:
+            run_flags.insert(db, run_id, hygiene.rules, hygiene.flags)
     return run_id
 
 

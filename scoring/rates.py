@@ -59,12 +59,27 @@ def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
     )
 
 
-def _stage_days(crm: Crm, won_ids: pd.Series, t: pd.Timestamp) -> pd.Series:
+def won_stage_stays(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
+    """The completed stays (stage, days) in an open stage of the deals won before day t: what
+    "how long do won deals take in this stage" is learned from, here and by the hygiene rules
+    (`scoring.hygiene`)."""
+    d = crm.deals
+    won = d.loc[(d["closed_on"] < t) & d["status"].eq("won"), "deal_id"]
+    return _won_stays(crm, won, t)
+
+
+def _won_stays(crm: Crm, won_ids: pd.Series, t: pd.Timestamp) -> pd.DataFrame:
     s = crm.spells
     if s.empty:
-        return pd.Series(dtype=float)
+        return pd.DataFrame({"stage": pd.Series(dtype=object), "days": pd.Series(dtype=float)})
     s = s[s["deal_id"].isin(won_ids) & (s["end"] < t)]
-    days = (s["end"] - s["start"]).dt.days
-    g = days.groupby(s["stage"])
+    return pd.DataFrame({"stage": s["stage"], "days": (s["end"] - s["start"]).dt.days})
+
+
+def _stage_days(crm: Crm, won_ids: pd.Series, t: pd.Timestamp) -> pd.Series:
+    stays = _won_stays(crm, won_ids, t)
+    if stays.empty:
+        return pd.Series(dtype=float)
+    g = stays["days"].groupby(stays["stage"])
     slow = g.quantile(SLOW)
     return slow[g.size() >= MIN_STAGE_SPELLS].astype(float)
