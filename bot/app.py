@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from bot import handoff, readiness, slack_api
 from bot.config import SetupError
-from bot.listeners import actions, commands, home
+from bot.listeners import actions, commands, home, nudging
 from bot.readiness import Readiness
 from bot.services import Services, build
 from bot.settings import Settings
@@ -52,6 +52,7 @@ def create_app(
     commands.register(app, services.reader)
     actions.register(app, services.reader)
     home.register(app, services.reader)  # before the catch-all event listener below
+    nudging.register(app, services.reader)
 
     # revbot listens to app_home_opened only, but another may come (a subscription added in the app's settings):
     # Bolt answers a request no listener takes with a 404 and, over Socket Mode, no ack, so

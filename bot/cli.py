@@ -292,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=5, help="deals listed per rule (default: 5)")
     p.add_argument("--run", type=int, metavar="N", help="score run number (default: the latest)")
 
+    p = _command(sub, "nudges")
+    _add_db(p)
+    _add_artifacts(p)
+    p.add_argument("--preview", action="store_true",
+                   help="also draw the nudge the worst deal would get (OUT/nudge.png)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("revbot-out"), metavar="DIR",
+                   help="folder for --preview's picture (default: revbot-out)")  # fmt: skip
+
     p = _command(sub, "digests")
     _add_db(p, config=False)
 
@@ -308,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _commands() -> dict:
     from bot import cli_data as d
+    from bot import cli_nudges as n
     from bot import cli_reports as r
     from bot import cli_sync as s
 
@@ -317,7 +326,7 @@ def _commands() -> dict:
         "imports": d.cmd_imports, "quarantine": d.cmd_quarantine, "train": r.cmd_train,
         "score": r.cmd_score, "forecast": r.cmd_forecast, "digest": r.cmd_digest,
         "serve": r.cmd_serve, "morning": r.cmd_morning, "digests": d.cmd_digests,
-        "hygiene": r.cmd_hygiene,
+        "hygiene": r.cmd_hygiene, "nudges": n.cmd_nudges,
         "export": d.cmd_export,
     }  # fmt: skip
 

@@ -149,6 +149,13 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot hygiene --run 12                    an earlier score run
   revbot hygiene --db sales.db --config revbot.toml --artifacts artifacts""",
     ),
+    "nudges": (
+        "what the personal nudges did: per rule, sent, done, snoozed and marked not useful",
+        """\
+  revbot nudges                   each rule's not-useful rate, to tune or drop a rule
+  revbot nudges --preview         also draw the nudge the worst deal would get (revbot-out/nudge.png)
+  revbot nudges --db sales.db --config revbot.toml""",
+    ),
     "digests": (
         "list the digests posted (or claimed, or failed), newest first",
         """\

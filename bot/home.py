@@ -29,6 +29,7 @@ from bot.listeners import (
     ACTION_HOME_REGION,
     ACTION_HOME_RISK,
     ACTION_HOME_STAGE,
+    ACTION_NUDGE_BUDGET,
 )
 from bot.settings import Scope
 from bot.target_text import odds_text
@@ -36,6 +37,7 @@ from dataset.money import money
 
 PAGE = 20  # deals a page: 20 blocks of the 100 a Home tab takes
 RISK_LEVELS = (0, 40, AT_RISK, 80)  # the "risk above" filter's choices
+BUDGETS = (0, 1, 3, 5, 10)  # nudges a day a person may choose (0: none)
 MAX_VIEW_BLOCKS = 100  # Home tabs and modals
 MAX_OPTIONS = 100  # a static select's options
 MAX_OPTION_TEXT = 75
@@ -181,7 +183,7 @@ def filtered(scores: pd.DataFrame, scope: Scope, state: HomeState) -> tuple[pd.D
 
 def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
               state: HomeState, forecast: Forecast | None = None, confidence: str = "",
-              currency: str | None = None) -> dict:  # fmt: skip
+              currency: str | None = None, nudges_per_day: int | None = None) -> dict:  # fmt: skip
     """The Home tab of one member on one run: the forecast, a glance, filters, a page of deals
     (each with its reason and a Details button) and the pager. `scores`: the run's rows with
     their reasons (the caller makes sure the page's deals have theirs)."""
@@ -251,9 +253,27 @@ def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
         pager.append(_page_button("Next ▶", state.page + 1))
     if pager:
         blocks.append({"type": "actions", "block_id": "home_pages", "elements": pager})
+    if nudges_per_day is not None:
+        blocks += [{"type": "divider"}, _nudge_choice(nudges_per_day)]
     blocks.append({"type": "context", "elements": [mrkdwn(
         "`/deal &lt;id or account&gt;` for any deal · `/forecast` for the fan chart")]})  # fmt: skip
     return {"type": "home", "blocks": blocks, "private_metadata": state.to_metadata()}
+
+
+def _nudge_choice(per_day: int) -> dict:
+    """The person's own budget of nudges (direct messages about their deals), 0 to stop them."""
+
+    def label(n: int) -> str:
+        return "No nudges" if n == 0 else f"At most {n} a day"
+
+    options = [{"text": {"type": "plain_text", "text": label(n)}, "value": str(n)}
+               for n in sorted(set(BUDGETS) | {per_day})]  # fmt: skip
+    picked = next(o for o in options if o["value"] == str(per_day))
+    text = ("*Nudges*: a direct message when one of your deals newly crosses the risk threshold "
+            "or breaks a hygiene rule, the most value at risk first, never at night your time.")  # fmt: skip
+    return {"type": "section", "block_id": "home_nudges", "text": mrkdwn(text),
+            "accessory": {"type": "static_select", "action_id": ACTION_NUDGE_BUDGET,
+                          "options": options, "initial_option": picked}}  # fmt: skip
 
 
 def _page_button(label: str, page: int) -> dict:

@@ -14,7 +14,7 @@ import threading
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import slack_api
+from bot import nudge_ledger, slack_api
 from bot.access import NOT_IN_ROSTER, member_scope
 from bot.home import PAGE, Forecast, HomeState, check_view, filtered, home_view, notice_view
 from bot.inert import inert
@@ -40,17 +40,23 @@ def view_for(reader: Reader, member: Member | None, user_id: str, state: HomeSta
     saved = reader.latest()
     if saved is None:
         return notice_view(NO_RUN)
-    return scope_view(reader, saved, member_scope(member), state)
+    nudges = reader.settings.nudges
+    per_day = None
+    if nudges.enabled and reader.settings.roster:  # nudges go to the roster's people only
+        per_day = nudge_ledger.budget(reader.db(), user_id, nudges.per_day)
+    return scope_view(reader, saved, member_scope(member), state, per_day)
 
 
-def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState) -> dict:
+def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState,
+               nudges_per_day: int | None = None) -> dict:  # fmt: skip
     """The dashboard of a scope on a saved run (what `revbot digest` draws as home.png too)."""
     deals, checked = filtered(saved.scores, scope, state)
     page = deals.iloc[checked.page * PAGE : (checked.page + 1) * PAGE]
     missing = page.loc[page["drivers"].isna(), "deal_id"].tolist()
     reader.ensure_reasons(saved, missing)
     return home_view(saved.run_id, saved.as_of, saved.scores, scope, checked,
-                     _forecast(saved, scope), saved.run["confidence"] or "")  # fmt: skip
+                     _forecast(saved, scope), saved.run["confidence"] or "",
+                     nudges_per_day=nudges_per_day)  # fmt: skip
 
 
 def publish(reader: Reader, client: WebClient, user_id: str, state: HomeState | None = None) -> bool:  # fmt: skip

@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
+
 from bot import morning, scheduler, slack_api
 from bot.app import create_app
 from bot.config import SetupError
 from bot.home_tabs import HomeTabs
+from bot.nudge_send import Nudger
 from bot.readiness import Readiness
 from bot.services import Services, build
 from bot.settings import Settings
@@ -105,6 +108,14 @@ class _WarmUp:
         self._lock = threading.Lock()
         self._sched = None
         self.home = HomeTabs(services.reader, client)
+        self.nudger = Nudger(services.reader, client)
+
+    def nudge(self) -> None:
+        """The hourly nudges: each person's, when it is day where they are."""
+        try:
+            self.nudger.run(_now())
+        except Exception:  # the next hour tries again
+            log.exception("the nudges failed")
 
     def job(self, channel, day):
         outcome = morning.run_channel(self.services, self.client, channel, day)
@@ -120,12 +131,18 @@ class _WarmUp:
                  f" ({problem})" if problem else "")  # fmt: skip
         if problem is None:
             self.home.refresh_all()
+        nudging = self.settings.nudges.enabled and bool(self.settings.roster)
         if not self.settings.channels:
             log.warning("no [[channels]] configured: no digest will be posted")
-            return
+            if not nudging:
+                return
         with self._lock:
             if self.scheduler and not self.stopping.is_set():
                 self._sched = _start_scheduler(self.services, self.job, self.client)
+                if nudging:  # hourly: each person hears in their own morning, not at night
+                    self._sched.add_job(self.nudge, CronTrigger(minute=5, timezone="UTC"), id="nudges",
+                                        name="nudges", coalesce=True, max_instances=1,
+                                        replace_existing=True)  # fmt: skip
 
     def stop(self) -> None:
         with self._lock:
@@ -170,4 +187,8 @@ def morning_now(
             continue
         outcomes.append(morning.run_channel(services, client, channel, day))
     HomeTabs(services.reader, client).refresh_all()  # the roster's Home tabs on the new run
+    try:  # the nudges of those whose day it is (run it hourly from cron for the others)
+        Nudger(services.reader, client).run(now)
+    except Exception:
+        log.exception("the nudges failed")
     return outcomes

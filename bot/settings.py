@@ -76,6 +76,20 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class NudgeConfig:
+    """`[nudges]`: personal direct messages to a deal's owner (`bot.nudges`)."""
+
+    enabled: bool = True
+    per_day: int = 3  # deal nudges a person gets a day at most (each may lower it in the Home tab)
+    risk: float = 60.0  # a deal crossing this risk is news to its owner
+    quiet: tuple[str, str] = ("20:00", "08:00")  # their local night: nothing is sent
+    snooze_days: int = 7
+
+
+NUDGE_KEYS = ("enabled", "per_day", "risk", "quiet_from", "quiet_until", "snooze_days")
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     scope: Scope
@@ -136,6 +150,7 @@ class Settings:
     targets: tuple[Target, ...] = ()  # quotas per quarter and scope ([[targets]], targets_csv)
     deal_url: str | None = None  # [links]: the CRM's URL of a deal, `{id}` where its id goes
     hygiene: HygieneConfig = HygieneConfig()  # [hygiene]: the deal hygiene rules' thresholds
+    nudges: NudgeConfig = NudgeConfig()  # [nudges]: direct messages to deal owners
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -361,6 +376,44 @@ HYGIENE_RANGES = {
 }
 
 
+def nudges_of(config: dict[str, Any]) -> NudgeConfig:
+    """`[nudges]`: whether revbot sends personal nudges to the roster's deal owners, how many a
+    day (1-20), from which risk, their local night (HH:MM to HH:MM) and the snooze's days."""
+    raw = config.get("nudges", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[nudges] must be a table: a line `[nudges]`, then its keys")
+    unknown = set(raw) - set(NUDGE_KEYS)
+    if unknown:
+        raise ConfigError(f"[nudges]: unknown keys {sorted(unknown)} (known: {', '.join(NUDGE_KEYS)})")  # fmt: skip
+    d = NudgeConfig()
+    enabled = raw.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"[nudges] enabled: {enabled!r} is not true or false")
+
+    def whole(key: str, low: int, high: int, default: int) -> int:
+        v = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ConfigError(f"[nudges] {key}: {v!r} is not a whole number {low}-{high}; "
+                              f"e.g. {key} = {default}")  # fmt: skip
+        return v
+
+    risk = raw.get("risk", d.risk)
+    if isinstance(risk, bool) or not isinstance(risk, int | float) or not 1 <= risk <= 100:
+        raise ConfigError(f"[nudges] risk: {risk!r} is not a risk 1-100; e.g. risk = 60")
+    quiet = []
+    for key, default in (("quiet_from", d.quiet[0]), ("quiet_until", d.quiet[1])):
+        v = raw.get(key, default)
+        if not isinstance(v, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ConfigError(f'[nudges] {key}: {v!r} is not HH:MM (24-hour); e.g. {key} = "{default}"')  # fmt: skip
+        quiet.append(v)
+    if quiet[0] == quiet[1]:
+        raise ConfigError("[nudges] quiet_from and quiet_until are the same time: the night "
+                          "would be empty or the whole day; e.g. 20:00 and 08:00")  # fmt: skip
+    return NudgeConfig(enabled=enabled, per_day=whole("per_day", 1, 20, d.per_day),
+                       risk=float(risk), quiet=(quiet[0], quiet[1]),
+                       snooze_days=whole("snooze_days", 1, 90, d.snooze_days))  # fmt: skip
+
+
 def hygiene_of(config: dict[str, Any]) -> HygieneConfig:
     """`[hygiene]`: the deal hygiene rules' thresholds, and `off`, the rules switched off."""
     raw = config.get("hygiene", {})
@@ -448,5 +501,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         targets=targets_of(config),
         deal_url=links_of(config),
         hygiene=hygiene_of(config),
+        nudges=nudges_of(config),
         **_model_settings(config.get("model", {})),
     )

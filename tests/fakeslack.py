@@ -126,6 +126,7 @@ class FakeSlack:
         self._not_member: set[str] = set()
         self.home_tabs: dict[str, dict[str, Any]] = {}  # user_id -> the view last published
         self.modals: list[dict[str, Any]] = []  # every view opened, in order
+        self.users: dict[str, dict[str, Any]] = {}  # user_id -> what users.info answers
         self._lock = threading.Lock()
         self._seq = itertools.count(1)  # never reset, so ts and ids stay unique across reset()
         self._server: _Server | None = None
@@ -307,6 +308,12 @@ class FakeSlack:
             return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             return self._complete_upload(p)
+        if method == "users.info":
+            with self._lock:
+                user = self.users.get(str(p.get("user")))
+            if user is None:
+                raise SlackError("user_not_found")
+            return {"user": {"id": p["user"]} | user}
         if method == "views.publish":
             if not str(p.get("user_id", "")).startswith(("U", "W")):
                 raise SlackError("user_not_found")

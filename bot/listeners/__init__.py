@@ -22,3 +22,8 @@ ACTION_HOME_PAGE = "revbot_home_page"
 HOME_FILTERS = {ACTION_HOME_REGION: "region", ACTION_HOME_MANAGER: "manager",
                 ACTION_HOME_STAGE: "stage", ACTION_HOME_RISK: "risk"}  # fmt: skip
 MODAL_CALLBACK = "revbot_deal"
+# a nudge's buttons (value: the nudge's id), and the Home tab's "nudges a day" menu
+ACTION_NUDGE_SNOOZE = "revbot_nudge_snooze"
+ACTION_NUDGE_DONE = "revbot_nudge_done"
+ACTION_NUDGE_NOT_USEFUL = "revbot_nudge_not_useful"
+ACTION_NUDGE_BUDGET = "revbot_nudge_budget"

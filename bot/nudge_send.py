@@ -1,0 +1,159 @@
+"""Sending the nudges: the hourly job (and `revbot morning`) that reads the latest run, asks
+`bot.nudges` what each roster member should hear now, claims it in the ledger and sends it by
+direct message.
+
+Reads the saved run only. Each person's time zone comes from Slack's `users.info` (asked once a
+day per person): at night there, nothing is sent and the nudges wait for their morning. A
+message Slack refuses releases its claim (the next hour tries again); any other failure keeps it,
+so a nudge is never sent twice. One person's failure never stops the others'.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import nudge_ledger, slack_api
+from bot.nudges import (
+    NudgeConfig,
+    candidates,
+    local_day,
+    nudge_message,
+    owners_map,
+    plan,
+    quiet_now,
+    rolled_message,
+)
+from bot.reader import Reader
+
+log = logging.getLogger(__name__)
+ZONE_TTL = 24 * 3600  # seconds a person's time zone is kept
+
+
+@dataclass
+class Sent:
+    """What one pass did: nudges sent, people skipped at night, failures."""
+
+    sent: int = 0
+    rolled: int = 0
+    night: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class Nudger:
+    """The nudges of the latest run to the roster's people, within their budget and day."""
+
+    def __init__(self, reader: Reader, client: WebClient, config: NudgeConfig | None = None):
+        self.reader, self.client = reader, client
+        self.config = config or reader.settings.nudges
+        self._zones: dict[str, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def zone(self, user_id: str) -> str | None:
+        """The person's time zone from Slack (None when Slack does not say)."""
+        cached = self._zones.get(user_id)
+        if cached and time.monotonic() - cached[0] < ZONE_TTL:
+            return cached[1]
+        try:
+            user = self.client.users_info(user=user_id)["user"]
+            tz = user.get("tz") if isinstance(user, dict) else None
+        except SlackApiError as exc:
+            log.warning("users.info %s: %s; taking UTC", user_id, slack_api.error_code(exc))
+            tz = None
+        self._zones[user_id] = (time.monotonic(), tz)
+        return tz
+
+    def run(self, now: datetime) -> Sent:
+        """One pass over the roster (one at a time: the hourly job and the morning may meet)."""
+        with self._lock:
+            return self._run(now)
+
+    def _run(self, now: datetime) -> Sent:
+        out = Sent()
+        roster, config = self.reader.settings.roster, self.config
+        saved = self.reader.latest()
+        if not config.enabled or not roster or saved is None:
+            return out
+        db = self.reader.db()
+        previous_run = self.reader.previous_run(saved.run_id)
+        previous = self.reader.run_scores(previous_run["run_id"]) if previous_run else None
+        owners = owners_map(roster)
+        found = candidates(saved.scores, previous, saved.flags(), owners, config.risk)
+        told = nudge_ledger.told(db)
+        for user_id in sorted(set(found["user_id"])):
+            try:
+                self._person(user_id, found, told, saved, now, out)
+            except Exception as exc:  # one person's failure must not stop the others'
+                log.exception("nudges for %s failed", user_id)
+                out.failed.append(f"{user_id}: {type(exc).__name__}")
+        if out.sent or out.failed:
+            log.info("nudges of run #%d: %d sent, %d rolled up, %d failed, %d at night",
+                     saved.run_id, out.sent, out.rolled, len(out.failed), len(out.night))  # fmt: skip
+        return out
+
+    def _person(self, user_id, found, told, saved, now: datetime, out: Sent) -> None:
+        db, config = self.reader.db(), self.config
+        per_day = nudge_ledger.budget(db, user_id, config.per_day)
+        if per_day <= 0:
+            return  # opted out
+        tz = self.zone(user_id)
+        if quiet_now(now, tz, config.quiet):
+            out.night.append(user_id)
+            return
+        today = local_day(now, tz)
+        left = per_day - nudge_ledger.sent_on(db, user_id, today)
+        todo = plan(found, user_id, told, nudge_ledger.snoozed(db, user_id, today), left)
+        if todo is None:
+            return
+        channel = None
+        for rules in todo.deals:
+            deal_id = str(rules["deal_id"].iloc[0])
+            claim = nudge_ledger.claim(db, user_id=user_id, deal_id=deal_id,
+                                       rules=rules["rule"].tolist(), run_id=saved.run_id,
+                                       local_day=today)  # fmt: skip
+            if claim is None:
+                continue
+            nudge_id, claimed = claim
+            deal = saved.deal(deal_id)
+            message = nudge_message(nudge_id, deal, rules[rules["rule"].isin(claimed)])
+            channel = channel or self._dm(user_id)
+            if self._send(db, nudge_id, channel, message):
+                out.sent += 1
+                told |= {(deal_id, r) for r in claimed}
+        if not todo.rolled.empty:
+            keys = [f"{d}\x1f{r}" for d, r in zip(todo.rolled["deal_id"], todo.rolled["rule"], strict=True)]  # fmt: skip
+            claim = nudge_ledger.claim(db, user_id=user_id, deal_id=None, rules=keys,
+                                       run_id=saved.run_id, local_day=today, kind="rolled")  # fmt: skip
+            if claim is not None:
+                kept = set(claim[1])
+                rows = todo.rolled[[k in kept for k in keys]]
+                channel = channel or self._dm(user_id)
+                if self._send(db, claim[0], channel, rolled_message(rows, saved.scores)):
+                    out.rolled += 1
+
+    def _dm(self, user_id: str) -> str:
+        return self.client.conversations_open(users=user_id)["channel"]["id"]
+
+    def _send(self, db, nudge_id: int, channel: str, message: dict) -> bool:
+        try:
+            ts = slack_api.post_digest(self.client, channel, message)  # retries 429s only
+        except SlackApiError as exc:
+            code = slack_api.error_code(exc)
+            if slack_api.refused(exc):
+                nudge_ledger.release(db, nudge_id, code)
+            else:
+                nudge_ledger.note_error(db, nudge_id, f"unknown outcome: {code}")
+            log.warning("nudge %d not sent: %s", nudge_id, code)
+            return False
+        except Exception as exc:  # a timeout: it may have gone out, so it is not sent again
+            nudge_ledger.note_error(db, nudge_id, f"unknown outcome: {type(exc).__name__}")
+            log.warning("nudge %d: unknown outcome (%s)", nudge_id, type(exc).__name__)
+            return False
+        nudge_ledger.sent(db, nudge_id, channel, ts)
+        return True

@@ -1,0 +1,205 @@
+"""Personal nudges, decided: which of a person's deals to tell them about today, and the
+message. Pure: no Slack, no SQL (`bot.nudge_send` does both).
+
+A nudge goes to a deal's owner when the roster knows them (a member whose CRM `name` is the
+deal's owner) and the deal newly crossed the risk threshold since the previous run, or broke a
+hygiene rule (`scoring.hygiene`, saved with the run). Alert fatigue is why such bots get muted,
+so: one message per deal (all its new reasons in it), at most a person's budget a day, the
+most value at risk first, the rest rolled into one line; never the same deal and rule twice
+(the ledger); never at night in the person's time zone; each with "Snooze", "Done" and
+"Not useful", and "Not useful" is counted per rule (`revbot nudges`) so a team can tune or drop
+a rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from bot.blocks import MAX_SECTION, _cut, mrkdwn, reason_text, short
+from bot.crm_links import deal_id_mrkdwn
+from bot.digest import top_reasons
+from bot.home import BUDGETS  # noqa: F401  (the choices a person has in their Home tab)
+from bot.inert import inert
+from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
+from bot.settings import NudgeConfig  # noqa: F401  (re-exported: the nudges' settings)
+from dataset.money import money, plural
+
+RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones
+ROLLED_SHOWN = 8  # deals named in the rolled-up line
+
+
+def owners_map(roster: dict | None) -> dict[str, str]:
+    """CRM owner name -> Slack user id, for the roster's members with a CRM name."""
+    return {m.name: uid for uid, m in (roster or {}).items() if m.name}
+
+
+def candidates(scores: pd.DataFrame, previous: pd.DataFrame | None, flags: pd.DataFrame,
+               owners: dict[str, str], risk: float) -> pd.DataFrame:  # fmt: skip
+    """One row per (deal, rule) a person may be told about: user_id, deal_id, rule, detail,
+    value_at_risk. Risk crossings need a previous run (without one, nothing is "new")."""
+    mine = scores[scores["owner"].isin(list(owners))]
+    rows = []
+    if previous is not None:
+        before = mine["deal_id"].map(previous.set_index("deal_id")["risk"])
+        crossed = mine[(mine["risk"] >= risk) & ~(before >= risk)]
+        for r, was in zip(crossed.itertuples(), before[crossed.index], strict=True):
+            detail = (f"risk rose to {r.risk:.0f} (of 100), from {was:.0f} at the previous run"
+                      if pd.notna(was) else f"new in the pipeline at risk {r.risk:.0f} (of 100)")  # fmt: skip
+            rows.append((r.owner, r.deal_id, RISK_RULE, detail))
+    for r in flags[flags["deal_id"].isin(mine["deal_id"])].itertuples():
+        rows.append((None, r.deal_id, r.rule, r.detail))
+    out = pd.DataFrame(rows, columns=["owner", "deal_id", "rule", "detail"])
+    info = mine.set_index("deal_id")
+    out["owner"] = out["deal_id"].map(info["owner"])
+    out["user_id"] = out["owner"].map(owners)
+    out["value_at_risk"] = out["deal_id"].map(info["value_at_risk"]).fillna(0.0)
+    return out.drop(columns="owner")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one person gets now: deals (each with its rules, most value at risk first) and the
+    deals rolled into one line (over today's budget)."""
+
+    user_id: str
+    deals: list[pd.DataFrame]  # one frame of (deal_id, rule, detail) per deal nudge
+    rolled: pd.DataFrame  # (deal_id, rule, detail) of the deals over the budget
+
+
+def plan(found: pd.DataFrame, user_id: str, told: set[tuple[str, str]], snoozed: set[str],
+         left_today: int) -> Plan | None:  # fmt: skip
+    """A person's nudges now, from their candidates: what was already told or is snoozed left
+    out; `left_today` deal nudges (their budget less what they got today), worst first, the
+    rest in one line. None when there is nothing to send (or no budget left today: the rest
+    waits for tomorrow rather than being rolled into a line they would get at once again)."""
+    mine = found[found["user_id"] == user_id]
+    keys = list(zip(mine["deal_id"], mine["rule"], strict=True))
+    fresh = pd.Series([k not in told for k in keys], index=mine.index, dtype=bool)
+    mine = mine[fresh & ~mine["deal_id"].isin(list(snoozed))]
+    if mine.empty or left_today <= 0:
+        return None
+    order = mine.groupby("deal_id")["value_at_risk"].max().sort_values(ascending=False, kind="stable")  # fmt: skip
+    deals = [mine[mine["deal_id"] == d] for d in order.index]
+    return Plan(user_id, deals[:left_today],
+                pd.concat(deals[left_today:]) if len(deals) > left_today else mine.iloc[0:0])  # fmt: skip
+
+
+def quiet_now(now: datetime, tz: str | None, quiet: tuple[str, str]) -> bool:
+    """Is it night for the person (between quiet[0] and quiet[1], their time)? An unknown zone
+    counts as UTC."""
+    local = now.astimezone(_zone(tz))
+    start, end = (time.fromisoformat(q) for q in quiet)
+    t = local.time()
+    return (start <= t or t < end) if start > end else (start <= t < end)
+
+
+def local_day(now: datetime, tz: str | None) -> str:
+    return now.astimezone(_zone(tz)).date().isoformat()
+
+
+def snooze_until(today: str, days: int) -> str:
+    return (datetime.fromisoformat(today) + timedelta(days=days)).date().isoformat()
+
+
+def _zone(tz: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz) if tz else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _name(deal: dict) -> str:
+    account = deal.get("account")
+    return short(account) if isinstance(account, str) and account else short(deal["deal_id"])
+
+
+def nudge_message(nudge_id: int, deal: dict, rules: pd.DataFrame, currency: str | None = None) -> dict:  # fmt: skip
+    """The direct message about one deal: what is new about it (each rule in words), its
+    value, win probability and risk, the main reason, and the three buttons."""
+    lines = "\n".join(f"• {inert(d)}" for d in rules["detail"])
+    head = (f"*{_name(deal)}* · {short(deal.get('product') or 'no product')} · "
+            f"{deal_id_mrkdwn(deal['deal_id'])}")  # fmt: skip
+    facts = (f"value {money(deal.get('value'), currency)} · win {deal['win_prob']:.0%} · "
+             f"risk {deal['risk']:.0f}/100")  # fmt: skip
+    reasons = top_reasons(deal.get("drivers"), limit=1)
+    why = f"\n_why:_ {inert(reason_text(reasons[0], currency))}" if reasons else ""
+    text = _cut(f"{head}\n{facts}\n{lines}{why}", MAX_SECTION)
+    value = str(nudge_id)
+    button = lambda action, label, **kw: {  # noqa: E731
+        "type": "button", "action_id": action, "value": value,
+        "text": {"type": "plain_text", "text": label}, **kw,
+    }  # fmt: skip
+    fallback = f"One of your deals needs attention: {_name(deal)} ({plural(len(rules), 'reason')})"
+    return {
+        "text": _cut(fallback, 300),
+        "blocks": [
+            {"type": "section", "text": mrkdwn(text)},
+            {"type": "actions", "block_id": f"nudge:{nudge_id}", "elements": [
+                button(ACTION_NUDGE_SNOOZE, "Snooze 7 days"),
+                button(ACTION_NUDGE_DONE, "Done", style="primary"),
+                button(ACTION_NUDGE_NOT_USEFUL, "Not useful"),
+            ]},
+            {"type": "context", "elements": [mrkdwn(
+                "From revbot: at most a few a day, none at night. Change how many, or stop "
+                "them, in revbot's Home tab.")]},
+        ],
+    }  # fmt: skip
+
+
+def rolled_message(rows: pd.DataFrame, scores: pd.DataFrame) -> dict:
+    """The one line for the deals over a person's budget today."""
+    info = scores.set_index("deal_id")
+    deals = list(dict.fromkeys(rows["deal_id"]))
+    named = []
+    for d in deals[:ROLLED_SHOWN]:
+        what = ", ".join(inert(x) for x in rows.loc[rows["deal_id"] == d, "rule"].map(_rule_words))
+        account = info["account"].get(d) if d in info.index else None
+        named.append(f"{_name({'deal_id': d, 'account': account})} ({what})")
+    more = f", and {len(deals) - ROLLED_SHOWN} more" if len(deals) > ROLLED_SHOWN else ""
+    text = _cut(f"{plural(len(deals), 'more deal')} of yours also need attention: "
+                f"{'; '.join(named)}{more}. Your Home tab lists them all.", MAX_SECTION)  # fmt: skip
+    return {"text": _cut(text, 300), "blocks": [{"type": "section", "text": mrkdwn(text)}]}
+
+
+def _rule_words(rule: str) -> str:
+    return {RISK_RULE: "risk up", "close_date_passed": "close date passed",
+            "no_next_step": "no next step", "no_activity": "no activity",
+            "stage_too_long": "long in its stage", "amount_missing": "no amount",
+            "close_date_pushed": "close date pushed"}.get(rule, rule)  # fmt: skip
+
+
+def handled_message(message: dict, note: str) -> dict:
+    """The nudge with its buttons replaced by what the person chose."""
+    blocks = [b for b in message.get("blocks", []) if isinstance(b, dict)]
+    out = [{"type": "context", "elements": [mrkdwn(_cut(note, MAX_SECTION))]}
+           if b.get("type") == "actions" else b for b in blocks]  # fmt: skip
+    return {"text": message.get("text") or "revbot nudge", "blocks": out}
+
+
+def not_useful_rates(history: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: nudges sent, answered, and "not useful" (count and share of those sent)."""
+    if history.empty:
+        return pd.DataFrame(columns=["rule", "sent", "done", "snoozed", "not_useful", "rate"])
+    g = history.groupby("rule")
+    out = pd.DataFrame({
+        "sent": g.size(),
+        "done": g["feedback"].apply(lambda f: int((f == "done").sum())),
+        "snoozed": g["feedback"].apply(lambda f: int((f == "snooze").sum())),
+        "not_useful": g["feedback"].apply(lambda f: int((f == "not_useful").sum())),
+    })  # fmt: skip
+    out["rate"] = out["not_useful"] / out["sent"]
+    return out.reset_index().sort_values(["rate", "sent"], ascending=[False, False])
+
+
+def rules_of(nudge: dict) -> list[str]:
+    """The rules a saved nudge named."""
+    try:
+        rules = json.loads(nudge.get("rules") or "[]")
+    except ValueError:
+        return []
+    return [r for r in rules if isinstance(r, str)]

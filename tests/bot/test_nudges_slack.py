@@ -1,0 +1,128 @@
+"""Nudges over the loopback Slack: the real Nudger and Bolt app, the real ledger in a copy of the
+small pipeline's database (whose run saved its hygiene flags), direct messages through
+conversations.open and chat.postMessage, the buttons pressed as Slack sends them."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from bot import nudge_ledger
+from bot.listeners import ACTION_NUDGE_BUDGET, ACTION_NUDGE_NOT_USEFUL
+from bot.nudge_send import Nudger
+from bot.nudges import not_useful_rates
+from bot.settings import NudgeConfig
+from tests.bot.slackenv import LEADER, REP, post, view_action_body
+from tests.bot.test_home_slack import open_home, press
+
+NOON = datetime(2025, 2, 14, 12, 0, tzinfo=UTC)
+
+
+def rep_flags(served):
+    saved = served.services.reader.latest()
+    flags = saved.flags()
+    owner = saved.scores.set_index("deal_id")["owner"]
+    return flags[flags["deal_id"].map(owner) == served.data["who"]["rep"]]
+
+
+def dms(served) -> list:
+    return [c for c in served.slack.calls_to("chat.postMessage") if c.ok]
+
+
+def test_the_owner_gets_their_budget_worst_first_the_rest_in_one_line_and_never_twice(served):
+    served.slack.users[REP] = {"tz": "Europe/Paris"}
+    mine = rep_flags(served)
+    deals = mine["deal_id"].nunique()
+    assert deals > 2, "the fixture's rep should break rules on more deals than the budget"
+    nudger = Nudger(served.services.reader, served.client, NudgeConfig(per_day=2))
+    done = nudger.run(NOON)
+    assert (done.sent, done.rolled, done.failed) == (2, 1, [])
+    sent = dms(served)
+    assert {c.params["channel"] for c in sent} == {f"D{REP}"}  # a DM, to the rep only
+    named = [b["block_id"] for c in sent for b in c.params["blocks"] if b.get("block_id", "").startswith("nudge:")]  # fmt: skip
+    assert len(named) == 2
+    scores = served.services.reader.latest().scores.set_index("deal_id")
+    by_risk = mine.assign(v=mine["deal_id"].map(scores["value_at_risk"]))
+    worst = by_risk.groupby("deal_id")["v"].max().sort_values(ascending=False).index[:2].tolist()
+    first_two = [json.dumps(c.params["blocks"]) for c in sent[:2]]
+    for deal_id, blocks in zip(worst, first_two, strict=True):
+        assert deal_id in blocks  # the most value at risk first
+    assert f"{deals - 2} more deal" in sent[2].params["text"]  # the rest, in one line
+    # the next day: nothing new to say, and nothing is said twice
+    served.slack.reset()
+    again = nudger.run(NOON.replace(day=15))  # a new day: a new budget, yet nothing to say
+    assert (again.sent, again.rolled) == (0, 0) and dms(served) == []
+    told = nudge_ledger.told(served.services.reader.db())
+    assert {(d, r) for d, r in zip(mine["deal_id"], mine["rule"], strict=True)} <= told
+
+
+def test_nothing_at_night_there_nor_for_someone_who_opted_out(served):
+    served.slack.users[REP] = {"tz": "America/Los_Angeles"}  # 04:00 there
+    done = Nudger(served.services.reader, served.client).run(NOON)
+    assert done.night == [REP] and dms(served) == []
+    nudge_ledger.set_budget(served.services.reader.db(), REP, 0)
+    served.slack.users[REP] = {"tz": "UTC"}
+    done = Nudger(served.services.reader, served.client).run(NOON)
+    assert done.sent == 0 and dms(served) == []
+
+
+def test_a_refused_message_is_tried_again_later_and_sent_once(served):
+    served.slack.users[REP] = {"tz": "UTC"}
+    served.slack.fail("chat.postMessage", "channel_not_found", times=10)
+    nudger = Nudger(served.services.reader, served.client)
+    assert nudger.run(NOON).sent == 0
+    assert nudge_ledger.told(served.services.reader.db()) == set()  # released: nothing was sent
+    served.slack.reset()
+    assert nudger.run(NOON.replace(hour=13)).sent == min(3, rep_flags(served)["deal_id"].nunique())
+
+
+def test_not_useful_is_kept_with_its_rules_and_only_the_owner_may_answer(served):
+    served.slack.users[REP] = {"tz": "UTC"}
+    Nudger(served.services.reader, served.client).run(NOON)
+    first = dms(served)[0]
+    message = served.slack.messages[(first.params["channel"], first.response["ts"])]
+    button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == ACTION_NUDGE_NOT_USEFUL)  # fmt: skip
+    payload = {
+        "type": "block_actions", "user": {"id": LEADER}, "trigger_id": "1.2.3",
+        "channel": {"id": first.params["channel"]}, "message": message,
+        "response_url": served.slack.response_url("other"), "team": {"id": "T0001"},
+        "container": {"type": "message", "message_ts": message["ts"]},
+        "actions": [button | {"block_id": "x", "action_ts": str(time.time())}],
+    }  # fmt: skip
+    from urllib.parse import urlencode
+
+    body = lambda p: urlencode({"payload": json.dumps(p)}).encode()  # noqa: E731
+    assert post(served.url, body(payload)).status == 200
+    assert "someone else" in served.slack.answer_at(payload["response_url"])["text"]
+    payload |= {"user": {"id": REP}, "response_url": served.slack.response_url("mine")}
+    assert post(served.url, body(payload)).status == 200
+    (update,) = served.slack.wait_for("chat.update")
+    assert "Marked not useful" in json.dumps(update.params["blocks"])
+    assert not [b for b in update.params["blocks"] if b["type"] == "actions"]  # buttons gone
+    rates = not_useful_rates(nudge_ledger.history(served.services.reader.db())).set_index("rule")
+    nudge = nudge_ledger.nudge(served.services.reader.db(), int(button["value"]))
+    for rule in json.loads(nudge["rules"]):
+        assert rates.loc[rule, "not_useful"] >= 1
+    assert rates["not_useful"].sum() == len(json.loads(nudge["rules"]))
+
+
+def test_each_person_sets_their_budget_in_the_home_tab(served):
+    view = open_home(served, REP)
+    menu = next(b["accessory"] for b in view["blocks"] if b.get("block_id") == "home_nudges")
+    assert menu["initial_option"]["value"] == "3"  # the configured default
+    off = next(o for o in menu["options"] if o["value"] == "0")
+    after = press(served, REP, view, {"action_id": ACTION_NUDGE_BUDGET, "type": "static_select",
+                                      "block_id": "home_nudges", "selected_option": off})  # fmt: skip
+    menu = next(b["accessory"] for b in after["blocks"] if b.get("block_id") == "home_nudges")
+    assert menu["initial_option"]["value"] == "0"
+    assert nudge_ledger.budget(served.services.reader.db(), REP, 3) == 0
+    served.slack.users[REP] = {"tz": "UTC"}
+    assert Nudger(served.services.reader, served.client).run(NOON).sent == 0
+    # and a forged choice changes nothing
+    forged = {"text": {"type": "plain_text", "text": "x"}, "value": "999"}
+    assert post(served.url, view_action_body({"action_id": ACTION_NUDGE_BUDGET,
+                "type": "static_select", "selected_option": forged}, REP, after)).status == 200  # fmt: skip
+    time.sleep(0.3)
+    assert nudge_ledger.budget(served.services.reader.db(), REP, 3) == 0
