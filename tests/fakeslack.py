@@ -455,7 +455,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", f"{kind}; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         if call.method == "auth.test":  # Bolt reads the granted scopes from this header
-            self.send_header("X-OAuth-Scopes", "commands,chat:write,files:write,im:write")
+            self.send_header(
+                "X-OAuth-Scopes", "commands,chat:write,files:write,im:write,users:read"
+            )
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()

@@ -26,7 +26,7 @@ from dataset import hubspot_reader, salesforce_reader
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 
-REQUIRED_BOT_SCOPES = {"commands", "chat:write", "files:write", "im:write"}
+REQUIRED_BOT_SCOPES = {"commands", "chat:write", "files:write", "im:write", "users:read"}
 ENV_VARS = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
