@@ -155,7 +155,7 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot nudges                   each rule's not-useful rate, to tune or drop a rule
   revbot nudges --preview         also draw the nudge the worst deal would get (revbot-out/nudge.png)
   revbot nudges --preview --out pictures     the picture in another folder
-  revbot nudges --db sales.db --config revbot.toml""",
+  revbot nudges --db sales.db --config revbot.toml --artifacts artifacts""",
     ),
     "digests": (
         "list the digests posted (or claimed, or failed), newest first",
