@@ -309,3 +309,31 @@ def test_while_warming_up_the_ack_itself_says_starting(small_crm, db_copy, monke
             assert ack.payload is None and running.slack.answer_at(url)["text"] == STARTING
         finally:
             release.set()
+
+
+def test_home_tab_over_the_socket(app):
+    """Warm: every roster member's Home tab is published once; opening it publishes it again,
+    and its Details button opens the deal's modal, over the socket as over HTTP."""
+    from bot.listeners import ACTION_DETAILS
+    from tests.bot.slackenv import MANAGER, REP
+
+    warm = app.slack.wait_for("views.publish", 3, timeout=30)
+    assert sorted(c.params["user_id"] for c in warm) == sorted([LEADER, MANAGER, REP])
+    event = {"type": "app_home_opened", "user": REP, "tab": "home", "channel": "D0001",
+             "event_ts": str(time.time())}  # fmt: skip
+    ack = app.sock.wait_ack(app.sock.event(event))
+    assert ack.payload is None and ack.after < ACK_DEADLINE
+    (call,) = app.slack.wait_for("views.publish", 4, timeout=30)[3:]
+    view = call.params["view"]
+    assert call.params["user_id"] == REP and view["type"] == "home"
+    rep, scores = app.data["who"]["rep"], app.data["scores"].set_index("deal_id")
+    buttons = [b["accessory"] for b in view["blocks"]
+               if b.get("accessory", {}).get("action_id") == ACTION_DETAILS]  # fmt: skip
+    assert buttons and {scores.at[b["value"].split(":", 1)[1], "owner"] for b in buttons} == {rep}
+    payload = {"type": "block_actions", "user": {"id": REP}, "trigger_id": "7.8.9",
+               "team": {"id": "T0001"}, "container": {"type": "view", "view_id": "V1"},
+               "view": view, "actions": [buttons[0] | {"block_id": "x", "action_ts": "1"}]}  # fmt: skip
+    ack = app.sock.wait_ack(app.sock.interactive(payload))
+    assert ack.after < ACK_DEADLINE
+    (opened,) = app.slack.wait_for("views.open", timeout=30)
+    assert buttons[0]["value"].split(":", 1)[1] in json.dumps(opened.params["view"])
