@@ -303,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "digests")
     _add_db(p, config=False)
 
+    p = _command(sub, "backup")
+    p.add_argument("path", metavar="PATH", help="file (or folder) to write the copy to")
+    _add_db(p, config=False)
+
     p = _command(sub, "export")
     what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = _command(what, "scores")
@@ -327,7 +331,7 @@ def _commands() -> dict:
         "score": r.cmd_score, "forecast": r.cmd_forecast, "digest": r.cmd_digest,
         "serve": r.cmd_serve, "morning": r.cmd_morning, "digests": d.cmd_digests,
         "hygiene": r.cmd_hygiene, "nudges": n.cmd_nudges,
-        "export": d.cmd_export,
+        "export": d.cmd_export, "backup": d.cmd_backup,
     }  # fmt: skip
 
 
@@ -336,13 +340,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from bot.config import ConfigError, SetupError
     from bot.export import ExportError
     from bot.preflight import PreflightError
+    from dataset.backup import BackupError
     from dataset.crm_reader import CrmError
     from dataset.ingest import IngestError
     from dataset.presets import PresetError
     from scoring.errors import ModelMismatchError
 
     return (IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
-            PreflightError, CrmError)  # fmt: skip
+            PreflightError, CrmError, BackupError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

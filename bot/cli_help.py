@@ -163,6 +163,12 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot digests
   revbot digests --db sales.db""",
     ),
+    "backup": (
+        "a consistent copy of the database, safe while revbot runs (SQLite's online backup)",
+        """\
+  revbot backup /var/backups/revbot.db     e.g. nightly from cron
+  revbot backup /var/backups/ --db /srv/revbot/revbot.db   into a folder, same file name""",
+    ),
     "export": (
         "write saved results to a file",
         """\
