@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlite_utils
 
-from dataset.database import read_frame
+from dataset.database import read_frame, write_lock
 
 FEEDBACK = ("snooze", "done", "not_useful")
 _TABLES = (
@@ -68,12 +68,21 @@ def _now() -> str:
 
 
 def claim(db: sqlite_utils.Database, *, user_id: str, deal_id: str | None, rules: list[str],
-          run_id: int, local_day: str, kind: str = "deal") -> tuple[int, list[str]] | None:  # fmt: skip
-    """Claim a nudge of these (deal, rule)s for a person: (its id, the rules claimed), the
-    rules someone already claimed left out; None when none is left. A rolled-up line claims
-    every (deal, rule) it names, `rules` as "deal\\x1frule"."""
+          run_id: int, local_day: str, per_day: int, kind: str = "deal") -> tuple[int, list[str]] | None:  # fmt: skip
+    """Claim a message to a person about these (deal, rule)s: (its id, the rules claimed), the
+    rules someone already claimed left out; None when none is left, or when the person already
+    had `per_day` messages on their `local_day`. The count and the claim are one transaction
+    holding the write lock, so two processes sending at once cannot exceed the budget either. A
+    rolled-up line claims every (deal, rule) it names, `rules` as "deal\x1frule"."""
     ensure_tables(db)
-    with db.atomic():
+    with write_lock(db):
+        (had,) = db.execute(
+            "SELECT COUNT(*) FROM nudges WHERE user_id = ? AND local_day = ? "
+            "AND status != 'failed'",
+            [user_id, local_day],
+        ).fetchone()
+        if had >= per_day:
+            return None
         cur = db.execute(
             "INSERT INTO nudges (user_id, deal_id, rules, run_id, local_day, kind, status, "
             "created_at) VALUES (?, ?, '[]', ?, ?, ?, 'claimed', ?)",
@@ -123,11 +132,10 @@ def told(db: sqlite_utils.Database) -> set[tuple[str, str]]:
 
 
 def sent_on(db: sqlite_utils.Database, user_id: str, local_day: str) -> int:
-    """How many deal nudges a person got on a day of theirs (rolled-up lines not counted)."""
+    """How many messages a person got on a day of theirs (a rolled-up line counts as one)."""
     ensure_tables(db)
     row = db.execute(
-        "SELECT COUNT(*) FROM nudges WHERE user_id = ? AND local_day = ? AND kind = 'deal' "
-        "AND status != 'failed'",
+        "SELECT COUNT(*) FROM nudges WHERE user_id = ? AND local_day = ? AND status != 'failed'",
         [user_id, local_day],
     ).fetchone()
     return int(row[0])

@@ -3,7 +3,8 @@
 direct message.
 
 Reads the saved run only. Each person's time zone comes from Slack's `users.info` (asked once a
-day per person): at night there, nothing is sent and the nudges wait for their morning. A
+day per person): at night there, nothing is sent and the nudges wait for their morning; without
+it (no `users:read` scope, say) nothing is sent to them, and the log says why. A
 message Slack refuses releases its claim (the next hour tries again); any other failure keeps it,
 so a nudge is never sent twice. One person's failure never stops the others'.
 """
@@ -33,7 +34,7 @@ from bot.nudges import (
 from bot.reader import Reader
 
 log = logging.getLogger(__name__)
-ZONE_TTL = 24 * 3600  # seconds a person's time zone is kept
+ZONE_TTL = 24 * 3600  # seconds a person's time zone is kept (a failure: an hour)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Sent:
     sent: int = 0
     rolled: int = 0
     night: list[str] = field(default_factory=list)
+    no_zone: list[str] = field(default_factory=list)  # Slack did not say their time zone
     failed: list[str] = field(default_factory=list)
 
 
@@ -56,17 +58,21 @@ class Nudger:
         self._lock = threading.Lock()
 
     def zone(self, user_id: str) -> str | None:
-        """The person's time zone from Slack (None when Slack does not say)."""
+        """The person's time zone from Slack; None when Slack does not say (then nothing is
+        sent to them: "never at night" cannot be kept without it). A failure is asked again
+        after an hour, an answer after a day."""
         cached = self._zones.get(user_id)
-        if cached and time.monotonic() - cached[0] < ZONE_TTL:
+        if cached and time.monotonic() < cached[0]:
             return cached[1]
         try:
             user = self.client.users_info(user=user_id)["user"]
             tz = user.get("tz") if isinstance(user, dict) else None
         except SlackApiError as exc:
-            log.warning("users.info %s: %s; taking UTC", user_id, slack_api.error_code(exc))
+            code = slack_api.error_code(exc)
+            hint = " (add the users:read scope: deploy/README.md, step 2)" if code == "missing_scope" else ""  # fmt: skip
+            log.warning("no nudge to %s: Slack did not give their time zone (%s)%s", user_id, code, hint)  # fmt: skip
             tz = None
-        self._zones[user_id] = (time.monotonic(), tz)
+        self._zones[user_id] = (time.monotonic() + (ZONE_TTL if tz else 3600), tz)
         return tz
 
     def run(self, now: datetime) -> Sent:
@@ -103,6 +109,9 @@ class Nudger:
         if per_day <= 0:
             return  # opted out
         tz = self.zone(user_id)
+        if tz is None:
+            out.no_zone.append(user_id)
+            return
         if quiet_now(now, tz, config.quiet):
             out.night.append(user_id)
             return
@@ -111,30 +120,38 @@ class Nudger:
         todo = plan(found, user_id, told, nudge_ledger.snoozed(db, user_id, today), left)
         if todo is None:
             return
-        channel = None
+        channel = self._dm(user_id)  # before any claim: a refusal here leaves nothing claimed
         for rules in todo.deals:
             deal_id = str(rules["deal_id"].iloc[0])
             claim = nudge_ledger.claim(db, user_id=user_id, deal_id=deal_id,
                                        rules=rules["rule"].tolist(), run_id=saved.run_id,
-                                       local_day=today)  # fmt: skip
+                                       local_day=today, per_day=per_day)  # fmt: skip
             if claim is None:
                 continue
             nudge_id, claimed = claim
-            deal = saved.deal(deal_id)
-            message = nudge_message(nudge_id, deal, rules[rules["rule"].isin(claimed)])
-            channel = channel or self._dm(user_id)
+            try:
+                message = nudge_message(nudge_id, saved.deal(deal_id), rules[rules["rule"].isin(claimed)],
+                                        snooze_days=config.snooze_days)  # fmt: skip
+            except Exception:
+                nudge_ledger.release(db, nudge_id, "could not write the message")
+                raise
             if self._send(db, nudge_id, channel, message):
                 out.sent += 1
                 told |= {(deal_id, r) for r in claimed}
         if not todo.rolled.empty:
             keys = [f"{d}\x1f{r}" for d, r in zip(todo.rolled["deal_id"], todo.rolled["rule"], strict=True)]  # fmt: skip
             claim = nudge_ledger.claim(db, user_id=user_id, deal_id=None, rules=keys,
-                                       run_id=saved.run_id, local_day=today, kind="rolled")  # fmt: skip
+                                       run_id=saved.run_id, local_day=today, per_day=per_day,
+                                       kind="rolled")  # fmt: skip
             if claim is not None:
                 kept = set(claim[1])
                 rows = todo.rolled[[k in kept for k in keys]]
-                channel = channel or self._dm(user_id)
-                if self._send(db, claim[0], channel, rolled_message(rows, saved.scores)):
+                try:
+                    message = rolled_message(rows, saved.scores)
+                except Exception:
+                    nudge_ledger.release(db, claim[0], "could not write the message")
+                    raise
+                if self._send(db, claim[0], channel, message):
                     out.rolled += 1
 
     def _dm(self, user_id: str) -> str:

@@ -20,45 +20,65 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from bot.access import can_see
 from bot.blocks import MAX_SECTION, _cut, mrkdwn, reason_text, short
 from bot.crm_links import deal_id_mrkdwn
 from bot.digest import top_reasons
 from bot.home import BUDGETS  # noqa: F401  (the choices a person has in their Home tab)
 from bot.inert import inert
 from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
-from bot.settings import NudgeConfig  # noqa: F401  (re-exported: the nudges' settings)
+from bot.settings import Member, NudgeConfig  # noqa: F401  (NudgeConfig re-exported)
 from dataset.money import money, plural
 
 RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones
 ROLLED_SHOWN = 8  # deals named in the rolled-up line
 
 
-def owners_map(roster: dict | None) -> dict[str, str]:
-    """CRM owner name -> Slack user id, for the roster's members with a CRM name."""
-    return {m.name: uid for uid, m in (roster or {}).items() if m.name}
+def owners_map(roster: dict | None) -> dict[str, list[Member]]:
+    """CRM owner name -> the roster's members with that CRM name (a rep and a manager may share
+    one): who may hear about a deal is then settled by `can_see`."""
+    out: dict[str, list[Member]] = {}
+    for member in (roster or {}).values():
+        if member.name:
+            out.setdefault(member.name, []).append(member)
+    for members in out.values():  # a rep first: the deal's owner is who should act on it
+        members.sort(key=lambda m: {"rep": 0, "manager": 1}.get(m.role, 2))
+    return out
+
+
+def _points(x: float, other: float) -> str:
+    """A risk as a sentence states it: whole points, or one decimal where whole points would
+    make two different risks read the same ("rose to 60 from 60")."""
+    return f"{x:.0f}" if round(x) != round(other) else f"{x:.1f}"
 
 
 def candidates(scores: pd.DataFrame, previous: pd.DataFrame | None, flags: pd.DataFrame,
-               owners: dict[str, str], risk: float) -> pd.DataFrame:  # fmt: skip
+               owners: dict[str, list[Member]], risk: float) -> pd.DataFrame:  # fmt: skip
     """One row per (deal, rule) a person may be told about: user_id, deal_id, rule, detail,
-    value_at_risk. Risk crossings need a previous run (without one, nothing is "new")."""
+    value_at_risk. The person is the roster member with the owner's CRM name who may see the
+    deal (`bot.access.can_see`: a rep and another team's manager may share a name). Risk
+    crossings need a previous run (without one, nothing is "new")."""
     mine = scores[scores["owner"].isin(list(owners))]
     rows = []
     if previous is not None:
         before = mine["deal_id"].map(previous.set_index("deal_id")["risk"])
         crossed = mine[(mine["risk"] >= risk) & ~(before >= risk)]
         for r, was in zip(crossed.itertuples(), before[crossed.index], strict=True):
-            detail = (f"risk rose to {r.risk:.0f} (of 100), from {was:.0f} at the previous run"
-                      if pd.notna(was) else f"new in the pipeline at risk {r.risk:.0f} (of 100)")  # fmt: skip
-            rows.append((r.owner, r.deal_id, RISK_RULE, detail))
+            detail = (f"risk rose to {_points(r.risk, was)} (of 100), from {_points(was, r.risk)} "
+                      "at the previous run" if pd.notna(was) else
+                      f"new in the pipeline at risk {r.risk:.0f} (of 100)")  # fmt: skip
+            rows.append((r.deal_id, RISK_RULE, detail))
     for r in flags[flags["deal_id"].isin(mine["deal_id"])].itertuples():
-        rows.append((None, r.deal_id, r.rule, r.detail))
-    out = pd.DataFrame(rows, columns=["owner", "deal_id", "rule", "detail"])
+        rows.append((r.deal_id, r.rule, r.detail))
+    out = pd.DataFrame(rows, columns=["deal_id", "rule", "detail"])
     info = mine.set_index("deal_id")
-    out["owner"] = out["deal_id"].map(info["owner"])
-    out["user_id"] = out["owner"].map(owners)
+    users = {}
+    for deal_id, row in info.loc[out["deal_id"].unique()].iterrows():
+        deal = {"owner": row["owner"], "manager": row.get("manager")}
+        users[deal_id] = next((m.user_id for m in owners[row["owner"]] if can_see(m, deal)), None)
+    out["user_id"] = out["deal_id"].map(users)
     out["value_at_risk"] = out["deal_id"].map(info["value_at_risk"]).fillna(0.0)
-    return out.drop(columns="owner")
+    return out[out["user_id"].notna()].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -73,10 +93,11 @@ class Plan:
 
 def plan(found: pd.DataFrame, user_id: str, told: set[tuple[str, str]], snoozed: set[str],
          left_today: int) -> Plan | None:  # fmt: skip
-    """A person's nudges now, from their candidates: what was already told or is snoozed left
-    out; `left_today` deal nudges (their budget less what they got today), worst first, the
-    rest in one line. None when there is nothing to send (or no budget left today: the rest
-    waits for tomorrow rather than being rolled into a line they would get at once again)."""
+    """A person's messages now, from their candidates: what was already told or is snoozed left
+    out; at most `left_today` messages (their budget less what they got today), the deals with
+    the most value at risk first. When more deals wait than that, the last message is one line
+    naming the rest (with a budget of one, the rest wait for the next days). None when there is
+    nothing to send."""
     mine = found[found["user_id"] == user_id]
     keys = list(zip(mine["deal_id"], mine["rule"], strict=True))
     fresh = pd.Series([k not in told for k in keys], index=mine.index, dtype=bool)
@@ -85,8 +106,11 @@ def plan(found: pd.DataFrame, user_id: str, told: set[tuple[str, str]], snoozed:
         return None
     order = mine.groupby("deal_id")["value_at_risk"].max().sort_values(ascending=False, kind="stable")  # fmt: skip
     deals = [mine[mine["deal_id"] == d] for d in order.index]
-    return Plan(user_id, deals[:left_today],
-                pd.concat(deals[left_today:]) if len(deals) > left_today else mine.iloc[0:0])  # fmt: skip
+    if len(deals) <= left_today:
+        return Plan(user_id, deals, mine.iloc[0:0])
+    if left_today == 1:
+        return Plan(user_id, deals[:1], mine.iloc[0:0])
+    return Plan(user_id, deals[: left_today - 1], pd.concat(deals[left_today - 1 :]))
 
 
 def quiet_now(now: datetime, tz: str | None, quiet: tuple[str, str]) -> bool:
@@ -118,7 +142,8 @@ def _name(deal: dict) -> str:
     return short(account) if isinstance(account, str) and account else short(deal["deal_id"])
 
 
-def nudge_message(nudge_id: int, deal: dict, rules: pd.DataFrame, currency: str | None = None) -> dict:  # fmt: skip
+def nudge_message(nudge_id: int, deal: dict, rules: pd.DataFrame, currency: str | None = None,
+                  snooze_days: int = 7) -> dict:  # fmt: skip
     """The direct message about one deal: what is new about it (each rule in words), its
     value, win probability and risk, the main reason, and the three buttons."""
     lines = "\n".join(f"• {inert(d)}" for d in rules["detail"])
@@ -140,13 +165,13 @@ def nudge_message(nudge_id: int, deal: dict, rules: pd.DataFrame, currency: str 
         "blocks": [
             {"type": "section", "text": mrkdwn(text)},
             {"type": "actions", "block_id": f"nudge:{nudge_id}", "elements": [
-                button(ACTION_NUDGE_SNOOZE, "Snooze 7 days"),
+                button(ACTION_NUDGE_SNOOZE, f"Snooze {plural(snooze_days, 'day')}"),
                 button(ACTION_NUDGE_DONE, "Done", style="primary"),
                 button(ACTION_NUDGE_NOT_USEFUL, "Not useful"),
             ]},
             {"type": "context", "elements": [mrkdwn(
-                "From revbot: at most a few a day, none at night. Change how many, or stop "
-                "them, in revbot's Home tab.")]},
+                "From revbot: a few a day at most, none at night your time. Change how many, "
+                "or stop them, in revbot's Home tab.")]},
         ],
     }  # fmt: skip
 

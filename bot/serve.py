@@ -142,7 +142,7 @@ class _WarmUp:
                 if nudging:  # hourly: each person hears in their own morning, not at night
                     self._sched.add_job(self.nudge, CronTrigger(minute=5, timezone="UTC"), id="nudges",
                                         name="nudges", coalesce=True, max_instances=1,
-                                        replace_existing=True)  # fmt: skip
+                                        misfire_grace_time=1800, replace_existing=True)  # fmt: skip
 
     def stop(self) -> None:
         with self._lock:

@@ -115,7 +115,8 @@ def register(app: App, reader: Reader) -> None:
         user, value = _user(body), _action(body).get("value")
         if user is None:
             return
-        number = int(value) if isinstance(value, str) and value.isdigit() and len(value) < 7 else 0
+        digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 7
+        number = int(value) if digits else 0
         home_tabs.publish(reader, client, user, replace(_state(body), page=number))
 
     @app.action(ACTION_DETAILS)

@@ -42,7 +42,7 @@ def register(app: App, reader: Reader) -> None:
         user, action = _press(body)
         value = action.get("value")
         nudge = None
-        if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
             nudge = nudge_ledger.nudge(reader.db(), int(value))
         if user is None or nudge is None or nudge["kind"] != "deal":
             if respond is not None:
@@ -88,11 +88,11 @@ def register(app: App, reader: Reader) -> None:
         user, action = _press(body)
         chosen = action.get("selected_option")
         value = chosen.get("value") if isinstance(chosen, dict) else None
-        if user is None or value not in {str(b) for b in BUDGETS}:
+        if user is None or reader.settings.member(user) is None:
             return
-        if reader.settings.member(user) is None:
-            return
-        nudge_ledger.set_budget(reader.db(), user, int(value))
-        view = body.get("view")
+        # the menu's choices: the fixed ones and the configured default (`bot.home`)
+        if value in {str(b) for b in (*BUDGETS, reader.settings.nudges.per_day)}:
+            nudge_ledger.set_budget(reader.db(), user, int(value))
+        view = body.get("view")  # published again either way: the menu shows what is kept
         state = read_state(view.get("private_metadata") if isinstance(view, dict) else None)
         home_tabs.publish(reader, client, user, state)
