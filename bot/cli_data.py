@@ -16,7 +16,7 @@ from bot.config import ConfigError, SetupError, config_path, load_config
 from bot.crm_links import set_default_template
 from bot.export import ExportError
 from bot.preflight import open_db, require_deals
-from dataset import database, import_log, score_runs
+from dataset import database, import_log, retention, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import FileResult, ingest_files
 from dataset.money import plural, set_default_currency
@@ -99,6 +99,13 @@ def read_run(args: argparse.Namespace):
     saved = reader.run(run_id)
     if saved is None:
         raise SetupError(f"no score run #{run_id} (the latest is #{latest.run_id})")
+    gone = retention.pruned(reader.db(), run_id)
+    if gone is not None:
+        raise SetupError(
+            f"score run #{run_id}'s per-deal rows were removed on {gone['pruned_at'][:10]} by the "
+            f"retention policy ({gone['rule']}; [retention] in revbot.toml); its forecast's "
+            "quarters are kept in the track record (`revbot forecast --accuracy`)"
+        )
     return reader, saved
 
 
@@ -224,6 +231,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = latest if args.run is None else score_runs.run_of(db, args.run)
     if run is None:
         raise ExportError(f"no score run #{args.run} in {path} (the latest is #{latest['run_id']})")
+    if (gone := retention.pruned(db, run["run_id"])) is not None:
+        raise ExportError(f"score run #{run['run_id']}'s per-deal rows were removed on "
+                          f"{gone['pruned_at'][:10]} by the retention policy ({gone['rule']})")  # fmt: skip
     scores = score_runs.run_scores(db, run["run_id"])
     if args.out == "-":
         try:

@@ -31,7 +31,7 @@ from bot.crm_step import CrmStep
 from bot.digest import candidates
 from bot.model_upkeep import ModelUpkeep, took
 from bot.settings import Scope, Settings
-from dataset import database, deal_history, score_runs
+from dataset import database, deal_history, retention, score_runs
 from dataset.ingest import IngestError, ingest_files
 from dataset.money import plural
 from dataset.presets import BUILTIN, apply_overrides
@@ -244,6 +244,10 @@ class Refresher:
             model_data_end=trained["data_end"],
             hygiene=found,
         )
+        gone = retention.prune(db, self.settings.retention, self._keep(db, run_id))
+        if gone:
+            say(f"retention: the per-deal rows of {plural(len(gone), 'older run')} removed "
+                f"(#{gone[0]}-#{gone[-1]}; [retention] in revbot.toml)")  # fmt: skip
         for note in notes:
             say(f"note: {note}")
         say(
@@ -264,6 +268,20 @@ class Refresher:
             f"forecast of {plural(len(scopes), 'scope')} saved with run #{run_id}, in {took(start)}"
         )
         return run_id
+
+    @staticmethod
+    def _keep(db, run_id: int) -> set[int]:
+        """Runs whose detail a digest still compares with: each channel's last posted digest's,
+        and the run before this one made of other data."""
+        keep = set()
+        if "digest_runs" in db.table_names():
+            rows = db.execute("SELECT MAX(run_id) FROM digest_runs WHERE status = 'posted' "
+                              "GROUP BY channel_id")  # fmt: skip
+            keep |= {int(r) for (r,) in rows if r is not None}
+        other = score_runs.previous_other_data(db, run_id)
+        if other is not None:
+            keep.add(int(other["run_id"]))
+        return keep
 
     def _scope_tops(self, scores: pd.DataFrame) -> list[str]:
         """The deals each channel's digest lists, which must all have their reasons (a team's

@@ -21,6 +21,7 @@ from bot.config import ConfigError
 from bot.crm_links import check_template
 from dataset.limits import DEFAULT_LIMITS, Limits
 from dataset.money import DEFAULT_CURRENCY, check_currency
+from dataset.retention import Retention
 from forecasting.targets import Target, TargetError, parse_amount, parse_quarter
 from forecasting.targets import read_csv as read_targets_csv
 from scoring.hygiene import RULE_NAMES, HygieneConfig
@@ -151,6 +152,7 @@ class Settings:
     deal_url: str | None = None  # [links]: the CRM's URL of a deal, `{id}` where its id goes
     hygiene: HygieneConfig = HygieneConfig()  # [hygiene]: the deal hygiene rules' thresholds
     nudges: NudgeConfig = NudgeConfig()  # [nudges]: direct messages to deal owners
+    retention: Retention = Retention()  # [retention]: how long runs keep their per-deal rows
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -376,6 +378,26 @@ HYGIENE_RANGES = {
 }
 
 
+def retention_of(config: dict[str, Any]) -> Retention:
+    """`[retention]`: every score run whole for `daily_days` (data days), then the last run of
+    each week for `weekly_days` more (0: for ever); see `dataset.retention`."""
+    raw = config.get("retention", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[retention] must be a table: a line `[retention]`, then its keys")
+    unknown = set(raw) - {"daily_days", "weekly_days"}
+    if unknown:
+        raise ConfigError(f"[retention]: unknown keys {sorted(unknown)} (known: daily_days, weekly_days)")  # fmt: skip
+    d = Retention()
+    out = {}
+    for key, low in (("daily_days", 7), ("weekly_days", 0)):
+        v = raw.get(key, getattr(d, key))
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"[retention] {key}: {v!r} is not a whole number of days, {low} or "
+                              f"more; e.g. {key} = {getattr(d, key)}")  # fmt: skip
+        out[key] = v
+    return Retention(**out)
+
+
 def nudges_of(config: dict[str, Any]) -> NudgeConfig:
     """`[nudges]`: whether revbot sends personal nudges to the roster's deal owners, how many a
     day (1-20), from which risk, their local night (HH:MM to HH:MM) and the snooze's days."""
@@ -502,5 +524,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         deal_url=links_of(config),
         hygiene=hygiene_of(config),
         nudges=nudges_of(config),
+        retention=retention_of(config),
         **_model_settings(config.get("model", {})),
     )
