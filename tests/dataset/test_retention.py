@@ -31,7 +31,7 @@ def test_daily_runs_are_kept_then_the_last_of_each_week():
     old = pd.to_datetime(kept.loc[age > 90, "as_of"])
     weeks = old.dt.isocalendar()
     assert not weeks.duplicated(subset=["year", "week"]).any()  # one a week
-    assert (old.dt.dayofweek == 6).mean() > 0.9  # the last of its week: a Sunday, but at the edge
+    assert (old.dt.day_of_week == 6).mean() > 0.9  # the last of its week: a Sunday, but at the edge
     assert len(kept) < 91 + 40
     assert 365 not in gone  # the newest run, always
 
