@@ -4,13 +4,19 @@ over the loopback Slack, `[roster] people_csv`, and `revbot roster --build` / `-
 from __future__ import annotations
 
 import time
+import tomllib
 
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from bot import slack_api
+from bot import scope_check, slack_api
+from bot.cli import main
 from bot.config import ConfigError
-from bot.settings import Secrets, settings_from
+from bot.roster import entry_toml, roster_toml, toml_string
+from bot.settings import Member, Secrets, settings_from
+from dataset import database, people
+from dataset.money import plural
+from tests.bot.slackenv import HOSTILE_OWNER
 from tests.fakeslack import FakeSlack
 
 TOKEN = "xoxb-test-roster"
@@ -71,3 +77,205 @@ def test_people_csv_sits_in_the_roster_table_beside_the_members():
         settings_from({"roster": {"people_csv": 3}})
     with pytest.raises(ConfigError, match=r"\[roster\] is a table"):
         settings_from({"roster": "U0ANN"})
+
+
+# --- the [roster] TOML -----------------------------------------------------------------------
+
+NASTY = ['Ann "The Closer" Lee', "back\\slash", 'x" }\n[evil]\nU0EVIL = { role = "leader" }',
+         "tab\tand\x1b[31mred", "<!here> Eve", "Zoë Ünal", "\u2028line sep", "emoji 🚀"]  # fmt: skip
+
+
+def test_the_built_toml_reads_back_as_the_same_roster_whatever_the_names():
+    members = [Member(f"U0N{i}", "rep", name) for i, name in enumerate(NASTY)]
+    members += [Member("U0LEAD", "leader"), Member("W0MGR", "manager", "Mo Park")]
+    text = roster_toml(members, people_csv="/etc/revbot/people.csv")
+    parsed = tomllib.loads(text)
+    assert set(parsed) == {"roster"}  # no CRM name opened a table of its own
+    settings = settings_from(parsed)
+    assert settings.roster == {m.user_id: m for m in members}
+    assert str(settings.people_csv) == "/etc/revbot/people.csv"
+    body = text.split("[roster]\n", 1)[1]
+    assert len(body.splitlines()) == len(members) + 1  # one line each: no name broke a line
+    assert entry_toml(Member("U0ABC", "rep", "Ann Lee")) == '"U0ABC" = { role = "rep", name = "Ann Lee" }'  # fmt: skip
+
+
+def test_an_unescaped_name_would_break_the_toml():
+    """The check above can fail: a name written as it is would not read back."""
+    with pytest.raises(tomllib.TOMLDecodeError):
+        tomllib.loads(f'[roster]\n"U0X" = {{ role = "rep", name = "{NASTY[0]}" }}\n')
+
+
+# --- revbot roster --build / --check, on a real scored pipeline ---------------------------------
+
+
+def _email(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum() or c == " ").strip().replace(" ", ".") + "@acme.example"  # fmt: skip
+
+
+@pytest.fixture
+def cli(small_crm, db_copy, tmp_path, monkeypatch, slack):
+    """The CLI on a copy of the scored pipeline, the loopback Slack as SLACK_API_URL."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("REVBOT_CONFIG", "REVBOT_DB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", slack.base_url)
+    scores = small_crm["scores"]
+    return {"db": db_copy, "config": tmp_path / "revbot.toml", "slack": slack, "scores": scores,
+            "owners": sorted(scores["owner"].dropna().unique()),
+            "managers": sorted(scores["manager"].dropna().unique())}  # fmt: skip
+
+
+def _run(cli, *argv) -> int:
+    return main(["roster", *argv, "--db", str(cli["db"]), "--config", str(cli["config"])])
+
+
+def _synced(db_path, rows) -> None:
+    """People as a sync would have kept them (the sync itself: tests/bot/test_sync_cli.py)."""
+    db = database.connect(db_path)
+    with db.conn:
+        people.keep(db, "salesforce", rows, "2025-02-14T06:00:00+00:00")
+    db.close()
+
+
+def test_build_prints_the_roster_slack_could_match(cli, capsys):
+    owners = [o for o in cli["owners"] if o != HOSTILE_OWNER]
+    managers, slack = cli["managers"], cli["slack"]
+    rep, other, gone, absent = owners[0], owners[1], owners[2], owners[3]
+    manager = managers[0]
+    assert manager not in owners  # a manager in the data who owns no deal: from the CSV
+    _synced(cli["db"], [(rep, _email(rep)), (other, _email(other)), (gone, _email(gone)),
+                        (absent, _email(absent)), (HOSTILE_OWNER, "eve@acme.example"),
+                        ("Nobody In The Data", "nobody@acme.example")])  # fmt: skip
+    (cli["config"].parent / "people.csv").write_text(
+        f"name,email,role\n{manager},{_email(manager)},manager\nLee Chief,lee@acme.example,leader\n"
+    )
+    cli["config"].write_text('[roster]\npeople_csv = "people.csv"\n'
+                             f'"U0OTHER" = {{ role = "rep", name = "{other}" }}\n')  # fmt: skip
+    slack.add_user("U0REP", _email(rep).upper())  # Slack's own spelling of the address
+    slack.add_user("U0GONE", _email(gone), deleted=True)
+    slack.add_user("U0EVE", "eve@acme.example")
+    slack.add_user("U0MGR", _email(manager))
+    slack.add_user("W0LEE", "lee@acme.example")
+    slack.add_user("U0NOBODY", "nobody@acme.example")
+
+    assert _run(cli, "--build") == 0
+    out, err = capsys.readouterr()
+    settings = settings_from(tomllib.loads(out))
+    assert settings.roster == {
+        "U0OTHER": Member("U0OTHER", "rep", other),  # kept as written, not looked up again
+        "U0REP": Member("U0REP", "rep", rep),
+        "U0EVE": Member("U0EVE", "rep", HOSTILE_OWNER),  # a CRM name is data, never syntax
+        "U0MGR": Member("U0MGR", "manager", manager),  # role from the CSV
+        "W0LEE": Member("W0LEE", "leader", "Lee Chief"),
+    }
+    assert str(settings.people_csv) == "people.csv"
+    scope_check.check(settings, cli["db"])  # the bot would start with it: every name is known
+    assert f"not matched: {absent!r} <{_email(absent)}>: no Slack account has this e-mail address" in err  # fmt: skip
+    assert f"not matched: {gone!r} <{_email(gone)}>: deactivated in Slack" in err
+    assert "not matched: 'Nobody In The Data' <nobody@acme.example>: not in the CRM data as a rep" in err  # fmt: skip
+    assert "looked up 6 people in Slack by e-mail: 4 matched" in err
+    asked = {c.params["email"] for c in slack.calls_to("users.lookupByEmail")}
+    assert "nobody@acme.example" not in asked and _email(other) not in asked
+    assert "U0" not in cli["config"].read_text().split("U0OTHER", 1)[1]  # revbot.toml untouched
+
+
+def test_build_writes_a_file_but_never_revbot_toml(cli, capsys):
+    rep = cli["owners"][-1]
+    _synced(cli["db"], [(rep, _email(rep))])
+    cli["slack"].add_user("U0REP", _email(rep))
+    cli["config"].write_text("")
+    before = cli["config"].read_text()
+    assert _run(cli, "--build", "--write", str(cli["config"])) == 2
+    assert "that is revbot's configuration, which revbot never edits" in capsys.readouterr().err
+    assert cli["config"].read_text() == before
+    target = cli["config"].parent / "out" / "roster.toml"
+    assert _run(cli, "--build", "--write", str(target)) == 0
+    out, err = capsys.readouterr()
+    assert tomllib.loads(target.read_text())["roster"] == {"U0REP": {"role": "rep", "name": rep}}
+    assert f"written: {target}" in out and err == ""
+    assert main(["roster", "--check", "--write", str(target)]) == 2  # --write goes with --build
+
+
+@pytest.mark.parametrize(
+    "setup, said",
+    [
+        ("no token", "SLACK_BOT_TOKEN is not set: `revbot roster --build` asks Slack"),
+        ("no scope", "the app lacks the scope users:read.email (missing_scope): add the bot"),
+        ("bad token", "Slack refused the bot token (invalid_auth): copy SLACK_BOT_TOKEN again"),
+        ("unreachable", "could not reach Slack to look people up by e-mail (Connection"),
+        ("no people", "no one to look up in "),
+        ("bad csv", "[roster] people_csv: people.csv: line 2: role 'boss' is not one of"),
+    ],
+)
+def test_build_says_what_is_wrong_in_one_line(cli, capsys, monkeypatch, setup, said):
+    rep = cli["owners"][-1]
+    if setup != "no people":
+        _synced(cli["db"], [(rep, _email(rep))])
+    cli["config"].write_text("")
+    if setup == "no token":
+        monkeypatch.delenv("SLACK_BOT_TOKEN")
+    elif setup == "no scope":
+        cli["slack"].scopes -= {"users:read.email"}
+    elif setup == "bad token":
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxp-not-a-bot-token")
+    elif setup == "unreachable":
+        monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{cli['slack'].closed_port}/api/")
+    elif setup == "bad csv":
+        (cli["config"].parent / "people.csv").write_text("name,email,role\nAnn,ann@acme.example,boss\n")  # fmt: skip
+        cli["config"].write_text('[roster]\npeople_csv = "people.csv"\n')
+    assert _run(cli, "--build") == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("revbot roster: error: ") and said in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_check_lists_the_unmatched_and_exits_1(cli, capsys):
+    owners, managers, slack = cli["owners"], cli["managers"], cli["slack"]
+    cli["config"].write_text(
+        "[roster]\n"
+        f'U0REP = {{ role = "rep", name = {toml_string(owners[-1])} }}\n'
+        f'U0MGR = {{ role = "manager", name = "{managers[0]}" }}\n'
+        'U0OLD = { role = "rep", name = "Left The Company" }\n'
+        'U0LEAD = { role = "leader" }\n'
+    )
+    for user_id in ("U0REP", "U0MGR", "U0OLD"):
+        slack.add_user(user_id, f"{user_id.lower()}@acme.example")  # U0LEAD: unknown to Slack
+    assert _run(cli, "--check") == 1
+    out = capsys.readouterr().out
+    deals = cli["scores"]["owner"].value_counts()
+    assert f"  in the roster:  {owners[-1]!r} owns {plural(deals[owners[-1]], 'open deal')}: @U0REP (rep)" in out  # fmt: skip
+    for name in owners[:-1]:
+        assert f"  NOT in roster:  {name!r} owns " in out
+    assert f"  in the roster:  {managers[0]!r} manages " in out and "@U0MGR (manager)" in out
+    for name in managers[1:]:
+        assert f"  NOT in roster:  {name!r} manages " in out
+    assert "  U0OLD rep 'Left The Company': owns no open deal of run #" in out
+    assert "  U0LEAD leader: Slack does not know this member id (user_not_found)" in out
+    problems = len(owners) - 1 + len(managers) - 1 + 2
+    assert f"{problems} problems: `revbot roster --build` finds the missing" in out
+    assert {c.params["user"] for c in slack.calls_to("users.info")} == {"U0REP", "U0MGR", "U0OLD", "U0LEAD"}  # fmt: skip
+
+
+def test_check_passes_when_everyone_is_matched(cli, capsys, monkeypatch):
+    lines = ["[roster]", 'U0LEAD = { role = "leader" }']
+    lines += [f"U0R{i:03d} = {{ role = \"rep\", name = {toml_string(n)} }}" for i, n in enumerate(cli["owners"])]  # fmt: skip
+    lines += [f"U0M{i:03d} = {{ role = \"manager\", name = {toml_string(n)} }}" for i, n in enumerate(cli["managers"])]  # fmt: skip
+    cli["config"].write_text("\n".join(lines) + "\n")
+    monkeypatch.delenv("SLACK_BOT_TOKEN")  # not asked: said so
+    assert _run(cli, "--check") == 0
+    out = capsys.readouterr().out
+    assert "NOT in roster" not in out and "everyone matched" in out
+    assert "SLACK_BOT_TOKEN is not set: the roster's member ids were not checked" in out
+    assert cli["slack"].calls_to("users.info") == []
+
+
+def test_check_without_a_roster_or_a_run_says_so(cli, capsys, tmp_path):
+    cli["config"].write_text("")
+    assert _run(cli, "--check") == 1
+    out = capsys.readouterr().out
+    assert "revbot.toml has no [roster]" in out and "no one is @-mentioned" in out
+    empty = tmp_path / "empty.db"
+    database.connect(empty).close()
+    assert main(["roster", "--check", "--db", str(empty), "--config", str(cli["config"])]) == 2
+    assert "no score run yet in " in capsys.readouterr().err
