@@ -25,6 +25,7 @@ from forecasting.targets import Target, TargetError, parse_amount, parse_quarter
 from forecasting.targets import read_csv as read_targets_csv
 
 ROLES = ("leader", "manager", "rep")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id: a [roster] key (U0123ABCD)
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
 DIGEST_DEFAULTS: dict[str, Any] = {
     "time": "08:00",
@@ -206,7 +207,7 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
     for user_id, entry in raw.items():
         if user_id == ROSTER_FILE:
             continue
-        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id):
+        if not USER_ID.fullmatch(user_id):
             raise ConfigError(f"[roster]: {user_id!r} is not a Slack user ID (like U0123ABCD)")
         if not isinstance(entry, dict) or entry.get("role") not in ROLES:
             raise ConfigError(f"[roster] {user_id}: role must be one of {', '.join(ROLES)}")

@@ -7,7 +7,6 @@ burst of digests or uploads slows down instead of failing. Tokens are never logg
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -17,14 +16,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.settings import Secrets
+from bot.settings import USER_ID, Secrets
 
 log = logging.getLogger(__name__)
 NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
 # users.lookupByEmail answers users_not_found (older docs say user_not_found); users.info answers
 # user_not_found, or user_not_visible for someone the bot may not see (another organisation's)
 NO_SUCH_USER = ("users_not_found", "user_not_found", "user_not_visible")
-USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # what a [roster] key may be (bot.settings)
 
 
 def make_client(secrets: Secrets, timeout: int = 30) -> WebClient:
