@@ -279,3 +279,21 @@ def test_check_without_a_roster_or_a_run_says_so(cli, capsys, tmp_path):
     database.connect(empty).close()
     assert main(["roster", "--check", "--db", str(empty), "--config", str(cli["config"])]) == 2
     assert "no score run yet in " in capsys.readouterr().err
+
+
+def test_the_documented_roster_and_people_csv_are_valid():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in readme.split("```toml")[1:] if b.lstrip().startswith("[roster]"))
+    text = block.split("```")[0].replace("# people_csv", "people_csv")
+    settings = settings_from(tomllib.loads(text), env={})
+    assert {m.role for m in settings.roster.values()} == {"leader", "manager", "rep"}
+    assert str(settings.people_csv) == "/etc/revbot/people.csv"
+    csv_text = readme.split("```csv\n", 1)[1].split("```")[0]
+    assert [p.role for p in people.read_csv(csv_text, "people.csv")] == ["rep", "manager", "leader"]
+    example = (root / "deploy" / "revbot.example.toml").read_text(encoding="utf-8")
+    (line,) = re.findall(r"^# (people_csv = .+)$", example, re.M)
+    assert str(settings_from(tomllib.loads(f"[roster]\n{line}\n"), env={}).people_csv) == "/etc/revbot/people.csv"  # fmt: skip
