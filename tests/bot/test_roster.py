@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import tomllib
+from dataclasses import replace
 
 import pytest
 from slack_sdk.errors import SlackApiError
@@ -297,3 +298,20 @@ def test_the_documented_roster_and_people_csv_are_valid():
     example = (root / "deploy" / "revbot.example.toml").read_text(encoding="utf-8")
     (line,) = re.findall(r"^# (people_csv = .+)$", example, re.M)
     assert str(settings_from(tomllib.loads(f"[roster]\n{line}\n"), env={}).people_csv) == "/etc/revbot/people.csv"  # fmt: skip
+
+
+def test_an_empty_roster_is_a_warning_at_start_up(small_crm, db_copy, slack, caplog):
+    """`[roster]` with only people_csv lists no one: nobody may see deal data, and the log says
+    so (the table exists, so it is not "everyone may ask")."""
+    from bot.app import create_app
+    from tests.bot.slackenv import SECRET
+
+    settings = settings_from({"roster": {"people_csv": "people.csv"}}, env={})
+    assert settings.roster == {}
+    settings = replace(settings, secrets=Secrets(bot_token=TOKEN, signing_secret=SECRET,
+                                                 api_url=slack.base_url))  # fmt: skip
+    caplog.set_level("INFO", logger="bot.app")
+    _, services = create_app(settings, db_copy, small_crm["artifacts"])
+    assert "[roster] lists no one: nobody may see deal data" in caplog.text
+    assert services.settings.member("U0ANYONE") is None
+    services.refresher.close()
