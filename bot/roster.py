@@ -23,11 +23,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from bot.settings import Member
 from dataset.people import Person
+
+if TYPE_CHECKING:  # the edge's type only: this module calls no Slack itself
+    from bot.slack_api import SlackUser
 
 CRM_ROLE = "rep"  # a CRM owner's role, unless the sales team table names them a manager
 
@@ -105,7 +109,7 @@ def candidates(
 
 def build(
     found: list[Candidate],
-    lookup: Callable[[str], object],
+    lookup: Callable[[str], SlackUser | None],
     roster: Mapping[str, Member] | None,
     known: Mapping[str, frozenset[str]] | None,
 ) -> Built:
@@ -128,7 +132,7 @@ def build(
         if member is None:
             out.skipped.append(Skipped(c.name, c.email, "no Slack account has this e-mail address"))  # fmt: skip
             continue
-        if getattr(member, "deleted", False):
+        if member.deleted:
             out.skipped.append(Skipped(c.name, c.email, "deactivated in Slack"))
             continue
         user_id = member.id

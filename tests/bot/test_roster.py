@@ -315,3 +315,36 @@ def test_an_empty_roster_is_a_warning_at_start_up(small_crm, db_copy, slack, cap
     assert "[roster] lists no one: nobody may see deal data" in caplog.text
     assert services.settings.member("U0ANYONE") is None
     services.refresher.close()
+
+
+def test_build_leaves_ambiguous_people_to_a_human():
+    """Two CRM users of one name, a name twice in the CSV, one Slack member found for two
+    names: none is guessed."""
+    from bot.roster import build, candidates
+    from bot.slack_api import SlackUser
+    from dataset.people import Person
+
+    crm = [Person("Ann Lee", "ann@a.example", "salesforce", None, "2025-02-02"),  # newest first
+           Person("Ann Lee", "ann.old@a.example", "salesforce", None, "2025-01-01"),
+           Person("Bo Wu", "bo@a.example", "salesforce", None, "2025-02-02"),
+           Person("Bo Wu", "bo2@a.example", "hubspot", None, "2025-02-02"),
+           Person("Cy Ho", "cy@a.example", "salesforce", None, "2025-02-02"),
+           Person("Mo Park", "mo@a.example", "hubspot", None, "2025-02-02")]  # fmt: skip
+    rows = [Person("Di Sun", "di@a.example", "p.csv", "rep"),
+            Person("Di Sun", "di2@a.example", "p.csv", "rep"),
+            Person("Cy Ho", "cy.alias@a.example", "p.csv", "rep")]  # fmt: skip
+    found, skipped = candidates(crm, rows, managers={"Mo Park"})
+    assert [(c.name, c.role, c.email) for c in found] == [
+        ("Ann Lee", "rep", "ann@a.example"),  # the address seen last
+        ("Cy Ho", "rep", "cy.alias@a.example"),  # the CSV before the CRM
+        ("Mo Park", "manager", "mo@a.example"),  # the sales team table's manager
+    ]
+    assert {s.name: s.why.split(" (")[0] for s in skipped} == {
+        "Di Sun": "named twice in the people CSV", "Bo Wu": "the CRM has two users of this name"}  # fmt: skip
+    slack = {"ann@a.example": SlackUser("U0SAME"), "mo@a.example": SlackUser("U0SAME")}
+    built = build(found, slack.get, None, None)
+    assert [m.user_id for m in built.matched] == ["U0SAME"]
+    assert [(s.name, s.why) for s in built.skipped] == [
+        ("Cy Ho", "no Slack account has this e-mail address"),
+        ("Mo Park", "this Slack member (U0SAME) is already in the roster as rep 'Ann Lee'"),
+    ]
