@@ -73,6 +73,9 @@ def create_app(
         log.warning(
             "no [roster] in the configuration: everyone in the workspace may ask for any deal"
         )
+    elif not settings.roster:  # `[roster]` with only people_csv, say, before the first build
+        log.warning("[roster] lists no one: nobody may see deal data until `revbot roster "
+                    "--build` (or you) adds members")  # fmt: skip
     else:
         log.info("roster: %d members", len(settings.roster))
     return app, services

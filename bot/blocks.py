@@ -5,7 +5,8 @@ message, so an account named `<!channel>` pings nobody, `<http://x|y>` or `www.e
 stays text, not a link, and `*x*` stays asterisks; every mrkdwn object is `verbatim`, so Slack
 does not auto-link or auto-mention inside it either. The only links are ours: with `[links]` set,
 a deal's id links to the deal in the CRM and its buttons include "Open in CRM" (`bot.crm_links`,
-the id percent-encoded into the URL). Messages stay
+the id percent-encoded into the URL); and a deal's owner is @-mentioned where the roster has a
+member of exactly that name, the member id coming from the roster (`bot.mentions`). Messages stay
 within Block Kit's limits (50 blocks, 3000 characters a section, 150 a header, 10 context elements;
 slack-notes.md) and always carry a plain `text` fallback for notifications and screen readers.
 
@@ -26,6 +27,7 @@ from bot.digest import AT_RISK, Digest, News, top_reasons
 from bot.inert import cut as _cut
 from bot.inert import inert, short
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
+from bot.mentions import Mentions, mention
 from bot.target_text import chance_text, odds_text
 from dataset.money import money, plural
 
@@ -91,14 +93,21 @@ def named(value: object, missing: str) -> str:
     return value if isinstance(value, str) and value.strip() else missing
 
 
-def deal_line(row: pd.Series, previous_risk: float | None, currency: str | None = None) -> str:
+def deal_line(
+    row: pd.Series,
+    previous_risk: float | None,
+    currency: str | None = None,
+    mentions: Mentions | None = None,
+) -> str:
     """One deal in mrkdwn: who and what (inert), its id (a link to the CRM when `[links]` is
-    set), value, win probability, risk and its change."""
+    set), value, win probability, risk and its change. The owner is `<@U…>` when a roster
+    member's CRM name equals it exactly (`mentions`, see `bot.mentions`), else the inert name."""
     account = row.get("account")
     who = short(account) if isinstance(account, str) and account else "_no account yet_"
+    owner = mention(row["owner"], mentions) or short(named(row["owner"], "no owner"))
     text = (
         f"*{int(row['rank'])}. {who}* · {short(named(row['product'], 'no product'))} · "
-        f"{short(named(row['owner'], 'no owner'))} · "
+        f"{owner} · "
         f"{deal_id_mrkdwn(row['deal_id'])}\n"
         f"value {money(row['value'], currency)}{estimated(row)} · win {row['win_prob']:.0%} · "
         f"risk {row['risk']:.0f}/100{_change(row['risk'], previous_risk)}"
@@ -193,9 +202,12 @@ def footer_count(d: Digest) -> str:
     return f"{deals} in scope"
 
 
-def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = None) -> dict:
+def digest_message(
+    d: Digest, level: float = AT_RISK, currency: str | None = None, mentions: Mentions | None = None
+) -> dict:
     """chat.postMessage arguments (`text` and `blocks`) for a channel's digest; amounts in
-    `currency` (None: the configured one)."""
+    `currency` (None: the configured one); each deal's owner @-mentioned where `mentions` (the
+    roster's, `bot.mentions.mentions_of`) has their exact name."""
     g = d.glance
     cash = lambda x: money(x, currency)  # noqa: E731
     header = _cut(f"Pipeline digest: {short(d.scope.label)}, as of {d.as_of}", MAX_HEADER)
@@ -232,7 +244,7 @@ def digest_message(d: Digest, level: float = AT_RISK, currency: str | None = Non
     for _, row in d.deals.head(room).iterrows():
         # on a channel's first digest there is no "since the last digest": no change shown
         previous = row.get("previous_risk") if d.news is not None else row["risk"]
-        pair = [{"type": "section", "text": mrkdwn(deal_line(row, previous, currency))}]
+        pair = [{"type": "section", "text": mrkdwn(deal_line(row, previous, currency, mentions))}]
         if len(str(row["deal_id"])) <= MAX_BUTTON_ID:  # longer ids would not fit a button value
             pair.append(_buttons(d.run_id, str(row["deal_id"])))
         budget -= sum(len(t) for t in _texts(pair))

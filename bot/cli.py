@@ -307,6 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH", help="file (or folder) to write the copy to")
     _add_db(p, config=False)
 
+    p = _command(sub, "roster")
+    _add_db(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--build", action="store_true",
+        help="find each CRM owner's (and people CSV row's) Slack member by e-mail and print the "
+        "[roster] table; revbot.toml is never edited (needs SLACK_BOT_TOKEN)",
+    )  # fmt: skip
+    what.add_argument(
+        "--check", action="store_true",
+        help="list the open deals' owners and managers the roster lacks, roster names with no "
+        "open deal and (with SLACK_BOT_TOKEN) member ids Slack does not know; exit code 1 if any",
+    )  # fmt: skip
+    p.add_argument(
+        "--write", metavar="PATH",
+        help="with --build: write the [roster] table to PATH instead of printing it",
+    )  # fmt: skip
+
     p = _command(sub, "export")
     what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = _command(what, "scores")
@@ -322,6 +340,7 @@ def _commands() -> dict:
     from bot import cli_data as d
     from bot import cli_nudges as n
     from bot import cli_reports as r
+    from bot import cli_roster as o
     from bot import cli_sync as s
 
     return {
@@ -330,7 +349,7 @@ def _commands() -> dict:
         "imports": d.cmd_imports, "quarantine": d.cmd_quarantine, "train": r.cmd_train,
         "score": r.cmd_score, "forecast": r.cmd_forecast, "digest": r.cmd_digest,
         "serve": r.cmd_serve, "morning": r.cmd_morning, "digests": d.cmd_digests,
-        "hygiene": r.cmd_hygiene, "nudges": n.cmd_nudges,
+        "hygiene": r.cmd_hygiene, "nudges": n.cmd_nudges, "roster": o.cmd_roster,
         "export": d.cmd_export, "backup": d.cmd_backup,
     }  # fmt: skip
 

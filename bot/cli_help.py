@@ -169,6 +169,18 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot backup /var/backups/revbot.db     e.g. nightly from cron
   revbot backup /var/backups/ --db /srv/revbot/revbot.db   into a folder, same file name""",
     ),
+    "roster": (
+        "the [roster] from the CRM's people: Slack members found by e-mail (--build), and who "
+        "the roster lacks (--check)",
+        """\
+  revbot roster --build                         look up the CRM owners' e-mail addresses in Slack
+                                                (kept by `revbot sync`) and print [roster]
+  revbot roster --build --write roster.toml     write it to a file to paste into revbot.toml
+  revbot roster --check                         owners and managers the roster lacks; exit code 1
+  revbot roster --check --db sales.db --config revbot.toml
+needs SLACK_BOT_TOKEN for --build (bot scopes users:read and users:read.email); CSV-export users
+list their people in [roster] people_csv = "people.csv" (columns name, email, role)""",
+    ),
     "export": (
         "write saved results to a file",
         """\

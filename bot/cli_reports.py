@@ -166,6 +166,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from bot.digest_text import render
     from bot.home import RISK_LEVELS, HomeState
     from bot.home_tabs import scope_view
+    from bot.mentions import mentions_of
     from bot.morning import compared_with, compose
     from bot.preview import preview_png
     from dataset.money import money
@@ -210,7 +211,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
         reader, saved, scope=scope, top=top, min_risk=min_risk, previous_run=previous,
         channel_id=channel.id if channel else None, notes=refreshed.problems, repeat=repeat,
     )  # fmt: skip
-    message = digest_message(digest)
+    # the Slack message as it would be posted (owners @-mentioned from the roster); the terminal
+    # digest keeps plain names
+    message = digest_message(digest, mentions=mentions_of(settings.roster))
     text = render(digest)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "digest.txt").write_text(text, encoding="utf-8")

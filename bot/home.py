@@ -31,6 +31,7 @@ from bot.listeners import (
     ACTION_HOME_STAGE,
     ACTION_NUDGE_BUDGET,
 )
+from bot.mentions import Mentions
 from bot.settings import Scope
 from bot.target_text import odds_text
 from dataset.money import money
@@ -183,10 +184,12 @@ def filtered(scores: pd.DataFrame, scope: Scope, state: HomeState) -> tuple[pd.D
 
 def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
               state: HomeState, forecast: Forecast | None = None, confidence: str = "",
-              currency: str | None = None, nudges_per_day: int | None = None) -> dict:  # fmt: skip
+              currency: str | None = None, nudges_per_day: int | None = None,
+              mentions: Mentions | None = None) -> dict:  # fmt: skip
     """The Home tab of one member on one run: the forecast, a glance, filters, a page of deals
     (each with its reason and a Details button) and the pager. `scores`: the run's rows with
-    their reasons (the caller makes sure the page's deals have theirs)."""
+    their reasons (the caller makes sure the page's deals have theirs); `mentions`: the
+    roster's (`bot.mentions`), to show owners as members, as the digest does."""
     cash = lambda x: money(x, currency)  # noqa: E731
     mine = in_scope(scores, scope)
     deals, state = filtered(scores, scope, state)
@@ -231,7 +234,8 @@ def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
     first = state.page * PAGE
     page = deals.iloc[first : first + PAGE]
     for _, row in page.iterrows():
-        section = {"type": "section", "text": mrkdwn(deal_line(row, row["risk"], currency))}
+        line = deal_line(row, row["risk"], currency, mentions)
+        section = {"type": "section", "text": mrkdwn(line)}
         deal_id = str(row["deal_id"])
         if len(deal_id) <= MAX_BUTTON_ID:  # longer ids would not fit a button value
             section["accessory"] = {

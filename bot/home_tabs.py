@@ -18,6 +18,7 @@ from bot import nudge_ledger, slack_api
 from bot.access import NOT_IN_ROSTER, member_scope
 from bot.home import PAGE, Forecast, HomeState, check_view, filtered, home_view, notice_view
 from bot.inert import inert
+from bot.mentions import mentions_of
 from bot.reader import NotForecast, Reader, SavedRun
 from bot.settings import Member, Scope
 
@@ -56,7 +57,8 @@ def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState,
     reader.ensure_reasons(saved, missing)
     return home_view(saved.run_id, saved.as_of, saved.scores, scope, checked,
                      _forecast(saved, scope), saved.run["confidence"] or "",
-                     nudges_per_day=nudges_per_day)  # fmt: skip
+                     nudges_per_day=nudges_per_day,
+                     mentions=mentions_of(reader.settings.roster))  # fmt: skip
 
 
 def publish(reader: Reader, client: WebClient, user_id: str, state: HomeState | None = None) -> bool:  # fmt: skip

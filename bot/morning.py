@@ -22,6 +22,7 @@ from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
 from bot.digest import Digest, build, candidates, in_scope, nothing_new
 from bot.inert import inert
+from bot.mentions import mentions_of
 from bot.reader import Reader, SavedRun
 from bot.services import Services
 from bot.settings import Channel, Scope
@@ -135,7 +136,7 @@ def run_channel(
             previous_run=previous, channel_id=channel.id, notes=refreshed.problems, repeat=repeat,
             weekly=pd.Timestamp(digest_date).weekday() == 0,  # the Monday digest
         )  # fmt: skip
-        message = digest_message(digest)
+        message = digest_message(digest, mentions=mentions_of(services.settings.roster))
         problems = check_limits(message)
         if problems:
             raise ValueError(f"digest outside Block Kit limits: {problems}")

@@ -27,6 +27,7 @@ from forecasting.targets import read_csv as read_targets_csv
 from scoring.hygiene import RULE_NAMES, HygieneConfig
 
 ROLES = ("leader", "manager", "rep")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id: a [roster] key (U0123ABCD)
 DAYS = re.compile(r"^(\*|(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?(,(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)*)$")  # fmt: skip
 DIGEST_DEFAULTS: dict[str, Any] = {
     "time": "08:00",
@@ -153,6 +154,7 @@ class Settings:
     hygiene: HygieneConfig = HygieneConfig()  # [hygiene]: the deal hygiene rules' thresholds
     nudges: NudgeConfig = NudgeConfig()  # [nudges]: direct messages to deal owners
     retention: Retention = Retention()  # [retention]: how long runs keep their per-deal rows
+    people_csv: Path | None = None  # [roster] people_csv: name,email,role for `roster --build`
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -213,10 +215,18 @@ def _channel(raw: dict[str, Any], defaults: dict[str, Any], i: int) -> Channel:
     )
 
 
+ROSTER_FILE = "people_csv"  # the one [roster] key that is not a Slack user id
+
+
 def _roster(raw: dict[str, Any]) -> dict[str, Member]:
+    if not isinstance(raw, dict):
+        raise ConfigError('[roster] is a table: write `[roster]` on a line of its own, then e.g. '
+                          '"U0123ABCD" = { role = "rep", name = "Ann Lee" } under it')  # fmt: skip
     roster = {}
     for user_id, entry in raw.items():
-        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id):
+        if user_id == ROSTER_FILE:
+            continue
+        if not USER_ID.fullmatch(user_id):
             raise ConfigError(f"[roster]: {user_id!r} is not a Slack user ID (like U0123ABCD)")
         if not isinstance(entry, dict) or entry.get("role") not in ROLES:
             raise ConfigError(f"[roster] {user_id}: role must be one of {', '.join(ROLES)}")
@@ -225,6 +235,21 @@ def _roster(raw: dict[str, Any]) -> dict[str, Member]:
             raise ConfigError(f"[roster] {user_id}: a {entry['role']} needs the CRM `name`")
         roster[user_id] = Member(user_id, entry["role"], name)
     return roster
+
+
+def people_csv_of(config: dict[str, Any]) -> Path | None:
+    """`[roster] people_csv`: a CSV of people (name, email, role) that `revbot roster --build`
+    looks up in Slack by e-mail, for CSV-export users (a live sync keeps the CRM owners'
+    addresses itself). Only the path is checked here: the file is read by that command alone,
+    so a missing one never stops the bot."""
+    raw = config.get("roster")
+    value = raw.get(ROSTER_FILE) if isinstance(raw, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f'[roster] {ROSTER_FILE}: {value!r} is not a file name; write e.g. '
+                          f'{ROSTER_FILE} = "people.csv" (columns name, email, role)')  # fmt: skip
+    return Path(value.strip())
 
 
 EXPORTS_KEYS = ("folder", "max_amount", "currency")
@@ -525,5 +550,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         hygiene=hygiene_of(config),
         nudges=nudges_of(config),
         retention=retention_of(config),
+        people_csv=people_csv_of(config),
         **_model_settings(config.get("model", {})),
     )

@@ -16,10 +16,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.settings import Secrets
+from bot.settings import USER_ID, Secrets
 
 log = logging.getLogger(__name__)
 NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
+# users.lookupByEmail answers users_not_found (older docs say user_not_found); users.info answers
+# user_not_found, or user_not_visible for someone the bot may not see (another organisation's)
+NO_SUCH_USER = ("users_not_found", "user_not_found", "user_not_visible")
 
 
 def make_client(secrets: Secrets, timeout: int = 30) -> WebClient:
@@ -82,6 +85,47 @@ def notify_admin(client: WebClient, admin_channel: str | None, text: str) -> boo
     except Exception as exc:  # the report must never take the caller down with it
         log.error("could not report to admin channel %s: %s", admin_channel, type(exc).__name__)
     return False
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    """A workspace member as Slack describes them: their member id and whether their account is
+    deactivated (Slack keeps a deactivated member's id and answers for it)."""
+
+    id: str
+    deleted: bool = False
+
+
+def _member(user: object) -> SlackUser | None:
+    """The member of a users.* answer; None for a bot, or an id the roster could not hold."""
+    if not isinstance(user, dict) or user.get("is_bot"):
+        return None
+    user_id = str(user.get("id") or "")
+    return SlackUser(user_id, bool(user.get("deleted"))) if USER_ID.fullmatch(user_id) else None
+
+
+def lookup_by_email(client: WebClient, email: str) -> SlackUser | None:
+    """The member whose Slack account has this e-mail address (users.lookupByEmail: bot scope
+    users:read.email; Tier 3, 50+ a minute, so a long list meets 429s, which the client of
+    `make_client` waits out); None when the workspace has no such member. Any other refusal
+    (missing_scope, invalid_auth) raises SlackApiError."""
+    try:
+        return _member(client.users_lookupByEmail(email=email).get("user"))
+    except SlackApiError as exc:
+        if error_code(exc) in NO_SUCH_USER:
+            return None
+        raise
+
+
+def user_info(client: WebClient, user_id: str) -> SlackUser | None:
+    """The member with this id (users.info: bot scope users:read; Tier 4); None when Slack does
+    not know it (user_not_found, or not visible to the bot). Other refusals raise SlackApiError."""
+    try:
+        return _member(client.users_info(user=user_id).get("user"))
+    except SlackApiError as exc:
+        if error_code(exc) in NO_SUCH_USER:
+            return None
+        raise
 
 
 @dataclass(frozen=True)

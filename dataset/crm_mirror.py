@@ -7,7 +7,8 @@ whole day (`dataset.crm_replay`) from a small read. Each page of a read is store
 cursor in one transaction, so a sync cut off half-way resumes after the last page it kept and
 reading a page again replaces rows by id (nothing lost, nothing doubled).
 
-Written only by the sync (the refresh's first step, or `revbot sync`).
+Written only by the sync (the refresh's first step, or `revbot sync`), as is the `people` table
+of the owners' e-mail addresses each page names (`dataset.people`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import sqlite_utils
 
+from dataset import people
 from dataset.crm_reader import DELETED, MERGED_INTO, MODSTAMP, Page, StageInfo
 from dataset.crm_replay import HEADER, TRACKED
 
@@ -176,6 +178,7 @@ def keep_page(db: sqlite_utils.Database, crm: str, run_id: int, page: Page, seen
                 for c in page.field_changes
             ),
         )  # fmt: skip
+        people.keep(db, crm, page.people, _now())  # the owners' e-mail addresses
         db.execute(
             "UPDATE sync_runs SET cursor = ?, records = records + ?, new = new + ?, "
             "changes = changes + ?, removed = removed + ? WHERE id = ?",

@@ -35,12 +35,15 @@ CHANGE_ID = "Id"
 class Page:
     """One page of a read, committed with its cursor so that an interrupted sync resumes after
     the last page it kept. `changes`: the whole history of each opportunity in `records`;
-    `field_changes`: the history of other fields where the CRM tracks them (FIELD_CHANGE rows)."""
+    `field_changes`: the history of other fields where the CRM tracks them (FIELD_CHANGE rows);
+    `people`: (name, e-mail) of the users who own the page's opportunities, where the CRM gives
+    an address, the name spelt as the records' OwnerName (`dataset.people`)."""
 
     records: list[dict]
     changes: list[dict]
     cursor: str  # resume point: read again from here (inclusive) loses nothing
     field_changes: list[dict] = field(default_factory=list)
+    people: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,14 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     as_of TEXT,
     note TEXT
 );
+-- the deal owners' e-mail addresses as the live sync read them (dataset.people)
+CREATE TABLE IF NOT EXISTS people (
+    source TEXT NOT NULL,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (source, email)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS removed_deals (
     deal_id TEXT PRIMARY KEY,
     removed_on TEXT NOT NULL,

@@ -7,7 +7,8 @@ page's modified time, so one search never nears its 10,000-result cap and a deal
 hides no other), reads them in batches with their property history, and folds the histories
 into one full-state row per moment any tracked property changed. Archived deals (which search
 never returns) come from the archived listing; deals merged away come from the survivor's
-hs_merged_object_ids. Every call goes through `_call`, which keeps the CRM's `Date` header (our
+hs_merged_object_ids. Each page names its deals' owners with their e-mail addresses, from the
+owners list (for `revbot roster --build`). Every call goes through `_call`, which keeps the CRM's `Date` header (our
 as-of day), honours Retry-After a few times, and turns failures into plain CrmErrors.
 """
 
@@ -101,6 +102,7 @@ class HubSpotReader:
         self.stats = ReadStats()
         self._date: date | None = None
         self._owners: dict[str, str] | None = None
+        self._emails: dict[str, str] = {}  # owner id -> e-mail address, from the owners list
         self._stages: dict[str, tuple[str, float | None]] | None = None  # id -> (label, %)
         self._stage_list: list[StageInfo] = []
         self._companies: dict[str, str] = {}
@@ -235,7 +237,13 @@ class HubSpotReader:
             changes += self._changes(deal)
             merged = (deal.properties.get("hs_merged_object_ids") or "").split(";")
             records += [_merged(m.strip(), deal.id, record[MODSTAMP]) for m in merged if m.strip()]  # fmt: skip
-        return Page(records, changes, cursor)
+        return Page(records, changes, cursor, people=self._people(deals))
+
+    def _people(self, deals: list) -> list[tuple[str, str]]:
+        """(name, e-mail) of the owners of these deals, where HubSpot's owners list has an
+        address (an owner id missing from it has neither)."""
+        ids = {str(d.properties.get("hubspot_owner_id") or "") for d in deals}
+        return sorted((self._owner(i), self._emails[i]) for i in ids if i in self._emails)
 
     def _record(self, deal: Any, account: str | None) -> dict:
         p = deal.properties
@@ -306,16 +314,19 @@ class HubSpotReader:
         """Owners and stages, read once per reader (a sync is minutes long)."""
         if self._owners is None:
             owners: dict[str, str] = {}
+            emails: dict[str, str] = {}
             for archived in (False, True):  # deals keep owners who left (archived users)
                 after = None
                 while True:
                     result = self._call(self._owners_api.get_page_with_http_info, limit=500, after=after, archived=archived)  # fmt: skip
                     for o in result.results:
                         owners[str(o.id)] = " ".join(filter(None, [o.first_name, o.last_name])) or o.email or str(o.id)  # fmt: skip
+                        if o.email:
+                            emails[str(o.id)] = o.email
                     if not (result.paging and result.paging.next):
                         break
                     after = result.paging.next.after
-            self._owners = owners
+            self._owners, self._emails = owners, emails
         if self._stages is None:
             pipelines = self._call(self._pipelines.get_all_with_http_info, "deals").results
             self._stages, self._stage_list = {}, []

@@ -5,7 +5,8 @@ Why these calls: `queryAll` by SystemModstamp (oldest first) returns changed and
 opportunities alike, paged by Salesforce itself (`nextRecordsUrl`), and each page's histories come
 in one more query, so a page is whole on its own and is kept with its cursor. Read-only: the
 integration user needs only "API Enabled" and read access to Opportunity, Account, User,
-Product2 and OpportunityHistory.
+Product2 and OpportunityHistory. Each owner's name and e-mail address (Owner.Name, Owner.Email)
+come with their opportunities, for `revbot roster --build` (`dataset.people`).
 
 Secrets come from the environment only (see `from_env`), and never reach a log or a message.
 """
@@ -35,7 +36,7 @@ from dataset.crm_reader import (
 log = logging.getLogger(__name__)
 
 FIELDS = (
-    "Id, Name, Owner.Name, Account.Name, StageName, CreatedDate, CloseDate, Amount, Probability, "
+    "Id, Name, Owner.Name, Owner.Email, Account.Name, StageName, CreatedDate, CloseDate, Amount, Probability, "
     "ForecastCategoryName, LastActivityDate, NextStep, Type, LeadSource, SystemModstamp, IsDeleted, "
     "(SELECT Product2.Name FROM OpportunityLineItems ORDER BY CreatedDate LIMIT 1)"
 )
@@ -128,7 +129,9 @@ class SalesforceReader:
             if raw:
                 records = [_record(r) for r in raw]
                 ids = [r["Id"] for r in records]
-                yield Page(records, self._history(ids), records[-1][MODSTAMP], self._fields(ids))
+                people = sorted({p for p in map(_owner, raw) if p is not None})
+                yield Page(records, self._history(ids), records[-1][MODSTAMP], self._fields(ids),
+                           people)  # fmt: skip
             if result.get("done", True):
                 return
             url = result["nextRecordsUrl"]
@@ -189,6 +192,16 @@ class SalesforceReader:
 
 def _name(value) -> str | None:
     return value.get("Name") if isinstance(value, dict) else None
+
+
+def _owner(raw: dict) -> tuple[str, str] | None:
+    """(Owner.Name, Owner.Email) of an opportunity, when the org gives both (the User's e-mail
+    is required in Salesforce, but the integration user may not see it)."""
+    owner = raw.get("Owner")
+    if not isinstance(owner, dict):
+        return None
+    name, email = owner.get("Name"), owner.get("Email")
+    return (name, email) if isinstance(name, str) and isinstance(email, str) and email else None
 
 
 def _record(raw: dict) -> dict:

@@ -28,6 +28,10 @@ JSON_FORM_FIELDS = ("blocks", "attachments", "files", "metadata")  # form fields
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # names like "#general" fail uploads on real Slack
 MESSAGE_FIELDS = ("text", "blocks", "attachments", "thread_ts", "metadata")
 AUTH_TEST = dict(team_id="T0001", user_id="UBOT", bot_id="B0001", user="revbot", team="Fake")
+# the bot scopes of deploy/'s manifests; a test removes one to play an app made from an older one
+SCOPES = ("commands", "chat:write", "files:write", "im:write", "users:read", "users:read.email")
+# the scope each users.* method needs (docs.slack.dev/reference/methods/users.lookupByEmail, .info)
+USER_SCOPES = {"users.lookupByEmail": "users:read.email", "users.info": "users:read"}
 
 
 @dataclass
@@ -126,7 +130,9 @@ class FakeSlack:
         self._not_member: set[str] = set()
         self.home_tabs: dict[str, dict[str, Any]] = {}  # user_id -> the view last published
         self.modals: list[dict[str, Any]] = []  # every view opened, in order
-        self.users: dict[str, dict[str, Any]] = {}  # user_id -> what users.info answers
+        # the workspace's people: user id -> {"email", "real_name", "deleted"} (add_user)
+        self.users: dict[str, dict[str, Any]] = {}
+        self.scopes: set[str] = set(SCOPES)  # granted to the bot token
         self._lock = threading.Lock()
         self._seq = itertools.count(1)  # never reset, so ts and ids stay unique across reset()
         self._server: _Server | None = None
@@ -191,14 +197,23 @@ class FakeSlack:
         with self._lock:
             self._not_member.add(channel_id)
 
+    def add_user(self, user_id: str, email: str | None = None, name: str = "",
+                 deleted: bool = False) -> None:  # fmt: skip
+        """A member of the workspace: users.info knows them, users.lookupByEmail finds them by
+        `email` (in any case, as Slack does); `deleted`: deactivated, still known by id."""
+        with self._lock:
+            self.users[user_id] = {"email": email, "real_name": name, "deleted": deleted}
+
     def response_url(self, name: str = "x") -> str:
         """A fresh response_url to put in a slash-command payload."""
         return f"{self.url}response/{name}/{next(self._seq)}"
 
     def reset(self) -> None:
         with self._lock:
-            for store in (self.calls, self.messages, self.uploads, self._pending, self._rules):
+            for store in (self.calls, self.messages, self.uploads, self._pending, self._rules,
+                          self.users):  # fmt: skip
                 store.clear()
+            self.scopes = set(SCOPES)
             self._delays.clear()
             self._not_member.clear()
 
@@ -308,12 +323,8 @@ class FakeSlack:
             return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             return self._complete_upload(p)
-        if method == "users.info":
-            with self._lock:
-                user = self.users.get(str(p.get("user")))
-            if user is None:
-                raise SlackError("user_not_found")
-            return {"user": {"id": p["user"]} | user}
+        if method in USER_SCOPES:
+            return self._users(method, p)
         if method == "views.publish":
             if not str(p.get("user_id", "")).startswith(("U", "W")):
                 raise SlackError("user_not_found")
@@ -329,6 +340,38 @@ class FakeSlack:
                 self.modals.append(view)
             return {"view": view}
         raise SlackError("unknown_method")
+
+    def _users(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        """users.lookupByEmail (users_not_found) and users.info (user_not_found), each refused
+        with missing_scope, naming the scope needed and those granted, as Slack does."""
+        with self._lock:
+            needed, granted = USER_SCOPES[method], ",".join(sorted(self.scopes))
+            if needed not in self.scopes:
+                raise SlackError("missing_scope", needed=needed, provided=granted)
+            people = {uid: dict(u) for uid, u in self.users.items()}
+        if method == "users.lookupByEmail":
+            email = str(p.get("email") or "").strip().lower()
+            if not email:
+                raise SlackError("invalid_arguments")
+            found = [uid for uid, u in people.items() if (u.get("email") or "").lower() == email]
+            if not found:
+                raise SlackError("users_not_found")
+            user_id = found[0]
+        else:
+            user_id = str(p.get("user") or "")
+            if user_id not in people:
+                raise SlackError("user_not_found")
+        u = people[user_id]
+        name = u.get("real_name") or user_id
+        profile = {"real_name": name, "display_name": name}
+        if u.get("email"):
+            profile["email"] = u["email"]
+        user = {"id": user_id, "team_id": AUTH_TEST["team_id"], "name": user_id.lower(),
+                "deleted": bool(u.get("deleted")), "real_name": name, "is_bot": False,
+                "profile": profile}  # fmt: skip
+        if u.get("tz"):  # as Slack gives it: the IANA name, e.g. "America/Los_Angeles"
+            user["tz"] = u["tz"]
+        return {"user": user}
 
     def _view(self, view: Any, kind: str) -> dict[str, Any]:
         """A Home tab or modal checked as Slack would (views.publish and views.open)."""
@@ -455,9 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", f"{kind}; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         if call.method == "auth.test":  # Bolt reads the granted scopes from this header
-            self.send_header(
-                "X-OAuth-Scopes", "commands,chat:write,files:write,im:write,users:read"
-            )
+            self.send_header("X-OAuth-Scopes", ",".join(sorted(self.fake.scopes)))
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()

@@ -26,7 +26,10 @@ from dataset import hubspot_reader, salesforce_reader
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 
-REQUIRED_BOT_SCOPES = {"commands", "chat:write", "files:write", "im:write", "users:read"}
+# users:read and users:read.email: `revbot roster --build` finds members by e-mail
+# (users.lookupByEmail), `revbot roster --check` asks about roster ids (users.info)
+REQUIRED_BOT_SCOPES = {"commands", "chat:write", "files:write", "im:write", "users:read",
+                       "users:read.email"}  # fmt: skip
 ENV_VARS = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
@@ -83,13 +86,21 @@ def test_manifest_declares_exactly_the_apps_commands_and_scopes(name):
         assert command["usage_hint"].strip(), command
         assert command["should_escape"] is False, command
     scopes = manifest["oauth_config"]["scopes"]
-    assert set(scopes["bot"]) >= REQUIRED_BOT_SCOPES
+    assert set(scopes["bot"]) == REQUIRED_BOT_SCOPES, "each scope is asked for and explained"
     assert "connections:write" not in scopes["bot"], "an app-level token scope, not a bot scope"
     assert manifest["features"]["bot_user"]["display_name"] == "revbot"
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     # the Home tab: published on app_home_opened (bot.listeners.home)
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+
+
+def test_the_deploy_readme_names_every_scope_it_asks_for():
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    words = {6: "six"}  # "and six bot permissions (scopes)"
+    assert f"{words[len(REQUIRED_BOT_SCOPES)]} bot permissions" in readme
+    for scope in REQUIRED_BOT_SCOPES:
+        assert f"`{scope}`" in readme, f"deploy/README.md does not explain the scope {scope}"
 
 
 def test_socket_manifest_uses_socket_mode_and_no_urls():

@@ -186,3 +186,32 @@ def test_server_error_posts_but_answers_502(slack, client):
         client.chat_postMessage(channel="C1", text="hello")
     assert info.value.response.status_code == 502
     assert len(slack.messages) == 1  # it went out all the same
+
+
+def test_users_lookup_by_email_and_info_answer_as_slack_does(slack: FakeSlack, client: WebClient) -> None:  # fmt: skip
+    slack.add_user("U0ANN", "Ann.Lee@Acme.com", "Ann Lee")
+    slack.add_user("U0GONE", "gone@acme.com", "Gone", deleted=True)
+    found = client.users_lookupByEmail(email="ann.lee@acme.com")  # any case, as Slack
+    assert found["user"]["id"] == "U0ANN"
+    assert found["user"]["profile"]["email"] == "Ann.Lee@Acme.com"
+    [call] = slack.calls_to("users.lookupByEmail")
+    assert call.params["email"] == "ann.lee@acme.com"  # slack_sdk sends it as a GET query
+    with pytest.raises(SlackApiError) as err:
+        client.users_lookupByEmail(email="nobody@acme.com")
+    assert err.value.response.status_code == 200 and err.value.response["error"] == "users_not_found"  # fmt: skip
+    assert client.users_info(user="U0GONE")["user"]["deleted"] is True
+    with pytest.raises(SlackApiError) as err:
+        client.users_info(user="U0NOBODY")
+    assert err.value.response["error"] == "user_not_found"
+
+
+def test_users_methods_need_their_scopes(slack: FakeSlack, client: WebClient) -> None:
+    slack.add_user("U0ANN", "ann@acme.com")
+    slack.scopes -= {"users:read.email"}  # an app made from a manifest without it
+    with pytest.raises(SlackApiError) as err:
+        client.users_lookupByEmail(email="ann@acme.com")
+    said = err.value.response
+    assert (said["error"], said["needed"]) == ("missing_scope", "users:read.email")
+    assert "users:read.email" not in said["provided"] and "chat:write" in said["provided"]
+    assert client.users_info(user="U0ANN")["user"]["id"] == "U0ANN"  # users:read is enough here
+    assert "users:read.email" not in client.auth_test().headers["X-OAuth-Scopes"]

@@ -15,6 +15,8 @@ from tests.bot.slackenv import (
     HOSTILE_OWNER,
     HOSTILE_REGION,
     LEADER,
+    MANAGER,
+    REP,
     action_body,
     channel,
     command_body,
@@ -23,6 +25,7 @@ from tests.bot.slackenv import (
 from tests.bot.test_commands import ask
 
 EVERYTHING = " ".join([HOSTILE_ACCOUNT, HOSTILE_OWNER, HOSTILE_REGION, HOSTILE_MANAGER])
+OURS = (REP, MANAGER)  # the roster's members: a deal line may @-mention them (bot.mentions)
 BY_REGION = channel("C0HREGION", scope=f"region:{HOSTILE_REGION}")
 BY_MANAGER = channel("C0HMANAGER", scope=f"manager:{HOSTILE_MANAGER}")
 
@@ -81,7 +84,7 @@ def test_home_tab_and_its_modal_on_hostile_names(served):
     from tests.bot.test_home_slack import open_home, press
 
     view = open_home(served, LEADER)
-    assert_inert(view, EVERYTHING)
+    assert_inert(view, EVERYTHING, OURS)
     option = {"text": {"type": "plain_text", "text": "x"}, "value": option_value(HOSTILE_REGION)}
     picked = press(served, LEADER, view, {"action_id": ACTION_HOME_REGION, "type": "static_select",
                                           "block_id": "home_filters", "selected_option": option})  # fmt: skip

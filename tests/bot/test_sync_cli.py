@@ -138,3 +138,47 @@ def test_digest_with_a_crm_configured_never_loads_the_demo(fake, tmp_path, capsy
     assert "demo" not in captured.out
     assert "no CRM data imported yet: run `revbot sync`" in captured.err
     assert not (tmp_path / "out" / "demo-crm").exists()
+
+
+def _people(db_path) -> dict[str, tuple[str, str]]:
+    rows = database.connect(db_path).execute("SELECT email, name, source FROM people").fetchall()
+    return {email: (name, source) for email, name, source in rows}
+
+
+def test_revbot_sync_keeps_the_owners_e_mail_addresses(fake, tmp_path, monkeypatch):
+    """Salesforce: Owner.Email comes with each opportunity and reaches the people table."""
+    from tests.fakes.salesforce_api import email_of
+
+    monkeypatch.chdir(tmp_path)
+    fake.org.emails["Casey Lin"] = None  # the integration user cannot see this one's address
+    db = tmp_path / "sales.db"
+    assert main(["sync", "--crm", "salesforce", "--dry-run", "--db", str(db)]) == 0
+    assert not db.exists()  # a dry run keeps no one either
+    assert main(["sync", "--crm", "salesforce", "--db", str(db)]) == 0
+    owners = {o.owner for o in fake.org.opportunities.values()} - {"Casey Lin"}
+    assert _people(db) == {email_of(o): (o, "salesforce") for o in owners}
+    # the names are spelt as the deals' owner column has them: the roster matches on those
+    synced = {r[0] for r in database.connect(db).execute("SELECT DISTINCT owner FROM deals")}
+    assert {name for name, _ in _people(db).values()} <= synced
+    # asked for in the SOQL: without Owner.Email the fake (as Salesforce) gives no address
+    soql = [r["soql"] for r in fake.data_requests("FROM Opportunity ")]
+    assert soql and all("Owner.Email" in q for q in soql)
+
+
+def test_revbot_sync_from_hubspot_keeps_the_owners_e_mail_addresses(tmp_path, monkeypatch):
+    """HubSpot: the owners list's addresses, for the owners of the deals read."""
+    from tests.fakes.hubspot_api import ARCHIVED_OWNER, OWNERS, FakeHubSpot
+
+    monkeypatch.chdir(tmp_path)
+    with FakeHubSpot(deals=80).serve() as hub:
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", hub.token)
+        monkeypatch.setenv("HUBSPOT_API_URL", hub.base_url)
+        db = tmp_path / "hub.db"
+        assert main(["sync", "--crm", "hubspot", "--db", str(db)]) == 0
+        owning = {d.owner for d in hub.deals.values()}
+    known = {i: (f"{first} {last}", f"{first.lower()}@example.com")
+             for i, first, last in [*OWNERS, ARCHIVED_OWNER] if i in owning}  # fmt: skip
+    assert "999" in owning  # an owner id the owners list lacks: no name, no address
+    assert _people(db) == {email: (name, "hubspot") for name, email in known.values()}
+    synced = {r[0] for r in database.connect(db).execute("SELECT DISTINCT owner FROM deals")}
+    assert {name for name, _ in known.values()} <= synced

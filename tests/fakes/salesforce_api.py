@@ -10,7 +10,8 @@ account of the pipeline on a past day, written from its timeline (not from revbo
 comparing a synced history with one imported from weekly exports.
 
 Only the SOQL revbot sends is understood (FROM Opportunity / OpportunityHistory /
-OpportunityStage / Organization, the SystemModstamp and OpportunityId IN filters).
+OpportunityStage / Organization, the SystemModstamp and OpportunityId IN filters); an
+opportunity's Owner carries its Email only when the query selects Owner.Email, as Salesforce's.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+def email_of(name: str) -> str:
+    """An owner's e-mail address in the fake org (User.Email): avery.stone@example.com."""
+    return name.lower().replace(" ", ".") + "@example.com"
+
+
 def _user_id(name: str) -> str:
     return salesforce_18(f"0055g{OWNERS.index(name):010d}")
 
@@ -109,6 +115,8 @@ class FakeOrg:
         default_factory=dict
     )
     _odds: tuple[float, float] = (0.45, 0.55)
+    # User.Email of each owner (None: the integration user may not see it); email_of by default
+    emails: dict[str, str | None] = field(default_factory=lambda: {o: email_of(o) for o in OWNERS})
 
     @classmethod
     def generate(cls, n: int = 300, seed: int = 7, start=date(2024, 1, 1), now=datetime(2024, 10, 15, 12, tzinfo=UTC),
@@ -231,14 +239,18 @@ class FakeOrg:
 
     # -- what the org answers ----------------------------------------------------------------
 
-    def record(self, opp: Opportunity) -> dict:
+    def record(self, opp: Opportunity, email: bool = False) -> dict:
+        """An opportunity as the REST API answers it; `email`: the SOQL selected Owner.Email."""
         s = opp.state
+        owner = {"attributes": {"type": "User"}, "Name": opp.owner}
+        if email:
+            owner["Email"] = self.emails.get(opp.owner)
         items = None
         if opp.product:
             items = {"totalSize": 1, "done": True, "records": [{"attributes": {"type": "OpportunityLineItem"}, "Product2": {"attributes": {"type": "Product2"}, "Name": opp.product}}]}  # fmt: skip
         return {
             "attributes": {"type": "Opportunity", "url": f"/services/data/v{VERSION}/sobjects/Opportunity/{opp.id}"},
-            "Id": opp.id, "Name": opp.name, "Owner": {"attributes": {"type": "User"}, "Name": opp.owner},
+            "Id": opp.id, "Name": opp.name, "Owner": owner,
             "Account": {"attributes": {"type": "Account"}, "Name": opp.account} if opp.account else None,
             "StageName": s["StageName"], "CreatedDate": stamp(opp.created), "CloseDate": s["CloseDate"],
             "Amount": s["Amount"], "Probability": s["Probability"],
@@ -441,7 +453,7 @@ class FakeSalesforce:
             opps = [o for o in org.opportunities.values()
                     if (include_deleted or o.deleted_at is None) and (start is None or o.modstamp >= start)]  # fmt: skip
             opps.sort(key=lambda o: (o.modstamp, o.id))
-            return self._page([org.record(o) for o in opps])
+            return self._page([org.record(o, "Owner.Email" in soql) for o in opps])
         return {"totalSize": 0, "done": True, "records": []}
 
     def _page(self, rows: list[dict], offset: int = 0, key: str | None = None) -> dict:
