@@ -211,6 +211,12 @@ CREATE TABLE IF NOT EXISTS deal_flags (
     PRIMARY KEY (run_id, deal_id, rule)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deal_flags_rule ON deal_flags(run_id, rule);
+-- runs whose per-deal rows the retention policy removed (dataset.retention)
+CREATE TABLE IF NOT EXISTS pruned_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES score_runs(run_id),
+    pruned_at TEXT NOT NULL,
+    rule TEXT NOT NULL
+);
 -- the CRM as last read by a live sync (dataset.crm_mirror)
 CREATE TABLE IF NOT EXISTS crm_records (
     crm TEXT NOT NULL,

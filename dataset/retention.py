@@ -31,13 +31,6 @@ class Retention:
     weekly_days: int = 0  # after that, the last run of each week, for this many days (0: ever)
 
 
-def ensure_table(db: sqlite_utils.Database) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS pruned_runs (run_id INTEGER PRIMARY KEY REFERENCES "
-        "score_runs(run_id), pruned_at TEXT NOT NULL, rule TEXT NOT NULL)"
-    )
-
-
 def to_prune(runs: pd.DataFrame, today: date, policy: Retention, keep: set[int] = frozenset()) -> list[int]:  # fmt: skip
     """The runs (run_id, as_of) whose detail the policy lets go, as of the data day `today`:
     older than `daily_days` and not the last run of their week, or older than `daily_days +
@@ -59,7 +52,6 @@ def to_prune(runs: pd.DataFrame, today: date, policy: Retention, keep: set[int] 
 
 def prune(db: sqlite_utils.Database, policy: Retention, keep: set[int] = frozenset()) -> list[int]:  # fmt: skip
     """Remove the detail of the runs the policy lets go (not pruned yet); returns their ids."""
-    ensure_table(db)
     runs = read_frame(
         db,
         "SELECT run_id, as_of FROM score_runs WHERE run_id NOT IN (SELECT run_id FROM pruned_runs)",
@@ -86,7 +78,9 @@ def prune(db: sqlite_utils.Database, policy: Retention, keep: set[int] = frozens
 
 
 def pruned(db: sqlite_utils.Database, run_id: int) -> dict | None:
-    """When and by which rule a run's detail was removed (None: it is whole)."""
-    ensure_table(db)
+    """When and by which rule a run's detail was removed (None: it is whole). Reads only: a
+    database opened read-only before the table existed simply has no pruned run."""
+    if "pruned_runs" not in db.table_names():
+        return None
     rows = list(db.query("SELECT * FROM pruned_runs WHERE run_id = ?", [run_id]))
     return rows[0] if rows else None
