@@ -73,7 +73,7 @@ def publish(reader: Reader, client: WebClient, user_id: str, state: HomeState | 
         log.error("Home tab for %s outside Block Kit limits: %s", user_id, problems)
         return False
     try:
-        client.views_publish(user_id=user_id, view=view)
+        slack_api.publish_home(client, user_id, view)
         return True
     except SlackApiError as exc:
         log.warning("could not publish the Home tab of %s: %s", user_id, slack_api.error_code(exc))

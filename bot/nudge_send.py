@@ -65,8 +65,7 @@ class Nudger:
         if cached and time.monotonic() < cached[0]:
             return cached[1]
         try:
-            user = self.client.users_info(user=user_id)["user"]
-            tz = user.get("tz") if isinstance(user, dict) else None
+            tz = slack_api.time_zone(self.client, user_id)
         except SlackApiError as exc:
             code = slack_api.error_code(exc)
             hint = " (add the users:read scope: deploy/README.md, step 2)" if code == "missing_scope" else ""  # fmt: skip
@@ -155,7 +154,7 @@ class Nudger:
                     out.rolled += 1
 
     def _dm(self, user_id: str) -> str:
-        return self.client.conversations_open(users=user_id)["channel"]["id"]
+        return slack_api.open_dm(self.client, user_id)
 
     def _send(self, db, nudge_id: int, channel: str, message: dict) -> bool:
         try:

@@ -148,6 +148,29 @@ def upload_chart(
         if error_code(exc) not in NOT_A_MEMBER:
             raise
         log.info("not in channel %s (%s): sending the chart by DM", channel, error_code(exc))
-    dm = client.conversations_open(users=user)["channel"]["id"]
+    dm = open_dm(client, user)
     client.files_upload_v2(channel=dm, **args)
     return Upload(dm, direct=True)
+
+
+def publish_home(client: WebClient, user_id: str, view: dict) -> None:
+    """Publish a person's Home tab (views.publish; no scope beyond the bot's)."""
+    client.views_publish(user_id=user_id, view=view)
+
+
+def open_modal(client: WebClient, trigger_id: str, view: dict) -> None:
+    """Open a modal for a press (views.open): the trigger expires 3 seconds after the press."""
+    client.views_open(trigger_id=trigger_id, view=view)
+
+
+def open_dm(client: WebClient, user_id: str) -> str:
+    """The id of the app's direct-message channel with a person (conversations.open, im:write)."""
+    return str(client.conversations_open(users=user_id)["channel"]["id"])
+
+
+def time_zone(client: WebClient, user_id: str) -> str | None:
+    """A person's time zone as Slack has it ("Europe/Paris"; users.info, users:read); None when
+    Slack gives none. Refusals raise SlackApiError."""
+    user = client.users_info(user=user_id).get("user")
+    tz = user.get("tz") if isinstance(user, dict) else None
+    return tz if isinstance(tz, str) and tz else None

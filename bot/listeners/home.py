@@ -77,7 +77,7 @@ def open_modal(client: WebClient, body: dict, view: dict) -> bool:
     if not isinstance(trigger, str) or not trigger:
         return False
     try:
-        client.views_open(trigger_id=trigger, view=view)
+        slack_api.open_modal(client, trigger, view)
         return True
     except SlackApiError as exc:
         log.warning("could not open the deal's modal: %s", slack_api.error_code(exc))
