@@ -22,7 +22,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot import nudge_ledger, slack_api
 from bot.nudges import (
-    NudgeConfig,
     candidates,
     local_day,
     nudge_message,
@@ -32,6 +31,7 @@ from bot.nudges import (
     rolled_message,
 )
 from bot.reader import Reader
+from bot.settings import NudgeConfig
 
 log = logging.getLogger(__name__)
 ZONE_TTL = 24 * 3600  # seconds a person's time zone is kept (a failure: an hour)

@@ -24,10 +24,9 @@ from bot.access import can_see
 from bot.blocks import MAX_SECTION, _cut, mrkdwn, reason_text, short
 from bot.crm_links import deal_id_mrkdwn
 from bot.digest import top_reasons
-from bot.home import BUDGETS  # noqa: F401  (the choices a person has in their Home tab)
 from bot.inert import inert
 from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
-from bot.settings import Member, NudgeConfig  # noqa: F401  (NudgeConfig re-exported)
+from bot.settings import Member
 from dataset.money import money, plural
 
 RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones

@@ -19,7 +19,7 @@ from bot.blocks import mark_handled
 from bot.inert import inert
 from bot.listeners import ACTION_ACK, ACTION_OPEN_CRM, ACTION_SNOOZE, ACTION_WHY
 from bot.listeners.commands import deal_detail
-from bot.listeners.home import open_modal
+from bot.listeners.home import current_deal, open_modal
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
 from bot.modal import deal_modal
 from bot.reader import Reader
@@ -63,9 +63,7 @@ def register(app: App, reader: Reader) -> None:
             return
         saved = reader.latest()
         _, member, deal = found
-        current = saved.deal(deal["deal_id"]) if saved else None
-        if current is None:  # no longer open: explain it as it was in the digest
-            current = deal
+        current = current_deal(saved, deal)
         if not can_see(member, current):  # moved to another team since the digest
             _say(respond, text="That deal is not one you can see.")
             return

@@ -25,7 +25,7 @@ from bot.listeners import ACTION_DETAILS, ACTION_HOME_PAGE, HOME_FILTERS
 from bot.listeners.commands import deal_detail
 from bot.listeners.payload import UNREADABLE_BUTTON, read_click
 from bot.modal import deal_modal, notice_modal
-from bot.reader import Reader
+from bot.reader import Reader, SavedRun
 
 log = logging.getLogger(__name__)
 NOT_YOURS = "That deal is not one you can see."
@@ -62,12 +62,17 @@ def modal_for(reader: Reader, body: dict) -> dict:
     if deal is None or not can_see(member, deal):
         return notice_modal(NOT_YOURS)
     saved = reader.latest()
-    current = saved.deal(deal["deal_id"]) if saved else None
-    if current is None:  # no longer open: as it was when the button was made
-        current = deal
+    current = current_deal(saved, deal)
     if not can_see(member, current):  # moved to another team since
         return notice_modal(NOT_YOURS)
     return deal_modal(deal_detail(reader, saved, current), reader.risk_history(deal["deal_id"]))
+
+
+def current_deal(saved: SavedRun | None, deal: dict) -> dict:
+    """A pressed deal as the latest run has it, or as it was when the button was made if it is
+    no longer open (its team may have changed since: the caller checks access again)."""
+    current = saved.deal(deal["deal_id"]) if saved else None
+    return deal if current is None else current
 
 
 def open_modal(client: WebClient, body: dict, view: dict) -> bool:

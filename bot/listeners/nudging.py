@@ -14,14 +14,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import home_tabs, nudge_ledger, slack_api
-from bot.home import read_state
+from bot.home import BUDGETS, read_state
 from bot.listeners import (
     ACTION_NUDGE_BUDGET,
     ACTION_NUDGE_DONE,
     ACTION_NUDGE_NOT_USEFUL,
     ACTION_NUDGE_SNOOZE,
 )
-from bot.nudges import BUDGETS, handled_message, rules_of, snooze_until
+from bot.nudges import handled_message, rules_of, snooze_until
 from bot.reader import Reader
 
 log = logging.getLogger(__name__)
