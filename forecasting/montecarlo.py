@@ -83,11 +83,10 @@ def _daily(
     group: np.ndarray | None = None,
     n_groups: int = 1,
 ) -> np.ndarray:
-    """Revenue per (scenario, group, day) for the draws that close inside the horizon."""
-    keep = day < horizon
-    g = 0 if group is None else group[keep]
-    flat = (scenario[keep] * n_groups + g) * horizon + day[keep].astype(np.int64)
-    out = np.bincount(flat, weights=value[keep], minlength=size * n_groups * horizon)
+    """Revenue per (scenario, group, day) of draws that all close inside the horizon."""
+    g = 0 if group is None else group
+    flat = (scenario * n_groups + g) * horizon + day.astype(np.int64)
+    out = np.bincount(flat, weights=value, minlength=size * n_groups * horizon)
     return out.reshape(size, n_groups, horizon)  # fmt: skip
 
 
@@ -141,6 +140,7 @@ def simulate(
         codes, names = None, []
     n_groups = max(1, len(names))
     horizon = periods.horizon
+    arrival_groups = _arrival_groups(arrivals, timing, horizon)
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -154,16 +154,17 @@ def simulate(
         won = u < prob
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
-            day = sampler.dense_days(u / prob)
+            days = sampler.dense_days(u / prob)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
-        flat = np.flatnonzero(won & (day < horizon)).astype(np.uint32)
+        flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
         sc = flat // np.uint32(n)
         deal = flat - sc * np.uint32(n)
-        daily = _daily(sc.astype(np.int64), day.ravel()[flat], value[deal], size, horizon,
+        day = days.ravel()[flat]
+        daily = _daily(sc.astype(np.int64), day, value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
-        new = _new_deals(rng, size, arrivals, timing, periods, levels[level])
+        new = _new_deals(rng, size, arrivals, arrival_groups, periods, levels[level])
         return group_periods, new
 
     if len(sizes) == 1 or WORKERS == 1:
@@ -212,7 +213,42 @@ def simulate(
                     grids=grids, totals=total if keep else None)  # fmt: skip
 
 
-def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -> np.ndarray:
+@dataclass(frozen=True)
+class _ArrivalGroup:
+    """One timing group's new deals, prepared once per simulation (not per chunk)."""
+
+    values: np.ndarray
+    mean: float
+    std: float
+    rate: float  # new deals of this group per day
+    cdf: np.ndarray  # P(closed by day d) from its start, d < horizon
+
+
+def _arrival_groups(arrivals: Arrivals, timing, horizon: int) -> list[_ArrivalGroup]:
+    """Each timing group (product) with its own close times and values: the quick closers of a
+    horizon are the small deals, so one pooled curve with all values would overstate it."""
+    if arrivals.per_week <= 0 or len(arrivals.values) == 0:
+        return []
+    all_values = np.asarray(arrivals.values, np.float64)
+    grouped = arrivals.groups is not None
+    groups = arrivals.groups if grouped else np.zeros(len(all_values))
+    out = []
+    for g in pd.unique(groups):
+        values = all_values[groups == g]
+        out.append(
+            _ArrivalGroup(
+                values=values,
+                mean=float(values.mean()),
+                std=float(values.std()),
+                rate=arrivals.per_week / 7.0 * len(values) / len(all_values),
+                cdf=timing.cdf_from_start(horizon, g if grouped else None),
+            )
+        )
+    return out
+
+
+def _new_deals(rng, size, arrivals: Arrivals, groups: list[_ArrivalGroup], periods: Periods,
+               shock) -> np.ndarray:  # fmt: skip
     """Revenue per (scenario, period) from deals that do not exist yet.
 
     Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
@@ -222,28 +258,21 @@ def _new_deals(rng, size, arrivals: Arrivals, timing, periods: Periods, shock) -
     (a day with 30 or more: the normal sum with the values' mean and spread).
     """
     n_p = len(periods.names)
-    if arrivals.per_week <= 0 or len(arrivals.values) == 0:
+    if not groups:
         return np.zeros((size, n_p))
     horizon = periods.horizon
     base = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
     p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
-    all_values = np.asarray(arrivals.values, np.float64)
-    groups = arrivals.groups if arrivals.groups is not None else np.zeros(len(all_values))
     daily = np.zeros(size * horizon)
-    # each timing group (product) with its own close times and values: the quick closers of a
-    # horizon are the small deals, so one pooled curve with all values would overstate it
-    for g in pd.unique(groups):
-        values = all_values[groups == g]
-        cdf = timing.cdf_from_start(horizon, g if arrivals.groups is not None else None)
-        rate = arrivals.per_week / 7.0 * len(values) / len(all_values)
-        counts = rng.poisson(rate * p_won[:, None] * cdf[None, :]).ravel()
+    for g in groups:
+        counts = rng.poisson(g.rate * p_won[:, None] * g.cdf[None, :]).ravel()
         # a day with many new wins gets the normal sum of its values (central limit), the others
         # draw each value: a large pipeline's arrivals would otherwise cost more than the pipeline
         many = counts >= EXACT_SUM_BELOW
         k = counts[many]
-        daily[many] += k * values.mean() + np.sqrt(k) * values.std() * rng.standard_normal(len(k))
+        daily[many] += k * g.mean + np.sqrt(k) * g.std * rng.standard_normal(len(k))
         few = np.flatnonzero(~many)
         cell = np.repeat(few, counts[few])
-        daily += np.bincount(cell, weights=values[rng.integers(0, len(values), len(cell))],
+        daily += np.bincount(cell, weights=g.values[rng.integers(0, len(g.values), len(cell))],
                              minlength=size * horizon)  # fmt: skip
     return _to_periods(daily.reshape(size, 1, horizon), periods)[:, 0, :]

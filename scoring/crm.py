@@ -46,6 +46,10 @@ class Crm:
     stages: pd.DataFrame = field(default_factory=pd.DataFrame)  # stage, status, rank, probability
     spells: pd.DataFrame = field(default_factory=pd.DataFrame)  # deal_id, stage, start, end
     exported: frozenset[str] = frozenset()  # optional fields the newest deals export had
+    # features already computed, by day (`features.features_at`): training, the evaluation, the
+    # forecast backtest and the scoring each ask for the same days again. Not copied by
+    # `dataclasses.replace` (a narrowed Crm starts empty), and never shared between two Crms.
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def has(self, name: str) -> bool:
         """Did the exports carry this optional column at all? (A column never exported is

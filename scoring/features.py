@@ -53,6 +53,7 @@ NUMERIC = (
 CATEGORICAL = ("stage", "product", "region", "sector", "deal_type", "lead_source")
 FEATURES = NUMERIC + CATEGORICAL
 FEATURE_VERSION = 8
+MEMO_ROWS = 50_000  # open deals: above this a day's features are not memoised
 ACTIVE_WEEKS = 8  # how far back "how often is there activity" looks
 
 # Forecast categories of Salesforce (ForecastCategoryName and the API's ForecastCategory) and
@@ -130,8 +131,19 @@ def _days(later: pd.Series | pd.Timestamp, earlier: pd.Series | pd.Timestamp) ->
 
 def features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None = None) -> pd.DataFrame:
     """Feature rows (index deal_id) for the deals open on t, plus context columns that the
-    explanations quote (owner, typical_cycle, typical_stage_days, list_price, value_used...)."""
+    explanations quote (owner, typical_cycle, typical_stage_days, list_price, value_used...).
+    Computed once per day and Crm (a copy each call: callers add columns); days with more than
+    MEMO_ROWS open deals are not kept, so a big pipeline's run holds one frame, not two."""
     t = pd.Timestamp(t)
+    if rates is None and t in crm.memo:
+        return crm.memo[t].copy()
+    f = _features_at(crm, t, rates)
+    if rates is None and len(f) <= MEMO_ROWS:
+        crm.memo[t] = f.copy()
+    return f
+
+
+def _features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None) -> pd.DataFrame:
     rates = rates or rates_before(crm, t)
     s = open_deals_at(crm, t)
     price = crm.products.set_index("product")["sales_price"]
