@@ -17,6 +17,7 @@ internal names only when asked (`revbot train`, or `verbose`). The pure cores it
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -103,6 +104,13 @@ class ModelUpkeep:
         """The saved model, retrained first when there is none, it does not fit this code, it
         was trained on data older than `retrain_days`, or the data's shape changed (products
         it never saw, columns the exports gained or lost)."""
+        model, meta, why, again = self._saved_model(db, crm)
+        if why:
+            return self.train(db, crm, say, why=why, again=again)
+        return model, meta
+
+    def _saved_model(self, db, crm):
+        """(model, meta, why it must be trained or None, whether it is a retraining)."""
         from scoring import artifact
         from scoring.artifact import ModelMismatchError
 
@@ -111,11 +119,41 @@ class ModelUpkeep:
         except ModelMismatchError:
             saved = (self.artifacts / artifact.META_FILE).exists()
             why = "the saved one is from another version of revbot" if saved else "none yet"
-            return self.train(db, crm, say, why=why)
+            return None, None, why, False
         why = stale_because(meta, crm, self.retrain_days, import_log.exported_fields(db))
-        if why:
-            return self.train(db, crm, say, why=why, again=True)
-        return model, meta
+        return model, meta, why, True
+
+    def model_and_bands(self, db, crm, say: Say):
+        """The current model and the forecast's bands (`current_model`, `bands`). When both must
+        be made (a first run), the backtest runs beside the training, each fitting on one core
+        (the main job's two slow steps at once); the backtest's lines are said after the
+        training's, so the story reads in order."""
+        from scoring.model import one_thread
+
+        if (self.artifacts / FORECAST_CONFIG).exists() or not self._saved_model(db, crm)[2]:
+            return (*self.current_model(db, crm, say), self.bands(crm, say))
+        heard: list[str] = []
+        out: dict = {}
+
+        def backtest() -> None:
+            try:
+                with one_thread():
+                    out["bands"] = self.bands(crm, heard.append)
+            except BaseException as e:  # re-raised on the caller's thread, after the training
+                out["error"] = e
+
+        side = threading.Thread(target=backtest, name="forecast-backtest", daemon=True)
+        side.start()
+        try:
+            with one_thread():
+                model, meta = self.current_model(db, crm, say)
+        finally:
+            side.join()
+        for line in heard:
+            say(line)
+        if "error" in out:
+            raise out["error"]
+        return model, meta, out["bands"]
 
     def train(self, db, crm, say: Say, *, n_cutoffs: int = 4, truth: Path | None = None,
               why: str | None = None, again: bool = False, detail: bool = False):  # fmt: skip

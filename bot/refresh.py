@@ -218,8 +218,7 @@ class Refresher:
 
         db = self.db()
         crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
-        model, meta = self.upkeep.current_model(db, crm, say)
-        bands = self.upkeep.bands(crm, say)
+        model, meta, bands = self.upkeep.model_and_bands(db, crm, say)
         notes = artifact.check_fits_data(
             meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
         )

@@ -18,6 +18,9 @@ Pure (no file I/O; see `artifact` for saving). Why each step:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
@@ -185,10 +188,28 @@ def holdout_deals(rows: pd.DataFrame, share: float = HOLDOUT_SHARE, seed: int = 
     return rows.index.astype(str).isin(held)
 
 
+_THREADS = threading.local()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Fits on this thread use one core: for two trainings run side by side (the first training
+    and the forecast's backtest), each on its own core. LightGBM's `deterministic` gives the
+    same model whatever the thread count."""
+    before = getattr(_THREADS, "n", None)
+    _THREADS.n = 1
+    try:
+        yield
+    finally:
+        _THREADS.n = before
+
+
 def fit(rows: pd.DataFrame, params: dict | None = None) -> WinModel:
     """Fit the booster on `rows` (features, `label` in [0, 1], `weight`), early-stopped on a
     held-out share of the deals. The blend with the base rate is set by the caller."""
     params = {**PARAMS, **(params or {})}
+    if getattr(_THREADS, "n", None):
+        params["num_threads"] = _THREADS.n
     stub = WinModel(None, Calibrator(), 1.0, 0.5, vocabulary(rows), 0.0)
     held = holdout_deals(rows)
     if held.all() or not held.any() or rows.loc[~held, "label"].nunique() < 2:
