@@ -25,6 +25,7 @@ import pandas as pd
 
 from dataset import database, import_log
 from forecasting.bands import Bands
+from scoring.cluster import Cluster
 
 Say = Callable[[str], None]
 FORECAST_CONFIG = "forecast.json"
@@ -99,7 +100,7 @@ class ModelUpkeep:
         self.artifacts, self.source = Path(artifacts), Path(source)
         self.retrain_days, self.verbose = retrain_days, verbose
 
-    def current_model(self, db, crm, say: Say):
+    def current_model(self, db, crm, say: Say, cluster: Cluster | None = None):
         """The saved model, retrained first when there is none, it does not fit this code, it
         was trained on data older than `retrain_days`, or the data's shape changed (products
         it never saw, columns the exports gained or lost)."""
@@ -111,16 +112,18 @@ class ModelUpkeep:
         except ModelMismatchError:
             saved = (self.artifacts / artifact.META_FILE).exists()
             why = "the saved one is from another version of revbot" if saved else "none yet"
-            return self.train(db, crm, say, why=why)
+            return self.train(db, crm, say, why=why, cluster=cluster)
         why = stale_because(meta, crm, self.retrain_days, import_log.exported_fields(db))
         if why:
-            return self.train(db, crm, say, why=why, again=True)
+            return self.train(db, crm, say, why=why, again=True, cluster=cluster)
         return model, meta
 
     def train(self, db, crm, say: Say, *, n_cutoffs: int = 4, truth: Path | None = None,
-              why: str | None = None, again: bool = False, detail: bool = False):  # fmt: skip
+              why: str | None = None, again: bool = False, detail: bool = False,
+              cluster: Cluster | None = None):  # fmt: skip
         """Evaluate, train, save the model and its report; returns (model, meta). `why` it is
-        (re)trained, said first; `detail` (or `verbose`): the evaluation table after."""
+        (re)trained, said first; `detail` (or `verbose`): the evaluation table after. With a
+        `cluster`, the training rows are built and every booster fitted on it (lightgbm.dask)."""
         from scoring import artifact, report
         from scoring.train import train
 
@@ -130,7 +133,15 @@ class ModelUpkeep:
         say(f"{'retraining' if again else 'training'} the win model{reason} on the history of "
             f"{closed:,} closed deals…")  # fmt: skip
         known = pd.read_csv(truth) if truth is not None else None
-        training = train(crm, n_cutoffs, known, progress=_indented(say))
+        if cluster is None:
+            training = train(crm, n_cutoffs, known, progress=_indented(say))
+        else:
+            from scoring import dask_fit, distributed
+
+            _indented(say)(f"building the training rows on {cluster}…")
+            rows = distributed.all_rows(cluster.client, crm)
+            training = train(crm, n_cutoffs, known, progress=_indented(say),
+                             fit=dask_fit.fitter(cluster.client), rows=rows)  # fmt: skip
         meta = {
             **training.meta,
             "database": {"fingerprint": database.fingerprint(db)},

@@ -21,7 +21,7 @@ log loss and AUC to the single-process model's within a stated tolerance.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -107,9 +107,29 @@ def _check_parts(booster_f, parts) -> tuple[np.ndarray, float]:
     return loss_by_round(booster, x, y, w)
 
 
+def _not_n_jobs(record: logging.LogRecord) -> bool:
+    """lightgbm.dask warns at every fit that n_jobs is ignored (each worker's threads are its
+    own): true, expected, and nothing for the person waiting to act on."""
+    return "Parameter n_jobs will be ignored" not in record.getMessage()
+
+
+def _log_to_logging() -> None:
+    """LightGBM's Python messages ("Finding random open ports for workers", each fit) go to
+    `logging` (its info at debug level) rather than to standard output, where a command's
+    output is the person's. Process-wide, as LightGBM's `register_logger` is."""
+    import lightgbm
+
+    logger = logging.getLogger("lightgbm")
+    if _not_n_jobs not in logger.filters:
+        logger.addFilter(_not_n_jobs)
+    lightgbm.register_logger(logger, info_method_name="debug")
+
+
 def fit(client, rows: pd.DataFrame, params: dict | None = None) -> wm.WinModel:
     """`model.fit` on the cluster of `client` (see the module docstring)."""
     from lightgbm.dask import DaskLGBMRegressor
+
+    _log_to_logging()
 
     params = {**wm.PARAMS, **(params or {})}
     stub, train, check = wm.split(rows)
@@ -119,10 +139,7 @@ def fit(client, rows: pd.DataFrame, params: dict | None = None) -> wm.WinModel:
     parts = max(1, min(workers, len(train)))
     data = _parts(client, [x, train["label"].to_numpy(), train["weight"].to_numpy()], parts)
     estimator = DaskLGBMRegressor(client=client, **estimator_params(params))
-    # lightgbm.dask waits on its parts with the default client; it always warns that n_jobs
-    # (each worker's threads are its own) is ignored
-    with client.as_current(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+    with client.as_current():  # lightgbm.dask waits on its parts with the default client
         estimator.fit(*data[:2], sample_weight=data[2], feature_name=list(FEATURES),
                       categorical_feature=[c for c in CATEGORICAL if c not in empty])  # fmt: skip
     booster = estimator.booster_
