@@ -133,14 +133,24 @@ def blocks_for(crm: Crm, workers: int) -> int:
     return max(2 * workers, -(-len(crm.deals) // DEALS_PER_BLOCK))
 
 
-def score_features(client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp):
-    """Features and scores of every block (futures of `Crm` blocks, or blocks), in block order."""
+def score_blocks(client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp) -> list:
+    """Futures of each block's (features, scores), left on the workers (a caller that cannot
+    hold every deal gathers only what it needs: `benchmarks/dask_bench.py`). `blocks`: futures
+    of `Crm` blocks, or blocks; the caller should not keep the list, so that each block can be
+    freed once its first pass is done."""
     passes = client.map(survey, blocks, t=t)
+    del blocks
     states = client.map(operator.itemgetter(0), passes)
     found = client.gather(client.map(operator.itemgetter(1), passes))
+    del passes
     ref = shared(found, tables, t)
     [ref_f, model_f] = client.scatter([ref, model], broadcast=True)
-    scored = client.gather(client.map(score_block, states, ref=ref_f, model=model_f))
+    return client.map(score_block, states, ref=ref_f, model=model_f)
+
+
+def score_features(client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp):
+    """Features and scores of every block, gathered in block order."""
+    scored = client.gather(score_blocks(client, blocks, tables, model, t))
     return _concat([f for f, _ in scored]), _concat([s for _, s in scored])
 
 
@@ -158,6 +168,7 @@ def score(
     workers = len(client.scheduler_info(n_workers=-1)["workers"])
     scattered = client.scatter(split(crm, blocks or blocks_for(crm, workers)))
     f, s = score_features(client, scattered, tables_of(crm), model, as_of)
+    del scattered
     return ranked(f, s, model, refs, as_of, explain_top)
 
 
