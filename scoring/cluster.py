@@ -18,9 +18,12 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scoring.errors import ClusterError
+
+if TYPE_CHECKING:  # Dask is imported only where a cluster is used
+    from distributed import Client
 
 CONNECT_TIMEOUT = 5.0  # seconds: to reach the scheduler, and for a first worker to be there
 INSTALL = "install the Dask extra: pip install 'revbot[dask]'"
@@ -30,7 +33,7 @@ INSTALL = "install the Dask extra: pip install 'revbot[dask]'"
 class Cluster:
     """A connected client and what it found (for the person waiting)."""
 
-    client: Any  # distributed.Client
+    client: Client
     address: str
     workers: int
     threads: int
@@ -112,7 +115,7 @@ def _handshake(address: str, timeout: float) -> None:
         )
 
 
-def check_versions(client) -> None:
+def check_versions(client: Client) -> None:
     """Raise if a worker runs another revbot, pandas, numpy or LightGBM than this process."""
     ours = versions()
     for worker, theirs in sorted(client.run(_on_workers()).items()):

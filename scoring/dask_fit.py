@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from scoring import model as wm
 from scoring.features import CATEGORICAL, FEATURES
+
+if TYPE_CHECKING:  # Dask is imported only where a cluster is used
+    from distributed import Client
 
 # LightGBM's native parameter names in `model.PARAMS` and their scikit-learn names (the Dask
 # estimators are scikit-learn estimators; a native alias would warn that it overrides the other)
@@ -65,7 +70,9 @@ def stopping_round(curve: np.ndarray, patience: int = wm.PATIENCE) -> int:
     return best_at + 1
 
 
-def loss_by_round(booster, x: np.ndarray, y: np.ndarray, w: np.ndarray, chunk: int = 20_000):
+def loss_by_round(
+    booster: lgb.Booster, x: np.ndarray, y: np.ndarray, w: np.ndarray, chunk: int = 20_000
+) -> tuple[np.ndarray, float]:
     """Per round, the weighted sum of cross entropies of rows (x, y, w) under the booster cut at
     that round, and the sum of weights: what LightGBM's cross-entropy metric divides."""
     rounds = booster.current_iteration()
@@ -86,7 +93,7 @@ def loss_by_round(booster, x: np.ndarray, y: np.ndarray, w: np.ndarray, chunk: i
     return total, float(w.sum())
 
 
-def _parts(client, arrays: list[np.ndarray], parts: int) -> list:
+def _parts(client: Client, arrays: list[np.ndarray], parts: int) -> list:
     """Each array as a Dask array of `parts` row blocks scattered over the workers."""
     import dask
     import dask.array as da
@@ -102,9 +109,9 @@ def _parts(client, arrays: list[np.ndarray], parts: int) -> list:
     return out
 
 
-def _check_parts(booster_f, parts) -> tuple[np.ndarray, float]:
-    booster, (x, y, w) = booster_f, parts
-    return loss_by_round(booster, x, y, w)
+def _check_parts(booster: lgb.Booster, part: tuple[np.ndarray, ...]) -> tuple[np.ndarray, float]:
+    """On a worker: `loss_by_round` of one block of held-out rows (x, y, w)."""
+    return loss_by_round(booster, *part)
 
 
 def _not_n_jobs(record: logging.LogRecord) -> bool:
@@ -125,7 +132,7 @@ def _log_to_logging() -> None:
     lightgbm.register_logger(logger, info_method_name="debug")
 
 
-def fit(client, rows: pd.DataFrame, params: dict | None = None) -> wm.WinModel:
+def fit(client: Client, rows: pd.DataFrame, params: dict | None = None) -> wm.WinModel:
     """`model.fit` on the cluster of `client` (see the module docstring)."""
     from lightgbm.dask import DaskLGBMRegressor
 
@@ -151,7 +158,9 @@ def fit(client, rows: pd.DataFrame, params: dict | None = None) -> wm.WinModel:
     return model
 
 
-def held_out_curve(client, booster, stub: wm.WinModel, check: pd.DataFrame, workers: int):
+def held_out_curve(
+    client: Client, booster: lgb.Booster, stub: wm.WinModel, check: pd.DataFrame, workers: int
+) -> np.ndarray:
     """The held-out rows' cross entropy after each round, computed in blocks on the workers."""
     x, y, w = stub.matrix(check), check["label"].to_numpy(), check["weight"].to_numpy()
     at = [i for i in np.array_split(np.arange(len(x)), workers) if len(i)]
@@ -163,6 +172,6 @@ def held_out_curve(client, booster, stub: wm.WinModel, check: pd.DataFrame, work
     return sum(s for s, _ in sums) / sum(n for _, n in sums)
 
 
-def fitter(client) -> Callable[[pd.DataFrame], wm.WinModel]:
+def fitter(client: Client) -> Callable[[pd.DataFrame], wm.WinModel]:
     """The `fit` that `train.train` and `train.fit_at` take, fitting on this cluster."""
     return lambda rows, params=None: fit(client, rows, params)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,9 @@ from scoring.model import WinModel
 from scoring.rates import Rates, rates_before
 from scoring.risk import median_value, score_frame
 from scoring.scorer import ScoreRun, predict, ranked
+
+if TYPE_CHECKING:  # Dask is imported only where a cluster is used
+    from distributed import Client
 
 DEALS_PER_BLOCK = 50_000  # a block's deals: big enough to amortise a task, small to spread
 CLOSED_COLUMNS = ["deal_id", "status", "owner", "product", "account", "engage_date", "closed_on"]
@@ -122,7 +126,9 @@ def shared(surveys: list[Survey], tables: Crm, t: pd.Timestamp) -> Shared:
     return Shared(as_of=t, rates=rates, values=refs, median=median, tables=tables)
 
 
-def score_block(state: pd.DataFrame, ref: Shared, model: WinModel) -> tuple[pd.DataFrame, ...]:
+def score_block(
+    state: pd.DataFrame, ref: Shared, model: WinModel
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pass 2 (on a worker): the features and scores (`risk.score_frame`) of a block's deals."""
     f = features_of(state, ref.tables, ref.as_of, ref.rates, ref.values)
     return f, score_frame(f, predict(model, f), ref.median)
@@ -133,7 +139,9 @@ def blocks_for(crm: Crm, workers: int) -> int:
     return max(2 * workers, -(-len(crm.deals) // DEALS_PER_BLOCK))
 
 
-def score_blocks(client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp) -> list:
+def score_blocks(
+    client: Client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp
+) -> list:
     """Futures of each block's (features, scores), left on the workers (a caller that cannot
     hold every deal gathers only what it needs: `benchmarks/dask_bench.py`). `blocks`: futures
     of `Crm` blocks, or blocks; the caller should not keep the list, so that each block can be
@@ -148,14 +156,16 @@ def score_blocks(client, blocks: list, tables: Crm, model: WinModel, t: pd.Times
     return client.map(score_block, states, ref=ref_f, model=model_f)
 
 
-def score_features(client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp):
+def score_features(
+    client: Client, blocks: list, tables: Crm, model: WinModel, t: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features and scores of every block, gathered in block order."""
     scored = client.gather(score_blocks(client, blocks, tables, model, t))
     return _concat([f for f, _ in scored]), _concat([s for _, s in scored])
 
 
 def score(
-    client,
+    client: Client,
     crm: Crm,
     model: WinModel,
     refs: dict,
@@ -176,7 +186,7 @@ def _snapshot(crm: Crm, day: pd.Timestamp) -> pd.DataFrame:
     return samples.snapshot_rows(crm, [day])
 
 
-def snapshot_rows(client, crm: Crm, dates) -> pd.DataFrame:
+def snapshot_rows(client: Client, crm: Crm, dates: list) -> pd.DataFrame:
     """`samples.snapshot_rows` with each day's features built on a worker (each day is a whole
     `features_at`, with that day's own references; the CRM is sent to each worker once)."""
     dates = [pd.Timestamp(d) for d in dates]
@@ -186,7 +196,7 @@ def snapshot_rows(client, crm: Crm, dates) -> pd.DataFrame:
     return pd.concat(client.gather(client.map(_snapshot, [crm_f] * len(dates), dates)))
 
 
-def all_rows(client, crm: Crm) -> pd.DataFrame:
+def all_rows(client: Client, crm: Crm) -> pd.DataFrame:
     """`train.all_rows(crm)` built on the cluster."""
     dates = samples.snapshot_dates(crm, samples.first_snapshot(crm), crm.data_end)
     return snapshot_rows(client, crm, dates)
