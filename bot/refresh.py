@@ -8,6 +8,9 @@ The scheduler, `revbot morning`, `revbot score`, `revbot digest` and the bot's w
 per refresh, and kept for a scope nobody forecast yet (`add_scope`). Keeping the model and the
 forecast's shock current (train when due, backtest once) is `bot.model_upkeep`'s concern; only
 this writer calls it, under its lock.
+With `[dask]` configured (or `--dask`), the model upkeep and the scores are computed on that
+Dask cluster (`scoring.distributed`, `scoring.dask_fit`), connected for one refresh; the reasons,
+the hygiene rules, the forecasts and the one write stay here.
 What a refresh says (`say`) is for the person waiting: each slow step as it starts and how long it
 took, in plain words; the model's evaluation tables only with `verbose`.
 """
