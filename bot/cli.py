@@ -114,6 +114,15 @@ def _add_artifacts(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dask(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help=f"{what} on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 (default: "
+        "[dask] address in revbot.toml, else here; needs revbot[dask])",
+    )
+
+
 def _add_verbose(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--verbose", action="store_true", help=what)
 
@@ -206,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also backtest the forecast on past cutoffs and refit the width of its band",
     )
+    _add_dask(p, "build the training rows and fit the model")
 
     p = _command(sub, "score")
     _add_db(p)
@@ -218,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="deals given reasons, by value at risk (default: [model] explain_top)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the run and its top five as JSON")
+    _add_dask(p, "compute features, win probability and risk (and retrain, when due)")
     _add_verbose(p, "also print the model's evaluation tables when it is retrained")
 
     p = _command(sub, "forecast")
@@ -363,10 +374,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from dataset.crm_reader import CrmError
     from dataset.ingest import IngestError
     from dataset.presets import PresetError
-    from scoring.errors import ModelMismatchError
+    from scoring.errors import ClusterError, ModelMismatchError
 
     return (IngestError, ConfigError, PresetError, ModelMismatchError, SetupError, ExportError,
-            PreflightError, CrmError, BackupError)  # fmt: skip
+            PreflightError, CrmError, BackupError, ClusterError)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,10 +64,14 @@ def print_results(results: list[FileResult]) -> None:
 
 
 def settings_of(args: argparse.Namespace):
-    from bot.settings import settings_from
+    from dataclasses import replace
+
+    from bot.settings import dask_of, settings_from
 
     config = load_config(config_path(args.config))
     settings = settings_from(config)
+    if getattr(args, "dask", None) is not None:  # `--dask ADDRESS` overrides [dask] address
+        settings = replace(settings, dask=dask_of(config, args.dask))
     set_default_currency(settings.currency)  # set once, before anything is rendered or scored
     set_default_template(settings.deal_url)  # links to the CRM's deals, likewise (None: none)
     return settings, config.get("presets", {})

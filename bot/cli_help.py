@@ -89,6 +89,7 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot train
   revbot train --cutoffs 6 --backtest        more cutoffs; also refit the forecast's band
   revbot train --truth demo/truth/probabilities.csv   generated data: compare with the truth
+  revbot train --dask tcp://10.0.0.5:8786    on a Dask cluster (lightgbm.dask)
   revbot train --db sales.db --config revbot.toml --artifacts artifacts""",
     ),
     "score": (
@@ -98,6 +99,7 @@ and SALESFORCE_PRIVATE_KEY_FILE, or HUBSPOT_ACCESS_TOKEN (deploy/README.md)""",
   revbot score --as-of 2025-01-31           as the pipeline stood on that day
   revbot score --explain-top 500 --verbose  reasons for the top 500; show the model's tables
   revbot score --json | jq '.top[0]'        for scripts
+  revbot score --dask tcp://10.0.0.5:8786   on a Dask cluster: the same scores
   revbot score --db sales.db --config revbot.toml --artifacts artifacts""",
     ),
     "forecast": (

@@ -26,6 +26,7 @@ import pandas as pd
 
 from dataset import database, import_log
 from forecasting.bands import Bands
+from scoring.cluster import Cluster
 
 Say = Callable[[str], None]
 FORECAST_CONFIG = "forecast.json"
@@ -100,13 +101,13 @@ class ModelUpkeep:
         self.artifacts, self.source = Path(artifacts), Path(source)
         self.retrain_days, self.verbose = retrain_days, verbose
 
-    def current_model(self, db, crm, say: Say):
+    def current_model(self, db, crm, say: Say, cluster: Cluster | None = None):
         """The saved model, retrained first when there is none, it does not fit this code, it
         was trained on data older than `retrain_days`, or the data's shape changed (products
         it never saw, columns the exports gained or lost)."""
         model, meta, why, again = self._saved_model(db, crm)
         if why:
-            return self.train(db, crm, say, why=why, again=again)
+            return self.train(db, crm, say, why=why, again=again, cluster=cluster)
         return model, meta
 
     def _saved_model(self, db, crm):
@@ -123,15 +124,16 @@ class ModelUpkeep:
         why = stale_because(meta, crm, self.retrain_days, import_log.exported_fields(db))
         return model, meta, why, True
 
-    def model_and_bands(self, db, crm, say: Say):
+    def model_and_bands(self, db, crm, say: Say, cluster: Cluster | None = None):
         """The current model and the forecast's bands (`current_model`, `bands`). When both must
-        be made (a first run), the backtest runs beside the training, each fitting on one core
-        (the main job's two slow steps at once); the backtest's lines are said after the
-        training's, so the story reads in order."""
+        be made here (a first run, no cluster), the backtest runs beside the training, each
+        fitting on one core (the main job's two slow steps at once); the backtest's lines are
+        said after the training's, so the story reads in order."""
         from scoring.model import one_thread
 
-        if (self.artifacts / FORECAST_CONFIG).exists() or not self._saved_model(db, crm)[2]:
-            return (*self.current_model(db, crm, say), self.bands(crm, say))
+        both = not (self.artifacts / FORECAST_CONFIG).exists() and self._saved_model(db, crm)[2]
+        if cluster is not None or not both:
+            return (*self.current_model(db, crm, say, cluster), self.bands(crm, say))
         heard: list[str] = []
         out: dict = {}
 
@@ -156,9 +158,11 @@ class ModelUpkeep:
         return model, meta, out["bands"]
 
     def train(self, db, crm, say: Say, *, n_cutoffs: int = 4, truth: Path | None = None,
-              why: str | None = None, again: bool = False, detail: bool = False):  # fmt: skip
+              why: str | None = None, again: bool = False, detail: bool = False,
+              cluster: Cluster | None = None):  # fmt: skip
         """Evaluate, train, save the model and its report; returns (model, meta). `why` it is
-        (re)trained, said first; `detail` (or `verbose`): the evaluation table after."""
+        (re)trained, said first; `detail` (or `verbose`): the evaluation table after. With a
+        `cluster`, the training rows are built and every booster fitted on it (lightgbm.dask)."""
         from scoring import artifact, report
         from scoring.train import train
 
@@ -168,7 +172,15 @@ class ModelUpkeep:
         say(f"{'retraining' if again else 'training'} the win model{reason} on the history of "
             f"{closed:,} closed deals…")  # fmt: skip
         known = pd.read_csv(truth) if truth is not None else None
-        training = train(crm, n_cutoffs, known, progress=_indented(say))
+        if cluster is None:
+            training = train(crm, n_cutoffs, known, progress=_indented(say))
+        else:
+            from scoring import dask_fit, distributed
+
+            _indented(say)(f"building the training rows on {cluster}…")
+            rows = distributed.all_rows(cluster.client, crm)
+            training = train(crm, n_cutoffs, known, progress=_indented(say),
+                             fit=dask_fit.fitter(cluster.client), rows=rows)  # fmt: skip
         meta = {
             **training.meta,
             "database": {"fingerprint": database.fingerprint(db)},

@@ -8,6 +8,9 @@ The scheduler, `revbot morning`, `revbot score`, `revbot digest` and the bot's w
 per refresh, and kept for a scope nobody forecast yet (`add_scope`). Keeping the model and the
 forecast's shock current (train when due, backtest once) is `bot.model_upkeep`'s concern; only
 this writer calls it, under its lock.
+With `[dask]` configured (or `--dask`), the model upkeep and the scores are computed on that
+Dask cluster (`scoring.distributed`, `scoring.dask_fit`), connected for one refresh; the reasons,
+the hygiene rules, the forecasts and the one write stay here.
 What a refresh says (`say`) is for the person waiting: each slow step as it starts and how long it
 took, in plain words; the model's evaluation tables only with `verbose`.
 """
@@ -18,7 +21,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +40,7 @@ from dataset.ingest import IngestError, ingest_files
 from dataset.money import plural
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.periods import won_this_quarter
+from scoring.cluster import Cluster
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -218,14 +223,20 @@ class Refresher:
 
         db = self.db()
         crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
-        model, meta, bands = self.upkeep.model_and_bands(db, crm, say)
-        notes = artifact.check_fits_data(
-            meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
-        )
-        top = explain_top if explain_top is not None else self.settings.explain_top
-        start = time.monotonic()
-        say("scoring the open deals and writing their reasons…")
-        run = scorer.score(crm, model, meta["references"], as_of, top)
+        with self._cluster(say) as cluster:
+            model, meta, bands = self.upkeep.model_and_bands(db, crm, say, cluster)
+            notes = artifact.check_fits_data(
+                meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
+            )
+            top = explain_top if explain_top is not None else self.settings.explain_top
+            start = time.monotonic()
+            say("scoring the open deals and writing their reasons…")
+            if cluster is None:
+                run = scorer.score(crm, model, meta["references"], as_of, top)
+            else:  # features, probability and risk on the workers; reasons here
+                from scoring import distributed
+
+                run = distributed.score(cluster.client, crm, model, meta["references"], as_of, top)
         extra = self._scope_tops(run.scores)
         scorer.explain_more(run, model, meta["references"], extra)
         # the hygiene rules on the same deals as of the same day, saved with the run
@@ -267,6 +278,19 @@ class Refresher:
             f"forecast of {plural(len(scopes), 'scope')} saved with run #{run_id}, in {took(start)}"
         )
         return run_id
+
+    @contextmanager
+    def _cluster(self, say: Say) -> Iterator[Cluster | None]:
+        """The Dask cluster of `[dask]` (or `--dask`), connected for one refresh or training;
+        None: here. A ClusterError says why it cannot be used."""
+        if self.settings.dask is None:
+            yield None
+            return
+        from scoring.cluster import connect
+
+        with connect(self.settings.dask.address, self.settings.dask.connect_timeout) as cluster:
+            say(f"connected to {cluster}")
+            yield cluster
 
     @staticmethod
     def _keep(db, run_id: int) -> set[int]:
@@ -377,10 +401,10 @@ class Refresher:
         (model, meta)."""
         from scoring.features import prepare
 
-        with self._lock:
+        with self._lock, self._cluster(say) as cluster:
             crm = crm if crm is not None else prepare(deal_history.load_crm(self.db()))
             return self.upkeep.train(self.db(), crm, say, n_cutoffs=n_cutoffs, truth=truth,
-                                     detail=True)  # fmt: skip
+                                     detail=True, cluster=cluster)  # fmt: skip
 
     def backtest(self, crm=None, say: Say = print) -> dict:
         """Backtest the forecast on past cutoffs, pick the shared shock and save it, saying the

@@ -92,6 +92,18 @@ NUDGE_KEYS = ("enabled", "per_day", "risk", "quiet_from", "quiet_until", "snooze
 
 
 @dataclass(frozen=True)
+class DaskConfig:
+    """`[dask]`: score and train on this Dask scheduler (`scoring.cluster`); `--dask` overrides."""
+
+    address: str
+    connect_timeout: float = 5.0  # seconds to reach it (and for a worker to be there)
+
+
+DASK_KEYS = ("address", "connect_timeout")
+DASK_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s/]+:\d+/?")
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     scope: Scope
@@ -155,6 +167,7 @@ class Settings:
     nudges: NudgeConfig = NudgeConfig()  # [nudges]: direct messages to deal owners
     retention: Retention = Retention()  # [retention]: how long runs keep their per-deal rows
     people_csv: Path | None = None  # [roster] people_csv: name,email,role for `roster --build`
+    dask: DaskConfig | None = None  # [dask]: score and train on a Dask cluster (None: here)
 
     def target(self, quarter: str, scope: Scope) -> Target | None:
         """The target of a quarter for a scope, if one is configured."""
@@ -461,6 +474,38 @@ def nudges_of(config: dict[str, Any]) -> NudgeConfig:
                        snooze_days=whole("snooze_days", 1, 90, d.snooze_days))  # fmt: skip
 
 
+def dask_address(value: Any, where: str) -> str:
+    """A Dask scheduler's address, checked for its shape only (whether one answers there is
+    known when a command connects)."""
+    if not isinstance(value, str) or not DASK_ADDRESS.fullmatch(value.strip()):
+        raise ConfigError(f'{where}: {value!r} is not a Dask scheduler address; write it as '
+                          '`dask scheduler` prints it, e.g. "tcp://10.0.0.5:8786"')  # fmt: skip
+    return value.strip()
+
+
+def dask_of(config: dict[str, Any], flag: str | None = None) -> DaskConfig | None:
+    """`[dask]`: the scheduler that `revbot score`, `revbot train` and every refresh use (None:
+    score and train in this process). `flag` (`--dask ADDRESS`) overrides the address."""
+    raw = config.get("dask", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[dask] must be a table: a line `[dask]`, then e.g. "
+                          'address = "tcp://10.0.0.5:8786"')  # fmt: skip
+    unknown = set(raw) - set(DASK_KEYS)
+    if unknown:
+        raise ConfigError(f"[dask]: unknown keys {sorted(unknown)} (known: {', '.join(DASK_KEYS)})")
+    timeout = raw.get("connect_timeout", DaskConfig.connect_timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
+        raise ConfigError(f"[dask] connect_timeout: {timeout!r} is not a number of seconds "
+                          "from 0 to 600; e.g. connect_timeout = 5")  # fmt: skip
+    if flag is not None:
+        return DaskConfig(dask_address(flag, "--dask"), float(timeout))
+    if "address" not in raw:
+        if raw:
+            raise ConfigError('[dask]: no address; e.g. address = "tcp://10.0.0.5:8786"')
+        return None
+    return DaskConfig(dask_address(raw["address"], "[dask] address"), float(timeout))
+
+
 def hygiene_of(config: dict[str, Any]) -> HygieneConfig:
     """`[hygiene]`: the deal hygiene rules' thresholds, and `off`, the rules switched off."""
     raw = config.get("hygiene", {})
@@ -551,5 +596,6 @@ def settings_from(config: dict[str, Any], env: dict[str, str] | None = None) -> 
         nudges=nudges_of(config),
         retention=retention_of(config),
         people_csv=people_csv_of(config),
+        dask=dask_of(config),
         **_model_settings(config.get("model", {})),
     )

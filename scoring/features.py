@@ -16,6 +16,8 @@ unknown (NaN), never "none".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -129,23 +131,64 @@ def _days(later: pd.Series | pd.Timestamp, earlier: pd.Series | pd.Timestamp) ->
     return (later - earlier).dt.days.astype(float)
 
 
-def features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None = None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ValueRefs:
+    """What a deal without an amount is valued at: the median amount of the open deals of its
+    product (`by_product`, "?" for none), else of all open deals (`overall`). Population-wide:
+    computed once over every open deal, never over a part of them (see `scoring.distributed`)."""
+
+    by_product: pd.Series
+    overall: float
+
+
+def amounts(state: pd.DataFrame) -> pd.Series:
+    """The amounts the CRM gives (a zero or negative amount is none)."""
+    return state["value"].astype(float).where(state["value"] > 0)
+
+
+def value_refs(state: pd.DataFrame) -> ValueRefs:
+    """The `ValueRefs` of these open deals (`open_deals_at` rows, or their product and value)."""
+    amount = amounts(state)
+    by_product = amount.groupby(state["product"].fillna("?")).median()
+    return ValueRefs(by_product=by_product, overall=float(amount.median()))
+
+
+def value_used(state: pd.DataFrame, crm: Crm, refs: ValueRefs) -> pd.Series:
+    """The value a deal is counted at: its amount; else its product's list price, else the
+    median amount of its product's open deals, else of all open deals."""
+    price = crm.products.set_index("product")["sales_price"]
+    list_price = state["product"].map(price).astype(float)
+    peers = state["product"].fillna("?").map(refs.by_product).astype(float)
+    estimate = list_price.fillna(peers).fillna(refs.overall)
+    return amounts(state).fillna(estimate)
+
+
+def features_at(
+    crm: Crm, t: pd.Timestamp, rates: Rates | None = None, values: ValueRefs | None = None
+) -> pd.DataFrame:
     """Feature rows (index deal_id) for the deals open on t, plus context columns that the
     explanations quote (owner, typical_cycle, typical_stage_days, list_price, value_used...).
-    Computed once per day and Crm (a copy each call: callers add columns); days with more than
-    MEMO_ROWS open deals are not kept, so a big pipeline's run holds one frame, not two."""
+    `rates` and `values` are population-wide: by default from all of `crm`'s deals. Those
+    defaults are computed once per day and Crm (a copy each call: callers add columns); days
+    with more than MEMO_ROWS open deals are not kept, so a big pipeline's run holds one frame."""
     t = pd.Timestamp(t)
-    if rates is None and t in crm.memo:
+    default = rates is None and values is None
+    if default and t in crm.memo:
         return crm.memo[t].copy()
-    f = _features_at(crm, t, rates)
-    if rates is None and len(f) <= MEMO_ROWS:
+    rates = rates or rates_before(crm, t)
+    s = open_deals_at(crm, t)
+    f = features_of(s, crm, t, rates, values or value_refs(s))
+    if default and len(f) <= MEMO_ROWS:
         crm.memo[t] = f.copy()
     return f
 
 
-def _features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None) -> pd.DataFrame:
-    rates = rates or rates_before(crm, t)
-    s = open_deals_at(crm, t)
+def features_of(
+    s: pd.DataFrame, crm: Crm, t: pd.Timestamp, rates: Rates, values: ValueRefs
+) -> pd.DataFrame:
+    """The features of open deals' states `s` (`open_deals_at`) on t. Row by row, given the
+    population-wide `rates` and `values`: a part of the deals gives the same rows as the whole
+    (`crm` is read for its reference tables and exported columns only)."""
     price = crm.products.set_index("product")["sales_price"]
     team = crm.teams.set_index("sales_agent")
     acct = crm.accounts.set_index("account")
@@ -183,12 +226,9 @@ def _features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None) -> pd.DataFrame
     f["days_to_expected_close"] = _days(s["expected_close"], t)
     f["value_change"] = s["value_change"].astype(float)
     list_price = s["product"].map(price).astype(float)
-    amount = s["value"].astype(float).where(s["value"] > 0)
-    # no amount: the product's list price, else the median amount of its open deals, else of all
-    peers = amount.groupby(s["product"].fillna("?")).transform("median")
-    estimate = list_price.fillna(peers).fillna(amount.median())
-    value_used = amount.fillna(estimate)
-    f["log_value"] = np.log1p(value_used.clip(lower=0))
+    amount = amounts(s)
+    used = value_used(s, crm, values)
+    f["log_value"] = np.log1p(used.clip(lower=0))
     rep_rate = s["owner"].map(rates.rep).astype(float).fillna(rates.base)
     product_rate = s["product"].map(rates.product).astype(float).fillna(rates.base)
     account_rate = s["account"].map(rates.account).astype(float)
@@ -214,7 +254,7 @@ def _features_at(crm: Crm, t: pd.Timestamp, rates: Rates | None) -> pd.DataFrame
     f["typical_cycle"] = typical
     f["typical_stage_days"] = typical_stage
     f["list_price"] = list_price
-    f["value_used"] = value_used
+    f["value_used"] = used
     f["value_known"] = amount.notna()
     f["value_source"] = np.where(
         amount.notna(), "amount", np.where(list_price.notna(), "list price", "median")

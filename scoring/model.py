@@ -53,6 +53,7 @@ MAX_ROUNDS = 400
 KINDS = ("platt", "isotonic")
 EPS = 1e-6
 HOLDOUT_SHARE = 0.2  # of the deals, for early stopping
+PATIENCE = 30  # rounds without improvement on the held-out deals before stopping
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -188,6 +189,34 @@ def holdout_deals(rows: pd.DataFrame, share: float = HOLDOUT_SHARE, seed: int = 
     return rows.index.astype(str).isin(held)
 
 
+def split(rows: pd.DataFrame) -> tuple[WinModel, pd.DataFrame, pd.DataFrame]:
+    """(a stub with the rows' vocabulary, the rows to fit on, the rows to stop on): a held-out
+    share of the deals, of which the rows with a real outcome (estimated labels are smooth in
+    the features and never stop improving). No held-out rows where the split leaves nothing to
+    fit on. Shared by the fit here and the one on a Dask cluster (`scoring.dask_fit`)."""
+    stub = WinModel(None, Calibrator(), 1.0, 0.5, vocabulary(rows), 0.0)
+    held = holdout_deals(rows)
+    if held.all() or not held.any() or rows.loc[~held, "label"].nunique() < 2:
+        held = np.zeros(len(rows), dtype=bool)
+    check = rows[held & rows.get("known", pd.Series(True, index=rows.index)).to_numpy()]
+    return stub, rows[~held], check
+
+
+def fitted(booster: lgb.Booster, best: int, rows: pd.DataFrame, stub: WinModel) -> WinModel:
+    """The model of `booster` cut to its first `best` rounds, with the base rate of `rows`."""
+    booster.model_from_string(booster.model_to_string(num_iteration=best))
+    base = float(np.average(rows["label"], weights=rows["weight"]))
+    return WinModel(
+        booster=booster,
+        calibrator=Calibrator(),
+        blend=1.0,
+        base_rate=base,
+        categories=stub.categories,
+        skill=0.0,
+        info={"rounds": int(best)},
+    )
+
+
 _THREADS = threading.local()
 
 
@@ -210,31 +239,14 @@ def fit(rows: pd.DataFrame, params: dict | None = None) -> WinModel:
     params = {**PARAMS, **(params or {})}
     if getattr(_THREADS, "n", None):
         params["num_threads"] = _THREADS.n
-    stub = WinModel(None, Calibrator(), 1.0, 0.5, vocabulary(rows), 0.0)
-    held = holdout_deals(rows)
-    if held.all() or not held.any() or rows.loc[~held, "label"].nunique() < 2:
-        held = np.zeros(len(rows), dtype=bool)
-    train = rows[~held]
+    stub, train, check = split(rows)
     dtrain = _dataset(stub, train)
-    # stop on real outcomes: estimated labels are smooth in the features and never stop improving
-    check = rows[held & rows.get("known", pd.Series(True, index=rows.index)).to_numpy()]
     valid = [_dataset(stub, check)] if len(check) else []
     booster = lgb.train(
         params,
         dtrain,
         num_boost_round=MAX_ROUNDS,
         valid_sets=valid,
-        callbacks=[lgb.early_stopping(30, verbose=False)] if valid else [],
+        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)] if valid else [],
     )
-    best = booster.best_iteration or booster.current_iteration()
-    booster.model_from_string(booster.model_to_string(num_iteration=best))
-    base = float(np.average(rows["label"], weights=rows["weight"]))
-    return WinModel(
-        booster=booster,
-        calibrator=Calibrator(),
-        blend=1.0,
-        base_rate=base,
-        categories=stub.categories,
-        skill=0.0,
-        info={"rounds": int(best)},
-    )
+    return fitted(booster, booster.best_iteration or booster.current_iteration(), rows, stub)

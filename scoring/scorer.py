@@ -69,8 +69,26 @@ def score(
 ) -> ScoreRun:
     as_of = pd.Timestamp(as_of) if as_of is not None else crm.data_end
     f = features_at(crm, as_of)
-    p = model.predict(f) if len(f) else np.array([])
-    s = score_frame(f, p)
+    return ranked(f, score_frame(f, predict(model, f)), model, refs, as_of, explain_top)
+
+
+def predict(model: WinModel, f: pd.DataFrame) -> np.ndarray:
+    """Win probabilities of feature rows (none for no rows)."""
+    return model.predict(f) if len(f) else np.array([])
+
+
+def ranked(
+    f: pd.DataFrame,
+    s: pd.DataFrame,
+    model: WinModel,
+    refs: dict,
+    as_of: pd.Timestamp,
+    explain_top: int,
+) -> ScoreRun:
+    """The run from the open deals' features and scores (`risk.score_frame`, same index and
+    order): context columns, ranked by value at risk, reasons for the `explain_top` first. Why
+    apart: scores computed elsewhere (on a Dask cluster, `scoring.distributed`) are ranked and
+    explained here, by the same code."""
     for c in CONTEXT:
         s[c] = f[c]
     s = s.sort_values("value_at_risk", ascending=False, kind="stable")

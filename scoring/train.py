@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from scoring.samples import (
     step_labels,
 )
 
+Fit = Callable[[pd.DataFrame], wm.WinModel]
 MIN_ROWS = 200  # fewer labelled rows than this: the base rate alone
 PASSES = 3  # fits: one on matured outcomes, then each re-labels the deals still open
 STEPS = 4  # snapshots ahead (weeks, with weekly exports) that a step label looks
@@ -68,10 +70,14 @@ def fit_at(
     rows: pd.DataFrame | None = None,
     passes: int = PASSES,
     step_passes: int = STEP_PASSES,
+    fit: Fit | None = None,
 ) -> tuple[wm.WinModel, pd.DataFrame]:
     """The model as it could have been trained on `day`, and its labelled training rows.
     `rows`: snapshot rows built once (those on or after `day` are not used). Fewer `passes` and
-    `step_passes` give a rougher model sooner (the forecast backtest needs only its level)."""
+    `step_passes` give a rougher model sooner (the forecast backtest needs only its level).
+    `fit`: how a booster is fitted to labelled rows (default `model.fit`; or on a Dask cluster,
+    `scoring.dask_fit`)."""
+    fit = fit or wm.fit
     day = pd.Timestamp(day)
     rows = all_rows(crm, day) if rows is None else rows
     rows = rows[rows["snapshot"] < day]
@@ -81,16 +87,16 @@ def fit_at(
         first = label(rows, crm, day)
     if len(first) < MIN_ROWS or first["label"].nunique() < 2:
         return _base_only(first), first
-    model, labelled = wm.fit(first), first
+    model, labelled = fit(first), first
     latest = features_at(crm, latest_day(crm, day))
     for _ in range(passes - 1):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = label(rows, crm, day, estimate)
-        model = wm.fit(labelled)
+        model = fit(labelled)
     for _ in range(step_passes):
         estimate = pd.Series(model.predict(latest), index=latest.index)
         labelled = step_labels(rows, crm, day, STEPS, model.predict(rows), estimate)
-        model = wm.fit(labelled)
+        model = fit(labelled)
     return model, labelled
 
 
@@ -146,22 +152,27 @@ def train(
     n_cutoffs: int = 4,
     truth: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
+    fit: Fit | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> Training:
     """Evaluate over `n_cutoffs` past cutoffs, choose the blend with the base rate there, then
     fit the model to ship on everything up to the data's end. `truth` (generated data: the true
     probabilities by export day) adds the figures against it to the report. `progress` is told,
-    in plain words, as each slow step starts (a cutoff, the final fit): one line each."""
+    in plain words, as each slow step starts (a cutoff, the final fit): one line each. `fit`
+    fits each booster (see `fit_at`); `rows`: the snapshot rows of `all_rows(crm)`, if built
+    elsewhere (on a Dask cluster)."""
     tell = progress or (lambda _: None)
-    rows = all_rows(crm)
+    rows = all_rows(crm) if rows is None else rows
+    fit_then = partial(fit_at, fit=fit)
     cutoffs = evaluate.default_cutoffs(crm, n_cutoffs)
     results = []
     for i, c in enumerate(cutoffs, 1):
         tell(f"testing it on past date {i} of {len(cutoffs)} ({c.date()})…")
-        results.append(evaluate.evaluate_cutoff(crm, c, rows, fit_at))
+        results.append(evaluate.evaluate_cutoff(crm, c, rows, fit_then))
     results = [r for r in results if r.test_rows]
     evaluate.add_shipped(results)
     tell("fitting it on all the history…")
-    model, labelled = fit_at(crm, crm.data_end + pd.Timedelta(days=1), rows)
+    model, labelled = fit_then(crm, crm.data_end + pd.Timedelta(days=1), rows)
     summary = evaluate.summary_table(results)
     if model.booster is not None:
         model.blend = evaluate.blend_weight(results)

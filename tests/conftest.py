@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,37 @@ def generated(tmp_path_factory):
     ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
     crm = prepare(deal_history.load_crm(db))
     return {"db": db, "crm": crm, "world": generate(GENERATED), "folder": folder}
+
+
+# A smaller one for the Dask tests: 3,000 deals, nine months of weekly exports and three daily
+# ones (about 13 s to write and ingest), shared by the scoring and the command-line tests.
+SMALL_WORLD = DemoConfig(deals=3000, seed=5, start=date(2024, 5, 1), daily_exports=3)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("small-world")
+    write_demo(folder / "crm", SMALL_WORLD)
+    db = database.connect(folder / "small.db")
+    ingest_files(db, [folder / "crm", folder / "crm" / "exports"])
+    crm = prepare(deal_history.load_crm(db))
+    db.close()
+    return {"db_path": folder / "small.db", "crm": crm, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real local Dask cluster, once per module: two worker processes of one thread each
+    (processes, because LightGBM's network is one per process: two workers in threads of one
+    process cannot train together)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
 
 
 @pytest.fixture(scope="session")

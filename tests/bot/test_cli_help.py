@@ -85,11 +85,11 @@ def test_help_loads_no_data_stack():
     keeps it instant. Run in a fresh interpreter, as a user's shell would."""
     code = (
         "import sys\nfrom bot.cli import main\n"
-        "for argv in (['--help'], ['digest', '--help'], ['export', 'scores', '--help'], "
+        "for argv in (['--help'], ['digest', '--help'], ['score', '--help'], ['export', 'scores', '--help'], "
         "['--version']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "heavy = [m for m in ('pandas', 'numpy', 'lightgbm', 'sklearn', 'matplotlib', "
-        "'slack_bolt', 'apscheduler') if m in sys.modules]\n"
+        "heavy = [m for m in ('pandas', 'numpy', 'lightgbm', 'sklearn', 'matplotlib', 'dask', "
+        "'distributed', 'slack_bolt', 'apscheduler') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(
