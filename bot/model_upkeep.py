@@ -17,7 +17,6 @@ internal names only when asked (`revbot train`, or `verbose`). The pure cores it
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -123,39 +122,6 @@ class ModelUpkeep:
             return None, None, why, False
         why = stale_because(meta, crm, self.retrain_days, import_log.exported_fields(db))
         return model, meta, why, True
-
-    def model_and_bands(self, db, crm, say: Say, cluster: Cluster | None = None):
-        """The current model and the forecast's bands (`current_model`, `bands`). When both must
-        be made here (a first run, no cluster), the backtest runs beside the training, each
-        fitting on one core (the main job's two slow steps at once); the backtest's lines are
-        said after the training's, so the story reads in order."""
-        from scoring.model import one_thread
-
-        both = not (self.artifacts / FORECAST_CONFIG).exists() and self._saved_model(db, crm)[2]
-        if cluster is not None or not both:
-            return (*self.current_model(db, crm, say, cluster), self.bands(crm, say))
-        heard: list[str] = []
-        out: dict = {}
-
-        def backtest() -> None:
-            try:
-                with one_thread():
-                    out["bands"] = self.bands(crm, heard.append)
-            except BaseException as e:  # re-raised on the caller's thread, after the training
-                out["error"] = e
-
-        side = threading.Thread(target=backtest, name="forecast-backtest", daemon=True)
-        side.start()
-        try:
-            with one_thread():
-                model, meta = self.current_model(db, crm, say)
-        finally:
-            side.join()
-        for line in heard:
-            say(line)
-        if "error" in out:
-            raise out["error"]
-        return model, meta, out["bands"]
 
     def train(self, db, crm, say: Say, *, n_cutoffs: int = 4, truth: Path | None = None,
               why: str | None = None, again: bool = False, detail: bool = False,

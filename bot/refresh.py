@@ -224,7 +224,8 @@ class Refresher:
         db = self.db()
         crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
         with self._cluster(say) as cluster:
-            model, meta, bands = self.upkeep.model_and_bands(db, crm, say, cluster)
+            model, meta = self.upkeep.current_model(db, crm, say, cluster)
+            bands = self.upkeep.bands(crm, say)
             notes = artifact.check_fits_data(
                 meta, crm.deals["product"].dropna().unique().tolist(), fingerprint
             )

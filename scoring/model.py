@@ -18,9 +18,6 @@ Pure (no file I/O; see `artifact` for saving). Why each step:
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
@@ -217,28 +214,10 @@ def fitted(booster: lgb.Booster, best: int, rows: pd.DataFrame, stub: WinModel) 
     )
 
 
-_THREADS = threading.local()
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Fits on this thread use one core: for two trainings run side by side (the first training
-    and the forecast's backtest), each on its own core. LightGBM's `deterministic` gives the
-    same model whatever the thread count."""
-    before = getattr(_THREADS, "n", None)
-    _THREADS.n = 1
-    try:
-        yield
-    finally:
-        _THREADS.n = before
-
-
 def fit(rows: pd.DataFrame, params: dict | None = None) -> WinModel:
     """Fit the booster on `rows` (features, `label` in [0, 1], `weight`), early-stopped on a
     held-out share of the deals. The blend with the base rate is set by the caller."""
     params = {**PARAMS, **(params or {})}
-    if getattr(_THREADS, "n", None):
-        params["num_threads"] = _THREADS.n
     stub, train, check = split(rows)
     dtrain = _dataset(stub, train)
     valid = [_dataset(stub, check)] if len(check) else []
