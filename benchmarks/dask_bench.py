@@ -45,18 +45,14 @@ def _peak_mb() -> float:
 
 
 def setup(block: int, tmp: Path) -> None:
+    from benchmarks.scoring_bench import demo_model
     from dataset import database, deal_history
     from dataset.demo import DemoConfig, write_demo
     from dataset.ingest import ingest_files
-    from scoring import artifact, distributed
+    from scoring import distributed
     from scoring.features import prepare
-    from scoring.train import train
 
-    small = database.connect(tmp / "small.db")
-    write_demo(tmp / "small", DemoConfig())
-    ingest_files(small, [tmp / "small", tmp / "small" / "exports"])
-    training = train(prepare(deal_history.load_crm(small)), n_cutoffs=1)
-    artifact.save(training.model, tmp / "model", training.meta)
+    demo_model(tmp)
     end = DemoConfig().end
     cfg = DemoConfig(deals=block, start=end - timedelta(days=60), weekly_exports=False,
                      daily_exports=0)  # fmt: skip

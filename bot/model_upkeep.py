@@ -104,13 +104,6 @@ class ModelUpkeep:
         """The saved model, retrained first when there is none, it does not fit this code, it
         was trained on data older than `retrain_days`, or the data's shape changed (products
         it never saw, columns the exports gained or lost)."""
-        model, meta, why, again = self._saved_model(db, crm)
-        if why:
-            return self.train(db, crm, say, why=why, again=again, cluster=cluster)
-        return model, meta
-
-    def _saved_model(self, db, crm):
-        """(model, meta, why it must be trained or None, whether it is a retraining)."""
         from scoring import artifact
         from scoring.artifact import ModelMismatchError
 
@@ -119,9 +112,11 @@ class ModelUpkeep:
         except ModelMismatchError:
             saved = (self.artifacts / artifact.META_FILE).exists()
             why = "the saved one is from another version of revbot" if saved else "none yet"
-            return None, None, why, False
+            return self.train(db, crm, say, why=why, cluster=cluster)
         why = stale_because(meta, crm, self.retrain_days, import_log.exported_fields(db))
-        return model, meta, why, True
+        if why:
+            return self.train(db, crm, say, why=why, again=True, cluster=cluster)
+        return model, meta
 
     def train(self, db, crm, say: Say, *, n_cutoffs: int = 4, truth: Path | None = None,
               why: str | None = None, again: bool = False, detail: bool = False,
