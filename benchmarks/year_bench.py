@@ -37,7 +37,7 @@ from dataset.retention import Retention, prune  # noqa: E402
 SCOPES = ("all", "region:East", "region:West", "region:Central")
 REASONS = json.dumps(
     [{"key": "activity", "text": "no activity for 28 days, longer than 90% of won deals went "
-      "without activity (2 days)", "risk": 26.0, "value": 11500.0}] * 3
+      "without activity (2 days)", "points": -18.0, "risk": 26.0, "value": 11500.0}] * 3
 )  # fmt: skip
 ACTIONS = json.dumps(["Re-engage: no activity for 28 days. Book a call with the buyer this week."])
 
@@ -84,15 +84,22 @@ class _Forecast:
         weeks = pd.date_range(pd.Timestamp(as_of), periods=26, freq="W-MON")
         self.table = pd.DataFrame(
             {"period": [f"week of {w.date()}" for w in weeks], "kind": "week",
-             "start": weeks, "end": weeks + pd.Timedelta(days=7),
+             "start": weeks, "end": weeks + pd.Timedelta(days=7), "won_to_date": 0.0,
              "p10": pipeline * 0.01, "p50": pipeline * 0.02, "p90": pipeline * 0.03,
              "mean": pipeline * 0.02, "from_pipeline": pipeline * 0.015, "from_new": 0.0}
         )  # fmt: skip
-        quarter = pd.Timestamp(as_of).to_period("Q")
-        self.table.loc[len(self.table)] = [str(quarter), "quarter", quarter.start_time,
-                                           quarter.end_time, 1.0, 2.0, 3.0, 2.0, 2.0, 0.0]  # fmt: skip
+        this = pd.Timestamp(as_of).to_period("Q")
+        self.grids = {}
+        for quarter in (this, this + 1):
+            won = pipeline * 0.05 if quarter == this else 0.0
+            self.table.loc[len(self.table)] = [
+                str(quarter), "quarter", quarter.start_time, quarter.end_time, won,
+                won + pipeline * 0.1, won + pipeline * 0.2, won + pipeline * 0.3,
+                won + pipeline * 0.2, pipeline * 0.15, pipeline * 0.05]  # fmt: skip
+            self.grids[str(quarter)] = list(
+                won + np.linspace(pipeline * 0.05, pipeline * 0.35, 101)
+            )
         self.as_of, self.open_deals, self.scenarios, self.sigma = as_of, 0, 10_000, 0.4
-        self.grids = {str(quarter): list(np.linspace(pipeline * 0.1, pipeline * 0.3, 101))}
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bot import calls, ledger
 from bot.digest import SCOPE_COLUMN, in_scope
+from bot.near import one_typo
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, run_flags, score_runs
 from dataset.ids import salesforce_18
@@ -31,6 +33,9 @@ from forecasting.targets import Odds, odds
 from forecasting.track_record import TrackRecord, closed_quarters, track_record
 from scoring.hygiene import RULE_NAMES
 
+# beyond this many ids or accounts, difflib's closest matches take too long: suggest only those
+# one typo away (see bot.near), which are looked for first in any case
+DIFFLIB_POOL = 20_000
 CALL_COLUMNS = ["id", "quarter", "scope", "amount", "user_id", "caller", "as_of", "made_at"]
 
 
@@ -77,6 +82,13 @@ class SavedRun:
     teams: pd.DataFrame
     _reader: Reader
     _forecasts: dict[str, SavedForecast] = field(default_factory=dict)
+    # what a request would otherwise work out again over every deal of the run (a run never
+    # changes): the rows of a scope, of a scope's quarter, and a quarter's categories
+    _scopes: dict[str, np.ndarray] = field(default_factory=dict)
+    _quarters: dict[tuple, tuple[np.ndarray, str]] = field(default_factory=dict)
+    _rollups: dict[tuple, tuple[Rollup, str]] = field(default_factory=dict)
+    _names: dict[str, list[str]] = field(default_factory=dict)
+    _account_codes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def run_id(self) -> int:
@@ -121,11 +133,41 @@ class SavedRun:
         """The open deals in scope expected to close in a quarter (its forecast row), and
         "quarter"; or every open deal in scope and "open" when the CRM gives open deals no
         close date at all (MavenTech)."""
-        mine = in_scope(self.scores, scope)
-        close = pd.to_datetime(mine["expected_close"], errors="coerce")
-        if len(mine) and close.isna().all():
-            return mine, "open"
-        return mine[close.between(pd.Timestamp(row["start"]), pd.Timestamp(row["end"]))], "quarter"
+        key = (str(scope), str(row["start"]), str(row["end"]))
+        if key not in self._quarters:
+            mine = self.rows_of(scope)
+            close = self._close[mine]
+            if len(mine) and np.isnat(close).all():
+                self._quarters[key] = mine, "open"
+            else:
+                start, end = np.datetime64(pd.Timestamp(row["start"])), np.datetime64(pd.Timestamp(row["end"]))  # fmt: skip
+                self._quarters[key] = mine[(close >= start) & (close <= end)], "quarter"
+        rows, basis = self._quarters[key]
+        return self.scores.iloc[rows], basis
+
+    def rows_of(self, scope: Scope) -> np.ndarray:
+        """The positions (in rank order) of the run's deals a scope covers, as `in_scope`."""
+        key = str(scope)
+        if key not in self._scopes:
+            if scope.kind == "all":
+                self._scopes[key] = np.arange(len(self.scores))
+            else:
+                column = self.scores[SCOPE_COLUMN[scope.kind]]
+                self._scopes[key] = np.flatnonzero((column == scope.name).fillna(False).to_numpy(bool))  # fmt: skip
+        return self._scopes[key]
+
+    @cached_property
+    def _close(self) -> np.ndarray:
+        """Each deal's expected close (NaT where it has none), parsed once per run."""
+        close = pd.to_datetime(self.scores["expected_close"], errors="coerce")
+        return close.to_numpy(dtype="datetime64[ns]")
+
+    @cached_property
+    def _accounts(self) -> tuple[np.ndarray, pd.Series]:
+        """Each deal's account as a code into the run's distinct account names (-1: none), so
+        that a search reads each name once, not once per deal."""
+        codes, names = pd.factorize(self.scores["account"], use_na_sentinel=True)
+        return codes, pd.Series(names)
 
     def movement(self, scope: Scope, since: pd.Timestamp, quarter: str | None = None) -> Movement:
         """What moved in a quarter's pipeline (this one by default) from `since` (or the first
@@ -180,8 +222,12 @@ class SavedRun:
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""
         row = self.forecast(scope).quarter(quarter)
-        deals, basis = self.quarter_deals(scope, row)
-        return rollup(deals, float(row["won_to_date"]), self._reader.stage_probabilities()), basis
+        key = (str(scope), str(row["period"]))
+        if key not in self._rollups:
+            deals, basis = self.quarter_deals(scope, row)
+            split = rollup(deals, float(row["won_to_date"]), self._reader.stage_probabilities())
+            self._rollups[key] = split, basis
+        return self._rollups[key]
 
     @staticmethod
     def explain(deal: dict) -> tuple[list[dict], list[str]]:
@@ -192,15 +238,24 @@ class SavedRun:
         return json.loads(drivers), json.loads(actions if isinstance(actions, str) else "[]")
 
     @cached_property
-    def ids(self) -> dict[str, str]:
-        """Deal ids by their lower-case form, built once per run for `/deal` in any case."""
-        return {d.lower(): d for d in self.scores["deal_id"]}
+    def ids(self) -> dict[str, int]:
+        """Each deal's position by its id in lower case, built once per run for `/deal` in any
+        case."""
+        return {d.lower(): i for i, d in enumerate(self.scores["deal_id"])}
+
+    def warm(self) -> SavedRun:
+        """Work out now what the first `/deal` or `/forecast` would otherwise wait for."""
+        _ = self.ids, self._accounts, self._close, self.rows_of(Scope("all"))
+        return self
 
     def names(self, kind: str) -> list[str]:
         """The regions or managers known to the CRM."""
-        column = {"region": "regional_office", "manager": "manager"}[kind]
-        known = set(self.teams[column].dropna()) | set(self.scores[SCOPE_COLUMN[kind]].dropna())
-        return sorted(known)
+        if kind not in self._names:
+            column = {"region": "regional_office", "manager": "manager"}[kind]
+            known = set(self.teams[column].dropna())
+            known |= set(self.scores[SCOPE_COLUMN[kind]].dropna().unique())
+            self._names[kind] = sorted(known)
+        return list(self._names[kind])
 
     def lookup(self, query: str, scope: Scope) -> Lookup:
         """A deal by id (any case; the caller checks access), else the open deals within `scope`
@@ -211,20 +266,57 @@ class SavedRun:
         # a Salesforce id as a report shows it (15 characters) is stored in its 18-character form
         for key in dict.fromkeys((q, salesforce_18(q))):
             if key.lower() in self.ids:
-                return Lookup(deal=score_runs.run_deal(db, self.run_id, self.ids[key.lower()]))
+                found = self.scores["deal_id"].iat[self.ids[key.lower()]]
+                return Lookup(deal=score_runs.run_deal(db, self.run_id, found))
             state = deal_history.deal_state(db, key)
             if state is not None:
                 return Lookup(closed=state)
-        mine = in_scope(self.scores, scope)
-        matches = mine[mine["account"].fillna("").str.contains(q, case=False, regex=False)]
+        mine = self.rows_of(scope)
+        codes, accounts = self._accounts
+        named = np.flatnonzero(accounts.str.contains(q, case=False, regex=False).to_numpy(bool))
+        matches = self.scores.iloc[mine[np.isin(codes[mine], named)]]
         if len(matches) == 1:
             return Lookup(deal=score_runs.run_deal(db, self.run_id, matches.iloc[0]["deal_id"]))
         if len(matches) > 1:
             return Lookup(several=matches)
-        accounts = sorted(set(mine["account"].dropna()))
-        close = difflib.get_close_matches(q, accounts, n=3, cutoff=0.6)
-        close += difflib.get_close_matches(q.upper(), mine["deal_id"].tolist(), n=3, cutoff=0.6)
-        return Lookup(suggestions=close[:5])
+        return Lookup(suggestions=self._suggestions(q, scope, mine))
+
+    def _suggestions(self, q: str, scope: Scope, mine: np.ndarray) -> list[str]:
+        """The accounts and ids within a scope closest to a query that matched none: those one
+        typo away, else difflib's closest (where there are few enough to compare one by one)."""
+        codes, accounts = self._accounts
+        present = self._present(scope)
+        lower = self._lower_accounts
+        near = np.array(sorted({lower[w] for w in one_typo(q) if w in lower}), dtype=int)
+        near = near[np.isin(near, present)]
+        if len(near):
+            close = sorted(accounts.iloc[near])[:3]
+        elif len(present) <= DIFFLIB_POOL:
+            close = difflib.get_close_matches(q, sorted(accounts.iloc[present]), n=3, cutoff=0.6)
+        else:
+            close = []
+        ids = self.scores["deal_id"]
+        column = None if scope.kind == "all" else self.scores[SCOPE_COLUMN[scope.kind]]
+        near = sorted(self.ids[w] for w in one_typo(q) if w in self.ids)  # by rank
+        near = [ids.iat[i] for i in near if column is None or column.iat[i] == scope.name]
+        if near:
+            close += near[:3]
+        elif len(mine) <= DIFFLIB_POOL:
+            close += difflib.get_close_matches(q.upper(), ids.iloc[mine].tolist(), n=3, cutoff=0.6)
+        return close[:5]
+
+    def _present(self, scope: Scope) -> np.ndarray:
+        """The codes of the accounts with an open deal in a scope, kept per scope."""
+        key = str(scope)
+        if key not in self._account_codes:
+            present = np.unique(self._accounts[0][self.rows_of(scope)])
+            self._account_codes[key] = present[present >= 0]
+        return self._account_codes[key]
+
+    @cached_property
+    def _lower_accounts(self) -> dict[str, int]:
+        """Each account's code by its name in lower case (for suggestions in a big run)."""
+        return {name.lower(): code for code, name in enumerate(self._accounts[1])}
 
     def deal(self, deal_id: str) -> dict | None:
         """The deal's row in this run (None if it was not open then)."""
@@ -274,7 +366,7 @@ class Reader:
             return current
         with self._lock:
             if self._latest is None or self._latest.run_id != run["run_id"]:
-                self._latest = self._load(run)
+                self._latest = self._load(run).warm()
             return self._latest
 
     def run(self, run_id: int) -> SavedRun | None:

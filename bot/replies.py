@@ -68,7 +68,7 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     ]
     if drivers:
         why = "\n".join(
-            f"{'🔺' if d.get('risk', -d['points']) > 0 else '🔻'} {inert(reason_text(d, currency))}"
+            f"{'🔺' if (d['risk'] if 'risk' in d else -d['points']) > 0 else '🔻'} {inert(reason_text(d, currency))}"
             for d in drivers
         )
     elif not isinstance(deal.get("drivers"), str):  # below the run's explained top

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 ORDER = ("Commit", "Best Case", "Pipeline")
@@ -48,15 +49,23 @@ def category(value: object, stage_probability: float | None) -> tuple[str, bool]
     return ("Commit" if p >= 90 else "Best Case" if p >= 60 else "Pipeline"), True
 
 
+def _per_value(column: pd.Series, how) -> tuple[np.ndarray, np.ndarray]:
+    """`how(value)` -> (category, mapped) worked out once per distinct value of a column (a
+    run's million deals hold a handful), then spread back to every row."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    pairs = [how(v) for v in uniques] + [how(None)]  # code -1 (missing) takes the last
+    names = np.array([c for c, _ in pairs], dtype=object)
+    mapped = np.array([m for _, m in pairs], dtype=bool)
+    return names[codes], mapped[codes]
+
+
 def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]) -> Rollup:
     """`scores`: the open deals in scope whose close falls in the quarter (a run's rows: value,
     win_prob, stage, forecast_category); `won`: revenue won in the quarter so far."""
-    pairs = [
-        category(c, stage_probability.get(s))
-        for c, s in zip(scores["forecast_category"], scores["stage"], strict=True)
-    ]
+    own, missing = _per_value(scores["forecast_category"], lambda c: category(c, None))
+    by_stage, _ = _per_value(scores["stage"], lambda s: category(None, stage_probability.get(s)))
     deals = scores.assign(
-        category=[c for c, _ in pairs], mapped=[m for _, m in pairs],
+        category=np.where(missing, by_stage, own), mapped=missing,
         value=scores["value"].fillna(0.0),
     )  # fmt: skip
     rows = []

@@ -57,3 +57,25 @@ def test_the_lines_say_what_the_rollup_holds():
     assert text.endswith("Pipeline deals the model gives over 70%: Dune $30k (win 75%)")
     fewer = categories_text(rollup(DEALS[DEALS["deal_id"] != "C"], 0, STAGES), "2025-Q1", "quarter")
     assert "best case" not in fewer and "pipeline $40k (3 deals" in fewer  # no empty category
+
+
+def test_a_quarter_without_open_deals_rolls_up_to_what_was_won():
+    # a team with nothing left to close in the quarter: /forecast must still answer
+    r = rollup(DEALS.iloc[:0], won=12_000, stage_probability=STAGES)
+    assert r.total == 12_000 and r.mapped == 0
+    assert all(row["deals"] == 0 for row in r.rows) and r.doubted.empty and r.favoured.empty
+    assert "won $12k" in categories_text(r, "2025-Q1", "quarter")
+
+
+def test_the_rollup_is_the_same_worked_out_per_row():
+    # the categories are worked out once per distinct value: the same as deal by deal
+    many = pd.concat([DEALS] * 50, ignore_index=True).sample(frac=1, random_state=3)
+    r = rollup(many, 0, STAGES)
+    pairs = [
+        category(c, STAGES.get(s))
+        for c, s in zip(many["forecast_category"], many["stage"], strict=True)
+    ]
+    for name in ("Commit", "Best Case", "Pipeline", "Omitted"):
+        rows = [row for row in r.rows if row["category"] == name]
+        assert rows[0]["deals"] == sum(c == name for c, _ in pairs)
+    assert r.mapped == sum(m for _, m in pairs)

@@ -1,0 +1,118 @@
+"""`/deal` and `/forecast` with a big run loaded: the bot's own answer code (the reader and the
+reply builders, chart included), timed per request, after the latest run is in memory.
+
+Run: python benchmarks/reader_bench.py [--deals 1000000] [--requests 200]
+
+- One score run of --deals made-up open deals (as year_bench.py makes them: 200 reps, 20
+  managers, 3 regions, 5,000 accounts, the top 1,000 with reasons) is written as the refresh
+  writes it, with a forecast per scope (all, each region); outside any timing.
+- A fresh reader loads the latest run (timed: once per new run, paid by the first request or by
+  `revbot serve` warming up).
+- `/deal`: --requests queries: half deal ids (any case), 40% account names, 10% misspelt account
+  names (answered with suggestions), through
+  `deal_answer` (lookup, access check, the deal's risk history, the reply's blocks).
+- `/forecast`: --requests queries over all and each region, this quarter, through
+  `forecast_request` and `forecast_reply` (odds of the target, the categories, the calls, the fan
+  chart's PNG).
+The Slack round trip is not included (bot_bench.py and serve_bench.py time it). The aims:
+`/deal` p95 under 20 ms, `/forecast` under 300 ms. Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.year_bench import SCOPES, _deals, _Forecast, _scores  # noqa: E402
+from bot.listeners.commands import deal_answer, forecast_reply, forecast_request  # noqa: E402
+from bot.reader import Reader  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from dataset import database, score_runs  # noqa: E402
+
+USER = "U0LEADER"
+
+
+def _ms(times: list[float]) -> str:
+    ms = sorted(t * 1000 for t in times)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * len(ms))) - 1)]
+    return f"p50 {statistics.median(ms):,.1f} ms, p95 {p95:,.1f} ms, max {ms[-1]:,.1f} ms"
+
+
+def write_run(path: Path, deals: int) -> np.ndarray:
+    """One run of `deals` open deals with its forecasts; returns the deals' ids."""
+    rng = np.random.default_rng(3)
+    book = _deals(rng, np.array([f"D{i:08d}" for i in range(deals)]))
+    scores = _scores(book, rng)
+    db = database.connect(path)
+    day = date(2024, 3, 1)
+    t0 = time.perf_counter()
+    run_id = score_runs.write_score_run(db, as_of=day, scores=scores, model_hash="m",
+                                        confidence="high", base_rate=0.4)  # fmt: skip
+    pipeline = float(scores["value"].sum())
+    for scope in SCOPES:
+        score_runs.save_forecast(db, run_id, scope, _Forecast(day, pipeline), [])
+    db.close()
+    print(f"wrote a run of {deals:,} open deals in {time.perf_counter() - t0:,.1f} s")
+    return scores.index.to_numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "revbot.db"
+        ids = write_run(path, args.deals)
+        reader = Reader(path, Settings())
+        t0 = time.perf_counter()
+        saved = reader.latest()
+        print(f"reader loads the latest run ({len(saved.scores):,} deals): "
+              f"{time.perf_counter() - t0:,.2f} s")  # fmt: skip
+        rng = np.random.default_rng(5)
+        queries = [str(d).lower() if i % 2 else str(d) for i, d in
+                   enumerate(rng.choice(ids, args.requests // 2))]  # fmt: skip
+        accounts = args.requests - len(queries) - args.requests // 10
+        queries += [f"Account {i}" for i in rng.integers(0, 5000, accounts)]
+        queries += [f"Acount {i}" for i in rng.integers(0, 5000, args.requests - len(queries))]
+        rng.shuffle(queries)
+        by_kind: dict[str, list[float]] = {"id": [], "account": [], "misspelt account": []}
+        for q in queries:
+            t0 = time.perf_counter()
+            reply, _ = deal_answer(reader, USER, q)
+            kind = "account" if q.startswith("Account") else "misspelt account" if q.startswith("Acount") else "id"  # fmt: skip
+            by_kind[kind].append(time.perf_counter() - t0)
+            assert "blocks" in reply or "text" in reply
+        print(f"/deal: {len(queries)} requests, " + _ms(sum(by_kind.values(), [])))
+        for kind, times in by_kind.items():
+            print(f"  by {kind}: {_ms(times)}")
+        texts = ["", "East", "West", "Central"]
+        times, first = [], None
+        for i in range(args.requests):
+            t0 = time.perf_counter()
+            request = forecast_request(reader, USER, texts[i % len(texts)])
+            assert not isinstance(request, dict), request
+            title, comment, png = forecast_reply(reader, *request)
+            elapsed = time.perf_counter() - t0
+            if i < len(texts):
+                first = max(first or 0.0, elapsed)  # each scope's forecast read once
+            else:
+                times.append(elapsed)
+            assert png.startswith(b"\x89PNG") and comment
+        print(f"/forecast: {len(times)} requests, {_ms(times)} (first of each scope: up to "
+              f"{first * 1000:,.0f} ms)")  # fmt: skip
+        reader.close()
+
+
+if __name__ == "__main__":
+    main()
