@@ -25,6 +25,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from forecasting.many_small import Atoms, small_deals
+from forecasting.timing import KaplanMeier
+
 QUANTILES = (0.1, 0.5, 0.9)
 # every percentile of each quarter's total is kept, so that a reader can tell the chance of
 # reaching any target without simulating again (to the nearest percent)
@@ -70,8 +73,12 @@ class Forecast:
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
 MIN_CHUNK = 16  # scenarios: fewer per chunk and Python's per-chunk overhead dominates
 WORKERS = min(2, os.cpu_count() or 1)
-SHOCK_LEVELS = 64
-EXACT_SUM_BELOW = 30  # new deals won on one day: below this many their values are drawn one by one  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
+SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
+# a pipeline of more open deals than DRAW_ALL: its EXACT_DEALS biggest are drawn one by one and
+# the rest summed by their normal law (forecasting.many_small), with a breakdown into at most
+# MAX_SUMMED_GROUPS groups (its covariance is per group)
+DRAW_ALL, EXACT_DEALS, MAX_SUMMED_GROUPS = 20_000, 4_000, 12
+EXACT_SUM_BELOW = 30  # new deals won on one day: below this many their values are drawn one by one
 
 
 def _daily(
@@ -123,23 +130,23 @@ def simulate(
     period (the centre correction fitted on past misses, `forecasting.bands`); `keep`: return
     every scenario's totals too (the backtest refits its bands on them)."""
     arrivals = arrivals or Arrivals()
-    n = len(deals)
-    value = deals["value"].to_numpy(np.float64)
-    p = np.clip(deals["win_prob"].to_numpy(np.float64), 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        logit = np.log(p) - np.log1p(-p)
     levels = shock_levels(shock_sigma)
-    sampler = timing.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
-    # win probability per (shock level, deal); deals the timing says can no longer close: 0
-    p_table = (1.0 / (1.0 + np.exp(-(logit[None, :] + levels[:, None])))).astype(np.float32)
-    p_table *= np.broadcast_to(sampler.can_close(), (n,))[None, :]
     if by is not None:
-        codes, names = pd.factorize(deals[by].fillna("(none)"), sort=True)
+        all_codes, names = pd.factorize(deals[by].fillna("(none)"), sort=True)
         names = [str(x) for x in names]
     else:
-        codes, names = None, []
+        all_codes, names = None, []
     n_groups = max(1, len(names))
     horizon = periods.horizon
+    exact, small = _split(deals, timing, n_groups)
+    codes = None if all_codes is None else all_codes[exact]
+    value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels)
+    n = len(exact)
+    rest = None
+    if len(small):
+        small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels)
+        rest = small_deals(small_value, small_p, small_sampler, Atoms.of(periods),
+                           None if all_codes is None else all_codes[small], n_groups)  # fmt: skip
     arrival_groups = _arrival_groups(arrivals, timing, horizon)
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
@@ -165,6 +172,8 @@ def simulate(
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         new = _new_deals(rng, size, arrivals, arrival_groups, periods, levels[level])
+        if rest is not None:
+            group_periods += rest.draw(rng, level)
         return group_periods, new
 
     if len(sizes) == 1 or WORKERS == 1:
@@ -211,6 +220,32 @@ def simulate(
     grids = {periods.names[k]: grid[:, i].tolist() for i, k in enumerate(quarters)}
     return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios,
                     grids=grids, totals=total if keep else None)  # fmt: skip
+
+
+def _tabled(deals: pd.DataFrame, timing, levels: np.ndarray):
+    """(values, win probability per (shock level, deal), close-time sampler) of some deals;
+    deals the timing says can no longer close get probability 0."""
+    value = deals["value"].to_numpy(np.float64)
+    p = np.clip(deals["win_prob"].to_numpy(np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        logit = np.log(p) - np.log1p(-p)
+    sampler = timing.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
+    p_table = (1.0 / (1.0 + np.exp(-(logit[None, :] + levels[:, None])))).astype(np.float32)
+    p_table *= np.broadcast_to(sampler.can_close(), (len(deals),))[None, :]
+    return value, p_table, sampler
+
+
+def _split(deals: pd.DataFrame, timing, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(deals drawn one by one, deals summed by their normal law), as positions. Every deal is
+    drawn up to DRAW_ALL deals; past that, the EXACT_DEALS biggest are, and the rest are summed
+    (`forecasting.many_small`), with a timing that can tell each deal's close-time chances and
+    a breakdown into few groups (the covariance is per group)."""
+    everything = np.arange(len(deals))
+    summable = isinstance(timing, KaplanMeier)  # its sampler tells the close-time chances
+    if len(deals) <= DRAW_ALL or not summable or n_groups > MAX_SUMMED_GROUPS:
+        return everything, everything[:0]
+    order = np.argsort(-deals["value"].fillna(0.0).to_numpy(), kind="stable")
+    return np.sort(order[:EXACT_DEALS]), np.sort(order[EXACT_DEALS:])
 
 
 @dataclass(frozen=True)
