@@ -71,15 +71,17 @@ def make_block(template: str, i: int):
     """Block i: the template with every deal id suffixed `-i` (and its deal numbers moved past
     the other blocks'), so that blocks are distinct deals."""
     crm = pickle.loads(Path(template).read_bytes())
-    per_block = int(crm.history["deal_no"].max()) + 1
+    per_block = int(crm.deals["deal_no"].max()) + 1  # every deal is numbered (`prepare`)
 
     def renamed(frame):
         if frame.empty or "deal_id" not in frame:
             return frame
-        return frame.assign(deal_id=frame["deal_id"] + f"-{i}")
+        frame = frame.assign(deal_id=frame["deal_id"] + f"-{i}")
+        if "deal_no" in frame:  # -1 (activity of a deal the CRM lacks) stays -1
+            frame["deal_no"] = frame["deal_no"].where(frame["deal_no"] < 0, frame["deal_no"] + i * per_block)  # fmt: skip
+        return frame
 
-    history = renamed(crm.history).assign(deal_no=crm.history["deal_no"] + i * per_block)
-    return replace(crm, deals=renamed(crm.deals), history=history,
+    return replace(crm, deals=renamed(crm.deals), history=renamed(crm.history),
                    activity=renamed(crm.activity), spells=renamed(crm.spells))  # fmt: skip
 
 

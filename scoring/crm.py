@@ -112,8 +112,14 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     first_value = h["value"].where(h["value"] > 0).groupby(codes).transform("first")
     h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
     deals = tables["deals"].copy()
-    deals["closed_on"] = closed_on(h, deals, pd.Index(uniques))
     activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
+    # every deal numbered (those in the history as above, then the others): rows are matched
+    # by number, not by id string (see `features.open_deals_at`)
+    ids = pd.Index(uniques)
+    ids = ids.append(pd.Index(deals["deal_id"]).difference(ids, sort=False))
+    deals["deal_no"] = ids.get_indexer(deals["deal_id"])
+    activity["deal_no"] = ids.get_indexer(activity["deal_id"])
+    deals["closed_on"] = closed_on(h, deals)
     data_end = h["as_of"].max() if len(h) else deals["last_seen"].max()
     fields = tables.get("fields")
     exported = frozenset(fields["field"]) if fields is not None and len(fields) else frozenset()
@@ -131,7 +137,7 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     )
 
 
-def closed_on(h: pd.DataFrame, deals: pd.DataFrame, ids_by_no: pd.Index) -> pd.Series:
+def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
     """The day each closed deal is taken as closed (NaT for open deals): its close date, but
     not before the day after the last export that still showed it open (a loss back-dated when
     the pipeline is cleaned up was open in the CRM until then) nor after the first export that
@@ -139,18 +145,19 @@ def closed_on(h: pd.DataFrame, deals: pd.DataFrame, ids_by_no: pd.Index) -> pd.S
     that is the close date. Every "closed by day t" question asks this day, so that on the day
     of an export a deal is open or closed as that export showed it. (History keeps changes
     only: the deal was open in every export before the first that showed it closed.)
-    `ids_by_no`: the deal id of each `deal_no` of the history."""
+    Deals and history rows are matched by `deal_no`."""
     exports = np.sort(h["as_of"].dropna().unique())
     is_open = h["status"].eq("open")
-    seen_open = is_open.groupby(h["deal_no"].to_numpy()).any().set_axis(ids_by_no)
-    first_closed = h["as_of"].where(~is_open).groupby(h["deal_no"].to_numpy()).min()
-    first_closed = first_closed.set_axis(ids_by_no)
-    ids = deals["deal_id"]
-    upper = ids.map(first_closed)
+    numbers = h["deal_no"].to_numpy()
+    seen_open = is_open.groupby(numbers).any()
+    first_closed = h["as_of"].where(~is_open).groupby(numbers).min()
+    mine = deals["deal_no"].to_numpy()
+    upper = pd.Series(first_closed.reindex(mine).to_numpy(), index=deals.index)
     at = np.searchsorted(exports, upper.to_numpy(dtype="datetime64[ns]"))
     before = np.where(at > 0, exports[np.maximum(at - 1, 0)], np.datetime64("NaT"))
     lower = pd.Series(before, index=deals.index) + pd.Timedelta(days=1)
-    lower = lower.where(ids.map(seen_open).fillna(False).astype(bool) & upper.notna())
+    was_open = seen_open.reindex(mine).fillna(False).to_numpy(bool)
+    lower = lower.where(was_open & upper.notna().to_numpy())
     day = deals["close_date"].where(deals["close_date"].notna(), upper)
     day = day.where(~(day < lower), lower)
     day = day.where(~(day > upper), upper)
@@ -164,12 +171,14 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     open_rows = h[h["status"] == "open"]
     if open_rows.empty:
         return pd.DataFrame(columns=["deal_id", "stage", "start", "end"])
-    first = open_rows.groupby(["deal_id", "stage"], sort=False).head(1)
-    first = first.sort_values(["deal_id", "as_of"])
-    nxt = first.groupby("deal_id")["stage_since"].shift(-1)
-    nxt_seen = first.groupby("deal_id")["as_of"].shift(-1)
+    first = open_rows.groupby([open_rows["deal_no"], open_rows["stage"]], sort=False).head(1)
+    first = first.sort_values(["deal_no", "as_of"])  # deal numbers follow the ids' order
+    by_deal = first.groupby("deal_no")
+    nxt = by_deal["stage_since"].shift(-1)
+    nxt_seen = by_deal["as_of"].shift(-1)
     end = nxt.fillna(nxt_seen)
-    close = first["deal_id"].map(deals.set_index("deal_id")["closed_on"])
+    closed = deals.set_index("deal_no")["closed_on"]
+    close = pd.Series(closed.reindex(first["deal_no"].to_numpy()).to_numpy(), index=first.index)
     end = end.fillna(close)
     spells = pd.DataFrame(
         {

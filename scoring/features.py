@@ -71,54 +71,85 @@ _STATE = ("owner", "product", "account", "value", "stage", "close_date", "cum_pu
 
 
 def open_deals_at(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
-    """The deals open on day t with their state as known then (one row per deal)."""
-    d = crm.deals
-    h = crm.history
-    seen = h[(h["as_of"] <= t).to_numpy()]
-    state = seen[last_per_deal(seen["deal_no"].to_numpy())].set_index("deal_id")
-    first = h[~h["deal_no"].duplicated()].set_index("deal_id")
-    engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
-    closed_by_t = d["closed_on"] <= t
-    in_state = d["deal_id"].isin(state.index)
-    is_open = (engaged | in_state) & ~closed_by_t
-    base = d.loc[is_open, ["deal_id", "engage_date"]].set_index("deal_id")
-    known = state.reindex(base.index)
-    has_row = known["as_of"].notna()
+    """The deals open on day t with their state as known then (one row per deal).
+
+    Rows are matched by deal number (`crm.prepare`), positions into arrays, not by deal id: a
+    string index costs about a second per lookup over a million deals, a number nothing."""
+    d, h = crm.deals, crm.history
+    deal_no, h_no, a_no = deal_numbers(crm)
+    size = int(max(deal_no.max(initial=-1), h_no.max(initial=-1), a_no.max(initial=-1))) + 1
+    # each deal's last history row on or before t (-1: none yet), and its first row ever
+    seen = np.flatnonzero((h["as_of"] <= t).to_numpy())
+    last = seen[last_per_deal(h_no[seen])]
+    state_row = np.full(size, -1)
+    state_row[h_no[last]] = last
+    first = np.flatnonzero(np.r_[True, h_no[1:] != h_no[:-1]]) if len(h_no) else np.zeros(0, int)
+    first_row = np.full(size, -1)
+    first_row[h_no[first]] = first
+    engaged = (d["engage_date"].notna() & (d["engage_date"] <= t)).to_numpy()
+    closed_by_t = (d["closed_on"] <= t).to_numpy()
+    is_open = (engaged | (state_row[deal_no] >= 0)) & ~closed_by_t
+    numbers = deal_no[is_open]
+    rows = state_row[numbers]
+    has_row = rows >= 0
     if has_row.any():
-        still_open = known["status"].eq("open") | ~has_row
-        base, known, has_row = base[still_open], known[still_open], has_row[still_open]
-    fallback = first.reindex(base.index)
-    out = pd.DataFrame(index=base.index)
-    for c in _STATE:
-        out[c] = known[c].where(has_row)
-    out["owner"] = out["owner"].where(has_row, fallback["owner"])
-    out["product"] = out["product"].where(has_row, fallback["product"])
+        status = _take(h["status"], rows)
+        still_open = (status == "open").fillna(False).to_numpy(bool) | ~has_row
+        is_open[np.flatnonzero(is_open)[~still_open]] = False
+        numbers, rows, has_row = numbers[still_open], rows[still_open], has_row[still_open]
+    index = pd.Index(d["deal_id"].to_numpy()[is_open], name="deal_id")
+    out = pd.DataFrame({c: _take(h[c], rows).array for c in _STATE}, index=index)
+    fallback = first_row[numbers]
+    for c in ("owner", "product"):
+        out[c] = out[c].where(has_row, pd.Series(_take(h[c], fallback).array, index=index))
     out = out.rename(columns={"close_date": "expected_close", "cum_pushes": "close_pushes"})
     for c in ("close_pushes", "push_days", "regressions", "owner_changes"):
         out[c] = out[c].where(has_row, 0).astype(float)
-    engage = base["engage_date"].where(base["engage_date"] <= t)
+    engage = d["engage_date"].where(d["engage_date"] <= t).to_numpy()[is_open]
     out["engage_date"] = engage
-    out["stage_since"] = pd.concat([out["stage_since"], engage], axis=1).max(axis=1)
-    act = crm.activity[(crm.activity["activity_date"] <= t).to_numpy()]
-    last = act[last_per_deal(act["deal_id"].to_numpy())].set_index("deal_id")["activity_date"]
-    out["last_activity"] = last.reindex(out.index)
-    weeks = _active_weeks(act, t).reindex(out.index)
-    out["active_weeks"], out["active_weeks_ever"] = weeks["recent"], weeks["ever"]
+    out["stage_since"] = pd.concat([out["stage_since"], out["engage_date"]], axis=1).max(axis=1)
+    on_time = (crm.activity["activity_date"] <= t).to_numpy() & (a_no >= 0)
+    act_no = a_no[on_time]
+    act_day = crm.activity["activity_date"].to_numpy()[on_time]
+    latest = last_per_deal(act_no)
+    last_activity = np.full(size, np.datetime64("NaT"), dtype=act_day.dtype)
+    last_activity[act_no[latest]] = act_day[latest]
+    out["last_activity"] = last_activity[numbers]
+    recent, ever = _active_weeks(act_no, act_day, t, size)
+    out["active_weeks"], out["active_weeks_ever"] = recent[numbers], ever[numbers]
     return out
 
 
-def _active_weeks(act: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
-    """In how many weeks before t was activity recorded, by deal: of the last ACTIVE_WEEKS
-    (`recent`) and ever (`ever`). Weeks, not days: weekly and daily exports then read the same
-    (a weekly export shows only the latest activity of its week)."""
-    weeks = (t - act["activity_date"]).dt.days.to_numpy() // 7
-    pairs = pd.DataFrame({"deal_id": act["deal_id"].to_numpy(), "week": weeks}).drop_duplicates()
-    return pd.DataFrame(
-        {
-            "recent": pairs[pairs["week"] < ACTIVE_WEEKS].groupby("deal_id").size(),
-            "ever": pairs.groupby("deal_id").size(),
-        }
-    ).astype(float)
+def deal_numbers(crm: Crm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each deal's, history row's and activity row's deal number (activity of a deal the CRM
+    does not have: -1), as `prepare` gave them; worked out here for a Crm made by hand."""
+    d, h, act = crm.deals, crm.history, crm.activity
+    if "deal_no" in d and "deal_no" in h and "deal_no" in act:
+        return (d["deal_no"].to_numpy(np.int64), h["deal_no"].to_numpy(np.int64),
+                act["deal_no"].to_numpy(np.int64))  # fmt: skip
+    ids = pd.Index(h["deal_id"].unique() if "deal_id" in h else [], dtype=object)
+    ids = ids.append(pd.Index(d["deal_id"], dtype=object).difference(ids, sort=False))
+    act_ids = act["deal_id"] if "deal_id" in act else pd.Series([], dtype=object)
+    return (ids.get_indexer(d["deal_id"]),
+            ids.get_indexer(h["deal_id"]) if "deal_id" in h else np.zeros(0, np.int64),
+            ids.get_indexer(act_ids))  # fmt: skip
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> pd.Series:
+    """A column's values at positions `rows`, missing where a position is -1."""
+    return pd.Series(pd.api.extensions.take(column.array, rows, allow_fill=True))
+
+
+def _active_weeks(deal_no: np.ndarray, day: np.ndarray, t: pd.Timestamp, size: int):
+    """In how many weeks before t was activity recorded, by deal number (NaN: none): of the last
+    ACTIVE_WEEKS (`recent`) and ever (`ever`). Weeks, not days: weekly and daily exports then read
+    the same (a weekly export shows only the latest activity of its week)."""
+    weeks = (np.datetime64(t) - day).astype("timedelta64[D]").astype(np.int64) // 7
+    span = int(weeks.max(initial=0)) + 1
+    pairs = np.unique(deal_no.astype(np.int64) * span + weeks)  # each (deal, week) once
+    ever = np.bincount(pairs // span, minlength=size).astype(float)
+    recent = np.bincount(pairs[pairs % span < ACTIVE_WEEKS] // span, minlength=size).astype(float)
+    return np.where(recent > 0, recent, np.nan), np.where(ever > 0, ever, np.nan)
 
 
 def _forecast_rank(category: pd.Series) -> pd.Series:
@@ -194,15 +225,16 @@ def features_of(
     acct = crm.accounts.set_index("account")
     stage_prob = crm.stages.set_index("stage")["probability"] if len(crm.stages) else pd.Series()
     f = pd.DataFrame(index=s.index)
+    by = _mapper(s)
     f["age_days"] = _days(t, s["engage_date"])
-    typical = s["product"].map(rates.cycle).astype(float).fillna(rates.cycle_all)
+    typical = by("product", rates.cycle).astype(float).fillna(rates.cycle_all)
     f["cycle_ratio"] = f["age_days"] / typical.clip(lower=1)
     f["stage_rank"] = s["stage_rank"].astype(float)
-    f["stage_probability"] = s["stage"].map(stage_prob).astype(float)
+    f["stage_probability"] = by("stage", stage_prob).astype(float)
     f["crm_probability"] = s["probability"].astype(float)
     f["forecast_rank"] = _forecast_rank(s["forecast_category"])
     f["days_in_stage"] = _days(t, s["stage_since"])
-    typical_stage = s["stage"].map(rates.stage_days).astype(float)
+    typical_stage = by("stage", rates.stage_days).astype(float)
     f["stage_time_ratio"] = f["days_in_stage"] / typical_stage.clip(lower=1)
     f["regressions"] = s["regressions"]
     f["owner_changes"] = s["owner_changes"]
@@ -225,31 +257,31 @@ def features_of(
     f["push_days"] = s["push_days"]
     f["days_to_expected_close"] = _days(s["expected_close"], t)
     f["value_change"] = s["value_change"].astype(float)
-    list_price = s["product"].map(price).astype(float)
+    list_price = by("product", price).astype(float)
     amount = amounts(s)
     used = value_used(s, crm, values)
     f["log_value"] = np.log1p(used.clip(lower=0))
-    rep_rate = s["owner"].map(rates.rep).astype(float).fillna(rates.base)
-    product_rate = s["product"].map(rates.product).astype(float).fillna(rates.base)
-    account_rate = s["account"].map(rates.account).astype(float)
+    rep_rate = by("owner", rates.rep).astype(float).fillna(rates.base)
+    product_rate = by("product", rates.product).astype(float).fillna(rates.base)
+    account_rate = by("account", rates.account).astype(float)
     # as lifts over the win rate of that time, in log-odds: the rates of the deals closed so far
     # drift (the quick wins close first), a lift does not
     f["rep_lift"] = _logit(rep_rate) - _logit(rates.base)
     f["product_lift"] = _logit(product_rate) - _logit(rates.base)
     f["account_lift"] = _logit(account_rate) - _logit(rates.base)
-    f["log_account_revenue"] = np.log1p(s["account"].map(acct["revenue"]).astype(float))
+    f["log_account_revenue"] = np.log1p(by("account", acct["revenue"]).astype(float))
     # quarter ends move deals (a push to next quarter, a clean-up of dead deals): where in the
     # quarter the day is
     f["days_to_quarter_end"] = float(((t + pd.offsets.QuarterEnd(0)).normalize() - t).days)
     f["stage"] = s["stage"]
     f["product"] = s["product"]
-    f["region"] = s["owner"].map(team["regional_office"])
-    f["sector"] = s["account"].map(acct["sector"])
+    f["region"] = by("owner", team["regional_office"])
+    f["sector"] = by("account", acct["sector"])
     f["deal_type"] = s["deal_type"]
     f["lead_source"] = s["lead_source"]
     # context for explanations and risk (not model inputs)
     f["owner"] = s["owner"]
-    f["manager"] = s["owner"].map(team["manager"])
+    f["manager"] = by("owner", team["manager"])
     f["account"] = s["account"]
     f["typical_cycle"] = typical
     f["typical_stage_days"] = typical_stage
@@ -268,6 +300,26 @@ def features_of(
         account_rate,
     )
     return f
+
+
+def _mapper(s: pd.DataFrame):
+    """`by(column, mapping)`: `s[column].map(mapping)`, worked out once per distinct value of the
+    column (a million open deals have a few thousand reps, products or accounts; mapping each
+    row's string costs a third of a second per column), the column's codes kept for the next."""
+    codes: dict[str, tuple[np.ndarray, pd.Series]] = {}
+
+    def by(column: str, mapping) -> pd.Series:
+        if column not in codes:
+            numbers, uniques = pd.factorize(s[column], use_na_sentinel=True)
+            keys = pd.Series(uniques)
+            if (numbers < 0).any():  # missing values map as missing values do
+                keys = pd.concat([keys, pd.Series([np.nan], dtype=keys.dtype)], ignore_index=True)  # fmt: skip
+                numbers = np.where(numbers < 0, len(keys) - 1, numbers)
+            codes[column] = numbers, keys
+        numbers, keys = codes[column]
+        return keys.map(mapping).take(numbers).set_axis(s.index)
+
+    return by
 
 
 def _logit(p) -> np.ndarray:
