@@ -128,8 +128,11 @@ def million_setup(deals: int, tmp: Path) -> None:
 
 
 def million_run(tmp: Path) -> None:
-    """The scoring run itself, in a fresh process: load, score, explain the top, write."""
+    """The nightly run itself, in a fresh process: load, score, explain the top, forecast,
+    write; then its floor, in the same process: the same queries read with sqlite3's fetchall
+    (no frames built) and LightGBM's predict on the same matrix."""
     from dataset import database, deal_history, score_runs
+    from forecasting.forecast import forecast
     from scoring import artifact, scorer
     from scoring.features import prepare
 
@@ -140,12 +143,32 @@ def million_run(tmp: Path) -> None:
     crm = _clock("prepare", prepare, tables)
     run = _clock("features + probability + risk + drivers for top 1,000", scorer.score, crm,
                  model, meta["references"], explain_top=1000)  # fmt: skip
+    win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
+    _clock("forecast, all deals (10,000 scenarios)", forecast, crm, run.as_of, run.features,
+           win, sigma=0.4)  # fmt: skip
     _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,
            scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
     total = time.perf_counter() - t0
     print(
         f"  open deals scored: {len(run.scores):,}; total {total:.1f} s; peak RSS {_peak_mb():,.0f} MB"
     )
+    queries = []
+    real = deal_history.read_frame
+    deal_history.read_frame = lambda db, sql, params=(): (
+        queries.append((sql, params)) or real(db, "SELECT 1 WHERE 0", ())
+    )
+    deal_history.load_crm(big)  # only to collect its queries
+    deal_history.read_frame = real
+    t1 = time.perf_counter()
+    rows = sum(len(big.conn.execute(sql, list(params)).fetchall()) for sql, params in queries)
+    read = time.perf_counter() - t1
+    x = model.matrix(run.features)
+    t1 = time.perf_counter()
+    model.booster.predict(x, raw_score=True)
+    predict = time.perf_counter() - t1
+    print(f"  floor: the same queries fetched ({rows:,} rows) {read:.2f} s + LightGBM predict on "
+          f"the same {x.shape[0]:,} x {x.shape[1]} matrix {predict:.2f} s = {read + predict:.1f} s; "
+          f"the run is {total / (read + predict):.1f}x it")  # fmt: skip
 
 
 def main() -> None:

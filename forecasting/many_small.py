@@ -66,13 +66,15 @@ def small_deals(value: np.ndarray, p_table: np.ndarray, sampler, atoms: Atoms,
     cell = (0 if group is None else group.astype(np.int64)) * n_cls + cls
     size = n_groups * n_cls
 
-    def per_cell(weights: np.ndarray) -> np.ndarray:  # (levels, groups, classes)
-        return np.stack([np.bincount(cell, weights=w, minlength=size) for w in weights]).reshape(
-            len(weights), n_groups, n_cls
-        )
-
-    p = p_table.astype(np.float64)
-    w1, w2, w3 = per_cell(value * p), per_cell(value**2 * p), per_cell((value * p) ** 2)
+    # summed level by level: no (levels x deals) float64 array (1.5 GB for a million deals)
+    w1, w2, w3 = (np.empty((len(p_table), n_groups, n_cls)) for _ in range(3))
+    square = value**2
+    for level, p in enumerate(p_table):
+        p = p.astype(np.float64)
+        w1[level] = np.bincount(cell, weights=value * p, minlength=size).reshape(n_groups, n_cls)
+        w2[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
+        p *= p
+        w3[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
     mean = w1 @ chances  # (L, G, A)
     # Var of one deal's revenue in atom a: v^2 q_a (1 - q_a); covariance of a and b: -v^2 q_a q_b,
     # with q_a = p c_a (won, and closing in a): diag(v^2 p c) - v^2 p^2 c c^T, summed per class
