@@ -129,8 +129,8 @@ def million_setup(deals: int, tmp: Path) -> None:
 
 def million_run(tmp: Path) -> None:
     """The nightly run itself, in a fresh process: load, score, explain the top, forecast,
-    write; then its floor, in the same process: the same queries read by the fastest reader
-    here (ADBC's Arrow tables, no frames built) and LightGBM's predict on the same matrix."""
+    write; then its floor, in the same process: the same queries read with sqlite3's fetchall
+    (no frames built) and LightGBM's predict on the same matrix."""
     from dataset import database, deal_history, score_runs
     from forecasting.forecast import forecast
     from scoring import artifact, scorer
@@ -154,28 +154,19 @@ def million_run(tmp: Path) -> None:
     )
     queries = []
     real = deal_history.read_frame
-
-    def collect(db, sql, params=(), bulk=False):
-        queries.append((sql, params))
-        return real(db, "SELECT 1 WHERE 0", ())
-
-    deal_history.read_frame = collect
+    deal_history.read_frame = lambda db, sql, params=(): (
+        queries.append((sql, params)) or real(db, "SELECT 1 WHERE 0", ())
+    )
     deal_history.load_crm(big)  # only to collect its queries
     deal_history.read_frame = real
-    import adbc_driver_sqlite.dbapi as adbc
-
     t1 = time.perf_counter()
-    rows = 0
-    with adbc.connect(str(tmp / "big.db")) as conn, conn.cursor() as cur:
-        for sql, params in queries:  # Arrow tables, no frames built
-            cur.execute(sql, list(params) or None)
-            rows += cur.fetch_arrow_table().num_rows
+    rows = sum(len(big.conn.execute(sql, list(params)).fetchall()) for sql, params in queries)
     read = time.perf_counter() - t1
     x = model.matrix(run.features)
     t1 = time.perf_counter()
     model.booster.predict(x, raw_score=True)
     predict = time.perf_counter() - t1
-    print(f"  floor: the same queries read into Arrow ({rows:,} rows) {read:.2f} s + LightGBM predict on "
+    print(f"  floor: the same queries fetched ({rows:,} rows) {read:.2f} s + LightGBM predict on "
           f"the same {x.shape[0]:,} x {x.shape[1]} matrix {predict:.2f} s = {read + predict:.1f} s; "
           f"the run is {total / (read + predict):.1f}x it")  # fmt: skip
 

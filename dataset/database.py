@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -25,8 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import sqlite_utils
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 4
 DEFAULT_DB = "revbot.db"
@@ -454,65 +451,14 @@ def _records(frame: pd.DataFrame, columns: Iterable[str]) -> Iterator[tuple]:
 _DATE_COLUMNS = ("as_of", "first_seen", "last_seen", "last_activity", "stage_changed")
 
 
-def read_frame(
-    db: sqlite_utils.Database, sql: str, params: Sequence = (), bulk: bool = False
-) -> pd.DataFrame:
+def read_frame(db: sqlite_utils.Database, sql: str, params: Sequence = ()) -> pd.DataFrame:
     """A query's rows as a DataFrame; columns named *_date, as_of, first_seen, last_seen and
-    last_activity come back as datetimes. `bulk`: many rows (a CRM's deals and history, a score
-    run), read through ADBC's Arrow reader where it can (`_arrow_frame`): the same frame."""
-    frame = _arrow_frame(db, sql, params) if bulk else None
-    if frame is None:
-        frame = pd.read_sql_query(sql, db.conn, params=list(params))
+    last_activity come back as datetimes."""
+    frame = pd.read_sql_query(sql, db.conn, params=list(params))
     for c in frame.columns:
         if c.endswith("_date") or c in _DATE_COLUMNS:
             frame[c] = pd.to_datetime(frame[c], format="%Y-%m-%d")
     return frame
-
-
-ARROW_BATCH_ROWS = 65_536  # rows ADBC's SQLite driver infers each column's type from
-
-
-def _arrow_frame(db: sqlite_utils.Database, sql: str, params: Sequence) -> pd.DataFrame | None:
-    """The rows through ADBC's SQLite driver (Apache Arrow's maintained reader, which builds
-    Arrow columns in C rather than a Python tuple per row: a million deals' tables in 10 s
-    instead of 23 s), converted to the dtypes `pd.read_sql_query` gives. None where it cannot be
-    used: a database in memory, a read inside this connection's open transaction (another
-    connection would not see its writes), no driver installed, or a column whose values change
-    SQLite type after the rows the driver inferred its type from (it then stops with "Type
-    mismatch"; sqlite3 reads any mix)."""
-    if db.conn.in_transaction:
-        return None
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    if not path:
-        return None
-    try:
-        import adbc_driver_sqlite.dbapi as adbc
-        import pyarrow as pa
-    except ImportError:
-        return None
-    try:
-        with adbc.connect(path) as conn, conn.cursor() as cur:
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ARROW_BATCH_ROWS)})  # fmt: skip
-            cur.execute(sql, list(params) or None)
-            table = cur.fetch_arrow_table()
-    except Exception as exc:  # the driver's own errors (OSError, its DB-API errors)
-        log.debug("ADBC could not read %r (%s); reading it with sqlite3", sql[:60], exc)
-        return None
-    if table.num_rows == 0:  # no rows to type the columns by: read_sql_query's empty frame
-        return None
-    columns = {}
-    for name, col in zip(table.column_names, table.columns, strict=True):
-        if col.null_count == len(col):  # as read_sql_query: None, not a number
-            columns[name] = pd.Series([None] * len(col), dtype=object)
-        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            columns[name] = pd.Series(pd.array(col.combine_chunks(), dtype="str"))
-        elif pa.types.is_integer(col.type) and col.null_count:
-            columns[name] = pd.Series(col.cast(pa.float64()).to_numpy())
-        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-            columns[name] = pd.Series(col.to_numpy())
-        else:  # a type read_sql_query would read otherwise (blobs): leave it to sqlite3
-            return None
-    return pd.DataFrame(columns, columns=table.column_names)
 
 
 def table_counts(db: sqlite_utils.Database) -> dict[str, int]:

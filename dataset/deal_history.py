@@ -189,7 +189,7 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
     """Everything the scoring and forecast need, read once: latest deal states, their history,
     activity dates and the reference tables; deals deleted or merged in the CRM left out."""
     return {
-        "deals": read_frame(db, f"SELECT * FROM deals WHERE {_KEPT}", bulk=True),
+        "deals": read_frame(db, f"SELECT * FROM deals WHERE {_KEPT}"),
         "history": read_frame(
             db,
             "SELECT deal_id, h.as_of, owner, product, account, stage, status, engage_date, "
@@ -199,11 +199,10 @@ def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
             "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, "
             "deal_type, lead_source FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
             f"WHERE {_KEPT} ORDER BY deal_id, h.as_of",
-            bulk=True,
         ),
         "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
         "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),
-        "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity", bulk=True),
+        "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity"),
         "products": read_frame(db, "SELECT product, series, sales_price FROM products"),
         "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
         "accounts": read_frame(db, "SELECT account, sector, revenue, employees FROM accounts"),

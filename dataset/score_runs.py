@@ -85,9 +85,7 @@ def run_of(db: sqlite_utils.Database, run_id: int) -> dict | None:
 
 
 def run_scores(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
-    return read_frame(
-        db, "SELECT * FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id], bulk=True
-    )
+    return read_frame(db, "SELECT * FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id])
 
 
 def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
