@@ -33,11 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.year_bench import SCOPES, _deals, _Forecast, _scores  # noqa: E402
+from benchmarks.year_bench import _deals, _scores, write_day  # noqa: E402
 from bot.listeners.commands import deal_answer, forecast_reply, forecast_request  # noqa: E402
 from bot.reader import Reader  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from dataset import database, score_runs  # noqa: E402
+from dataset import database  # noqa: E402
 
 USER = "U0LEADER"
 
@@ -54,13 +54,8 @@ def write_run(path: Path, deals: int) -> np.ndarray:
     book = _deals(rng, np.array([f"D{i:08d}" for i in range(deals)]))
     scores = _scores(book, rng)
     db = database.connect(path)
-    day = date(2024, 3, 1)
     t0 = time.perf_counter()
-    run_id = score_runs.write_score_run(db, as_of=day, scores=scores, model_hash="m",
-                                        confidence="high", base_rate=0.4)  # fmt: skip
-    pipeline = float(scores["value"].sum())
-    for scope in SCOPES:
-        score_runs.save_forecast(db, run_id, scope, _Forecast(day, pipeline), [])
+    write_day(db, date(2024, 3, 1), scores)
     db.close()
     print(f"wrote a run of {deals:,} open deals in {time.perf_counter() - t0:,.1f} s")
     return scores.index.to_numpy()

@@ -102,6 +102,16 @@ class _Forecast:
         self.as_of, self.open_deals, self.scenarios, self.sigma = as_of, 0, 10_000, 0.4
 
 
+def write_day(db, day: date, scores: pd.DataFrame) -> int:
+    """A day's run as the refresh writes it: its deals, then a forecast per scope."""
+    run_id = score_runs.write_score_run(db, as_of=day, scores=scores, model_hash="m",
+                                        confidence="high", base_rate=0.4)  # fmt: skip
+    pipeline = float(scores["value"].sum())
+    for scope in SCOPES:
+        score_runs.save_forecast(db, run_id, scope, _Forecast(day, pipeline), [])
+    return run_id
+
+
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000
 
@@ -121,11 +131,7 @@ def year(path: Path, deals: int, days: int, policy: Retention | None) -> None:
         book = pd.concat([book[~churn], _deals(rng, fresh)])
         scores = _scores(book, rng)
         t0 = time.perf_counter()
-        run_id = score_runs.write_score_run(db, as_of=day, scores=scores, model_hash="m",
-                                            confidence="high", base_rate=0.4)  # fmt: skip
-        pipeline = float(scores["value"].sum())
-        for scope in SCOPES:
-            score_runs.save_forecast(db, run_id, scope, _Forecast(day, pipeline), [])
+        write_day(db, day, scores)
         if policy is not None:
             prune(db, policy)
         writes.append(time.perf_counter() - t0)

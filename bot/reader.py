@@ -35,7 +35,7 @@ from scoring.hygiene import RULE_NAMES
 
 # beyond this many ids or accounts, difflib's closest matches take too long: suggest only those
 # one typo away (see bot.near), which are looked for first in any case
-DIFFLIB_POOL = 20_000
+DIFFLIB_POOL = 5_000
 CALL_COLUMNS = ["id", "quarter", "scope", "amount", "user_id", "caller", "as_of", "made_at"]
 
 
