@@ -83,12 +83,8 @@ class SavedRun:
     _reader: Reader
     _forecasts: dict[str, SavedForecast] = field(default_factory=dict)
     # what a request would otherwise work out again over every deal of the run (a run never
-    # changes): the rows of a scope, of a scope's quarter, and a quarter's categories
-    _scopes: dict[str, np.ndarray] = field(default_factory=dict)
-    _quarters: dict[tuple, tuple[np.ndarray, str]] = field(default_factory=dict)
-    _rollups: dict[tuple, tuple[Rollup, str]] = field(default_factory=dict)
-    _names: dict[str, list[str]] = field(default_factory=dict)
-    _account_codes: dict[str, np.ndarray] = field(default_factory=dict)
+    # changes), by what it is and for which scope or quarter (`_keep`)
+    _kept: dict[tuple, object] = field(default_factory=dict)
 
     @property
     def run_id(self) -> int:
@@ -133,28 +129,34 @@ class SavedRun:
         """The open deals in scope expected to close in a quarter (its forecast row), and
         "quarter"; or every open deal in scope and "open" when the CRM gives open deals no
         close date at all (MavenTech)."""
-        key = (str(scope), str(row["start"]), str(row["end"]))
-        if key not in self._quarters:
+
+        def rows() -> tuple[np.ndarray, str]:
             mine = self.rows_of(scope)
             close = self._close[mine]
             if len(mine) and np.isnat(close).all():
-                self._quarters[key] = mine, "open"
-            else:
-                start, end = np.datetime64(pd.Timestamp(row["start"])), np.datetime64(pd.Timestamp(row["end"]))  # fmt: skip
-                self._quarters[key] = mine[(close >= start) & (close <= end)], "quarter"
-        rows, basis = self._quarters[key]
-        return self.scores.iloc[rows], basis
+                return mine, "open"
+            start, end = np.datetime64(pd.Timestamp(row["start"])), np.datetime64(pd.Timestamp(row["end"]))  # fmt: skip
+            return mine[(close >= start) & (close <= end)], "quarter"
+
+        kept, basis = self._keep(("quarter", str(scope), str(row["start"]), str(row["end"])), rows)
+        return self.scores.iloc[kept], basis
 
     def rows_of(self, scope: Scope) -> np.ndarray:
         """The positions (in rank order) of the run's deals a scope covers, as `in_scope`."""
-        key = str(scope)
-        if key not in self._scopes:
+
+        def rows() -> np.ndarray:
             if scope.kind == "all":
-                self._scopes[key] = np.arange(len(self.scores))
-            else:
-                column = self.scores[SCOPE_COLUMN[scope.kind]]
-                self._scopes[key] = np.flatnonzero((column == scope.name).fillna(False).to_numpy(bool))  # fmt: skip
-        return self._scopes[key]
+                return np.arange(len(self.scores))
+            column = self.scores[SCOPE_COLUMN[scope.kind]]
+            return np.flatnonzero((column == scope.name).fillna(False).to_numpy(bool))
+
+        return self._keep(("scope", str(scope)), rows)
+
+    def _keep(self, key: tuple, make):
+        """`make()`, worked out once per run for `key` and kept."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
 
     @cached_property
     def _close(self) -> np.ndarray:
@@ -222,12 +224,12 @@ class SavedRun:
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""
         row = self.forecast(scope).quarter(quarter)
-        key = (str(scope), str(row["period"]))
-        if key not in self._rollups:
+
+        def split() -> tuple[Rollup, str]:
             deals, basis = self.quarter_deals(scope, row)
-            split = rollup(deals, float(row["won_to_date"]), self._reader.stage_probabilities())
-            self._rollups[key] = split, basis
-        return self._rollups[key]
+            return rollup(deals, float(row["won_to_date"]), self._reader.stage_probabilities()), basis  # fmt: skip
+
+        return self._keep(("categories", str(scope), str(row["period"])), split)
 
     @staticmethod
     def explain(deal: dict) -> tuple[list[dict], list[str]]:
@@ -250,12 +252,13 @@ class SavedRun:
 
     def names(self, kind: str) -> list[str]:
         """The regions or managers known to the CRM."""
-        if kind not in self._names:
+
+        def known() -> list[str]:
             column = {"region": "regional_office", "manager": "manager"}[kind]
-            known = set(self.teams[column].dropna())
-            known |= set(self.scores[SCOPE_COLUMN[kind]].dropna().unique())
-            self._names[kind] = sorted(known)
-        return list(self._names[kind])
+            found = set(self.teams[column].dropna())
+            return sorted(found | set(self.scores[SCOPE_COLUMN[kind]].dropna().unique()))
+
+        return list(self._keep(("names", kind), known))
 
     def lookup(self, query: str, scope: Scope) -> Lookup:
         """A deal by id (any case; the caller checks access), else the open deals within `scope`
@@ -286,8 +289,8 @@ class SavedRun:
         typo away, else difflib's closest (where there are few enough to compare one by one)."""
         codes, accounts = self._accounts
         present = self._present(scope)
-        lower = self._lower_accounts
-        near = np.array(sorted({lower[w] for w in one_typo(q) if w in lower}), dtype=int)
+        lower, typos = self._lower_accounts, one_typo(q)
+        near = np.array(sorted({lower[w] for w in typos if w in lower}), dtype=int)
         near = near[np.isin(near, present)]
         if len(near):
             close = sorted(accounts.iloc[near])[:3]
@@ -297,7 +300,7 @@ class SavedRun:
             close = []
         ids = self.scores["deal_id"]
         column = None if scope.kind == "all" else self.scores[SCOPE_COLUMN[scope.kind]]
-        near = sorted(self.ids[w] for w in one_typo(q) if w in self.ids)  # by rank
+        near = sorted(self.ids[w] for w in typos if w in self.ids)  # by rank
         near = [ids.iat[i] for i in near if column is None or column.iat[i] == scope.name]
         if near:
             close += near[:3]
@@ -307,11 +310,12 @@ class SavedRun:
 
     def _present(self, scope: Scope) -> np.ndarray:
         """The codes of the accounts with an open deal in a scope, kept per scope."""
-        key = str(scope)
-        if key not in self._account_codes:
+
+        def codes() -> np.ndarray:
             present = np.unique(self._accounts[0][self.rows_of(scope)])
-            self._account_codes[key] = present[present >= 0]
-        return self._account_codes[key]
+            return present[present >= 0]
+
+        return self._keep(("accounts", str(scope)), codes)
 
     @cached_property
     def _lower_accounts(self) -> dict[str, int]:

@@ -65,6 +65,14 @@ def last_per_deal(deal_ids: np.ndarray) -> np.ndarray:
     return out
 
 
+def deal_index(history_ids, deal_ids) -> pd.Index:
+    """Every deal's number is its position here: the history's deals in its (id) order, then
+    the deals with no history. Rows are matched by number, not by id string (see
+    `features.open_deals_at`)."""
+    ids = pd.Index(history_ids)
+    return ids.append(pd.Index(deal_ids).difference(ids, sort=False))
+
+
 def _stage_rank(h: pd.DataFrame, stages: pd.DataFrame) -> pd.Series:
     if stages.empty:
         return pd.Series(np.nan, index=h.index)
@@ -113,10 +121,7 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
     deals = tables["deals"].copy()
     activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
-    # every deal numbered (those in the history as above, then the others): rows are matched
-    # by number, not by id string (see `features.open_deals_at`)
-    ids = pd.Index(uniques)
-    ids = ids.append(pd.Index(deals["deal_id"]).difference(ids, sort=False))
+    ids = deal_index(uniques, deals["deal_id"])
     deals["deal_no"] = ids.get_indexer(deals["deal_id"])
     activity["deal_no"] = ids.get_indexer(activity["deal_id"])
     deals["closed_on"] = closed_on(h, deals)

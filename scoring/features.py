@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dataset.presets import name_key
-from scoring.crm import Crm, last_per_deal, prepare  # noqa: F401  (prepare: re-exported)
+from scoring.crm import Crm, deal_index, last_per_deal, prepare  # noqa: F401  (prepare: re-exported)
 from scoring.rates import Rates, rates_before
 
 NUMERIC = (
@@ -127,8 +127,7 @@ def deal_numbers(crm: Crm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if "deal_no" in d and "deal_no" in h and "deal_no" in act:
         return (d["deal_no"].to_numpy(np.int64), h["deal_no"].to_numpy(np.int64),
                 act["deal_no"].to_numpy(np.int64))  # fmt: skip
-    ids = pd.Index(h["deal_id"].unique() if "deal_id" in h else [], dtype=object)
-    ids = ids.append(pd.Index(d["deal_id"], dtype=object).difference(ids, sort=False))
+    ids = deal_index(h["deal_id"].unique() if "deal_id" in h else [], d["deal_id"])
     act_ids = act["deal_id"] if "deal_id" in act else pd.Series([], dtype=object)
     return (ids.get_indexer(d["deal_id"]),
             ids.get_indexer(h["deal_id"]) if "deal_id" in h else np.zeros(0, np.int64),
