@@ -159,8 +159,7 @@ def read_table(data: bytes, encoding: str = "utf-8") -> RawTable:
             table.header = header
             start = end
             continue
-        raw_lines = "".join(lines[start:end])
-        if has_bad_bytes and _UNDECODABLE.search(raw_lines):
+        if has_bad_bytes and _UNDECODABLE.search(raw_lines := "".join(lines[start:end])):
             table.rejected.append(
                 Rejected(
                     start + 1,
@@ -170,6 +169,7 @@ def read_table(data: bytes, encoding: str = "utf-8") -> RawTable:
                 )
             )
         elif len(fields) != len(header):
+            raw_lines = "".join(lines[start:end])
             table.rejected.append(
                 Rejected(start + 1, _count_reason(fields, header), raw_text(raw_lines), len(fields))
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 # Greek and Cyrillic letters drawn like Latin ones (mostly as capitals: ids are upper case), as
@@ -87,17 +88,36 @@ def twins(ids: pd.Series, known: Iterable[str]) -> dict[int, tuple[str, bool]]:
     """Positions of ids that differ from another id (in `ids` or in `known`, the ids already
     imported) only by case or look-alike letters: position -> (that other id, whether it is
     already imported). An id already imported is kept as it is; among new ids that are twins of
-    each other, none can be told to be the right one."""
-    known = set(known)
-    present = set(ids.dropna())
+    each other, none can be told to be the right one.
+
+    A million-row export has next to no twins: the look of every id is worked out column-wise
+    (`_looks`), and only the ids whose look another id shares are compared one by one."""
+    ids = pd.Series(ids, dtype="string")
+    known = pd.Series(list(known), dtype="string")
+    pool = pd.concat([known, ids.dropna()], ignore_index=True).drop_duplicates()
+    looks = _looks(pool)
+    shared = looks.duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return {}
     by_look: dict[str, set[str]] = {}
-    for text in present | known:
-        by_look.setdefault(skeleton(text), set()).add(text)
+    for text, look in zip(pool[shared], looks[shared], strict=True):
+        by_look.setdefault(look, set()).add(text)
+    clashing = pool[shared]
+    imported = set(clashing[clashing.isin(known)])
+    at = ids.isin(clashing).to_numpy() & ~ids.isin(known).to_numpy()
     out: dict[int, tuple[str, bool]] = {}
-    for i, text in enumerate(ids):
-        if not isinstance(text, str) or text in known:
-            continue
-        others = sorted(by_look[skeleton(text)] - {text}, key=lambda o: (o not in known, o))
-        if others:
-            out[i] = (others[0], others[0] in known)
+    for i in np.flatnonzero(at):
+        text = ids.iloc[i]
+        others = sorted(by_look[skeleton(text)] - {text}, key=lambda o: (o not in imported, o))
+        out[int(i)] = (others[0], others[0] in imported)
     return out
+
+
+def _looks(texts: pd.Series) -> pd.Series:
+    """`skeleton` of each text. An ASCII id's skeleton is its lower case, which pandas works out
+    for the whole column at once; only the others go through `skeleton` one by one."""
+    looks = texts.str.lower()
+    other = ~texts.str.isascii().fillna(True).to_numpy(dtype=bool)
+    if other.any():
+        looks[other] = texts[other].map(skeleton)
+    return looks

@@ -7,9 +7,11 @@ reason lists them all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -86,13 +88,24 @@ def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
     space too), None where blank (all None if absent)."""
     if name not in found:
         return pd.Series([None] * len(raw.rows), dtype="object")
-    idx = found[name]
-    values = [r[idx] for r in raw.rows]
-    values = [
-        (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
-        for v in values
-    ]
+    values = list(map(itemgetter(found[name]), raw.rows))
+    if _blank_or_spaced(values):
+        values = [
+            (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
+            for v in values
+        ]
     return pd.Series(values, dtype="object")
+
+
+def _blank_or_spaced(values: list[str]) -> bool:
+    """Is any value empty, or has it white space at either end? A big export's columns have
+    none, and a few searches in C over the values joined by NULs say so. (A NUL inside a value
+    can only make the answer yes: then every value is looked at one by one, as before.)"""
+    joined = "\x00" + "\x00".join(values) + "\x00"
+    return "\x00\x00" in joined or any(_NUL_SPACE.search(j) for j in (joined, joined[::-1]))
+
+
+_NUL_SPACE = re.compile(r"\x00\s")  # a value starting with white space (ending, when reversed)
 
 
 @dataclass(frozen=True)
@@ -148,9 +161,12 @@ def _negative(name: str, text: str) -> str:
 def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _Checks) -> None:
     """Ids mixing alphabets, and ids that are another's twin but for case or look-alike letters
     (`/deal` could not tell them apart), are set aside naming the other id and where it is."""
-    mixed = [mixed_alphabets(t) if isinstance(t, str) else [] for t in ids]
+    # only an id with a letter outside ASCII can mix alphabets: the rest are passed column-wise
+    ascii_ = pd.Series(ids, dtype="string").str.isascii().fillna(True).to_numpy(dtype=bool)
+    odd = np.flatnonzero(~ascii_)
+    mixed = {int(i): m for i in odd if (m := mixed_alphabets(ids.iloc[i]))}
     checks.add(
-        [bool(m) for m in mixed],
+        np.isin(np.arange(len(ids)), list(mixed)),
         lambda i: f"deal_id {ids.iloc[i]!r} mixes {' and '.join(mixed[i])} letters",
     )
     twin = twins(ids, known)

@@ -1,0 +1,140 @@
+"""The ingest's shortcuts for big exports give what the plain definitions give, on random input
+full of the cases they skip: white space of every kind and NULs in cells, look-alike letters in
+ids, numbers, strings and dates of mixed types in a deal's state."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from dataset import database, deal_history, import_log
+from dataset.csvfile import RawTable
+from dataset.history import _same_text, _text
+from dataset.ids import skeleton, twins
+from dataset.validate import _column
+
+CELL_PIECES = ["a", "B", " ", "\u00a0", "\u2003", "\u2028", "\x00", "\n", "\t", "\x1c", "é", ""]
+
+
+def _cell_text(v: str) -> str | None:
+    """`_column`'s definition, one value at a time."""
+    return v.strip() or None
+
+
+def test_a_column_is_stripped_and_blanked_exactly_as_cell_by_cell():
+    rng = random.Random(1)
+    for _ in range(20_000):
+        cells = [
+            "".join(rng.choice(CELL_PIECES) for _ in range(rng.randint(0, 4)))
+            for _ in range(rng.randint(0, 6))
+        ]
+        raw = RawTable(header=["x"], rows=[[c] for c in cells], line=list(range(len(cells))))
+        assert _column(raw, {"x": 0}, "x").to_list() == [_cell_text(c) for c in cells], cells
+
+
+def _twins_by_hand(ids: list, known: list[str]) -> dict[int, tuple[str, bool]]:
+    """Every id against every other, as `twins` says it: a new id whose skeleton another id
+    shares, with that other id (imported ones first, then in sort order)."""
+    pool = {t for t in ids if isinstance(t, str)} | set(known)
+    out = {}
+    for i, text in enumerate(ids):
+        if not isinstance(text, str) or text in known:
+            continue
+        others = [o for o in pool if o != text and skeleton(o) == skeleton(text)]
+        if others:
+            first = min(others, key=lambda o: (o not in known, o))
+            out[i] = (first, first in known)
+    return out
+
+
+def test_twins_are_those_found_by_comparing_every_pair():
+    rng = random.Random(2)
+    letters = "abAB12аАеЕΑΒкК"  # Latin, Cyrillic and Greek look-alikes
+    found = 0
+    for _ in range(800):
+        pool = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 3))) for _ in range(8)]
+        ids = [rng.choice([*pool, None]) for _ in range(rng.randint(0, 10))]
+        known = rng.sample(pool, rng.randint(0, 4))
+        series = pd.Series(ids, dtype=rng.choice(["object", "str"]))
+        expected = _twins_by_hand(ids, known)
+        assert twins(series, known) == expected, (ids, known)
+        found += bool(expected)
+    assert found > 80  # the cases were not all twin-free
+
+
+def test_a_big_column_of_distinct_ids_has_no_twins_but_the_one_planted():
+    ids = pd.Series([f"D{i:07d}" for i in range(50_000)], dtype="str")
+    assert twins(ids, [f"D{i:07d}" for i in range(40_000, 60_000)]) == {}
+    ids[123] = "d0049999"  # the lower case of an id imported before
+    assert twins(ids, ["D0049999"]) == {123: ("D0049999", True)}
+
+
+STATE_VALUES = {
+    "float": [0.0, -0.0, 1.0, 1.0000001, 1.00000049, np.nan, np.inf, 2.5],
+    "int": [0, 1, 5],
+    "str": ["a", "b", "", "A", None, np.nan, "5"],
+    "mixed": ["5", 5, 5.0, True, None, "a"],
+    "date": [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 13:00"), pd.NaT],
+}
+DTYPES = {
+    "float": ["float64"],
+    "int": ["int64", "float64", "object"],
+    "str": ["object", "str"],
+    "mixed": ["object"],
+    "date": ["datetime64[ns]", "datetime64[us]", "object"],
+}
+
+
+def test_the_same_state_is_the_same_text_whatever_the_types():
+    rng = random.Random(3)
+    for _ in range(1500):
+        kind_a = rng.choice(list(STATE_VALUES))
+        kind_b = rng.choice([kind_a, kind_a, rng.choice(list(STATE_VALUES))])
+        size = rng.randint(0, 6)
+        a, b = (
+            pd.Series(
+                [rng.choice(STATE_VALUES[k]) for _ in range(size)], dtype=rng.choice(DTYPES[k])
+            )
+            for k in (kind_a, kind_b)
+        )
+        expected = _text(a).to_numpy() == _text(b).to_numpy()
+        assert np.array_equal(_same_text(a, b), np.asarray(expected, dtype=bool)), (a, b)
+
+
+def test_columns_blank_in_the_whole_export_are_stored_null(tmp_path):
+    db = database.connect(tmp_path / "d.db")
+    day = date(2024, 2, 1)
+    with db.atomic():
+        import_id = import_log.add_import(
+            db, file_name="a.csv", path="a.csv", sha256="x", table_name="deals", preset="maventech",
+            encoding="utf-8", rows_read=2, rows_accepted=2, rows_set_aside=0, as_of=day, notes="",
+        )  # fmt: skip
+        snapshot = pd.DataFrame(
+            {
+                "deal_id": ["D1", "D2"],
+                "stage": ["Engaging", "Won"],
+                "status": ["open", "won"],
+                "value": [100.0, np.nan],
+                "close_date": pd.to_datetime([None, "2024-02-01"]),
+                "last_activity": pd.to_datetime(["2024-01-30", None]),
+            }
+        )
+        for c in deal_history.STATE:
+            if c not in snapshot:
+                snapshot[c] = None
+        # D2 changed; D1 did not (its state is known from before): only D2's goes to history
+        changed, redundant = snapshot.iloc[[1]], pd.DataFrame(columns=["deal_id", "as_of"])
+        deal_history.write_deal_snapshot(db, import_id, day, snapshot, changed, redundant)
+    assert db.execute(
+        "SELECT deal_id, stage, value, close_date, owner FROM deal_history"
+    ).fetchall() == [("D2", "Won", None, "2024-02-01", None)]
+    assert db.execute(
+        "SELECT deal_id, value, close_date, last_activity, owner, first_seen FROM deals ORDER BY 1"
+    ).fetchall() == [
+        ("D1", 100.0, None, "2024-01-30", None, "2024-02-01"),
+        ("D2", None, "2024-02-01", None, None, "2024-02-01"),
+    ]
+    assert db.execute("SELECT * FROM deal_activity").fetchall() == [("D1", "2024-01-30")]
