@@ -8,9 +8,12 @@ in the file's encoding (such records are set aside, the rest of the file still l
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import gc
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # A byte the encoding cannot decode is kept as a lone surrogate (U+DC00 + byte), so that the
@@ -127,24 +130,50 @@ def read_table(data: bytes, encoding: str = "utf-8") -> RawTable:
     text, has_bad_bytes = decode(data, encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
+    with _no_cycle_collection():
+        return _read_records(text, encoding, has_bad_bytes)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector. The records of a file are lists of strings, which make no
+    reference cycles; while a million of them are made, the collector walks them over and over:
+    3 s of the 4.5 s a 1,000,000-row export took to read."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _read_records(text: str, encoding: str, has_bad_bytes: bool) -> RawTable:
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
     table = RawTable(header=[], rows=[], line=[], _lines=lines)
     start = 0
+    pending: tuple[list[str], int] | csv.Error | None = None
     while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
+        if pending is None and header is not None and not has_bad_bytes:
+            start, pending = _plain_rows(reader, table, start, len(header))
+        got, pending = pending, None
+        if got is None:
+            try:
+                got = next(reader), reader.line_num
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                got = exc
+        if isinstance(got, csv.Error):
             end = max(reader.line_num, start + 1)
             table.rejected.append(
-                Rejected(start + 1, f"malformed CSV: {exc}", raw_text("".join(lines[start:end])))
+                Rejected(start + 1, f"malformed CSV: {got}", raw_text("".join(lines[start:end])))
             )
             start = end
             continue
-        end = reader.line_num
+        fields, end = got
         if not fields or (header is not None and fields == [""]):  # blank line
             table.blank.update(range(start + 1, end + 1))
             start = end
@@ -182,6 +211,28 @@ def read_table(data: bytes, encoding: str = "utf-8") -> RawTable:
         raise CsvFileError("the file is empty: no header line")
     _split_footer(table)
     return table
+
+
+def _plain_rows(
+    reader, table: RawTable, start: int, width: int
+) -> tuple[int, tuple[list[str], int] | csv.Error | None]:
+    """Read records that are plain rows (as many fields as the header, not blank) straight
+    into `table`, as fast as csv gives them: most of a big export. Stops at the first record
+    that is not one, or at a CSV error, and hands it back, with the line where it starts, to
+    `read_table`'s careful path; None at the end of the file."""
+    rows, line, span = table.rows.append, table.line.append, table._span.append
+    try:
+        for fields in reader:
+            end = reader.line_num
+            if len(fields) != width or (width == 1 and fields == [""]):
+                return start, (fields, end)
+            rows(fields)
+            line(start + 1)
+            span((start, end))
+            start = end
+    except csv.Error as exc:
+        return start, exc
+    return start, None
 
 
 def _count_reason(fields: list[str], header: list[str]) -> str:
