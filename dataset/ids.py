@@ -22,6 +22,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from dataset.values import blank_or_spaced
+
 # Greek and Cyrillic letters drawn like Latin ones (mostly as capitals: ids are upper case), as
 # the Latin letter they pass for, all case folded. From Unicode's confusables, those alphabets only.
 _LOOKS_LATIN = str.maketrans(
@@ -60,7 +62,16 @@ def salesforce_18(text: str) -> str:
 
 
 def clean_ids(values: pd.Series) -> tuple[pd.Series, dict[str, str]]:
-    """Every id cleaned; returns the cleaned ids and what was changed (as written -> cleaned)."""
+    """Every id cleaned; returns the cleaned ids and what was changed (as written -> cleaned).
+    A column of ASCII ids, none blank or with white space at an end, is clean as it is: that is
+    checked in C, and only other columns go through `clean` id by id."""
+    present = values.dropna().to_list()
+    try:
+        plain = not blank_or_spaced(present) and "".join(present).isascii()
+    except TypeError:  # not all text
+        plain = False
+    if plain:
+        return values, {}
     cleaned = values.map(clean, na_action="ignore")
     changed = values.notna() & (cleaned != values)
     return cleaned, dict(zip(values[changed], cleaned[changed].fillna(""), strict=True))

@@ -7,7 +7,6 @@ reason lists them all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,7 +19,7 @@ from dataset.csvfile import RawTable, Rejected
 from dataset.ids import clean_ids, mixed_alphabets, salesforce_18, twins
 from dataset.limits import DEFAULT_LIMITS, Limits, latest_created
 from dataset.presets import DEAL_FIELDS, LOST, OPEN, WON, Preset, name_key
-from dataset.values import blank, parse_amounts, parse_dates
+from dataset.values import blank, blank_or_spaced, parse_amounts, parse_dates
 
 # Misspellings in published data sets that we read as the intended word (logged in the notes).
 SECTOR_FIXES = {"technolgy": "technology"}
@@ -89,23 +88,12 @@ def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
     if name not in found:
         return pd.Series([None] * len(raw.rows), dtype="object")
     values = list(map(itemgetter(found[name]), raw.rows))
-    if _blank_or_spaced(values):
+    if blank_or_spaced(values):
         values = [
             (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
             for v in values
         ]
     return pd.Series(values, dtype="object")
-
-
-def _blank_or_spaced(values: list[str]) -> bool:
-    """Is any value empty, or has it white space at either end? A big export's columns have
-    none, and a few searches in C over the values joined by NULs say so. (A NUL inside a value
-    can only make the answer yes: then every value is looked at one by one, as before.)"""
-    joined = "\x00" + "\x00".join(values) + "\x00"
-    return "\x00\x00" in joined or any(_NUL_SPACE.search(j) for j in (joined, joined[::-1]))
-
-
-_NUL_SPACE = re.compile(r"\x00\s")  # a value starting with white space (ending, when reversed)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pandas as pd
 from dataset import database, deal_history, import_log
 from dataset.csvfile import CsvFileError, RawTable, _read_records, read_table
 from dataset.history import _same_text, _text
-from dataset.ids import skeleton, twins
+from dataset.ids import clean, clean_ids, skeleton, twins
 from dataset.validate import _column
 
 CELL_PIECES = ["a", "B", " ", "\u00a0", "\u2003", "\u2028", "\x00", "\n", "\t", "\x1c", "é", ""]
@@ -166,3 +166,22 @@ def test_plain_rows_read_in_bulk_land_as_the_careful_reader_puts_them():
         except CsvFileError as exc:
             bulk = str(exc)
         assert bulk == careful, text
+
+
+def test_ids_are_cleaned_as_one_by_one_whether_or_not_the_column_is_plain():
+    rng = random.Random(5)
+    pieces = ["A1", "b", " ", "\u200b", "\ufeff", "Ａ", "\u2003", "\x1c", "\x00", ""]
+    for _ in range(2000):
+        ids = [
+            rng.choice([None, "".join(rng.choice(pieces) for _ in range(rng.randint(1, 3)))])
+            for _ in range(rng.randint(0, 6))
+        ]
+        if rng.random() < 0.5:  # a plain column, the shortcut's case
+            ids = [f"D{i}" if v is not None else None for i, v in enumerate(ids)]
+        values = pd.Series(ids, dtype="object")
+        cleaned, changed = clean_ids(values)
+        expected = [clean(v) if v is not None else None for v in ids]
+        assert [None if pd.isna(v) else v for v in cleaned] == expected, ids  # None or NaN
+        assert changed == {
+            v: c or "" for v, c in zip(ids, expected, strict=True) if v is not None and c != v
+        }
