@@ -94,6 +94,8 @@ def write_deal_snapshot(
     million rows three times over was most of a big import's time."""
     day = _iso(as_of)
     cols = ["deal_id", *STATE, "last_activity"]
+    if not snapshot.index.is_unique or not changed.index.isin(snapshot.index).all():
+        raise ValueError("`changed` must be rows of `snapshot`, found by its (unique) index")
     flags = snapshot.assign(changed=snapshot.index.isin(changed.index).astype("int64"))
     db.execute("DROP TABLE IF EXISTS temp.incoming")
     db.execute(f"CREATE TEMP TABLE incoming ({', '.join(cols)}, changed)")

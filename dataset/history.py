@@ -42,7 +42,8 @@ def _same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
     "0.0"), the same string. An export re-read every morning is mostly unchanged rows, and
     building their text was most of an import of many exports."""
     if is_datetime64_any_dtype(left) and is_datetime64_any_dtype(right):
-        days_l, days_r = left.dt.floor("D"), right.dt.floor("D")
+        days_l = left.dt.floor("D").reset_index(drop=True)  # aligned by position, as `_text`'s
+        days_r = right.dt.floor("D").reset_index(drop=True)
         return ((days_l == days_r) | (days_l.isna() & days_r.isna())).to_numpy(dtype=bool)
     if is_float_dtype(left) and is_float_dtype(right):
         x, y = left.round(6).to_numpy(), right.round(6).to_numpy()

@@ -4,14 +4,22 @@ ids, numbers, strings and dates of mixed types in a deal's state."""
 
 from __future__ import annotations
 
+import gc
 import random
 from datetime import date
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dataset import database, deal_history, import_log
-from dataset.csvfile import CsvFileError, RawTable, _read_records, read_table
+from dataset.csvfile import (
+    CsvFileError,
+    RawTable,
+    _no_cycle_collection,
+    _read_records,
+    read_table,
+)
 from dataset.history import _same_text, _text
 from dataset.ids import clean, clean_ids, skeleton, twins
 from dataset.validate import _column
@@ -100,6 +108,7 @@ def test_the_same_state_is_the_same_text_whatever_the_types():
             )
             for k in (kind_a, kind_b)
         )
+        b.index = rng.sample(range(100, 200), size)  # compared by position, whatever the index
         expected = _text(a).to_numpy() == _text(b).to_numpy()
         assert np.array_equal(_same_text(a, b), np.asarray(expected, dtype=bool)), (a, b)
 
@@ -185,3 +194,31 @@ def test_ids_are_cleaned_as_one_by_one_whether_or_not_the_column_is_plain():
         assert changed == {
             v: c or "" for v, c in zip(ids, expected, strict=True) if v is not None and c != v
         }
+
+
+def test_changed_rows_must_be_rows_of_the_snapshot(tmp_path):
+    db = database.connect(tmp_path / "d.db")
+    snapshot = pd.DataFrame({c: ["x"] for c in ["deal_id", *deal_history.STATE, "last_activity"]})
+    moved = snapshot.set_axis([7])  # a copy under another index: which rows it means is unknown
+    with pytest.raises(ValueError, match="rows of `snapshot`"):
+        deal_history.write_deal_snapshot(db, 1, date(2024, 2, 1), snapshot, moved, moved.iloc[:0])
+
+
+def test_reads_that_overlap_share_one_pause_of_the_collector():
+    """Two reads on two threads: the first to finish must not restart the collector under the
+    second, and the second must restart it (each saw it paused when it began)."""
+    assert gc.isenabled()
+    first, second = _no_cycle_collection(), _no_cycle_collection()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # paused by someone else before a read: left paused after it
+    try:
+        with _no_cycle_collection():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
