@@ -11,11 +11,13 @@ import codecs
 import contextlib
 import csv
 import gc
-import io
 import re
 import threading
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # A byte the encoding cannot decode is kept as a lone surrogate (U+DC00 + byte), so that the
 # record holding it is set aside and its text stored as written.
@@ -46,21 +48,109 @@ class Rejected:
 
 @dataclass
 class RawTable:
-    """Header and well-formed records; `line[i]` is the file line where record i starts."""
+    """Header and well-formed records; `line[i]` is the file line where record i starts.
+
+    The records are kept column by column, each repeated value once (a big export's owners,
+    stages and dates repeat millions of times: as a list of rows of separate strings, a
+    2,000,000-row export took 2 GB before it was parsed). The file's text is kept as UTF-8
+    bytes, for the verbatim text of any record set aside later."""
 
     header: list[str]
-    rows: list[list[str]]
-    line: list[int]
+    columns: list[list[str]]
+    line: array = field(default_factory=lambda: array("q"))
     rejected: list[Rejected] = field(default_factory=list)
     footer: list[Rejected] = field(default_factory=list)
     blank: set[int] = field(default_factory=set, repr=False)  # the blank lines' numbers
-    _lines: list[str] = field(default_factory=list, repr=False)
-    _span: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    _text: bytes = field(default=b"", repr=False)
+    _end: array = field(default_factory=lambda: array("q"), repr=False)  # line after record i
+    _starts: np.ndarray | None = field(default=None, repr=False)  # each line's byte offset
+    _buffer: list[list[str]] = field(default_factory=list, repr=False)
+    _seen: list[dict[str, str] | None] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of_rows(cls, header: list[str], rows: list[list[str]], line: list[int]) -> RawTable:
+        """A table of these records (each as long as the header), with no file text."""
+        table = cls(header=header, columns=[[] for _ in header], line=array("q", line))
+        table._buffer = [list(r) for r in rows]
+        table._flush()
+        return table
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """The records as lists of fields (for tests and small tables: it builds them all)."""
+        return [list(r) for r in zip(*self.columns, strict=True)] if self.header else []
 
     def raw(self, i: int) -> str:
         """The verbatim text of record i (all its physical lines)."""
-        start, end = self._span[i]
-        return raw_text("".join(self._lines[start:end]))
+        return self._physical(self.line[i] - 1, self._end[i])
+
+    def _physical(self, start: int, end: int) -> str:
+        """The text of the file's lines start..end-1 (0-based), fit to store."""
+        return raw_text(self._lines(start, end))
+
+    def _lines(self, start: int, end: int) -> str:
+        """The text of the file's lines start..end-1 (0-based), as read."""
+        starts = self._line_starts()
+        last = len(starts) - 1
+        a, b = starts[min(start, last)], starts[min(end, last)]
+        return self._text[a:b].decode("utf-8", "surrogatepass")
+
+    def _text_lines(self) -> Iterator[str]:
+        """The file's lines, one at a time, as Python reads them with newline="" (the whole
+        text at once in a StringIO took four bytes a character)."""
+        starts, data = self._line_starts(), self._text
+        for k in range(0, len(starts) - 1, _LINES):
+            bounds = starts[k : k + _LINES + 1].tolist()
+            for a, b in zip(bounds, bounds[1:], strict=False):  # the last bound ends a line
+                yield data[a:b].decode("utf-8", "surrogatepass")
+
+    def _line_starts(self) -> np.ndarray:
+        """Byte offsets where each line starts (and the text's end): after a LF, a CR not
+        followed by LF, or a CRLF, as Python reads lines with newline="". Worked out on first
+        need, in blocks, so that a file with nothing set aside never pays for it."""
+        if self._starts is None:
+            data, parts = np.frombuffer(self._text, dtype=np.uint8), [np.zeros(1, np.int64)]
+            for a in range(0, len(data), _BLOCK):
+                block, after = data[a : a + _BLOCK], data[a + 1 : a + _BLOCK + 1]
+                cr = np.flatnonzero(block == 13)
+                lone = np.ones(len(cr), dtype=bool)  # a CR not followed by LF ends a line
+                inside = cr < len(after)
+                lone[inside] = after[cr[inside]] != 10
+                ends = np.sort(np.concatenate([np.flatnonzero(block == 10), cr[lone]]))
+                parts.append(ends.astype(np.int64) + a + 1)
+            starts = np.concatenate(parts)
+            self._starts = starts if starts[-1] == len(data) else np.append(starts, len(data))
+        return self._starts
+
+    def _add(self, fields: list[str], start: int, end: int) -> None:
+        self._buffer.append(fields)
+        self.line.append(start + 1)
+        self._end.append(end)
+        if len(self._buffer) >= _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Move the buffered records into the columns, each repeated value stored once (a
+        column whose values mostly differ, such as the ids, is not looked up any more)."""
+        if not self._buffer:
+            return
+        if not self._seen:
+            self._seen = [{} for _ in self.header]
+        for j, values in enumerate(zip(*self._buffer, strict=True)):
+            seen = self._seen[j]
+            if seen is None:
+                self.columns[j].extend(values)
+                continue
+            self.columns[j].extend(map(seen.setdefault, values, values))
+            if len(seen) > _DISTINCT:
+                self._seen[j] = None
+        self._buffer.clear()
+
+
+_CHUNK = 50_000  # records buffered as rows before they go into the columns
+_DISTINCT = 20_000  # distinct values past which a column's values are no longer shared
+_BLOCK = 1 << 24  # bytes of text searched for line ends at a time
+_LINES = 100_000  # lines whose bounds are made Python numbers at a time
 
 
 def raw_text(text: str) -> str:
@@ -127,12 +217,17 @@ def decode(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
 
 def read_table(data: bytes, encoding: str = "utf-8") -> RawTable:
     """Parse CSV bytes. Blank lines are skipped (they hold no data); every other record either
-    lands in `rows` or in `rejected` with a reason, so nothing is lost."""
+    lands in the columns or in `rejected` with a reason, so nothing is lost."""
     text, has_bad_bytes = decode(data, encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
+    if not has_bad_bytes and codecs.lookup(encoding).name == "utf-8" and len(text) == len(data):
+        utf8 = data  # plain ASCII as given: the same bytes, not a copy
+    else:
+        utf8 = text.encode("utf-8", "surrogatepass")
+    del text
     with _no_cycle_collection():
-        return _read_records(text, encoding, has_bad_bytes)
+        return _read_records(utf8, encoding, has_bad_bytes)
 
 
 @contextlib.contextmanager
@@ -161,11 +256,12 @@ _pausing = 0  # reads under way
 _was_enabled = True  # the collector's state before the first of them
 
 
-def _read_records(text: str, encoding: str, has_bad_bytes: bool) -> RawTable:
-    lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(lines, strict=True)
+def _read_records(utf8: bytes, encoding: str, has_bad_bytes: bool) -> RawTable:
+    """The records of the file's text (`utf8`: as UTF-8, lone surrogates for bytes that were
+    not valid in `encoding`)."""
+    table = RawTable(header=[], columns=[], _text=utf8)
+    reader = csv.reader(table._text_lines(), strict=True)
     header: list[str] | None = None
-    table = RawTable(header=[], rows=[], line=[], _lines=lines)
     start = 0
     pending: tuple[list[str], int] | csv.Error | None = None
     while True:
@@ -182,7 +278,7 @@ def _read_records(text: str, encoding: str, has_bad_bytes: bool) -> RawTable:
         if isinstance(got, csv.Error):
             end = max(reader.line_num, start + 1)
             table.rejected.append(
-                Rejected(start + 1, f"malformed CSV: {got}", raw_text("".join(lines[start:end])))
+                Rejected(start + 1, f"malformed CSV: {got}", table._physical(start, end))
             )
             start = end
             continue
@@ -198,10 +294,10 @@ def _read_records(text: str, encoding: str, has_bad_bytes: bool) -> RawTable:
                     "re-run with --encoding (e.g. cp1252 for Excel exports)"
                 )
             header = [h.strip() for h in fields]
-            table.header = header
+            table.header, table.columns = header, [[] for _ in header]
             start = end
             continue
-        if has_bad_bytes and _UNDECODABLE.search(raw_lines := "".join(lines[start:end])):
+        if has_bad_bytes and _UNDECODABLE.search(raw_lines := table._lines(start, end)):
             table.rejected.append(
                 Rejected(
                     start + 1,
@@ -211,17 +307,16 @@ def _read_records(text: str, encoding: str, has_bad_bytes: bool) -> RawTable:
                 )
             )
         elif len(fields) != len(header):
-            raw_lines = "".join(lines[start:end])
+            raw_lines = table._lines(start, end)
             table.rejected.append(
                 Rejected(start + 1, _count_reason(fields, header), raw_text(raw_lines), len(fields))
             )
         else:
-            table.rows.append(fields)
-            table.line.append(start + 1)
-            table._span.append((start, end))
+            table._add(fields, start, end)
         start = end
     if header is None:
         raise CsvFileError("the file is empty: no header line")
+    table._flush()
     _split_footer(table)
     return table
 
@@ -233,15 +328,13 @@ def _plain_rows(
     into `table`, as fast as csv gives them: most of a big export. Stops at the first record
     that is not one, or at a CSV error, and hands it back, with the line where it starts, to
     `read_table`'s careful path; None at the end of the file."""
-    rows, line, span = table.rows.append, table.line.append, table._span.append
+    add = table._add
     try:
         for fields in reader:
             end = reader.line_num
             if len(fields) != width or (width == 1 and fields == [""]):
                 return start, (fields, end)
-            rows(fields)
-            line(start + 1)
-            span((start, end))
+            add(fields, start, end)
             start = end
     except csv.Error as exc:
         return start, exc

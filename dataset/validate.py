@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -86,8 +85,8 @@ def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
     """The text of a canonical column, stripped of any Unicode white space (a no-break or an em
     space too), None where blank (all None if absent)."""
     if name not in found:
-        return pd.Series([None] * len(raw.rows), dtype="object")
-    values = list(map(itemgetter(found[name]), raw.rows))
+        return pd.Series([None] * len(raw.line), dtype="object")
+    values = raw.columns[found[name]]
     if blank_or_spaced(values):
         values = [
             (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
@@ -217,7 +216,7 @@ def parse_table(
     """Validate and type one file's records according to its preset. `today` is the day of the
     import: no deal can have been created after it, nor can the export speak for a later day.
     `known_ids`: the deal ids already imported, which a new id may not mimic."""
-    n = len(raw.rows)
+    n = len(raw.line)
     checks = _Checks(n)
     notes: list[str] = []
     key = KEYS[preset.table]
