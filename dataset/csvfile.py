@@ -56,7 +56,7 @@ class RawTable:
     bytes, for the verbatim text of any record set aside later."""
 
     header: list[str]
-    columns: list[list[str]]
+    columns: list[list[str]] | None  # None once handed over to a parse (`hand_over`)
     line: array = field(default_factory=lambda: array("q"))
     rejected: list[Rejected] = field(default_factory=list)
     footer: list[Rejected] = field(default_factory=list)
@@ -78,7 +78,19 @@ class RawTable:
     @property
     def rows(self) -> list[list[str]]:
         """The records as lists of fields (for tests and small tables: it builds them all)."""
-        return [list(r) for r in zip(*self.columns, strict=True)] if self.header else []
+        return (
+            [list(r) for r in zip(*self.hand_over(keep=True), strict=True)] if self.header else []
+        )
+
+    def hand_over(self, keep: bool = False) -> list[list[str]]:
+        """The columns, given up by the table unless `keep`: a parse takes them once, so that a
+        big file's cells are not held both here and in the parsed frame."""
+        if self.columns is None:
+            raise ValueError("this table's records were handed over to a parse already")
+        columns = self.columns
+        if not keep:
+            self.columns = None
+        return columns
 
     def raw(self, i: int) -> str:
         """The verbatim text of record i (all its physical lines)."""

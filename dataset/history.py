@@ -67,17 +67,19 @@ def _dates(s: pd.Series) -> pd.Series:
 
 
 def changes(snapshot: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
-    """Rows of `snapshot` whose state differs from `previous` (deal_id + STATE), and the counts
-    of new and changed deals."""
-    merged = snapshot[["deal_id"]].merge(previous, on="deal_id", how="left", indicator=True)
-    known = (merged["_merge"] == "both").to_numpy()
+    """Rows of `snapshot` whose state differs from `previous` (deal_id + STATE, one row a deal),
+    and the counts of new and changed deals. Only the deals known before are compared, each
+    against its own previous row; where every row changed, `snapshot` itself is returned (a big
+    first import is not copied)."""
+    at = pd.Index(previous["deal_id"]).get_indexer(snapshot["deal_id"])
+    known = at >= 0
     same = np.zeros(len(snapshot), dtype=bool)
     if known.any():
         same[known] = same_state(
             snapshot.loc[known, list(STATE)].reset_index(drop=True),
-            merged.loc[known, list(STATE)].reset_index(drop=True),
+            previous[list(STATE)].iloc[at[known]].reset_index(drop=True),
         )
-    changed = snapshot[~same]
+    changed = snapshot[~same] if same.any() else snapshot
     return changed, int((~known).sum()), int((known & ~same).sum())
 
 

@@ -409,7 +409,7 @@ def _write(db: sqlite_utils.Database, item: _Loaded, parsed: Parsed, encoding: s
 def _stages(preset: Preset, frame: pd.DataFrame) -> list[dict]:
     """The preset's stages, with the median probability the export gave each open stage where
     the preset does not know its default."""
-    open_deals = frame[frame["status"] == "open"]
+    open_deals = frame.loc[frame["status"] == "open", ["stage", "probability"]]
     observed = open_deals.groupby("stage")["probability"].median().dropna().to_dict()
     return preset.stage_table(observed)
 

@@ -7,6 +7,7 @@ reason lists them all.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -81,18 +82,33 @@ class _Checks:
         return "; ".join(msg(i) for mask, msg in self.items if mask[i])
 
 
-def _column(raw: RawTable, found: dict[str, int], name: str) -> pd.Series:
-    """The text of a canonical column, stripped of any Unicode white space (a no-break or an em
-    space too), None where blank (all None if absent)."""
+def _column(columns: list[list[str]], found: dict[str, int], name: str, n: int) -> pd.Series:
+    """The text of a canonical column of the `n` records, stripped of any Unicode white space (a
+    no-break or an em space too), None where blank (all None if absent)."""
     if name not in found:
-        return pd.Series([None] * len(raw.line), dtype="object")
-    values = raw.columns[found[name]]
+        return pd.Series([None] * n, dtype="object")
+    values = columns[found[name]]
     if blank_or_spaced(values):
         values = [
             (v.strip() or None) if v and (v[0].isspace() or v[-1].isspace()) else (v or None)
             for v in values
         ]
     return pd.Series(values, dtype="object")
+
+
+def _frame(raw: RawTable, preset: Preset, found: dict[str, int]) -> pd.DataFrame:
+    """The preset's columns found in the file, as text; each record column is let go as soon as
+    its last canonical column is made (a big file's cells are not held twice over)."""
+    columns, n = raw.hand_over(), len(raw.line)
+    names = [c for c in preset.columns if c in found]
+    left = Counter(found[c] for c in names)
+    out = {}
+    for c in names:
+        out[c] = _column(columns, found, c, n)
+        left[found[c]] -= 1
+        if not left[found[c]]:
+            columns[found[c]] = []
+    return pd.DataFrame(out)
 
 
 @dataclass(frozen=True)
@@ -148,10 +164,13 @@ def _negative(name: str, text: str) -> str:
 def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _Checks) -> None:
     """Ids mixing alphabets, and ids that are another's twin but for case or look-alike letters
     (`/deal` could not tell them apart), are set aside naming the other id and where it is."""
-    # only an id with a letter outside ASCII can mix alphabets: the rest are passed column-wise
-    ascii_ = pd.Series(ids, dtype="string").str.isascii().fillna(True).to_numpy(dtype=bool)
-    odd = np.flatnonzero(~ascii_)
-    mixed = {int(i): m for i in odd if (m := mixed_alphabets(ids.iloc[i]))}
+    # only an id with a letter outside ASCII can mix alphabets
+    odd = [
+        i
+        for i, t in enumerate(ids.to_numpy(dtype=object))
+        if isinstance(t, str) and not t.isascii()
+    ]
+    mixed = {i: m for i in odd if (m := mixed_alphabets(ids.iloc[i]))}
     checks.add(
         np.isin(np.arange(len(ids)), list(mixed)),
         lambda i: f"deal_id {ids.iloc[i]!r} mixes {' and '.join(mixed[i])} letters",
@@ -176,7 +195,16 @@ def _id_checks(ids: pd.Series, known: Iterable[str], lines: list[int], checks: _
 def _duplicates(frame: pd.DataFrame, key: str, ok: np.ndarray, lines: list[int]) -> dict[int, str]:
     """Among rows that passed the other checks: later identical copies of a row are set aside;
     rows sharing an id but disagreeing are all set aside (we cannot tell which one is right)."""
-    candidates = frame[ok & frame[key].notna().to_numpy()]
+    keys = frame[key].to_numpy(dtype=object)
+    live = np.flatnonzero(ok & pd.notna(keys))
+    # equal ids have equal hashes: only rows whose id's hash repeats are looked at (a table of
+    # a million strings for `duplicated` cost a big import 100 MB)
+    hashes = np.fromiter(map(hash, keys[live]), np.int64, len(live))
+    order = np.argsort(hashes, kind="stable")
+    repeats = np.zeros(len(live), dtype=bool)
+    same = hashes[order[1:]] == hashes[order[:-1]]
+    repeats[order[1:][same]] = repeats[order[:-1][same]] = True
+    candidates = frame.iloc[live[repeats]]
     dup = candidates[candidates[key].duplicated(keep=False)]
     out: dict[int, str] = {}
     for key_value, group in dup.groupby(key, sort=False):
@@ -220,10 +248,12 @@ def parse_table(
     checks = _Checks(n)
     notes: list[str] = []
     key = KEYS[preset.table]
-    frame = pd.DataFrame({c: _column(raw, found, c) for c in preset.columns if c in found})
+    frame = _frame(raw, preset, found)
+    # the columns the export lacks share one array of None (a million rows' worth each, else)
+    none = pd.Series(np.full(n, None, dtype=object), copy=False) if len(frame) == n else None
     for c in (*preset.columns, *(DEAL_FIELDS if preset.table == "deals" else ())):
         if c not in frame:
-            frame[c] = None
+            frame[c] = none
     if preset.table == "deals":
         frame[key], cleaned = clean_ids(frame[key])
         if cleaned:
@@ -262,7 +292,8 @@ def parse_table(
         rejected.append(Rejected(lines[i], reason, raw.raw(i)))
         drop[i] = True
     rejected.sort(key=lambda r: r.line)
-    frame = frame[~drop].copy()
+    if drop.any():  # (a copy of a big frame's every column, only where rows go)
+        frame = frame[~drop]
     frame.insert(0, "line", np.asarray(lines)[~drop])
     frame = frame.reset_index(drop=True)
 
@@ -308,6 +339,8 @@ def _percent_column(text: pd.Series, checks: _Checks, scale: str) -> pd.Series:
     """The CRM's win probability as a percentage: `75`, `75%` or, where every value of the file
     is a fraction (HubSpot exports 0.2 for 20%), the fraction times 100, unless the preset says
     its CRM writes percentages (`scale`: a Salesforce file of 0% and 1% deals is not 0-100%)."""
+    if text.isna().all():  # not exported: nothing to parse (its text copies cost 100 MB a 2M rows)
+        return pd.Series(np.nan, index=text.index, dtype="float64")
     values, bad = parse_amounts(text.str.rstrip("%").str.strip())
     checks.add(bad, lambda i, t=text: f"bad probability {t.iloc[i]!r} (not a number)")
     known = values.dropna()

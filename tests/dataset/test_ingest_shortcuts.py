@@ -23,6 +23,7 @@ from dataset.csvfile import (
 from dataset.history import _same_text, _text
 from dataset.ids import clean, clean_ids, skeleton, twins
 from dataset.validate import _column
+from dataset.values import _to_datetime, blank, date_formats_for, parse_dates
 
 CELL_PIECES = ["a", "B", " ", "\u00a0", "\u2003", "\u2028", "\x00", "\n", "\t", "\x1c", "é", ""]
 
@@ -40,7 +41,8 @@ def test_a_column_is_stripped_and_blanked_exactly_as_cell_by_cell():
             for _ in range(rng.randint(0, 6))
         ]
         raw = RawTable.of_rows(["x"], [[c] for c in cells], list(range(1, len(cells) + 1)))
-        assert _column(raw, {"x": 0}, "x").to_list() == [_cell_text(c) for c in cells], cells
+        column = _column(raw.hand_over(), {"x": 0}, "x", len(cells))
+        assert column.to_list() == [_cell_text(c) for c in cells], cells
 
 
 def _twins_by_hand(ids: list, known: list[str]) -> dict[int, tuple[str, bool]]:
@@ -223,3 +225,37 @@ def test_reads_that_overlap_share_one_pause_of_the_collector():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _dates_by_definition(values: pd.Series, prefer: str) -> tuple[pd.Series, pd.Series, str | None]:
+    """`parse_dates` as it was written before it parsed each distinct text once: every cell
+    through the formats in turn."""
+    is_blank = blank(values)
+    formats = date_formats_for(values, prefer)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    for fmt in formats:
+        todo = parsed.isna() & ~is_blank
+        if not todo.any():
+            break
+        parsed.loc[todo] = _to_datetime(values[todo], fmt).astype("datetime64[us]")
+    parsed = parsed.dt.normalize()
+    return parsed, parsed.isna() & ~is_blank, (formats[0] if formats else None)
+
+
+DATE_TEXTS = [
+    "2024-03-05", "2024-03-05T10:00:00+02:00", "2024-03-05T23:30:00-05:00", "2024-02-30",
+    "03/05/2024", "5/3/2024 9:41 AM", "05.03.2024", "5 Mar 2024", "Mar 5, 2024", "2024/03/05",
+    "13/25/2024", "x", "", None, float("nan"), "2023-12-31 23:59", "1/2/24",
+]  # fmt: skip
+
+
+def test_dates_parsed_once_per_distinct_text_read_as_cell_by_cell():
+    rng = random.Random(6)
+    for _ in range(600):
+        cells = [rng.choice(DATE_TEXTS) for _ in range(rng.randint(0, 12))]
+        values = pd.Series(cells, dtype=rng.choice(["object", "str"]))
+        prefer = rng.choice(["iso", "mdy", "dmy"])
+        dates, bad, fmt = parse_dates(values, prefer)
+        want, want_bad, want_fmt = _dates_by_definition(values, prefer)
+        pd.testing.assert_series_equal(dates, want, check_names=False)
+        assert bad.to_list() == want_bad.to_list() and fmt == want_fmt, cells
