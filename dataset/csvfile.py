@@ -118,8 +118,8 @@ class RawTable:
 
     def _line_starts(self) -> np.ndarray:
         """Byte offsets where each line starts (and the text's end): after a LF, a CR not
-        followed by LF, or a CRLF, as Python reads lines with newline="". Worked out on first
-        need, in blocks, so that a file with nothing set aside never pays for it."""
+        followed by LF, or a CRLF, as Python reads lines with newline="". Worked out once, in
+        blocks of the text (numpy's temporaries stay small)."""
         if self._starts is None:
             data, parts = np.frombuffer(self._text, dtype=np.uint8), [np.zeros(1, np.int64)]
             for a in range(0, len(data), _BLOCK):
