@@ -1,6 +1,7 @@
 """The bot's latency, end to end over loopback HTTP, and the morning run's duration, on MavenTech.
 
 Run: python benchmarks/bot_bench.py [--requests 200] [--maventech ../shared/datasets/maventech]
+     python benchmarks/bot_bench.py --deals 1000000   # the same requests against a big run
 
 - /deal: signed slash-command requests to the served app (the real Bolt app behind the WSGI
   server), timed from sending the request to the answer arriving at the fake Slack's
@@ -12,6 +13,11 @@ Run: python benchmarks/bot_bench.py [--requests 200] [--maventech ../shared/data
   export from the exports folder, scores every open deal, simulates the channel's forecast and
   posts the digest. The model is trained (and the forecast's shock fitted) beforehand, as in
   production, where the morning run never trains.
+With `--deals N`: instead of MavenTech, one generated export of about N open deals (the demo
+generator, its span the last 60 days, as in scoring_bench.py) is ingested, a model trained on
+the default demo is saved with a fixed forecast shock, and the real refresh (the one writer:
+score every open deal, forecast every scope, save the run) makes the run the requests read; its
+time and peak memory are printed (setup, not part of the latency figures).
 Requests are sent one at a time; prints figures only.
 """
 
@@ -98,20 +104,67 @@ def morning(maventech: Path, work: Path, artifacts: Path, slack: FakeSlack) -> N
           f"score {deals:,} open deals, forecast, post): {took:.2f} s, digest {outcome.status}")  # fmt: skip
 
 
+def big_run(deals: int, work: Path) -> tuple[Path, Path]:
+    """A saved run of about `deals` open deals made by the real refresh (see the docstring)."""
+    import json
+    import resource
+    from datetime import timedelta
+
+    from dataset.demo import DemoConfig, write_demo
+
+    artifacts = work / "artifacts"
+    small = work / "small.db"
+    write_demo(work / "small", DemoConfig())
+    db = database.connect(small)
+    ingest_files(db, [work / "small", work / "small" / "exports"])
+    db.close()
+    refresher = Refresher(small, artifacts, Settings())
+    refresher.train(n_cutoffs=1, say=lambda _: None)
+    refresher.close()
+    # the forecast's shock is normally fitted by a backtest: its value is not under test here
+    (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
+    end = DemoConfig().end
+    cfg = DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60), weekly_exports=False,
+                     daily_exports=0)  # fmt: skip
+    write_demo(work / "big", cfg)
+    big = work / "big.db"
+    db = database.connect(big)
+    ingest_files(db, [work / "big"])  # the export and its reference tables (teams: scopes)
+    db.close()
+    refresher = Refresher(big, artifacts, Settings())
+    said: list[str] = []
+    t0 = time.perf_counter()
+    run_id = refresher.refresh(said.append, force=True).run_id
+    took = time.perf_counter() - t0
+    run = score_runs.run_of(refresher.db(), run_id)
+    refresher.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"setup: the refresh (score {run['deals']:,} open deals, forecast every scope, save) "
+          f"{took:.1f} s; peak RSS of the process so far {peak:,.0f} MB")  # fmt: skip
+    for line in said:
+        print(f"  refresh said: {line}")
+    return big, artifacts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--maventech", type=Path, default=ROOT.parent / "shared/datasets/maventech")
+    parser.add_argument("--deals", type=int, default=0, help="a generated run of N open deals")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack:
         work = Path(tmp)
         t0 = time.perf_counter()
-        artifacts = prepare_model(args.maventech, work)
-        print(f"setup (train + backtest, not part of any timing): {time.perf_counter() - t0:.1f} s")
-        morning(args.maventech, work, artifacts, slack)
+        if args.deals:
+            db_path, artifacts = big_run(args.deals, work)
+        else:
+            artifacts = prepare_model(args.maventech, work)
+            print(f"setup (train + backtest, not part of any timing): {time.perf_counter() - t0:.1f} s")  # fmt: skip
+            morning(args.maventech, work, artifacts, slack)
+            db_path = work / "morning.db"
         settings = Settings(secrets=Secrets(bot_token=TOKEN, signing_secret=SECRET,
                                             api_url=slack.base_url))  # fmt: skip
-        app, services = create_app(settings, work / "morning.db", artifacts)
+        app, services = create_app(settings, db_path, artifacts)
         server, _ = serve_background(wsgi_app(app, services.reader), "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.server_port}/slack/events"
         t0 = time.perf_counter()
