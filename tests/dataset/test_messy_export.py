@@ -84,6 +84,25 @@ def test_windows_1252_export_loads_with_its_encoding(db, tmp_path):
     assert db.execute("SELECT account FROM deals").fetchone()[0] == "Café Co"
 
 
+@pytest.mark.parametrize(
+    "encoding, cell", [("unicode_escape", b"X\\ud800Y"), ("utf-7", b"X+2AA-Y")]
+)
+def test_a_code_point_no_text_may_hold_sets_its_row_aside_not_the_import(
+    db, tmp_path, encoding, cell
+):
+    """An escape codec can decode to a lone surrogate (U+D800 here), which no string may be
+    stored or compared as: that row is set aside with its text escaped, the rest imported."""
+    path = tmp_path / "escaped.csv"
+    good = ROWS[0].encode("ascii")
+    path.write_bytes(HEADER.encode() + b"\n" + cell + good[2:] + b"\n" + good + b"\n")
+    (result,) = ingest_files(db, [path], encoding=encoding)
+    assert (result.status, result.rows_accepted) == ("imported", 1)
+    (aside,) = result.set_aside
+    assert aside.line == 2 and aside.reason.startswith(f"bytes that are not valid {encoding}")
+    assert aside.raw.startswith("X\\ud800Y,Ann Lee")
+    assert db.execute("SELECT deal_id FROM deals").fetchall() == [("A1",)]
+
+
 def test_cli_prints_balance_and_reasons(messy, tmp_path, capsys):
     assert main(["ingest", str(messy), "--db", str(tmp_path / "x.db")]) == 0
     out = capsys.readouterr().out
