@@ -158,6 +158,10 @@ class SavedRun:
             self._kept[key] = make()
         return self._kept[key]
 
+    def kept(self, key: tuple, make):
+        """What a surface makes from this run alone (a chart), made once per run for `key`."""
+        return self._keep(("surface", *key), make)
+
     @cached_property
     def _close(self) -> np.ndarray:
         """Each deal's expected close (NaT where it has none), parsed once per run."""

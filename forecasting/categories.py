@@ -64,10 +64,9 @@ def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]
     win_prob, stage, forecast_category); `won`: revenue won in the quarter so far."""
     own, missing = _per_value(scores["forecast_category"], lambda c: category(c, None))
     by_stage, _ = _per_value(scores["stage"], lambda s: category(None, stage_probability.get(s)))
-    deals = scores.assign(
-        category=np.where(missing, by_stage, own), mapped=missing,
-        value=scores["value"].fillna(0.0),
-    )  # fmt: skip
+    # kept as Python strings: as pandas' string dtype a million deals' names took 0.16 s
+    chosen = pd.Series(np.where(missing, by_stage, own), index=scores.index, dtype=object)
+    deals = scores.assign(category=chosen, mapped=missing, value=scores["value"].fillna(0.0))
     rows = []
     for name in (*ORDER, "Omitted"):
         part = deals[deals["category"] == name]
