@@ -247,7 +247,8 @@ class SavedRun:
     def ids(self) -> dict[str, int]:
         """Each deal's position by its id in lower case, built once per run for `/deal` in any
         case."""
-        return {d.lower(): i for i, d in enumerate(self.scores["deal_id"])}
+        ids = self.scores["deal_id"].tolist()  # (iterating the column itself: 1.5 s a million)
+        return {d.lower(): i for i, d in enumerate(ids)}
 
     def warm(self) -> SavedRun:
         """Work out now what the first `/deal` or `/forecast` would otherwise wait for."""
