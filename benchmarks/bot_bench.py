@@ -108,8 +108,8 @@ def big_run(deals: int, work: Path) -> tuple[Path, Path]:
     """A saved run of about `deals` open deals made by the real refresh (see the docstring)."""
     import json
     import resource
-    from datetime import timedelta
 
+    from benchmarks.scoring_bench import open_pipeline
     from dataset.demo import DemoConfig, write_demo
 
     artifacts = work / "artifacts"
@@ -123,10 +123,7 @@ def big_run(deals: int, work: Path) -> tuple[Path, Path]:
     refresher.close()
     # the forecast's shock is normally fitted by a backtest: its value is not under test here
     (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
-    end = DemoConfig().end
-    cfg = DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60), weekly_exports=False,
-                     daily_exports=0)  # fmt: skip
-    write_demo(work / "big", cfg)
+    write_demo(work / "big", open_pipeline(deals))
     big = work / "big.db"
     db = database.connect(big)
     ingest_files(db, [work / "big"])  # the export and its reference tables (teams: scopes)

@@ -16,14 +16,14 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.scoring_bench import open_pipeline  # noqa: E402
 from dataset import database, deal_history  # noqa: E402
-from dataset.demo import DemoConfig, write_demo  # noqa: E402
+from dataset.demo import write_demo  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
 from forecasting import inputs, montecarlo  # noqa: E402
 from forecasting.chart import fan_chart  # noqa: E402
@@ -93,10 +93,7 @@ def main() -> None:
         db = database.connect(tmp / "m.db")
         ingest_files(db, [args.maventech])
         case("MavenTech", prepare(deal_history.load_crm(db)), repeats=10)
-        end = DemoConfig().end
-        cfg = DemoConfig(deals=int(args.deals * 1.45), start=end - timedelta(days=60),
-                         weekly_exports=False, daily_exports=0)  # fmt: skip
-        write_demo(tmp / "big", cfg)
+        write_demo(tmp / "big", open_pipeline(args.deals))
         big = database.connect(tmp / "big.db")
         ingest_files(big, [tmp / "big" / "sales_pipeline.csv"])
         case("generated", prepare(deal_history.load_crm(big)), repeats=3)

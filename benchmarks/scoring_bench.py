@@ -110,17 +110,24 @@ def demo_model(tmp: Path) -> None:
     artifact.save(training.model, tmp / "model", training.meta)
 
 
+def open_pipeline(deals: int):
+    """The demo generator's config for one export of about `deals` open deals: its span the last
+    60 days, so that most deals are still open (about 1 in 1.45)."""
+    from dataset.demo import DemoConfig
+
+    end = DemoConfig().end
+    return DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60),
+                      weekly_exports=False, daily_exports=0)  # fmt: skip
+
+
 def million_setup(deals: int, tmp: Path) -> None:
     """Train on the default demo and save the model; write and ingest ~`deals` open deals."""
     from dataset import database
-    from dataset.demo import DemoConfig, write_demo
+    from dataset.demo import write_demo
     from dataset.ingest import ingest_files
 
     demo_model(tmp)
-    end = DemoConfig().end
-    cfg = DemoConfig(deals=int(deals * 1.45), start=end - timedelta(days=60), weekly_exports=False,
-                     daily_exports=0)  # fmt: skip
-    write_demo(tmp / "big", cfg)
+    write_demo(tmp / "big", open_pipeline(deals))
     print("1,000,000-deal run (setup: demo model trained, export written and ingested)")
     big = database.connect(tmp / "big.db")
     _clock("ingest the export (setup, not part of the run)", ingest_files, big,

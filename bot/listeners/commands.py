@@ -168,7 +168,7 @@ def forecast_reply(reader: Reader, saved: SavedRun, scope: Scope, quarter: str) 
     this_quarter = quarter == str(fc.quarter()["period"])  # the chart's line is this quarter's
     target = odds.target if odds and this_quarter else None
     # the same run, scope, quarter and target draw the same picture: drawn once per run
-    png = saved.kept(("chart", str(scope), quarter, target, heading),
+    png = saved.kept(("chart", str(scope), quarter, target),
                      lambda: fan_chart(fc.table, fc.won, fc.as_of, target, title=heading))  # fmt: skip
     comment = forecast_summary(
         fc.table, quarter, scope, saved.as_of, odds=odds,
