@@ -109,7 +109,7 @@ def twins(ids: pd.Series, known: Iterable[str]) -> dict[int, tuple[str, bool]]:
     ids = pd.Series(ids)
     known = list(known)
     values = ids.to_numpy(dtype=object)
-    valid = np.flatnonzero(pd.notna(values)) if len(values) else np.zeros(0, dtype=np.int64)
+    valid = np.flatnonzero(pd.notna(values))
     new_look, new_text = _hashes(values[valid])
     old_look, old_text = _hashes(known)
     look, text = np.concatenate([old_look, new_look]), np.concatenate([old_text, new_text])
