@@ -68,8 +68,8 @@ def main() -> None:
                 folder = Path(tmp) / f"{name}{seed}"
                 start = time.perf_counter()
                 world = make(name, seed, args.deals, folder / "crm")
-                last = check_last_export(world, folder)
                 early = check_cutoff(world, folder, args.weeks_back)
+                last = check_last_export(world, folder, start=folder / "cutoff.db")
                 rows.append({
                     "world": name, "seed": seed, "open": last["open_deals"],
                     "AUC gap": last["auc_gap"], "ECE truth": last["ece_truth"],

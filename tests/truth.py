@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dataset import database, deal_history
+from dataset.backup import backup
 from dataset.ingest import ingest_files
 from scoring.evaluate import ece, expected_auc
 from scoring.features import prepare
@@ -89,7 +90,12 @@ def demo_world(cfg, out: Path) -> World:
     return World("demo", exports, reference, pd.concat(frames, ignore_index=True), outcomes)
 
 
-def _import(world: World, db_path: Path, until: date | None = None):
+def _import(world: World, db_path: Path, until: date | None = None, start: Path | None = None):
+    """Import the exports up to `until` (all by default) as a user would, into a new database,
+    or into a copy of `start` (a database holding the first of them: those it holds are
+    recognised by their hash and skipped, as a daily import would)."""
+    if start is not None:
+        backup(start, db_path)
     db = database.connect(db_path)
     files = [p for d, p in world.exports if until is None or d <= until]
     ingest_files(db, [*world.reference, *files])
@@ -101,9 +107,10 @@ def _top_key(drivers: str | None) -> str | None:
     return reasons[0]["key"] if reasons and reasons[0]["risk"] > 0 else None
 
 
-def check_last_export(world: World, folder: Path) -> dict:
-    """Import every export, train, score at the last one, compare with the truth there."""
-    db = _import(world, folder / "all.db")
+def check_last_export(world: World, folder: Path, start: Path | None = None) -> dict:
+    """Import every export, train, score at the last one, compare with the truth there.
+    `start`: a database that already holds the first exports (see `_import`)."""
+    db = _import(world, folder / "all.db", start=start)
     crm = prepare(deal_history.load_crm(db))
     training = train(crm)
     run = score(crm, training.model, training.meta["references"], explain_top=1_000_000)
@@ -146,6 +153,7 @@ def check_cutoff(world: World, folder: Path, weeks_back: int = 26) -> dict:
     cutoff = days[max(0, len(days) - 1 - weeks_back)]
     db = _import(world, folder / "cutoff.db", until=cutoff)
     crm = prepare(deal_history.load_crm(db))
+    db.close()
     training = train(crm)
     run = score(crm, training.model, training.meta["references"], explain_top=0)
     truth = world.truth[world.truth["export_day"] == cutoff].set_index("deal_id")
