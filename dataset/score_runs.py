@@ -148,7 +148,7 @@ def quarter_rows(run_id: int, scope: str, payload: dict, targets: dict[str, floa
 def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: list,
                   targets: dict[str, float] | None = None) -> None:  # fmt: skip
     """A scope's forecast with its run (`fc`: a `forecasting.forecast.LiveForecast`; `won`:
-    (close date, value) of the deals won this quarter so far; `targets`: the scope's target per
+    (day, value won that day) of the quarter so far, oldest first; `targets`: the scope's target per
     quarter, as configured when the forecast was made). Saved once: a run's forecast for a
     scope never changes. Its quarters are also kept apart, for the track record."""
     table = fc.table.copy()

@@ -49,14 +49,19 @@ def category(value: object, stage_probability: float | None) -> tuple[str, bool]
     return ("Commit" if p >= 90 else "Best Case" if p >= 60 else "Pipeline"), True
 
 
+# every category `category` can give, so that a deal's category is a small number
+KNOWN = tuple(dict.fromkeys((*ORDER, "Omitted", *NAMES.values())))
+
+
 def _per_value(column: pd.Series, how) -> tuple[np.ndarray, np.ndarray]:
     """`how(value)` -> (category, mapped) worked out once per distinct value of a column (a
-    run's million deals hold a handful), then spread back to every row."""
+    run's million deals hold a handful), then spread back to every row: the category as its
+    position in `KNOWN`."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     pairs = [how(v) for v in uniques] + [how(None)]  # code -1 (missing) takes the last
-    names = np.array([c for c, _ in pairs], dtype=object)
+    known = np.array([KNOWN.index(c) for c, _ in pairs], dtype=np.int8)
     mapped = np.array([m for _, m in pairs], dtype=bool)
-    return names[codes], mapped[codes]
+    return known[codes], mapped[codes]
 
 
 def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]) -> Rollup:
@@ -64,24 +69,33 @@ def rollup(scores: pd.DataFrame, won: float, stage_probability: dict[str, float]
     win_prob, stage, forecast_category); `won`: revenue won in the quarter so far."""
     own, missing = _per_value(scores["forecast_category"], lambda c: category(c, None))
     by_stage, _ = _per_value(scores["stage"], lambda s: category(None, stage_probability.get(s)))
-    # kept as Python strings: as pandas' string dtype a million deals' names took 0.16 s
-    chosen = pd.Series(np.where(missing, by_stage, own), index=scores.index, dtype=object)
-    deals = scores.assign(category=chosen, mapped=missing, value=scores["value"].fillna(0.0))
+    chosen = np.where(missing, by_stage, own)
+    # sums over columns, not copies of a run's wide rows
+    value = scores["value"].fillna(0.0).to_numpy(dtype=float)
+    p = scores["win_prob"].to_numpy(dtype=float)
     rows = []
     for name in (*ORDER, "Omitted"):
-        part = deals[deals["category"] == name]
-        if name == "Omitted" and part.empty:
+        part = chosen == KNOWN.index(name)
+        if name == "Omitted" and not part.any():
             continue
-        rows.append({"category": name, "deals": len(part), "value": float(part["value"].sum()),
-                     "expected": float((part["value"] * part["win_prob"]).sum())})  # fmt: skip
-    by_value = lambda f: f.sort_values("value", ascending=False, kind="stable")  # noqa: E731
-    called = deals[~deals["mapped"]]  # a disagreement is with a rep's call, not with a mapping
+        rows.append({"category": name, "deals": int(part.sum()),
+                     "value": float(np.nansum(value[part])),
+                     "expected": float(np.nansum(value[part] * p[part]))})  # fmt: skip
+
+    def deals(mask: np.ndarray) -> pd.DataFrame:
+        """The rows of `mask`, with their category, largest value first."""
+        # kept as Python strings: as pandas' string dtype a million deals' names took 0.16 s
+        part = scores[mask]
+        names = np.array(KNOWN, dtype=object)[chosen[mask]]
+        part = part.assign(category=pd.Series(names, index=part.index, dtype=object),
+                           mapped=missing[mask], value=value[mask])  # fmt: skip
+        return part.sort_values("value", ascending=False, kind="stable")
+
+    called = ~missing  # a disagreement is with a rep's call, not with a mapping
     return Rollup(
         won=float(won),
         rows=rows,
-        mapped=int(deals["mapped"].sum()),
-        doubted=by_value(called[(called["category"] == "Commit") & (called["win_prob"] < DOUBTED)]),
-        favoured=by_value(
-            called[(called["category"] == "Pipeline") & (called["win_prob"] > FAVOURED)]
-        ),
+        mapped=int(missing.sum()),
+        doubted=deals(called & (chosen == KNOWN.index("Commit")) & (p < DOUBTED)),
+        favoured=deals(called & (chosen == KNOWN.index("Pipeline")) & (p > FAVOURED)),
     )

@@ -62,6 +62,21 @@ def test_the_same_forecast_on_every_surface(served, capsys):
         assert shown == (money(q["p50"]), money(q["p10"]), money(q["p90"])), scope
 
 
+def test_the_chart_s_won_so_far_is_the_quarter_s_won_to_date_day_by_day(served):
+    """The saved forecast keeps what the quarter has won as one total a day (what the fan
+    chart draws), and they add up to the won-to-date beside its P50, in every scope."""
+    from dataset import score_runs
+
+    db, run = served.services.reader.db(), served.services.reader.latest()
+    for scope in score_runs.forecast_scopes(db, run.run_id):
+        saved = score_runs.run_forecast(db, run.run_id, scope)
+        days = [d for d, _ in saved["won"]]
+        assert days == sorted(set(days)), scope
+        this = next(r for r in saved["table"] if r["kind"] == "quarter")
+        assert sum(v for _, v in saved["won"]) == pytest.approx(this["won_to_date"]), scope
+        assert this["won_to_date"] > 0 or scope != "all"  # the demo has won this quarter
+
+
 def test_readers_never_train_score_or_simulate(served, capsys, monkeypatch, tmp_path):
     """With no model file and the model, the feature builder and the Monte Carlo made to fail,
     /deal, /forecast, the digest and the CLI's reports still answer from the saved run."""
