@@ -16,6 +16,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from bot import ledger
 from bot.cli import main
 from bot.listeners import ACTION_WHY
@@ -168,3 +170,19 @@ def test_serve_with_a_refused_token_says_so(tmp_path, monkeypatch, capsys):
     assert code == 2
     assert "revbot serve: error: Slack refused the bot token" in err and "invalid_auth" in err
     assert "Traceback" not in err
+
+
+def test_shutdown_stops_the_server_even_with_its_wake_up_pipe_closed():
+    """A server whose I/O thread can no longer be woken (its trigger closed underneath, as
+    seen once in CI) still stops: no error, the thread ends, the port refuses."""
+    from bot.wsgi import serve_background
+
+    server, thread = serve_background(lambda environ, start: [b""], "127.0.0.1", 0)
+    port = server.server_port
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()  # it serves
+    server._server.trigger.close()
+    server.shutdown(timeout=5)
+    thread.join(5)
+    assert not thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
