@@ -24,15 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # A session fixture is built once per worker that uses it, so every test that uses one of the
 # expensive ones below goes to the same worker (the first one it uses, in this order), and the
 # other tests go with their file (module fixtures are built once too). The groups are queued
-# most expensive first, so that the last group to start is a short one. The seconds are each
-# group's time on its worker in one run on two workers (2-core machine), a guide only.
-HEAVY_GROUPS = {
-    "generated": 115,  # the 15,000-deal CRM and its training, and the tests that use them
-    "tests/scoring/test_trust.py": 84,
-    "maventech_digest": 59,
-    "main_job": 44,
-    "small_world": 51,  # the Dask tests: mostly waiting for the cluster's worker processes
-}
+# most expensive first, so that the last group to start is a short one. Each group's seconds
+# on its worker, in one run on two workers (2-core machine), are a guide to that order.
+HEAVY_GROUPS = (
+    "generated",  # 115 s: the 15,000-deal CRM and its training, and the tests that use them
+    "tests/scoring/test_trust.py",  # 84 s
+    "maventech_digest",  # 59 s
+    "main_job",  # 44 s
+    "small_world",  # 51 s: the Dask tests, mostly waiting for the cluster's worker processes
+)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One LightGBM thread per worker: two workers of two threads on two cores spin against
     # each other (measured: a 5 s training took 30 s).
@@ -49,9 +49,11 @@ def _group(item: pytest.Item) -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(HEAVY_GROUPS)}
+    group = {item.nodeid: _group(item) for item in items}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: files keep order
+        item.add_marker(pytest.mark.xdist_group(group[item.nodeid]))
+    # stable: the files keep their order
+    items.sort(key=lambda item: rank.get(group[item.nodeid], len(rank)))
 
 
 def maventech_dir() -> Path:
