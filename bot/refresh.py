@@ -222,7 +222,8 @@ class Refresher:
         from scoring.features import prepare
 
         db = self.db()
-        crm = prepare(deal_history.load_crm(db))  # once per refresh: training, scoring, forecasts
+        # once per refresh (training, scoring, forecasts); the writer keeps the columnar copy
+        crm = prepare(deal_history.load_crm(db, keep=True))
         with self._cluster(say) as cluster:
             model, meta = self.upkeep.current_model(db, crm, say, cluster)
             bands = self.upkeep.bands(crm, say)

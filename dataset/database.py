@@ -123,6 +123,7 @@ CREATE INDEX IF NOT EXISTS deal_history_as_of ON deal_history(as_of);
 CREATE TABLE IF NOT EXISTS deal_activity (
     deal_id TEXT NOT NULL,
     activity_date TEXT NOT NULL,
+    import_id INTEGER,  -- the import that first saw it (empty: before this was recorded)
     PRIMARY KEY (deal_id, activity_date)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deals (
@@ -136,6 +137,14 @@ CREATE TABLE IF NOT EXISTS deals (
     last_seen TEXT NOT NULL,
     import_id INTEGER NOT NULL REFERENCES imports(id)
 ) WITHOUT ROWID;
+-- the deal tables as the scoring reads them, column by column (Parquet files cut in chunks):
+-- derived, rewritten by the refresh (`dataset.deal_columns`; its key is in `meta`)
+CREATE TABLE IF NOT EXISTS deal_columns (
+    part TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (part, chunk)
+);
 CREATE TABLE IF NOT EXISTS stages (
     stage TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -405,6 +414,9 @@ def _migrate(db: sqlite_utils.Database) -> None:
         for name, kind in SCORE_PARTS:
             if name not in have:
                 db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
+        activity = db["deal_activity"]
+        if activity.exists() and "import_id" not in activity.columns_dict:
+            db.execute("ALTER TABLE deal_activity ADD COLUMN import_id INTEGER")
         if "fields" not in db["imports"].columns_dict:
             db.execute("ALTER TABLE imports ADD COLUMN fields TEXT")
         have = set(db["score_runs"].columns_dict) if db["score_runs"].exists() else None

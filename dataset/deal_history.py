@@ -123,8 +123,9 @@ def write_deal_snapshot(
         _records(redundant_next, ["deal_id", "as_of"]),
     )
     db.execute(
-        "INSERT OR IGNORE INTO deal_activity (deal_id, activity_date) SELECT deal_id, "
-        "last_activity FROM temp.incoming WHERE last_activity IS NOT NULL ORDER BY rowid"
+        "INSERT OR IGNORE INTO deal_activity (deal_id, activity_date, import_id) SELECT deal_id, "
+        "last_activity, ? FROM temp.incoming WHERE last_activity IS NOT NULL ORDER BY rowid",
+        [int(import_id)],
     )
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
     db.execute(
@@ -202,24 +203,17 @@ def removed_ids(db: sqlite_utils.Database) -> set[str]:
     return {r[0] for r in db.execute("SELECT deal_id FROM removed_deals")}
 
 
-def load_crm(db: sqlite_utils.Database) -> dict[str, pd.DataFrame]:
+def load_crm(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFrame]:
     """Everything the scoring and forecast need, read once: latest deal states, their history,
-    activity dates and the reference tables; deals deleted or merged in the CRM left out."""
+    activity dates (`dataset.deal_columns`, which `keep` tells to save its columnar copy: the
+    refresh only) and the reference tables; deals deleted or merged in the CRM left out."""
+    from dataset import deal_columns  # it reads the columns listed here
+
+    deals = deal_columns.load(db, keep)
     return {
-        "deals": read_frame(db, f"SELECT * FROM deals WHERE {_KEPT}"),
-        "history": read_frame(
-            db,
-            "SELECT deal_id, h.as_of, owner, product, account, stage, status, engage_date, "
-            "close_date, value, probability, forecast_category, "
-            # a next step is known missing only where the row's export had the column
-            "CASE WHEN ',' || i.fields || ',' LIKE '%,next_step,%' THEN next_step IS NOT NULL "
-            "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, "
-            "deal_type, lead_source FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
-            f"WHERE {_KEPT} ORDER BY deal_id, h.as_of",
-        ),
+        **deals,
         "stages": read_frame(db, "SELECT stage, status, rank, probability FROM stages"),
         "fields": pd.DataFrame({"field": sorted(exported_fields(db))}),
-        "activity": read_frame(db, "SELECT deal_id, activity_date FROM deal_activity"),
         "products": read_frame(db, "SELECT product, series, sales_price FROM products"),
         "teams": read_frame(db, "SELECT sales_agent, manager, regional_office FROM sales_teams"),
         "accounts": read_frame(db, "SELECT account, sector, revenue, employees FROM accounts"),

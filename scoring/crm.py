@@ -125,7 +125,7 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     deals["deal_no"] = ids.get_indexer(deals["deal_id"])
     activity["deal_no"] = ids.get_indexer(activity["deal_id"])
     deals["closed_on"] = closed_on(h, deals)
-    data_end = h["as_of"].max() if len(h) else deals["last_seen"].max()
+    data_end = h["as_of"].max()  # NaT without history (then there are no deals either)
     fields = tables.get("fields")
     exported = frozenset(fields["field"]) if fields is not None and len(fields) else frozenset()
     return Crm(

@@ -148,7 +148,9 @@ def test_columns_blank_in_the_whole_export_are_stored_null(tmp_path):
         ("D1", 100.0, None, "2024-01-30", None, "2024-02-01"),
         ("D2", None, "2024-02-01", None, None, "2024-02-01"),
     ]
-    assert db.execute("SELECT * FROM deal_activity").fetchall() == [("D1", "2024-01-30")]
+    assert db.execute("SELECT deal_id, activity_date FROM deal_activity").fetchall() == [
+        ("D1", "2024-01-30")
+    ]
 
 
 CSV_PIECES = ["a", "b", "1", ",", ",", '"', '""', "\n", "\r\n", "\n\n", " ", "\x00", "é"]

@@ -40,7 +40,7 @@ def history_of(db) -> list[tuple]:
 
 
 def activity_of(db) -> list[tuple]:
-    return db.execute("SELECT * FROM deal_activity ORDER BY 1, 2").fetchall()
+    return db.execute("SELECT deal_id, activity_date FROM deal_activity ORDER BY 1, 2").fetchall()
 
 
 def waits() -> tuple[list[float], callable]:
