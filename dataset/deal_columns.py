@@ -50,7 +50,9 @@ _HISTORY_COLUMNS = (
     "AND TRIM(next_step) != '' END AS has_next_step, stage_changed, push_count, deal_type, "
     "lead_source"
 )
-# part -> (its whole query, its query for what the imports after `?` added, its sort order)
+# part -> (its whole query, its query for what the imports after `?` added, the order the copy
+# keeps it in after adding those). History and activity rows are left as added: their keys are
+# unique and `scoring.crm.prepare` sorts them; the deals' order is the order they are scored in.
 PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "deals": (
         f"SELECT deal_id, {', '.join(STATE)} FROM deals ORDER BY deal_id",
@@ -63,19 +65,19 @@ PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "ORDER BY deal_id, h.as_of",
         f"SELECT {_HISTORY_COLUMNS} FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
         "WHERE h.import_id > ?",
-        ("deal_id", "as_of"),
+        (),
     ),
     "activity": (
         "SELECT deal_id, activity_date FROM deal_activity ORDER BY deal_id, activity_date",
         "SELECT deal_id, activity_date FROM deal_activity WHERE import_id > ?",
-        ("deal_id", "activity_date"),
+        (),
     ),
 }
 _TABLES = {"deals": "deals", "history": "deal_history", "activity": "deal_activity"}
 
 
 def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFrame]:
-    """The deals (latest state), their history (sorted by deal, day) and activity dates, without
+    """The deals (latest state, by id), their history and activity dates (in no set order), without
     the deals the CRM deleted or merged. From the copy plus what came after it where that is
     exact, else from the tables; `keep` (the writer only): save what was read as the new copy."""
     with _one_snapshot(db):
@@ -208,13 +210,15 @@ def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]
 
 
 def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) -> pa.Table:
-    """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows,
-    in the tables' own order."""
+    """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows
+    (in `order` where given)."""
     if part == "deals":
         old = old.filter(
             pc.invert(pc.is_in(old["deal_id"], value_set=added["deal_id"].combine_chunks()))
         )
     both = pa.concat_tables([old, added], promote_options="permissive")
+    if not order:
+        return both
     return both.take(pc.sort_indices(both, sort_keys=[(c, "ascending") for c in order]))
 
 
@@ -229,7 +233,7 @@ def _read_copy(db: sqlite_utils.Database) -> dict[str, pa.Table]:
 
 def _parquet(table: pa.Table) -> bytes:
     out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
+    pq.write_table(table, out, compression="snappy")  # read 3x faster than zstd, 2x the size
     return out.getvalue()
 
 
