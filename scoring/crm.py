@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 OPTIONAL_FIELDS = (
     "probability",
@@ -73,18 +75,45 @@ def deal_index(history_ids, deal_ids) -> pd.Index:
     return ids.append(pd.Index(deal_ids).difference(ids, sort=False))
 
 
+def _arrow(values) -> pa.Array:
+    """A column as one Arrow array (no copy where pandas keeps it in Arrow already)."""
+    out = pa.array(values.array if isinstance(values, pd.Series | pd.Index) else values)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`frame.sort_values(keys)` for keys that are unique together, renumbered: ordered by
+    Arrow, which sorts a million id strings in a tenth of the time pandas takes."""
+    table = pa.table({k: _arrow(frame[k]) for k in keys})
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]).to_numpy()
+    return frame.take(order).reset_index(drop=True)
+
+
+def positions(values, index) -> np.ndarray:
+    """`pd.Index(index).get_indexer(values)` for unique `index` (-1: not there), by Arrow."""
+    known, look = _arrow(pd.Index(index)), _arrow(values)
+    if look.type != known.type:  # string and large_string; none at all
+        look, known = look.cast(pa.large_string()), known.cast(pa.large_string())
+    where = pc.index_in(look, value_set=known)
+    return where.fill_null(-1).to_numpy().astype(np.intp)
+
+
 def _stage_rank(h: pd.DataFrame, stages: pd.DataFrame) -> pd.Series:
     if stages.empty:
         return pd.Series(np.nan, index=h.index)
-    return h["stage"].map(stages.set_index("stage")["rank"]).astype(float)
+    ranks = np.append(stages["rank"].to_numpy(dtype=float), np.nan)  # -1: a stage not listed
+    return pd.Series(ranks[positions(h["stage"], stages["stage"])], index=h.index)
 
 
 def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     """Derive the running facts of every history row (see the module docstring)."""
-    h = tables["history"].sort_values(["deal_id", "as_of"]).reset_index(drop=True)
+    h = sorted_rows(tables["history"], ["deal_id", "as_of"])
     # each deal's number, grouped on below (integers group far faster than id strings); the last
-    # row of each deal on a day is found by position (history is sorted by deal, day)
-    codes, uniques = pd.factorize(h["deal_id"])
+    # row of each deal on a day is found by position (history is sorted by deal, day). Sorted,
+    # a deal's number counts the ids seen so far (what pd.factorize gives, without hashing).
+    starts = ~h["deal_id"].eq(h["deal_id"].shift()).to_numpy(dtype=bool, na_value=False)
+    codes = np.cumsum(starts) - 1
+    uniques = h["deal_id"].array[starts]
     h["deal_no"] = codes
     for c in ("probability", "forecast_category", "has_next_step", "stage_changed", "push_count",
               "deal_type", "lead_source"):  # fmt: skip
@@ -120,10 +149,10 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     first_value = h["value"].where(h["value"] > 0).groupby(codes).transform("first")
     h["value_change"] = np.log(h["value"].where(h["value"] > 0) / first_value)
     deals = tables["deals"].copy()
-    activity = tables["activity"].sort_values(["deal_id", "activity_date"]).reset_index(drop=True)
+    activity = sorted_rows(tables["activity"], ["deal_id", "activity_date"])
     ids = deal_index(uniques, deals["deal_id"])
-    deals["deal_no"] = ids.get_indexer(deals["deal_id"])
-    activity["deal_no"] = ids.get_indexer(activity["deal_id"])
+    deals["deal_no"] = positions(deals["deal_id"], ids)
+    activity["deal_no"] = positions(activity["deal_id"], ids)
     deals["closed_on"] = closed_on(h, deals)
     data_end = h["as_of"].max()  # NaT without history (then there are no deals either)
     fields = tables.get("fields")
@@ -176,8 +205,13 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     open_rows = h[h["status"] == "open"]
     if open_rows.empty:
         return pd.DataFrame(columns=["deal_id", "stage", "start", "end"])
-    first = open_rows.groupby([open_rows["deal_no"], open_rows["stage"]], sort=False).head(1)
-    first = first.sort_values(["deal_no", "as_of"])  # deal numbers follow the ids' order
+    # the first row of each deal's stay in each stage, in the history's order
+    stage = pc.dictionary_encode(_arrow(open_rows["stage"])).indices
+    pairs = pd.DataFrame({"deal": open_rows["deal_no"].to_numpy(),
+                          "stage": stage.fill_null(-1).to_numpy()})  # fmt: skip
+    first = open_rows[~pairs.duplicated().to_numpy() & stage.is_valid().to_numpy(False)]
+    # deal numbers follow the ids' order
+    first = first.iloc[np.lexsort((first["as_of"].to_numpy(), first["deal_no"].to_numpy()))]
     by_deal = first.groupby("deal_no")
     nxt = by_deal["stage_since"].shift(-1)
     nxt_seen = by_deal["as_of"].shift(-1)
