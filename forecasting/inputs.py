@@ -8,6 +8,7 @@ import pandas as pd
 
 from forecasting.montecarlo import Arrivals
 from forecasting.timing import Exponential, KaplanMeier
+from scoring.crm import positions
 from scoring.features import Crm, features_at
 from scoring.samples import open_win_chance
 
@@ -47,8 +48,22 @@ def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
 def median_won_value(crm: Crm, t: pd.Timestamp) -> pd.Series:
     """Median value of won deals by product, among deals closed before t."""
     d = crm.deals
-    won = d[(d["status"] == "won") & (d["closed_on"] < t) & (d["value"] > 0)]
+    won = d.loc[(d["status"] == "won") & (d["closed_on"] < t) & (d["value"] > 0),
+                ["product", "value"]]  # fmt: skip
     return won.groupby("product")["value"].median()
+
+
+def _looked_up(keys: pd.Series, table: pd.Series) -> np.ndarray:
+    """`keys.map(table)` as floats, NaN where a key is not in `table` (its index unique)."""
+    return np.append(table.to_numpy(dtype=float), np.nan)[positions(keys, table.index)]
+
+
+def _estimate(products: pd.Series, crm: Crm, t: pd.Timestamp) -> np.ndarray:
+    """A deal's value where its amount is not known: its product's median won value, else the
+    product's list price."""
+    median = _looked_up(products, median_won_value(crm, t))
+    price = _looked_up(products, crm.products.set_index("product")["sales_price"])
+    return np.where(np.isnan(median), price, median)
 
 
 def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
@@ -57,9 +72,7 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
     value of its product (list price where none was won yet). Deals still prospecting count as
     age 0."""
     f = features if features is not None else features_at(crm, t)
-    median = median_won_value(crm, t)
-    price = crm.products.set_index("product")["sales_price"]
-    estimate = f["product"].map(median).astype(float).fillna(f["product"].map(price).astype(float))
+    estimate = pd.Series(_estimate(f["product"], crm, t), index=f.index)
     value = f["value_used"].where(f["value_known"], estimate).fillna(0.0)
     p = win_prob if win_prob is not None else f["base_rate"].to_numpy()
     return pd.DataFrame(
@@ -90,16 +103,14 @@ def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None) -> Arriva
     the average open deal's chance, which is weighted towards the deals that stay open long."""
     d = crm.deals
     start = t - pd.Timedelta(weeks=ARRIVAL_WEEKS)
-    new = d[(d["engage_date"] > start) & (d["engage_date"] <= t)]
+    new = d.loc[(d["engage_date"] > start) & (d["engage_date"] <= t),
+                ["closed_on", "value", "product"]]  # fmt: skip
     if new.empty:
         return Arrivals()
-    median = median_won_value(crm, t)
-    price = crm.products.set_index("product")["sales_price"]
     closed_by_t = new["closed_on"] <= t
     # an amount recorded at close is known on t only for deals closed by then
     amount = new["value"].where(closed_by_t & (new["value"] > 0))
-    estimate = new["product"].map(median).astype(float).fillna(new["product"].map(price))
-    values = amount.fillna(estimate)
+    values = amount.fillna(pd.Series(_estimate(new["product"], crm, t), index=new.index))
     known = values.notna()
     if win_rate is None:
         win_rate = new_deal_win_rate(crm, t)
