@@ -77,7 +77,8 @@ def deal_index(history_ids, deal_ids) -> pd.Index:
 
 def _arrow(values) -> pa.Array:
     """A column as one Arrow array (no copy where pandas keeps it in Arrow already)."""
-    out = pa.array(values.array if isinstance(values, pd.Series | pd.Index) else values)
+    values = values.array if isinstance(values, pd.Series | pd.Index) else values
+    out = pa.array(values, from_pandas=True)  # NaN is missing, as in pandas
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from scoring.crm import positions
 from scoring.features import CATEGORICAL, FEATURES, NUMERIC
 
 PARAMS = {
@@ -133,7 +134,7 @@ class WinModel:
         for c in CATEGORICAL:
             # a value the model never saw (a new product, a new rep) is unknown: NaN, not an
             # error (pandas is deprecating Categorical's silent NaN for such values)
-            codes = pd.Index(self.categories[c]).get_indexer(frame[c]).astype(float)
+            codes = positions(frame[c], self.categories[c]).astype(float)
             codes[codes < 0] = np.nan
             cols.append(codes)
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))

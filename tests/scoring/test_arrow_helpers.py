@@ -51,3 +51,26 @@ def test_prepare_is_the_same_whatever_order_its_rows_come_in(generated):
     for name in ("deals", "history", "activity", "spells"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
         pd.testing.assert_frame_equal(getattr(a, name), getattr(generated["crm"], name))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_active_weeks_counts_each_deal_s_distinct_weeks(seed):
+    """`features._active_weeks` (deduplicated by a sort, not np.unique's hashing) against a
+    plain count of distinct weeks per deal; no activity at all included."""
+    from scoring.features import ACTIVE_WEEKS, _active_weeks
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400)) if seed else 0
+    t = pd.Timestamp("2024-06-30")
+    deal_no = np.sort(rng.integers(0, 50, n))
+    day = (np.datetime64(t) - rng.integers(0, 200, n).astype("timedelta64[D]")).astype(
+        "datetime64[us]"
+    )
+    recent, ever = _active_weeks(deal_no, day, t, 60)
+    weeks = pd.DataFrame({"no": deal_no, "w": (np.datetime64(t) - day).astype("timedelta64[D]")
+                          .astype(np.int64) // 7})  # fmt: skip
+    want_ever = weeks.groupby("no")["w"].nunique().reindex(range(60)).to_numpy(float)
+    want_recent = (weeks[weeks["w"] < ACTIVE_WEEKS].groupby("no")["w"].nunique()
+                   .reindex(range(60)).to_numpy(float))  # fmt: skip
+    np.testing.assert_array_equal(ever, want_ever)
+    np.testing.assert_array_equal(recent, want_recent)
