@@ -51,8 +51,8 @@ _HISTORY_COLUMNS = (
     "lead_source"
 )
 # part -> (its whole query, its query for what the imports after `?` added, the order the copy
-# keeps it in after adding those). History and activity rows are left as added: their keys are
-# unique and `scoring.crm.prepare` sorts them; the deals' order is the order they are scored in.
+# keeps it in after adding those: its key's, as the whole query's. Sorted here by Arrow, the
+# history is not sorted again, nor copied, by `scoring.crm.prepare`.)
 PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "deals": (
         f"SELECT deal_id, {', '.join(STATE)} FROM deals ORDER BY deal_id",
@@ -65,19 +65,19 @@ PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "ORDER BY deal_id, h.as_of",
         f"SELECT {_HISTORY_COLUMNS} FROM deal_history h LEFT JOIN imports i ON i.id = h.import_id "
         "WHERE h.import_id > ?",
-        (),
+        ("deal_id", "as_of"),
     ),
     "activity": (
         "SELECT deal_id, activity_date FROM deal_activity ORDER BY deal_id, activity_date",
         "SELECT deal_id, activity_date FROM deal_activity WHERE import_id > ?",
-        (),
+        ("deal_id", "activity_date"),
     ),
 }
 _TABLES = {"deals": "deals", "history": "deal_history", "activity": "deal_activity"}
 
 
 def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFrame]:
-    """The deals (latest state, by id), their history and activity dates (in no set order), without
+    """The deals (latest state), their history and activity dates, in their keys' order, without
     the deals the CRM deleted or merged. From the copy plus what came after it where that is
     exact, else from the tables; `keep` (the writer only): save what was read as the new copy."""
     with _one_snapshot(db):
@@ -210,15 +210,13 @@ def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]
 
 
 def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) -> pa.Table:
-    """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows
-    (in `order` where given)."""
+    """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows,
+    in `order`."""
     if part == "deals":
         old = old.filter(
             pc.invert(pc.is_in(old["deal_id"], value_set=added["deal_id"].combine_chunks()))
         )
-    both = pa.concat_tables([old, added], promote_options="permissive")
-    if not order:
-        return both
+    both = pa.concat_tables([old, added], promote_options="permissive").combine_chunks()
     return both.take(pc.sort_indices(both, sort_keys=[(c, "ascending") for c in order]))
 
 

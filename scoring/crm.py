@@ -84,10 +84,26 @@ def _arrow(values) -> pa.Array:
 
 def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """`frame.sort_values(keys)` for keys that are unique together, renumbered: ordered by
-    Arrow, which sorts a million id strings in a tenth of the time pandas takes."""
+    Arrow, which sorts a million id strings in a tenth of the time pandas takes; rows already in
+    order (as `dataset.deal_columns` gives them) are not copied."""
     table = pa.table({k: _arrow(frame[k]) for k in keys})
+    if _in_order(table):
+        return frame.reset_index(drop=True)
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]).to_numpy()
     return frame.take(order).reset_index(drop=True)
+
+
+def _in_order(table: pa.Table) -> bool:
+    """Does each row come strictly after the one before it, by its columns in turn?"""
+    n = table.num_rows
+    if n < 2:
+        return True
+    after = None
+    for column in reversed(table.columns):
+        a, b = column.slice(0, n - 1), column.slice(1)
+        later = pc.less(a, b)
+        after = later if after is None else pc.or_kleene(later, pc.and_(pc.equal(a, b), after))
+    return bool(pc.all(pc.fill_null(after, False)).as_py())
 
 
 def positions(values, index) -> np.ndarray:

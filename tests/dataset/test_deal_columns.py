@@ -58,14 +58,13 @@ KEYS = {
 
 
 def _same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
-    """The same rows; the deals in the same order (history and activity rows come in no set
-    order: `prepare` sorts them by their keys, which are unique)."""
+    """The same rows in the same order (each table's key's, which is unique)."""
     assert set(a) == set(b) == set(KEYS)
     for part, keys in KEYS.items():
-        x, y = (f.sort_values(keys).reset_index(drop=True) for f in (a[part], b[part]))
-        assert not x.duplicated(keys).any()
-        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=part)
-    pd.testing.assert_frame_equal(a["deals"], b["deals"], check_exact=True)
+        assert not a[part].duplicated(keys).any()
+        in_order = a[part].sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a[part], in_order, check_exact=True, obj=part)
+        pd.testing.assert_frame_equal(a[part], b[part], check_exact=True, obj=part)
 
 
 def _load(db, caplog, keep: bool = False) -> tuple[dict[str, pd.DataFrame], str]:

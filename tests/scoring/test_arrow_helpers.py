@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from dataset import deal_history
-from scoring.crm import positions, prepare, sorted_rows
+from scoring.crm import _in_order, positions, prepare, sorted_rows
 
 
 def _ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -74,3 +75,18 @@ def test_active_weeks_counts_each_deal_s_distinct_weeks(seed):
                    .reindex(range(60)).to_numpy(float))  # fmt: skip
     np.testing.assert_array_equal(ever, want_ever)
     np.testing.assert_array_equal(recent, want_recent)
+
+
+def test_rows_already_in_order_are_not_copied():
+    frame = pd.DataFrame({"deal_id": ["a", "a", "b", "é"], "as_of": pd.to_datetime(
+        ["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-01"]), "v": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
+    same = sorted_rows(frame, ["deal_id", "as_of"])
+    assert np.shares_memory(same["v"].to_numpy(), frame["v"].to_numpy())
+    swapped = frame.iloc[[1, 0, 2, 3]]  # one pair out of order: sorted, a copy
+    pd.testing.assert_frame_equal(sorted_rows(swapped, ["deal_id", "as_of"]), frame)
+    tie = frame.assign(as_of=frame["as_of"].iloc[0])  # a row not strictly after the one before
+
+    def in_order(f):
+        return _in_order(pa.table({k: pa.array(f[k].array) for k in ("deal_id", "as_of")}))
+
+    assert in_order(frame) and not in_order(swapped) and not in_order(tie)
