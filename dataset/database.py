@@ -135,7 +135,10 @@ CREATE TABLE IF NOT EXISTS deals (
     last_activity TEXT,
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
-    import_id INTEGER NOT NULL REFERENCES imports(id)
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    -- the import that last changed the deal's state here (any of its columns above first_seen
+    -- but last_activity): the rows `dataset.deal_columns` must read again
+    state_import INTEGER
 ) WITHOUT ROWID;
 -- the deal tables as the scoring reads them, column by column (Parquet files cut in chunks):
 -- derived, rewritten by the refresh (`dataset.deal_columns`; its key is in `meta`)
@@ -414,6 +417,8 @@ def _migrate(db: sqlite_utils.Database) -> None:
         for name, kind in SCORE_PARTS:
             if name not in have:
                 db.execute(f"ALTER TABLE deal_scores ADD COLUMN {name} {kind}")
+        if "state_import" not in db["deals"].columns_dict:
+            db.execute("ALTER TABLE deals ADD COLUMN state_import INTEGER")
         activity = db["deal_activity"]
         if activity.exists() and "import_id" not in activity.columns_dict:
             db.execute("ALTER TABLE deal_activity ADD COLUMN import_id INTEGER")

@@ -13,7 +13,9 @@ tables whole again. Only the writer (the refresh) saves a new copy; deals the CR
 merged are left out when it is read, so the copy keeps them.
 
 The latest-state table is kept as the deal's state (deal id and `STATE`): when it was first or
-last seen changes every morning for every deal and is not needed to score.
+last seen changes every morning for every deal and is not needed to score. The deals whose state
+an import changed are those it marked (`deals.state_import`): an export rewrites every deal's row,
+and a change the import does not count as one (a value beyond 6 decimals) is still a change here.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataset.deal_history import STATE
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 2: the deals to read again are those `deals.state_import` marks
 KEY = "deal_columns"  # its row in `meta`: what the copy holds
 _CHUNK = 64 << 20  # bytes per row of `deal_columns` (SQLite's default limit is 1 GB a value)
 _BLOCK = 100_000  # rows turned into columns at a time (a million rows' cells at once is memory)
@@ -56,8 +58,7 @@ _HISTORY_COLUMNS = (
 PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "deals": (
         f"SELECT deal_id, {', '.join(STATE)} FROM deals ORDER BY deal_id",
-        f"SELECT deal_id, {', '.join(STATE)} FROM deals WHERE deal_id IN "
-        "(SELECT deal_id FROM deal_history WHERE import_id > ?)",
+        f"SELECT deal_id, {', '.join(STATE)} FROM deals WHERE state_import > ?",
         ("deal_id",),
     ),
     "history": (
@@ -84,14 +85,16 @@ def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFram
         imports = db.execute("SELECT id, sha256, table_name, as_of FROM imports ORDER BY id")
         imports = imports.fetchall()
         saved = _saved_key(db)
+        whole = False
         try:
             tables = _from_copy(db, saved, imports)
         except _ReadWhole as why:
             log.info("the deal tables read whole: %s", why)
             tables = {part: _arrow(db.conn.execute(sql)) for part, (sql, _, _) in PARTS.items()}
+            whole = True
         removed = [r[0] for r in db.execute("SELECT deal_id FROM removed_deals")]
     key = _key(imports, tables)
-    if keep and key != saved:
+    if keep and (whole or key != saved):
         save(db, tables, key)
     return {part: _frame(_without(t, removed) if part != "activity" else t)
             for part, t in tables.items()}  # fmt: skip
@@ -213,9 +216,7 @@ def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) ->
     """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows,
     in `order`."""
     if part == "deals":
-        old = old.filter(
-            pc.invert(pc.is_in(old["deal_id"], value_set=added["deal_id"].combine_chunks()))
-        )
+        old = _without(old, added["deal_id"].combine_chunks())
     both = pa.concat_tables([old, added], promote_options="permissive").combine_chunks()
     return both.take(pc.sort_indices(both, sort_keys=[(c, "ascending") for c in order]))
 
@@ -258,10 +259,14 @@ def _column(name: str, values) -> pa.Array:
         return pa.array([v if v is None else str(v) for v in values], type=pa.string())
 
 
-def _without(table: pa.Table, removed: list[str]) -> pa.Table:
-    if not removed:
+def _without(table: pa.Table, deal_ids) -> pa.Table:
+    """The rows of other deals than `deal_ids` (a table without rows has no id type to match:
+    its deal_id column is of Arrow's null type)."""
+    if not len(deal_ids) or not table.num_rows:
         return table
-    return table.filter(pc.invert(pc.is_in(table["deal_id"], value_set=pa.array(removed))))
+    ids = table["deal_id"]
+    drop = pc.is_in(ids, value_set=pa.array(deal_ids).cast(ids.type))
+    return table.filter(pc.invert(drop))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

@@ -128,13 +128,16 @@ def write_deal_snapshot(
         [int(import_id)],
     )
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+    # exactly (NULLs alike, no rounding): did this import change the state the deal had here?
+    differs = " OR ".join(f"deals.{c} IS NOT excluded.{c}" for c in STATE)
     db.execute(
-        f"INSERT INTO deals ({', '.join(cols)}, first_seen, last_seen, import_id) "
-        f"SELECT {', '.join(cols)}, ?, ?, ? FROM temp.incoming WHERE true ORDER BY rowid "
+        f"INSERT INTO deals ({', '.join(cols)}, first_seen, last_seen, import_id, state_import) "
+        f"SELECT {', '.join(cols)}, ?, ?, ?, ? FROM temp.incoming WHERE true ORDER BY rowid "
         f"ON CONFLICT(deal_id) DO UPDATE SET {updates}, last_seen = excluded.last_seen, "
-        "import_id = excluded.import_id, first_seen = MIN(deals.first_seen, excluded.first_seen) "
-        "WHERE excluded.last_seen >= deals.last_seen",
-        [day, day, int(import_id)],
+        "import_id = excluded.import_id, first_seen = MIN(deals.first_seen, excluded.first_seen), "
+        f"state_import = CASE WHEN {differs} THEN excluded.state_import ELSE deals.state_import "
+        "END WHERE excluded.last_seen >= deals.last_seen",
+        [day, day, int(import_id), int(import_id)],
     )
     db.execute("DROP TABLE temp.incoming")
     db.execute(

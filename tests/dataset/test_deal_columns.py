@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -260,3 +260,81 @@ def test_a_copy_that_cannot_be_saved_now_waits_for_the_next_refresh(world, tmp_p
     _same(got, _whole(path, tmp_path))
     deal_columns.load(db, keep=True)
     assert _saved(db)
+
+
+def _later(world: Path, tmp: Path, name: str, deal: int, **changes) -> Path:
+    """Today's export with one deal's row changed (`changes`: column -> text), as a new file."""
+    frame = pd.read_csv(world / "sales_pipeline.csv", dtype=str, keep_default_na=False)
+    for column, text in changes.items():
+        frame.loc[deal, column] = text
+    frame.to_csv(tmp / name, index=False)
+    return tmp / name
+
+
+def test_a_change_the_import_does_not_count_is_still_read(world, tmp_path, caplog):
+    """An amount changed beyond the 6 decimals the import compares: no history row is written,
+    but the deal's latest state changed, and the copy follows it."""
+    path = tmp_path / "crm.db"
+    db = database.connect(path)
+    refs, exports = _files(world)
+    ingest_files(db, [*refs, *exports])
+    deal_columns.load(db, keep=True)
+    (day,) = db.execute("SELECT MAX(as_of) FROM imports").fetchone()
+    value = pd.read_csv(exports[-1]).loc[1, "close_value"]
+    later = _later(world, tmp_path, "later.csv", 1, close_value=f"{value}.0000001")
+    ingest_files(db, [later], as_of=date.fromisoformat(day) + timedelta(days=1))
+    got, how = _load(db, caplog)
+    assert how == f"{FROM_COPY} 1 later imports"
+    _same(got, _whole(path, tmp_path))
+    assert got["deals"]["value"].iloc[1] == value + 1e-7
+
+
+def test_later_days_imported_out_of_order_after_the_copy(world, tmp_path, caplog):
+    """Days 1, 2 and a corrected day 1 after the copy, all later than its days: the corrected
+    export removes the history row of day 1 and leaves the deal's latest state at day 2's."""
+    path = tmp_path / "crm.db"
+    db = database.connect(path)
+    refs, exports = _files(world)
+    ingest_files(db, [*refs, *exports])
+    deal_columns.load(db, keep=True)
+    (day,) = db.execute("SELECT MAX(as_of) FROM imports").fetchone()
+    first = date.fromisoformat(day) + timedelta(days=1)
+    stage = pd.read_csv(exports[-1]).loc[1, "deal_stage"]
+    other = "Prospecting" if stage != "Prospecting" else "Engaging"
+    for n, (text, at) in enumerate(((other, first), (other, first + timedelta(1)), (stage, first))):
+        later = _later(world, tmp_path, f"d{n}.csv", 1, deal_stage=text)
+        frame = pd.read_csv(later, dtype=str, keep_default_na=False)
+        frame.loc[3, "close_value"] = str(1000 + n)  # files of different content
+        frame.to_csv(later, index=False)
+        ingest_files(db, [later], as_of=at)
+    got, how = _load(db, caplog)
+    assert how == f"{FROM_COPY} 3 later imports"
+    _same(got, _whole(path, tmp_path))
+
+
+def test_a_copy_of_no_deals_then_deals(world, tmp_path, caplog):
+    path = tmp_path / "crm.db"
+    db = database.connect(path)
+    refs, exports = _files(world)
+    ingest_files(db, refs)
+    with db.atomic():  # a deal the CRM removed, before any deal was imported
+        db.execute("INSERT INTO removed_deals (deal_id, removed_on, how) VALUES "
+                   "('D070000001', '2024-01-01', 'deleted')")  # fmt: skip
+    empty, how = _load(db, caplog, keep=True)
+    assert how.startswith("the deal tables read whole") and all(len(f) == 0 for f in empty.values())
+    ingest_files(db, exports)
+    got, how = _load(db, caplog, keep=True)
+    assert how == f"{FROM_COPY} {len(exports)} later imports"
+    _same(got, _whole(path, tmp_path))
+    assert "D070000001" not in set(got["deals"]["deal_id"])
+
+
+def test_a_copy_read_past_is_saved_again(world, tmp_path, caplog):
+    db = database.connect(tmp_path / "crm.db")
+    refs, exports = _files(world)
+    ingest_files(db, [*refs, *exports])
+    deal_columns.load(db, keep=True)
+    with db.atomic():  # the same tables, the copy's bytes damaged: its key still matches
+        db.execute("UPDATE deal_columns SET data = X'00112233' WHERE part = 'history'")
+    assert _load(db, caplog, keep=True)[1].startswith("the deal tables read whole")
+    assert _load(db, caplog)[1] == f"{FROM_COPY} 0 later imports"
