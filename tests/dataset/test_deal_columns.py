@@ -271,18 +271,25 @@ def _later(world: Path, tmp: Path, name: str, deal: int, **changes) -> Path:
     return tmp / name
 
 
-def test_a_change_the_import_does_not_count_is_still_read(world, tmp_path, caplog):
-    """An amount changed beyond the 6 decimals the import compares: no history row is written,
-    but the deal's latest state changed, and the copy follows it."""
-    path = tmp_path / "crm.db"
+def _all_with_copy(world: Path, tmp: Path):
+    """Every file imported and the copy saved: (path, database, the day after the last export,
+    today's export)."""
+    path = tmp / "crm.db"
     db = database.connect(path)
     refs, exports = _files(world)
     ingest_files(db, [*refs, *exports])
     deal_columns.load(db, keep=True)
     (day,) = db.execute("SELECT MAX(as_of) FROM imports").fetchone()
-    value = pd.read_csv(exports[-1]).loc[1, "close_value"]
+    return path, db, date.fromisoformat(day) + timedelta(days=1), pd.read_csv(exports[-1])
+
+
+def test_a_change_the_import_does_not_count_is_still_read(world, tmp_path, caplog):
+    """An amount changed beyond the 6 decimals the import compares: no history row is written,
+    but the deal's latest state changed, and the copy follows it."""
+    path, db, next_day, today = _all_with_copy(world, tmp_path)
+    value = today.loc[1, "close_value"]
     later = _later(world, tmp_path, "later.csv", 1, close_value=f"{value}.0000001")
-    ingest_files(db, [later], as_of=date.fromisoformat(day) + timedelta(days=1))
+    ingest_files(db, [later], as_of=next_day)
     got, how = _load(db, caplog)
     assert how == f"{FROM_COPY} 1 later imports"
     _same(got, _whole(path, tmp_path))
@@ -292,14 +299,8 @@ def test_a_change_the_import_does_not_count_is_still_read(world, tmp_path, caplo
 def test_later_days_imported_out_of_order_after_the_copy(world, tmp_path, caplog):
     """Days 1, 2 and a corrected day 1 after the copy, all later than its days: the corrected
     export removes the history row of day 1 and leaves the deal's latest state at day 2's."""
-    path = tmp_path / "crm.db"
-    db = database.connect(path)
-    refs, exports = _files(world)
-    ingest_files(db, [*refs, *exports])
-    deal_columns.load(db, keep=True)
-    (day,) = db.execute("SELECT MAX(as_of) FROM imports").fetchone()
-    first = date.fromisoformat(day) + timedelta(days=1)
-    stage = pd.read_csv(exports[-1]).loc[1, "deal_stage"]
+    path, db, first, today = _all_with_copy(world, tmp_path)
+    stage = today.loc[1, "deal_stage"]
     other = "Prospecting" if stage != "Prospecting" else "Engaging"
     for n, (text, at) in enumerate(((other, first), (other, first + timedelta(1)), (stage, first))):
         later = _later(world, tmp_path, f"d{n}.csv", 1, deal_stage=text)
