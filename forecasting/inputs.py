@@ -37,7 +37,15 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
 def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
     """ "km": the time to a win among won deals (`timing.time_to_win`), since the simulation times
     only the deals it drew as won; "km-any": the time to any close (won or lost), the curve
-    before; "exp": the exponential baseline."""
+    before; "exp": the exponential baseline. Learnt from all of `crm`'s deals whatever the scope
+    forecast, so kept with the Crm by day (`Crm.memo`): a refresh forecasts ten scopes."""
+    key = ("timing", pd.Timestamp(t), kind)
+    if key not in crm.memo:
+        crm.memo[key] = _fit_timing(crm, t, kind)
+    return crm.memo[key]
+
+
+def _fit_timing(crm: Crm, t: pd.Timestamp, kind: str):
     data = durations(crm, t)
     args = data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy()
     if kind == "km":
@@ -92,8 +100,12 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
 
 def new_deal_win_rate(crm: Crm, t: pd.Timestamp) -> float:
     """The chance that a deal engaged on t is won some day (`samples.open_win_chance` at age
-    0): not the average open deal's chance, which leans to the deals that stay open long."""
-    return float(open_win_chance(crm, t, [0.0])[0])
+    0): not the average open deal's chance, which leans to the deals that stay open long. Kept
+    with the Crm by day, as the timing is."""
+    key = ("new deal win rate", pd.Timestamp(t))
+    if key not in crm.memo:
+        crm.memo[key] = float(open_win_chance(crm, t, [0.0])[0])
+    return crm.memo[key]
 
 
 def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None) -> Arrivals:

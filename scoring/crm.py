@@ -49,7 +49,8 @@ class Crm:
     spells: pd.DataFrame = field(default_factory=pd.DataFrame)  # deal_id, stage, start, end
     exported: frozenset[str] = frozenset()  # optional fields the newest deals export had
     # features already computed, by day (`features.features_at`): training, the evaluation, the
-    # forecast backtest and the scoring each ask for the same days again. Not copied by
+    # forecast backtest and the scoring each ask for the same days again; likewise the forecast's
+    # timing and new deals' win rate, by day (`forecasting.inputs`). Not copied by
     # `dataclasses.replace` (a narrowed Crm starts empty), and never shared between two Crms.
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
