@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import sqlite_utils
 
 from dataset.database import _DATE_COLUMNS, SCHEMA_VERSION
-from dataset.deal_history import STATE
+from dataset.deal_history import STATE, removed_ids
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,11 @@ def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFram
             log.info("the deal tables read whole: %s", why)
             tables = {part: _arrow(db.conn.execute(sql)) for part, (sql, _, _) in PARTS.items()}
             whole = True
-        removed = [r[0] for r in db.execute("SELECT deal_id FROM removed_deals")]
+        removed = list(removed_ids(db))
     key = _key(imports, tables)
     if keep and (whole or key != saved):
         save(db, tables, key)
-    return {part: _frame(_without(t, removed) if part != "activity" else t)
+    return {part: (_without(t, removed) if part != "activity" else t).to_pandas()
             for part, t in tables.items()}  # fmt: skip
 
 
@@ -268,7 +268,3 @@ def _without(table: pa.Table, deal_ids) -> pa.Table:
     ids = table["deal_id"]
     drop = pc.is_in(ids, value_set=pa.array(deal_ids).cast(ids.type))
     return table.filter(pc.invert(drop))
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas()

@@ -210,7 +210,7 @@ def load_crm(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.Data
     """Everything the scoring and forecast need, read once: latest deal states, their history,
     activity dates (`dataset.deal_columns`, which `keep` tells to save its columnar copy: the
     refresh only) and the reference tables; deals deleted or merged in the CRM left out."""
-    from dataset import deal_columns  # it reads the columns listed here
+    from dataset import deal_columns  # not at the top: it imports STATE from here
 
     deals = deal_columns.load(db, keep)
     return {

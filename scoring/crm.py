@@ -129,16 +129,15 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     # each deal's number, grouped on below (integers group far faster than id strings); the last
     # row of each deal on a day is found by position (history is sorted by deal, day). Sorted,
     # a deal's number counts the ids seen so far (what pd.factorize gives, without hashing).
-    starts = ~h["deal_id"].eq(h["deal_id"].shift()).to_numpy(dtype=bool, na_value=False)
-    codes = np.cumsum(starts) - 1
-    uniques = h["deal_id"].array[starts]
+    same_deal = h["deal_id"].eq(h["deal_id"].shift()).to_numpy(dtype=bool, na_value=False)
+    codes = np.cumsum(~same_deal) - 1
+    uniques = h["deal_id"].array[~same_deal]
     h["deal_no"] = codes
     for c in ("probability", "forecast_category", "has_next_step", "stage_changed", "push_count",
               "deal_type", "lead_source"):  # fmt: skip
         if c not in h:
             h[c] = pd.NaT if c == "stage_changed" else np.nan
     stages = tables.get("stages", pd.DataFrame(columns=["stage", "status", "rank", "probability"]))
-    same_deal = h["deal_id"].eq(h["deal_id"].shift()).to_numpy()
     both_open = same_deal & h["status"].eq("open").to_numpy() & h["status"].shift().eq("open")
     moved = (h["close_date"] - h["close_date"].shift()).dt.days.to_numpy()
     push = both_open.to_numpy() & (moved > 0)

@@ -145,8 +145,8 @@ def _active_weeks(deal_no: np.ndarray, day: np.ndarray, t: pd.Timestamp, size: i
     the same (a weekly export shows only the latest activity of its week)."""
     weeks = (np.datetime64(t) - day).astype("timedelta64[D]").astype(np.int64) // 7
     span = int(weeks.max(initial=0)) + 1
-    pairs = np.sort(deal_no.astype(np.int64) * span + weeks)  # each (deal, week) once:
-    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])[: len(pairs)]]  # np.unique's, unhashed
+    pairs = np.sort(deal_no.astype(np.int64) * span + weeks)
+    pairs = pairs[last_per_deal(pairs)]  # each (deal, week) once: np.unique's, without hashing
     ever = np.bincount(pairs // span, minlength=size).astype(float)
     recent = np.bincount(pairs[pairs % span < ACTIVE_WEEKS] // span, minlength=size).astype(float)
     return np.where(recent > 0, recent, np.nan), np.where(ever > 0, ever, np.nan)
