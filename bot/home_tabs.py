@@ -16,7 +16,16 @@ from slack_sdk.errors import SlackApiError
 
 from bot import nudge_ledger, slack_api
 from bot.access import NOT_IN_ROSTER, member_scope
-from bot.home import PAGE, Forecast, HomeState, check_view, filtered, home_view, notice_view
+from bot.home import (
+    PAGE,
+    Forecast,
+    HomeState,
+    check_view,
+    collapse_twins,
+    filtered,
+    home_view,
+    notice_view,
+)
 from bot.inert import inert
 from bot.mentions import mentions_of
 from bot.reader import NotForecast, Reader, SavedRun
@@ -52,13 +61,14 @@ def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState,
                nudges_per_day: int | None = None) -> dict:  # fmt: skip
     """The dashboard of a scope on a saved run (what `revbot digest` draws as home.png too)."""
     deals, checked = filtered(saved.scores, scope, state)
+    deals, _ = collapse_twins(deals, saved.twins)
     page = deals.iloc[checked.page * PAGE : (checked.page + 1) * PAGE]
     missing = page.loc[page["drivers"].isna(), "deal_id"].tolist()
     reader.ensure_reasons(saved, missing)
     return home_view(saved.run_id, saved.as_of, saved.scores, scope, checked,
                      _forecast(saved, scope), saved.run["confidence"] or "",
                      nudges_per_day=nudges_per_day,
-                     mentions=mentions_of(reader.settings.roster))  # fmt: skip
+                     mentions=mentions_of(reader.settings.roster), twins=saved.twins)  # fmt: skip
 
 
 def publish(reader: Reader, client: WebClient, user_id: str, state: HomeState | None = None) -> bool:  # fmt: skip

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bot import calls, ledger
-from bot.digest import SCOPE_COLUMN, in_scope
+from bot.digest import SAME_DEAL, SCOPE_COLUMN, in_scope
 from bot.near import one_typo
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, run_flags, score_runs
@@ -161,6 +161,19 @@ class SavedRun:
     def kept(self, key: tuple, make):
         """What a surface makes from this run alone (a chart), made once per run for `key`."""
         return self._keep(("surface", *key), make)
+
+    @cached_property
+    def twins(self) -> pd.Series:
+        """Each deal's set of identical deals (`digest.SAME_DEAL` but the reasons), as a number
+        per row (index as `scores`), worked out once per run: the Home tab shows such a set
+        once, as the digest does. The reasons are left out because a page's deals get theirs on
+        demand; deals alike in all the rest, win probability and risk to the last bit included,
+        are alike in what moved them."""
+        cols = [c for c in SAME_DEAL if c in self.scores and c != "drivers"]
+        if self.scores.empty or not cols:
+            return pd.Series(np.arange(len(self.scores)), index=self.scores.index)
+        group = self.scores.groupby(cols, sort=False, dropna=False).ngroup()
+        return group.astype(np.int64)
 
     @cached_property
     def _close(self) -> np.ndarray:
