@@ -14,6 +14,10 @@ Run: python benchmarks/reader_bench.py [--deals 1000000] [--requests 200]
 - `/forecast`: --requests queries over all and each region, this quarter, through
   `forecast_request` and `forecast_reply` (odds of the target, the categories, the calls, the fan
   chart's PNG).
+- The morning digest (`morning.compose`: the deals listed, twins collapsed, what changed) of the
+  whole company and of a region, first against no earlier run, then against the day before's run
+  of as many deals (written after the first timings); and the Home tab (`home_tabs.scope_view`)
+  of a leader and of a region, two pages each.
 The Slack round trip is not included (bot_bench.py and serve_bench.py time it). The aims:
 `/deal` p95 under 20 ms, `/forecast` under 300 ms. Prints figures only.
 """
@@ -34,9 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.year_bench import _deals, _scores, write_day  # noqa: E402
+from bot.home import HomeState  # noqa: E402
+from bot.home_tabs import scope_view  # noqa: E402
 from bot.listeners.commands import deal_answer, forecast_reply, forecast_request  # noqa: E402
+from bot.morning import compose  # noqa: E402
 from bot.reader import Reader  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.settings import Scope, Settings  # noqa: E402
 from dataset import database  # noqa: E402
 
 USER = "U0LEADER"
@@ -48,17 +55,37 @@ def _ms(times: list[float]) -> str:
     return f"p50 {statistics.median(ms):,.1f} ms, p95 {p95:,.1f} ms, max {ms[-1]:,.1f} ms"
 
 
-def write_run(path: Path, deals: int) -> np.ndarray:
+def write_run(path: Path, deals: int, day: date = date(2024, 3, 1)) -> np.ndarray:
     """One run of `deals` open deals with its forecasts; returns the deals' ids."""
-    rng = np.random.default_rng(3)
-    book = _deals(rng, np.array([f"D{i:08d}" for i in range(deals)]))
+    rng = np.random.default_rng(3 + day.toordinal() % 7)
+    book = _deals(np.random.default_rng(3), np.array([f"D{i:08d}" for i in range(deals)]))
     scores = _scores(book, rng)
     db = database.connect(path)
     t0 = time.perf_counter()
-    write_day(db, date(2024, 3, 1), scores)
+    write_day(db, day, scores)
     db.close()
     print(f"wrote a run of {deals:,} open deals in {time.perf_counter() - t0:,.1f} s")
     return scores.index.to_numpy()
+
+
+def _once(label: str, make) -> None:
+    t0 = time.perf_counter()
+    make()
+    print(f"  {label}: {(time.perf_counter() - t0) * 1000:,.0f} ms")
+
+
+def digests_and_home(reader: Reader, previous: int | None) -> None:
+    """The morning digest of the company and of a region, and the Home tab's first pages."""
+    saved = reader.latest()
+    for scope in (Scope("all"), Scope("region", "East")):
+        _once(f"digest of {scope.label} (top 10 at risk 40+)", lambda scope=scope: compose(
+            reader, saved, scope=scope, top=10, min_risk=40, previous_run=previous, weekly=False))  # fmt: skip
+    if previous is None:
+        for scope in (Scope("all"), Scope("region", "East")):
+            for page in (0, 1):
+                _once(f"Home tab of {scope.label}, page {page + 1}",
+                      lambda scope=scope, page=page: scope_view(reader, saved, scope,
+                                                                HomeState(page=page)))  # fmt: skip
 
 
 def main() -> None:
@@ -106,6 +133,13 @@ def main() -> None:
             assert png.startswith(b"\x89PNG") and comment
         print(f"/forecast: {len(times)} requests, {_ms(times)} (first of each scope: up to "
               f"{first * 1000:,.0f} ms)")  # fmt: skip
+        print("the morning digest and the Home tab, once each (the first Home tab works out "
+              "the run's sets of identical deals):")  # fmt: skip
+        digests_and_home(reader, None)
+        first_run = saved.run_id
+        write_run(path, args.deals, date(2024, 3, 2))
+        print("the morning digest against the day before's run:")
+        digests_and_home(reader, first_run)
         reader.close()
 
 

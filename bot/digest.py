@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from bot.settings import Scope
@@ -20,6 +21,8 @@ JUMP = 10  # risk points that make a "risk jumped" item
 ACK_REOPEN = 10  # an acknowledged deal comes back once its risk rises this much above the ack
 
 SCOPE_COLUMN = {"region": "region", "manager": "manager", "rep": "owner"}
+# what a digest reads of the run it compares with (`news`, `build`)
+COMPARED = ("deal_id", "risk", "expected_close", "owner", "manager", "region")
 
 
 def top_reasons(drivers: str | None, limit: int = 2) -> list[dict]:
@@ -43,18 +46,29 @@ SAME_DEAL = ("owner", "product", "account", "stage", "value", "expected_close", 
              "drivers")  # fmt: skip
 
 
-def collapse_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+def twin_sets(frame: pd.DataFrame, reasons: bool = True) -> np.ndarray:
+    """Each row's set of identical deals (alike in every `SAME_DEAL` column, the reasons left
+    out unless `reasons`), as a number per row; grouped by value, not row by row (a million
+    rows in a second, where joining each row's values as text took a minute)."""
+    cols = [c for c in SAME_DEAL if c in frame and (reasons or c != "drivers")]
+    if frame.empty or not cols:
+        return np.arange(len(frame))
+    return frame.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def collapse_duplicates(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
     """The rows with the first of each group of identical deals kept (order kept), and its
-    `same_as`: the ids of the others (an empty tuple for a deal with no twin)."""
+    `same_as`: the ids of the others (an empty tuple for a deal with no twin). `top`: only the
+    first `top` of the kept rows (their twins are still looked for among all the rows)."""
     if frame.empty:
         return frame.assign(same_as=[])
-    cols = [c for c in SAME_DEAL if c in frame]
-    key = frame[cols].astype("string").fillna("<NA>").agg("\x1f".join, axis=1)
-    ids = frame.groupby(key.to_numpy(), sort=False)["deal_id"].agg(tuple)
-    first = ~key.duplicated().to_numpy()
-    kept = frame[first].copy()
-    kept["same_as"] = [ids[k][1:] for k in key[first]]
-    return kept
+    sets = twin_sets(frame)
+    first = ~pd.Series(sets).duplicated().to_numpy()
+    kept = frame[first] if top is None else frame[first].head(top)
+    kept_sets = sets[first][: len(kept)]
+    later = ~first & np.isin(sets, kept_sets)
+    others = pd.Series(frame["deal_id"].to_numpy()[later]).groupby(sets[later]).agg(tuple)
+    return kept.assign(same_as=[others.get(s, ()) for s in kept_sets])
 
 
 def in_scope(frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
@@ -188,7 +202,7 @@ def build(
     )
     at_risk = mine[mine["risk"] >= min_risk]
     hide = handled(at_risk, marks, run["as_of"])
-    listed = collapse_duplicates(at_risk[~at_risk["deal_id"].isin(hide)]).head(top)
+    listed = collapse_duplicates(at_risk[~at_risk["deal_id"].isin(hide)], top)
     recent = None
     if previous is not None:
         recent = news(mine, in_scope(previous, scope), closed, max(min_risk, AT_RISK))

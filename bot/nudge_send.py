@@ -87,7 +87,8 @@ class Nudger:
             return out
         db = self.reader.db()
         previous_run = self.reader.previous_run(saved.run_id)
-        previous = self.reader.run_scores(previous_run["run_id"]) if previous_run else None
+        previous = (self.reader.run_scores(previous_run["run_id"], ("deal_id", "risk"))
+                    if previous_run else None)  # fmt: skip
         owners = owners_map(roster)
         found = candidates(saved.scores, previous, saved.flags(), owners, config.risk)
         told = nudge_ledger.told(db)

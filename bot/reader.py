@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bot import calls, ledger
-from bot.digest import SAME_DEAL, SCOPE_COLUMN, in_scope
+from bot.digest import SCOPE_COLUMN, in_scope, twin_sets
 from bot.near import one_typo
 from bot.settings import Scope, Settings
 from dataset import database, deal_history, run_flags, score_runs
@@ -164,16 +164,12 @@ class SavedRun:
 
     @cached_property
     def twins(self) -> pd.Series:
-        """Each deal's set of identical deals (`digest.SAME_DEAL` but the reasons), as a number
-        per row (index as `scores`), worked out once per run: the Home tab shows such a set
-        once, as the digest does. The reasons are left out because a page's deals get theirs on
-        demand; deals alike in all the rest, win probability and risk to the last bit included,
-        are alike in what moved them."""
-        cols = [c for c in SAME_DEAL if c in self.scores and c != "drivers"]
-        if self.scores.empty or not cols:
-            return pd.Series(np.arange(len(self.scores)), index=self.scores.index)
-        group = self.scores.groupby(cols, sort=False, dropna=False).ngroup()
-        return group.astype(np.int64)
+        """Each deal's set of identical deals (`digest.twin_sets`, the reasons left out), index
+        as `scores`, worked out once per run: the Home tab shows such a set once, as the digest
+        does. The reasons are left out because a page's deals get theirs on demand; deals alike
+        in all the rest, win probability and risk to the last bit included, are alike in what
+        moved them."""
+        return pd.Series(twin_sets(self.scores, reasons=False), index=self.scores.index)
 
     @cached_property
     def _close(self) -> np.ndarray:
@@ -458,8 +454,8 @@ class Reader:
     def deal_in_run(self, run_id: int, deal_id: str) -> dict | None:
         return score_runs.run_deal(self.db(), run_id, deal_id)
 
-    def run_scores(self, run_id: int) -> pd.DataFrame:
-        return score_runs.run_scores(self.db(), run_id)
+    def run_scores(self, run_id: int, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        return score_runs.run_scores(self.db(), run_id, columns)
 
     def flags(self, run_id: int, deal_id: str | None = None, rule: str | None = None) -> pd.DataFrame:  # fmt: skip
         """The hygiene rules a run's deals broke, as the writer saved them: one row per deal and

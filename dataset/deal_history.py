@@ -16,6 +16,7 @@ from dataset.database import _iso, _records, read_frame
 from dataset.import_log import exported_fields
 
 # The columns whose change makes a new history row (last activity is tracked apart).
+IDS_PER_QUERY = 10_000  # deal ids looked up in one query (SQLite's limit: 32,766 parameters)
 STATE = (
     "name",
     "owner",
@@ -255,14 +256,19 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
     if not deal_ids:
         return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date",
                                      "removed_on", "merged_into"])  # fmt: skip
-    marks = ", ".join("?" * len(deal_ids))
-    return read_frame(
-        db,
-        "SELECT d.deal_id, COALESCE(r.how, d.status) AS status, account, owner, value, close_date, "
-        "r.removed_on, r.merged_into FROM deals d LEFT JOIN removed_deals r USING (deal_id) "
-        f"WHERE (d.status != 'open' OR r.deal_id IS NOT NULL) AND d.deal_id IN ({marks})",
-        list(deal_ids),
-    )
+    ids = list(deal_ids)
+    parts = []
+    for i in range(0, len(ids), IDS_PER_QUERY):  # SQLite takes at most 32,766 parameters
+        chunk = ids[i : i + IDS_PER_QUERY]
+        parts.append(read_frame(
+            db,
+            "SELECT d.deal_id, COALESCE(r.how, d.status) AS status, account, owner, value, "
+            "close_date, r.removed_on, r.merged_into FROM deals d LEFT JOIN removed_deals r "
+            "USING (deal_id) WHERE (d.status != 'open' OR r.deal_id IS NOT NULL) "
+            f"AND d.deal_id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ))  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def won_between(db: sqlite_utils.Database, start: str, end: str) -> pd.DataFrame:

@@ -84,8 +84,13 @@ def run_of(db: sqlite_utils.Database, run_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def run_scores(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
-    return read_frame(db, "SELECT * FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id])
+def run_scores(db: sqlite_utils.Database, run_id: int, columns: tuple[str, ...] | None = None) -> pd.DataFrame:  # fmt: skip
+    """A run's rows by rank; `columns` (of `SCORE_COLUMNS`): only those (a million rows' reasons
+    are most of a run's bytes, and comparing with a run needs few of its columns)."""
+    wanted = "*" if columns is None else ", ".join(c for c in columns if c in SCORE_COLUMNS)
+    return read_frame(
+        db, f"SELECT {wanted} FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id]
+    )
 
 
 def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
