@@ -28,6 +28,7 @@ from bot.inert import inert
 from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
 from bot.settings import Member
 from dataset.money import money, plural
+from scoring.crm import positions
 
 RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones
 ROLLED_SHOWN = 8  # deals named in the rolled-up line
@@ -67,15 +68,21 @@ def candidates(scores: pd.DataFrame, previous: pd.DataFrame | None, flags: pd.Da
                       "at the previous run" if pd.notna(was) else
                       f"new in the pipeline at risk {r.risk:.0f} (of 100)")  # fmt: skip
             rows.append((r.deal_id, RISK_RULE, detail))
-    for r in flags[flags["deal_id"].isin(mine["deal_id"])].itertuples():
+    # by Arrow: pandas looks each of a million Arrow ids up in Python (5 s)
+    for r in flags[positions(flags["deal_id"], mine["deal_id"]) >= 0].itertuples():
         rows.append((r.deal_id, r.rule, r.detail))
     out = pd.DataFrame(rows, columns=["deal_id", "rule", "detail"])
     info = mine.set_index("deal_id")
-    users = {}
-    for deal_id, row in info.loc[out["deal_id"].unique()].iterrows():
-        deal = {"owner": row["owner"], "manager": row.get("manager")}
-        users[deal_id] = next((m.user_id for m in owners[row["owner"]] if can_see(m, deal)), None)
-    out["user_id"] = out["deal_id"].map(users)
+    # who is told depends on the owner and the manager alone: ask once per pair, not per deal
+    # (a million deals break rules by the hundred thousand; asking per deal took 18 s an hour)
+    wanted = info.loc[out["deal_id"].unique()].reindex(columns=["owner", "manager"])
+    pairs = wanted.drop_duplicates()
+    pairs["user_id"] = [
+        next((m.user_id for m in owners[owner] if can_see(m, {"owner": owner, "manager": boss})), None)
+        for owner, boss in pairs.itertuples(index=False)
+    ]  # fmt: skip
+    users = wanted.reset_index().merge(pairs, on=["owner", "manager"], how="left")
+    out["user_id"] = out["deal_id"].map(users.set_index("deal_id")["user_id"])
     out["value_at_risk"] = out["deal_id"].map(info["value_at_risk"]).fillna(0.0)
     return out[out["user_id"].notna()].reset_index(drop=True)
 

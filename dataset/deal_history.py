@@ -15,8 +15,8 @@ import sqlite_utils
 from dataset.database import _iso, _records, read_frame
 from dataset.import_log import exported_fields
 
-# The columns whose change makes a new history row (last activity is tracked apart).
 IDS_PER_QUERY = 10_000  # deal ids looked up in one query (SQLite's limit: 32,766 parameters)
+# The columns whose change makes a new history row (last activity is tracked apart).
 STATE = (
     "name",
     "owner",
@@ -268,7 +268,8 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
             f"AND d.deal_id IN ({', '.join('?' * len(chunk))})",
             chunk,
         ))  # fmt: skip
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    found = [p for p in parts if len(p)]
+    return pd.concat(found, ignore_index=True) if len(found) > 1 else (found or parts)[0]
 
 
 def won_between(db: sqlite_utils.Database, start: str, end: str) -> pd.DataFrame:
