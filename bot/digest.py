@@ -46,11 +46,11 @@ SAME_DEAL = ("owner", "product", "account", "stage", "value", "expected_close", 
              "drivers")  # fmt: skip
 
 
-def twin_sets(frame: pd.DataFrame, reasons: bool = True) -> np.ndarray:
-    """Each row's set of identical deals (alike in every `SAME_DEAL` column, the reasons left
-    out unless `reasons`), as a number per row; grouped by value, not row by row (a million
-    rows in a second, where joining each row's values as text took a minute)."""
-    cols = [c for c in SAME_DEAL if c in frame and (reasons or c != "drivers")]
+def twin_sets(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's set of identical deals (alike in every `SAME_DEAL` column), as a number per
+    row; grouped by value, not row by row (a million rows in a second, where joining each row's
+    values as text took a minute)."""
+    cols = [c for c in SAME_DEAL if c in frame]
     if frame.empty or not cols:
         return np.arange(len(frame))
     return frame.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()

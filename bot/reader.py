@@ -164,12 +164,11 @@ class SavedRun:
 
     @cached_property
     def twins(self) -> pd.Series:
-        """Each deal's set of identical deals (`digest.twin_sets`, the reasons left out), index
-        as `scores`, worked out once per run: the Home tab shows such a set once, as the digest
-        does. The reasons are left out because a page's deals get theirs on demand; deals alike
-        in all the rest, win probability and risk to the last bit included, are alike in what
-        moved them."""
-        return pd.Series(twin_sets(self.scores, reasons=False), index=self.scores.index)
+        """Each deal's set of identical deals (`digest.twin_sets`, the digest's rule), index as
+        `scores`, worked out once per run: the Home tab shows such a set once, as the digest
+        does. Deals given their reasons later (a page below the run's explained top) keep the
+        sets worked out before: a deal with reasons and its twin without are listed apart."""
+        return pd.Series(twin_sets(self.scores), index=self.scores.index)
 
     @cached_property
     def _close(self) -> np.ndarray:

@@ -256,7 +256,7 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
     if not deal_ids:
         return pd.DataFrame(columns=["deal_id", "status", "account", "value", "close_date",
                                      "removed_on", "merged_into"])  # fmt: skip
-    ids = list(deal_ids)
+    ids = list(dict.fromkeys(deal_ids))  # once each, whichever chunk they fall in
     parts = []
     for i in range(0, len(ids), IDS_PER_QUERY):  # SQLite takes at most 32,766 parameters
         chunk = ids[i : i + IDS_PER_QUERY]
@@ -269,7 +269,9 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
             chunk,
         ))  # fmt: skip
     found = [p for p in parts if len(p)]
-    return pd.concat(found, ignore_index=True) if len(found) > 1 else (found or parts)[0]
+    out = pd.concat(found, ignore_index=True) if len(found) > 1 else (found or parts)[0]
+    # a chunk whose deals all lack a value reads the column as objects (None): keep it numeric
+    return out.assign(value=pd.to_numeric(out["value"], errors="coerce"))
 
 
 def won_between(db: sqlite_utils.Database, start: str, end: str) -> pd.DataFrame:

@@ -95,3 +95,19 @@ def test_collapse_keeps_order_and_names_the_others_among_the_rows_given():
     kept, others = collapse_twins(deals.loc[[11, 12, 13]], sets)
     assert kept["deal_id"].tolist() == ["b", "c", "d"] and others.empty
     assert collapse_twins(deals, None)[0] is deals
+
+
+def test_a_page_past_the_end_gets_the_reasons_of_the_page_shown(tmp_path):
+    """A view saved on a longer list (before its deals were collapsed, or a filter shrank it)
+    names a page past the end: the last page is shown, and its deals are the ones given their
+    reasons."""
+    rows = []
+    for s in range(10):  # thirty deals, three pages as listed before; one page collapsed
+        rows += [_row(f"S{s}-{k}", f"Set {s}", 10_000.0 + s, 0.5, drivers=None) for k in range(3)]
+    asked: list[str] = []
+    _, saved = saved_run(tmp_path, rows)
+    reader = Reader(tmp_path / "revbot.db", Settings(),
+                    add_reasons=lambda _run, ids: asked.extend(ids))  # fmt: skip
+    view = scope_view(reader, reader.latest(), Scope("all"), HomeState(page=2))
+    shown = [i for i, _ in listed(view)]
+    assert len(shown) == 10 and sorted(asked) == sorted(shown)
