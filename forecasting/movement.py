@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 PARTS = ("new", "pulled in", "amount up", "amount down", "pushed out", "won", "lost", "gone")
@@ -46,23 +47,23 @@ def movement(before: pd.DataFrame, after: pd.DataFrame, since, until, start, end
     after = after.reindex(before.index)
     basis = "open" if pd.to_datetime(after.loc[after["status"] == "open", "close_date"],
                                       errors="coerce").isna().all() else "quarter"  # fmt: skip
-    was = _in_quarter(before.fillna({"status": ""}), start, end, basis)
-    now = _in_quarter(after.fillna({"status": ""}), start, end, basis)
+    was = _in_quarter(before.fillna({"status": ""}), start, end, basis).astype(bool)
+    now = _in_quarter(after.fillna({"status": ""}), start, end, basis).astype(bool)
     v0, v1 = before["value"].fillna(0.0), after["value"].fillna(0.0)
-    existed = before["status"].notna()
-    rows = []
-    for deal in before.index[was | now]:
-        w, n = bool(was[deal]), bool(now[deal])
-        if n and not w:
-            part = "pulled in" if existed[deal] and before.at[deal, "status"] == "open" else "new"
-            rows.append((deal, part, v1[deal]))
-        elif w and not n:
-            status = after.at[deal, "status"]
-            part = {"won": "won", "lost": "lost", "open": "pushed out"}.get(status, "gone")
-            rows.append((deal, part, -v0[deal]))
-        elif v1[deal] != v0[deal]:
-            rows.append((deal, "amount up" if v1[deal] > v0[deal] else "amount down", v1[deal] - v0[deal]))  # fmt: skip
-    deals = pd.DataFrame(rows, columns=["deal_id", "part", "value"])
+    # each deal's part, decided column-wise (a million deals one by one took 25 s a movement)
+    came, went = now & ~was, was & ~now
+    pulled = before["status"].eq("open").fillna(False).astype(bool)  # open on `since`
+    ending = after["status"].map({"won": "won", "lost": "lost", "open": "pushed out"})
+    changed = was & now & (v1 != v0)
+    part = pd.Series(None, index=before.index, dtype=object)
+    part[came] = pulled[came].map({True: "pulled in", False: "new"})
+    part[went] = ending[went].fillna("gone")
+    part[changed] = (v1 > v0)[changed].map({True: "amount up", False: "amount down"})
+    value = v1.where(came, -v0).where(came | went, v1 - v0)
+    moved = (came | went | changed).to_numpy()
+    deals = pd.DataFrame({"deal_id": np.asarray(before.index[moved], dtype=object),
+                          "part": part[moved].to_numpy(),
+                          "value": value[moved].to_numpy()})  # fmt: skip
     parts = (
         deals.groupby("part")["value"].agg(["count", "sum"]).reindex(list(PARTS)).fillna(0.0)
         .reset_index().rename(columns={"count": "deals", "sum": "value"})

@@ -63,3 +63,58 @@ def test_no_close_dates_means_every_open_deal():
     after = AFTER.assign(close_date=None)
     m = movement(before, after, "2025-01-10", "2025-01-17", *Q)
     assert m.basis == "open" and m.after == after.loc[after["status"] == "open", "value"].sum()
+
+
+def _one_by_one(before, after, start, end):
+    """The rule as first written, deal by deal: the reference for the column-wise one."""
+    from forecasting.movement import _in_quarter
+
+    after = after.set_index("deal_id")
+    before = before.set_index("deal_id").reindex(after.index.union(before["deal_id"]))
+    after = after.reindex(before.index)
+    basis = "open" if pd.to_datetime(after.loc[after["status"] == "open", "close_date"],
+                                      errors="coerce").isna().all() else "quarter"  # fmt: skip
+    was = _in_quarter(before.fillna({"status": ""}), start, end, basis)
+    now = _in_quarter(after.fillna({"status": ""}), start, end, basis)
+    v0, v1 = before["value"].fillna(0.0), after["value"].fillna(0.0)
+    existed = before["status"].notna()
+    rows = []
+    for deal in before.index[was | now]:
+        w, n = bool(was[deal]), bool(now[deal])
+        if n and not w:
+            part = "pulled in" if existed[deal] and before.at[deal, "status"] == "open" else "new"
+            rows.append((deal, part, v1[deal]))
+        elif w and not n:
+            status = after.at[deal, "status"]
+            part = {"won": "won", "lost": "lost", "open": "pushed out"}.get(status, "gone")
+            rows.append((deal, part, -v0[deal]))
+        elif v1[deal] != v0[deal]:
+            part = "amount up" if v1[deal] > v0[deal] else "amount down"
+            rows.append((deal, part, v1[deal] - v0[deal]))
+    return pd.DataFrame(rows, columns=["deal_id", "part", "value"]), basis
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_column_wise_parts_are_the_deal_by_deal_ones(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    ids = [f"D{i}" for i in rng.permutation(n)]
+
+    def states(share: float) -> pd.DataFrame:
+        keep = rng.random(n) < share  # deals new since, or gone (deleted) since
+        frame = pd.DataFrame({
+            "deal_id": ids,
+            "status": rng.choice(["open", "open", "won", "lost", "merged"], n),
+            "close_date": rng.choice(["2025-02-01", "2025-05-01", "2024-12-01", None], n),
+            "value": rng.choice([100.0, 40.0, 25.5, np.nan], n),
+        })  # fmt: skip
+        return frame[keep].sample(frac=1, random_state=seed)
+
+    before, after = states(0.8), states(0.85)
+    if rng.random() < 0.2:
+        before["close_date"], after["close_date"] = None, None  # no close dates: every open deal
+    m = movement(before, after, "2025-01-10", "2025-01-17", *Q)
+    expected, basis = _one_by_one(before, after, *Q)
+    pd.testing.assert_frame_equal(m.deals, expected)
+    assert m.basis == basis
+    assert m.before + m.parts["value"].sum() == pytest.approx(m.after)
