@@ -36,6 +36,8 @@ from scoring.hygiene import RULE_NAMES
 # beyond this many ids or accounts, difflib's closest matches take too long: suggest only those
 # one typo away (see bot.near), which are looked for first in any case
 DIFFLIB_POOL = 5_000
+# what a movement reads of each deal's state on a day (`_states`): placed, valued, compared
+MOVED = ("owner", "product", "status", "close_date", "value")
 CALL_COLUMNS = ["id", "quarter", "scope", "amount", "user_id", "caller", "as_of", "made_at"]
 
 
@@ -221,7 +223,7 @@ class SavedRun:
         team = self.teams.set_index("sales_agent") if len(self.teams) else None
 
         def on(day: pd.Timestamp) -> pd.DataFrame:
-            s = deal_history.states_before(db, (day + pd.Timedelta(days=1)).date())
+            s = deal_history.states_before(db, (day + pd.Timedelta(days=1)).date(), MOVED)
             s = s[~s["deal_id"].isin(removed)]
             s["value"] = s["value"].fillna(s["product"].map(prices))
             if team is not None:
