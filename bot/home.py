@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import pandas as pd
 
 from bot.blocks import MAX_BUTTON_ID, MAX_SECTION, _cut, _texts, deal_line, mrkdwn
-from bot.digest import AT_RISK, in_scope
+from bot.digest import AT_RISK, first_of_sets, in_scope
 from bot.inert import inert
 from bot.listeners import (
     ACTION_DETAILS,
@@ -190,12 +190,14 @@ def collapse_twins(deals: pd.DataFrame, twins: pd.Series | None) -> tuple[pd.Dat
     more than one deal here only), for `same_as`."""
     if twins is None or deals.empty:
         return deals, pd.Series(dtype=object)
-    sets = twins.reindex(deals.index).to_numpy()
-    later = pd.Series(sets).duplicated().to_numpy()
-    if not later.any():
-        return deals, pd.Series(dtype=object)
-    others = deals.loc[later, "deal_id"].groupby(sets[later], sort=False).agg(tuple)
-    return deals[~later], others
+    first, others = first_of_sets(twins.reindex(deals.index).to_numpy(), deals["deal_id"])
+    return (deals if first.all() else deals[first]), others  # no copy of a million rows
+
+
+def on_a_page(deals: pd.DataFrame, state: HomeState) -> HomeState:
+    """The state with its page within the deals' pages (a view saved on a longer list, before a
+    filter shrank it or its twins were collapsed, can name a page past the end)."""
+    return replace(state, page=min(state.page, max(0, (len(deals) - 1) // PAGE)))
 
 
 def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
@@ -212,7 +214,7 @@ def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
     deals, state = filtered(scores, scope, state)
     deals, others = collapse_twins(deals, twins)
     pages = max(1, -(-len(deals) // PAGE))
-    state = replace(state, page=min(state.page, pages - 1))
+    state = on_a_page(deals, state)
     value = mine["value"].fillna(0)
     at_risk = int((mine["risk"] >= AT_RISK).sum())
     blocks: list[dict] = [

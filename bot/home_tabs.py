@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -26,6 +25,7 @@ from bot.home import (
     filtered,
     home_view,
     notice_view,
+    on_a_page,
 )
 from bot.inert import inert
 from bot.mentions import mentions_of
@@ -63,8 +63,7 @@ def scope_view(reader: Reader, saved: SavedRun, scope: Scope, state: HomeState,
     """The dashboard of a scope on a saved run (what `revbot digest` draws as home.png too)."""
     deals, checked = filtered(saved.scores, scope, state)
     deals, _ = collapse_twins(deals, saved.twins)
-    # the page `home_view` will show: a view saved on a longer list can name a page past the end
-    checked = replace(checked, page=min(checked.page, max(0, (len(deals) - 1) // PAGE)))
+    checked = on_a_page(deals, checked)  # the page `home_view` will show
     page = deals.iloc[checked.page * PAGE : (checked.page + 1) * PAGE]
     missing = page.loc[page["drivers"].isna(), "deal_id"].tolist()
     reader.ensure_reasons(saved, missing)

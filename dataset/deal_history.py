@@ -272,7 +272,7 @@ def closed_since(db: sqlite_utils.Database, deal_ids: Sequence[str]) -> pd.DataF
             chunk,
         ))  # fmt: skip
     found = [p for p in parts if len(p)]
-    out = pd.concat(found, ignore_index=True) if len(found) > 1 else (found or parts)[0]
+    out = pd.concat(found, ignore_index=True) if found else parts[0]
     # a chunk whose deals all lack a value reads the column as objects (None): keep it numeric
     return out.assign(value=pd.to_numeric(out["value"], errors="coerce"))
 
