@@ -25,7 +25,7 @@ from bot import calls, ledger
 from bot.digest import SCOPE_COLUMN, in_scope, twin_sets
 from bot.near import one_typo
 from bot.settings import Scope, Settings
-from dataset import database, deal_history, run_flags, score_runs
+from dataset import database, deal_columns, deal_history, run_flags, score_runs
 from dataset.ids import salesforce_18
 from forecasting.categories import Rollup, rollup
 from forecasting.movement import Movement, movement
@@ -216,15 +216,18 @@ class SavedRun:
         return [max(pd.Timestamp(d), floor) for d in days]
 
     def _states(self, scope: Scope, days: list[pd.Timestamp]) -> list[pd.DataFrame]:
-        """Every deal's state at the end of each day, valued and placed as the run does."""
+        """Every deal's state at the end of each day, valued and placed as the run does. The
+        history is read once for all the days (a day's states alone from SQLite: 6.5 s for a
+        million deals)."""
         db = self._reader.db()
         prices = dict(db.execute("SELECT product, sales_price FROM products").fetchall())
         removed = deal_history.removed_ids(db)
         team = self.teams.set_index("sales_agent") if len(self.teams) else None
+        history = deal_columns.history(db, MOVED)
+        history = history[~history["deal_id"].isin(removed).to_numpy()]
 
         def on(day: pd.Timestamp) -> pd.DataFrame:
-            s = deal_history.states_before(db, (day + pd.Timedelta(days=1)).date(), MOVED)
-            s = s[~s["deal_id"].isin(removed)]
+            s = deal_columns.states_on(history, day)
             s["value"] = s["value"].fillna(s["product"].map(prices))
             if team is not None:
                 s["manager"] = s["owner"].map(team["manager"])

@@ -27,8 +27,9 @@ import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,6 +77,9 @@ PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 _TABLES = {"deals": "deals", "history": "deal_history", "activity": "deal_activity"}
+# the history's columns that are a deal's state as recorded (a reader may ask for these)
+# (the copy has whether a next step was given, not its text, and no names)
+HISTORY_STATE = tuple(c for c in STATE if c not in ("name", "next_step"))
 
 
 def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFrame]:
@@ -99,6 +103,43 @@ def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFram
         save(db, tables, key)
     return {part: (_without(t, removed) if part != "activity" else t).to_pandas()
             for part, t in tables.items()}  # fmt: skip
+
+
+def history(db: sqlite_utils.Database, columns: Sequence[str]) -> pd.DataFrame:
+    """Every recorded state of every deal (deal_id, as_of and `columns` of `STATE`), in deal and
+    day order, the deals the CRM removed included: for a reader that wants many days' states in
+    one read (a quarter's movement wants three). From the copy plus what came after it where that
+    is exact, else from the table, only these columns either way. Why: reading the states of
+    one day from SQLite took 6.5 s for a million deals; the copy's columns take about 1 s."""
+    unknown = [c for c in columns if c not in HISTORY_STATE]
+    if unknown:
+        raise ValueError(f"not history columns: {unknown}")
+    names = ["deal_id", "as_of", *columns]
+    with _one_snapshot(db):
+        imports = db.execute("SELECT id, sha256, table_name, as_of FROM imports ORDER BY id")
+        try:
+            table = _from_copy(db, _saved_key(db), imports.fetchall(), {"history": names})
+            table = table["history"]
+        except _ReadWhole as why:
+            log.info("the deal history read from its table: %s", why)
+            sql = f"SELECT {', '.join(names)} FROM deal_history ORDER BY deal_id, as_of"
+            table = _arrow(db.conn.execute(sql))
+    frame = table.to_pandas()
+    # plain Python ids: a movement indexes by them, and pandas' index on Arrow strings turns
+    # them into Python objects again at every lookup (3 s a movement for a million deals)
+    frame["deal_id"] = frame["deal_id"].astype(object)
+    return frame
+
+
+def states_on(history: pd.DataFrame, day) -> pd.DataFrame:
+    """Each deal's latest state on or before `day` (the rows of `history`, in deal and day order,
+    as `history` gives them): what `deal_history.states_before` gives for the day after."""
+    until = pd.Timestamp(day).normalize() + pd.Timedelta(days=1)
+    rows = history[(history["as_of"] < until).to_numpy()]
+    ids = rows["deal_id"].to_numpy()
+    last = np.ones(len(rows), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return rows[last].reset_index(drop=True)
 
 
 def save(db: sqlite_utils.Database, tables: dict[str, pa.Table], key: dict) -> bool:
@@ -175,9 +216,10 @@ class _ReadWhole(Exception):
     """Why the copy cannot be used this time."""
 
 
-def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]) -> dict:
+def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple],
+               columns: dict[str, list[str]] | None = None) -> dict:  # fmt: skip
     """The copy with the later imports' rows added; `_ReadWhole` where that would not be
-    exact."""
+    exact. `columns`: only these parts, with only these columns (every part whole by default)."""
     if key is None:
         raise _ReadWhole("no columnar copy saved (yet)")
     last = key.get("last_import")
@@ -191,15 +233,19 @@ def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]
         if table == "deals" and not (day and day > (key.get("last_day") or "")):
             raise _ReadWhole(f"an export of {day}, not later than the copy's, was imported")
     try:
-        copy = _read_copy(db)
+        copy = _read_copy(db, columns)
     except (pa.ArrowException, OSError, ValueError) as exc:
         log.warning("the columnar copy of the deal tables could not be read (%s)", exc)
         raise _ReadWhole("the copy could not be read") from exc
-    if {p: t.num_rows for p, t in copy.items()} != key["rows"]:
+    if any(t.num_rows != key["rows"].get(p) for p, t in copy.items()):
         raise _ReadWhole("the copy's rows are not those its key lists")
     out = {}
     for part, (_, sql, order) in PARTS.items():
+        if part not in copy:
+            continue
         added = _arrow(db.conn.execute(sql, [last]))
+        if columns is not None and set(columns[part]) <= set(added.column_names):
+            added = added.select(columns[part])
         if added.column_names != copy[part].column_names:
             raise _ReadWhole(f"the columns of {_TABLES[part]} changed")
         out[part] = _merge(part, copy[part], added, order) if added.num_rows else copy[part]
@@ -222,13 +268,21 @@ def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) ->
     return both.take(pc.sort_indices(both, sort_keys=[(c, "ascending") for c in order]))
 
 
-def _read_copy(db: sqlite_utils.Database) -> dict[str, pa.Table]:
+def _read_copy(db: sqlite_utils.Database,
+               columns: dict[str, list[str]] | None = None) -> dict[str, pa.Table]:  # fmt: skip
+    """The saved parts (those of `columns`, with only its columns, where given)."""
+    wanted = list(PARTS) if columns is None else list(columns)
     chunks: dict[str, list[bytes]] = {}
-    for part, data in db.execute("SELECT part, data FROM deal_columns ORDER BY part, chunk"):
+    marks = ", ".join("?" * len(wanted))
+    for part, data in db.execute(
+        f"SELECT part, data FROM deal_columns WHERE part IN ({marks}) ORDER BY part, chunk", wanted
+    ):
         chunks.setdefault(part, []).append(data)
-    if set(chunks) != set(PARTS):
+    if set(chunks) != set(wanted):
         raise ValueError(f"parts {sorted(chunks)}")
-    return {part: pq.read_table(io.BytesIO(b"".join(chunks[part]))) for part in PARTS}
+    return {part: pq.read_table(io.BytesIO(b"".join(chunks[part])),
+                                columns=None if columns is None else columns[part])
+            for part in wanted}  # fmt: skip
 
 
 def _parquet(table: pa.Table) -> bytes:

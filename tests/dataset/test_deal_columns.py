@@ -339,3 +339,52 @@ def test_a_copy_read_past_is_saved_again(world, tmp_path, caplog):
         db.execute("UPDATE deal_columns SET data = X'00112233' WHERE part = 'history'")
     assert _load(db, caplog, keep=True)[1].startswith("the deal tables read whole")
     assert _load(db, caplog)[1] == f"{FROM_COPY} 0 later imports"
+
+
+def _cells(frame: pd.DataFrame) -> list[tuple]:
+    """Rows as plain values in deal order, dates as ISO text and missing as None: what
+    `deal_history.states_before` (text from SQLite) and the history's Arrow types share."""
+    out = frame.sort_values("deal_id").reset_index(drop=True)
+    for name in ("as_of", "close_date"):
+        out[name] = pd.to_datetime(out[name]).dt.strftime("%Y-%m-%d")
+    return [tuple(None if pd.isna(v) else v for v in row) for row in out.itertuples(index=False)]
+
+
+STATE_COLUMNS = ("owner", "product", "status", "close_date", "value", "stage")
+
+
+@pytest.mark.parametrize("copy", ["saved", "saved, then an export", "none", "products file since"])
+def test_the_history_gives_each_day_s_states_as_sqlite_does(world, tmp_path, copy, caplog):
+    """One read of the history (the quarter's movement's), then each day's states from it: the
+    same as asking SQLite for that day's, from the copy (with the exports after it) or not."""
+    db = database.connect(tmp_path / "crm.db")
+    refs, exports = _files(world)
+    ingest_files(db, [*refs, *exports[:-1]])
+    if copy != "none":
+        deal_columns.load(db, keep=True)
+    if copy == "saved, then an export":
+        ingest_files(db, exports[-1:])
+    elif copy == "products file since":  # products renamed everywhere: the copy is not exact
+        ingest_files(db, exports[-1:])
+        products = pd.read_csv(refs[1])
+        products.loc[0, "product"] = products.loc[0, "product"].upper() + " Pro"
+        products.to_csv(tmp_path / "products.csv", index=False)
+        ingest_files(db, [tmp_path / "products.csv"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=deal_columns.__name__):
+        history = deal_columns.history(db, STATE_COLUMNS)
+    (how,) = [r.getMessage() for r in caplog.records if r.name == deal_columns.__name__]
+    from_copy = copy in ("saved", "saved, then an export")
+    assert how.startswith(FROM_COPY if from_copy else "the deal history read from its table")
+    days = [pd.Timestamp(r[0]) for r in db.execute("SELECT DISTINCT as_of FROM deal_history")]
+    assert len(days) >= 4
+    seen = []
+    for day in sorted(days) + [min(days) - timedelta(days=1), max(days) + timedelta(days=3)]:
+        got = deal_columns.states_on(history, day)
+        want = deal_history.states_before(db, (day + timedelta(days=1)).date(), STATE_COLUMNS)
+        assert len(got) == len(want) and (len(got) > 400 or day < min(days))
+        assert _cells(got) == _cells(want[["deal_id", "as_of", *STATE_COLUMNS]]), day
+        seen.append(_cells(got))
+    assert seen[0] != seen[len(days) - 1]  # the days' states differ: the test can tell them apart
+    with pytest.raises(ValueError, match="not history columns"):
+        deal_columns.history(db, ["name"])
