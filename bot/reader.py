@@ -74,6 +74,15 @@ class SavedForecast:
         return (q if name is None else q[q["period"] == name]).iloc[0]
 
 
+def _looked_up(keys: pd.Series, table: pd.Series) -> np.ndarray:
+    """`keys.map(table)`, looking each distinct key up once (a million owners' names mapped one
+    by one took 0.3 s a column)."""
+    codes, distinct = pd.factorize(keys)
+    found = table[~table.index.duplicated()].reindex(distinct).to_numpy()
+    missing = np.nan if found.dtype.kind == "f" else None
+    return np.append(found, missing)[codes]  # a missing key (code -1) takes the value appended
+
+
 @dataclass
 class SavedRun:
     """One score run as saved: its header, its deals by rank, the team table, and its forecasts
@@ -216,27 +225,23 @@ class SavedRun:
         return [max(pd.Timestamp(d), floor) for d in days]
 
     def _states(self, scope: Scope, days: list[pd.Timestamp]) -> list[pd.DataFrame]:
-        """Every deal's state at the end of each day, valued and placed as the run does. The
-        history is read once for all the days (a day's states alone from SQLite: 6.5 s for a
-        million deals)."""
+        """Every deal's state at the end of each day, valued and placed as the run does, from one
+        pass over the history for all the days."""
         db = self._reader.db()
         prices = dict(db.execute("SELECT product, sales_price FROM products").fetchall())
         removed = deal_history.removed_ids(db)
         team = self.teams.set_index("sales_agent") if len(self.teams) else None
-        history = deal_columns.history(db, MOVED)
-        history = history[~history["deal_id"].isin(removed).to_numpy()]
 
-        def on(day: pd.Timestamp) -> pd.DataFrame:
-            s = deal_columns.states_on(history, day)
-            s["value"] = s["value"].fillna(s["product"].map(prices))
-            if team is not None:
-                s["manager"] = s["owner"].map(team["manager"])
-                s["region"] = s["owner"].map(team["regional_office"])
-            else:
-                s["manager"] = s["region"] = None
+        def placed(s: pd.DataFrame) -> pd.DataFrame:
+            s = s[~s["deal_id"].isin(removed).to_numpy()].copy()
+            listed = _looked_up(s["product"], pd.Series(prices, dtype=float))
+            s["value"] = s["value"].where(s["value"].notna(), listed)
+            if scope.kind in ("manager", "region"):  # the owner's team, for these scopes only
+                column = {"manager": "manager", "region": "regional_office"}[scope.kind]
+                s[scope.kind] = None if team is None else _looked_up(s["owner"], team[column])
             return in_scope(s, scope)
 
-        return [on(day) for day in days]
+        return [placed(s) for s in deal_columns.states_on(db, days, MOVED)]
 
     def categories(self, scope: Scope, quarter: str | None = None) -> tuple[Rollup, str]:
         """The quarter by forecast category beside the model, and which deals it covers."""

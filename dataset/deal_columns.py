@@ -27,7 +27,7 @@ import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -77,8 +77,8 @@ PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 _TABLES = {"deals": "deals", "history": "deal_history", "activity": "deal_activity"}
-# the history's columns that are a deal's state as recorded (a reader may ask for these)
-# (the copy has whether a next step was given, not its text, and no names)
+# the history's columns that are a deal's state as recorded, which a reader may ask for (the copy
+# keeps whether a next step was given, not its text, and no names)
 HISTORY_STATE = tuple(c for c in STATE if c not in ("name", "next_step"))
 
 
@@ -105,41 +105,101 @@ def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFram
             for part, t in tables.items()}  # fmt: skip
 
 
-def history(db: sqlite_utils.Database, columns: Sequence[str]) -> pd.DataFrame:
-    """Every recorded state of every deal (deal_id, as_of and `columns` of `STATE`), in deal and
-    day order, the deals the CRM removed included: for a reader that wants many days' states in
-    one read (a quarter's movement wants three). From the copy plus what came after it where that
-    is exact, else from the table, only these columns either way. Why: reading the states of
-    one day from SQLite took 6.5 s for a million deals; the copy's columns take about 1 s."""
+def states_on(db: sqlite_utils.Database, days: Sequence, columns: Sequence[str]) -> list[pd.DataFrame]:  # fmt: skip
+    """Each deal's latest recorded state on or before each of `days` (deal_id, as_of and `columns`
+    of `HISTORY_STATE`; the deals the CRM removed included), as `deal_history.states_before` gives
+    it for the day after each, from one pass over the history: the copy's and the imports' after
+    it where that is exact, else the table's. A block of rows at a time, so that memory grows
+    with the deals, not with the history. Why: a day's states from SQLite's rows took 6.5 s for a
+    million deals, and a quarter's movement wants three days."""
     unknown = [c for c in columns if c not in HISTORY_STATE]
     if unknown:
         raise ValueError(f"not history columns: {unknown}")
     names = ["deal_id", "as_of", *columns]
+    ends = [pd.Timestamp(d).normalize() + pd.Timedelta(days=1) for d in days]
     with _one_snapshot(db):
         imports = db.execute("SELECT id, sha256, table_name, as_of FROM imports ORDER BY id")
         try:
-            table = _from_copy(db, _saved_key(db), imports.fetchall(), {"history": names})
-            table = table["history"]
+            states = _from_copy_states(db, _saved_key(db), imports.fetchall(), names, ends)
         except _ReadWhole as why:
             log.info("the deal history read from its table: %s", why)
             sql = f"SELECT {', '.join(names)} FROM deal_history ORDER BY deal_id, as_of"
-            table = _arrow(db.conn.execute(sql))
-    frame = table.to_pandas()
-    # plain Python ids: a movement indexes by them, and pandas' index on Arrow strings turns
-    # them into Python objects again at every lookup (3 s a movement for a million deals)
+            states = _latest(_blocks(db.conn.execute(sql)), ends)
+    return [_frame(t, names) for t in states]
+
+
+def _from_copy_states(db: sqlite_utils.Database, key: dict | None, imports: list[tuple],
+                      names: list[str], ends: list[pd.Timestamp]) -> list[pa.Table]:  # fmt: skip
+    """`states_on` from the copy (a block at a time) and the rows of the imports after it (all
+    of later days, so theirs are the later states); `_ReadWhole` where that is not exact."""
+    last, later = _later(key, imports)
+    try:
+        data = db.execute("SELECT data FROM deal_columns WHERE part = 'history' ORDER BY chunk")
+        copy = pq.ParquetFile(io.BytesIO(b"".join(d for (d,) in data)))
+        if copy.metadata.num_rows != key["rows"].get("history"):
+            raise _ReadWhole("the copy's rows are not those its key lists")
+        added = _arrow(db.conn.execute(f"SELECT {', '.join(names)} FROM deal_history "
+                                       "WHERE import_id > ? ORDER BY deal_id, as_of", [last]))  # fmt: skip
+        (rows,) = db.execute("SELECT COUNT(*) FROM deal_history").fetchone()
+        if rows != copy.metadata.num_rows + added.num_rows:  # a write this module does not know of
+            raise _ReadWhole("the copy of deal_history does not add up")
+        blocks = (pa.Table.from_batches([b]) for b in copy.iter_batches(_BLOCK, columns=names))
+        states = _latest(blocks, ends)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        log.warning("the columnar copy of the deal history could not be read (%s)", exc)
+        raise _ReadWhole("the copy could not be read") from exc
+    log.info("the deal history read from its columnar copy and %d later imports", len(later))
+    newer = _latest([added], ends)
+    return [
+        new if old is None else old if new is None else
+        pa.concat_tables([old.filter(pc.invert(pc.is_in(old["deal_id"], new["deal_id"]))), new],
+                         promote_options="permissive")
+        for old, new in zip(states, newer, strict=True)
+    ]  # fmt: skip
+
+
+def _blocks(cursor: sqlite3.Cursor) -> Iterator[pa.Table]:
+    """A query's rows as Arrow tables of `_BLOCK` rows, dates as timestamps."""
+    names = [d[0] for d in cursor.description]
+    while rows := cursor.fetchmany(_BLOCK):
+        columns = zip(*rows, strict=True)
+        yield pa.table([_column(n, c) for n, c in zip(names, columns, strict=True)], names=names)
+
+
+def _latest(blocks: Iterable[pa.Table], ends: list[pd.Timestamp]) -> list[pa.Table]:
+    """Each deal's last row before each of `ends`, from `blocks` in (deal, day) order (a deal's
+    rows may straddle two blocks)."""
+    found: list[list[pa.Table]] = [[] for _ in ends]
+    for block in blocks:
+        for parts, end in zip(found, ends, strict=True):
+            rows = _last_of_each(block.filter(pc.less(block["as_of"], end.to_datetime64())))
+            if not rows.num_rows:
+                continue
+            # a deal whose rows straddle two blocks: its row in the earlier one is not its last
+            while parts and parts[-1]["deal_id"][-1] == rows["deal_id"][0]:
+                parts[-1] = parts[-1].slice(0, parts[-1].num_rows - 1)
+                if not parts[-1].num_rows:
+                    parts.pop()
+            parts.append(rows)
+    return [pa.concat_tables(parts, promote_options="permissive") if parts else None
+            for parts in found]  # fmt: skip
+
+
+def _last_of_each(rows: pa.Table) -> pa.Table:
+    """The last row of each run of the same deal id (rows in deal order)."""
+    if rows.num_rows < 2:
+        return rows
+    ids = rows["deal_id"].combine_chunks()
+    change = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False)
+    return rows.filter(np.append(change, True))
+
+
+def _frame(states: pa.Table | None, names: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(columns=names) if states is None else states.to_pandas()
+    # plain Python ids: a movement indexes by them, and pandas' index on Arrow strings makes
+    # Python objects of them again at every lookup (3 s a movement for a million deals)
     frame["deal_id"] = frame["deal_id"].astype(object)
     return frame
-
-
-def states_on(history: pd.DataFrame, day) -> pd.DataFrame:
-    """Each deal's latest state on or before `day` (the rows of `history`, in deal and day order,
-    as `history` gives them): what `deal_history.states_before` gives for the day after."""
-    until = pd.Timestamp(day).normalize() + pd.Timedelta(days=1)
-    rows = history[(history["as_of"] < until).to_numpy()]
-    ids = rows["deal_id"].to_numpy()
-    last = np.ones(len(rows), dtype=bool)
-    last[:-1] = ids[1:] != ids[:-1]
-    return rows[last].reset_index(drop=True)
 
 
 def save(db: sqlite_utils.Database, tables: dict[str, pa.Table], key: dict) -> bool:
@@ -216,36 +276,20 @@ class _ReadWhole(Exception):
     """Why the copy cannot be used this time."""
 
 
-def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple],
-               columns: dict[str, list[str]] | None = None) -> dict:  # fmt: skip
+def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]) -> dict:
     """The copy with the later imports' rows added; `_ReadWhole` where that would not be
-    exact. `columns`: only these parts, with only these columns (every part whole by default)."""
-    if key is None:
-        raise _ReadWhole("no columnar copy saved (yet)")
-    last = key.get("last_import")
-    held = [row for row in imports if row[0] <= last] if isinstance(last, int) else None
-    if held is None or _digest(held) != key.get("imports"):
-        raise _ReadWhole("the copy was made of other imports (a database restored?)")
-    later = [row for row in imports if row[0] > last]
-    for _, _, table, day in later:
-        if table == "products":
-            raise _ReadWhole("a products file was imported since (products may be renamed)")
-        if table == "deals" and not (day and day > (key.get("last_day") or "")):
-            raise _ReadWhole(f"an export of {day}, not later than the copy's, was imported")
+    exact."""
+    last, later = _later(key, imports)
     try:
-        copy = _read_copy(db, columns)
+        copy = _read_copy(db)
     except (pa.ArrowException, OSError, ValueError) as exc:
         log.warning("the columnar copy of the deal tables could not be read (%s)", exc)
         raise _ReadWhole("the copy could not be read") from exc
-    if any(t.num_rows != key["rows"].get(p) for p, t in copy.items()):
+    if {p: t.num_rows for p, t in copy.items()} != key["rows"]:
         raise _ReadWhole("the copy's rows are not those its key lists")
     out = {}
     for part, (_, sql, order) in PARTS.items():
-        if part not in copy:
-            continue
         added = _arrow(db.conn.execute(sql, [last]))
-        if columns is not None and set(columns[part]) <= set(added.column_names):
-            added = added.select(columns[part])
         if added.column_names != copy[part].column_names:
             raise _ReadWhole(f"the columns of {_TABLES[part]} changed")
         out[part] = _merge(part, copy[part], added, order) if added.num_rows else copy[part]
@@ -259,6 +303,24 @@ def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]
     return out
 
 
+def _later(key: dict | None, imports: list[tuple]) -> tuple[int, list[tuple]]:
+    """The copy's last import and the imports after it; `_ReadWhole` where adding those to the
+    copy would not be exact."""
+    if key is None:
+        raise _ReadWhole("no columnar copy saved (yet)")
+    last = key.get("last_import")
+    held = [row for row in imports if row[0] <= last] if isinstance(last, int) else None
+    if held is None or _digest(held) != key.get("imports"):
+        raise _ReadWhole("the copy was made of other imports (a database restored?)")
+    later = [row for row in imports if row[0] > last]
+    for _, _, table, day in later:
+        if table == "products":
+            raise _ReadWhole("a products file was imported since (products may be renamed)")
+        if table == "deals" and not (day and day > (key.get("last_day") or "")):
+            raise _ReadWhole(f"an export of {day}, not later than the copy's, was imported")
+    return last, later
+
+
 def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) -> pa.Table:
     """The copy's rows, the deals' latest states replaced where rewritten, plus the added rows,
     in `order`."""
@@ -268,21 +330,13 @@ def _merge(part: str, old: pa.Table, added: pa.Table, order: tuple[str, ...]) ->
     return both.take(pc.sort_indices(both, sort_keys=[(c, "ascending") for c in order]))
 
 
-def _read_copy(db: sqlite_utils.Database,
-               columns: dict[str, list[str]] | None = None) -> dict[str, pa.Table]:  # fmt: skip
-    """The saved parts (those of `columns`, with only its columns, where given)."""
-    wanted = list(PARTS) if columns is None else list(columns)
+def _read_copy(db: sqlite_utils.Database) -> dict[str, pa.Table]:
     chunks: dict[str, list[bytes]] = {}
-    marks = ", ".join("?" * len(wanted))
-    for part, data in db.execute(
-        f"SELECT part, data FROM deal_columns WHERE part IN ({marks}) ORDER BY part, chunk", wanted
-    ):
+    for part, data in db.execute("SELECT part, data FROM deal_columns ORDER BY part, chunk"):
         chunks.setdefault(part, []).append(data)
-    if set(chunks) != set(wanted):
+    if set(chunks) != set(PARTS):
         raise ValueError(f"parts {sorted(chunks)}")
-    return {part: pq.read_table(io.BytesIO(b"".join(chunks[part])),
-                                columns=None if columns is None else columns[part])
-            for part in wanted}  # fmt: skip
+    return {part: pq.read_table(io.BytesIO(b"".join(chunks[part]))) for part in PARTS}
 
 
 def _parquet(table: pa.Table) -> bytes:

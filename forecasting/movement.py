@@ -39,31 +39,49 @@ def _in_quarter(states: pd.DataFrame, start, end, basis: str) -> pd.Series:
     return open_ & close.between(pd.Timestamp(start), pd.Timestamp(end))
 
 
+def _aligned(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """`frame`'s rows at `rows` (-1: a deal it does not have, all missing), index 0..n-1."""
+    out = frame.reset_index(drop=True).reindex(rows)
+    return out.reset_index(drop=True)
+
+
 def movement(before: pd.DataFrame, after: pd.DataFrame, since, until, start, end) -> Movement:
     """`before`/`after`: every deal's state on `since`/`until` (deal_id, status, close_date,
     value; value already filled where the CRM has none); `start`/`end`: the quarter."""
-    after = after.set_index("deal_id")
-    before = before.set_index("deal_id").reindex(after.index.union(before["deal_id"]))
-    after = after.reindex(before.index)
-    basis = "open" if pd.to_datetime(after.loc[after["status"] == "open", "close_date"],
+    # every deal of either day once, each day's row of it (a million deals: the ids are hashed
+    # once, and the rest is done on plain arrays, not on indexes aligned at every step)
+    ids = np.concatenate([before["deal_id"].to_numpy(dtype=object),
+                          after["deal_id"].to_numpy(dtype=object)])  # fmt: skip
+    codes, deal_ids = pd.factorize(ids, use_na_sentinel=False)
+    for day in (codes[: len(before)], codes[len(before) :]):
+        if len(day) and np.bincount(day).max() > 1:
+            raise ValueError("a deal is listed twice on the same day")
+    rows = np.full((2, len(deal_ids)), -1)
+    rows[0, codes[: len(before)]] = np.arange(len(before))
+    rows[1, codes[len(before) :]] = np.arange(len(after))
+    then, now_ = _aligned(before, rows[0]), _aligned(after, rows[1])
+    open_after = after["status"].to_numpy() == "open"
+    basis = "open" if pd.to_datetime(after.loc[open_after, "close_date"],
                                       errors="coerce").isna().all() else "quarter"  # fmt: skip
-    was = _in_quarter(before.fillna({"status": ""}), start, end, basis).astype(bool)
-    now = _in_quarter(after.fillna({"status": ""}), start, end, basis).astype(bool)
-    v0, v1 = before["value"].fillna(0.0), after["value"].fillna(0.0)
+    was = _in_quarter(then.fillna({"status": ""}), start, end, basis).to_numpy(bool)
+    now = _in_quarter(now_.fillna({"status": ""}), start, end, basis).to_numpy(bool)
+    v0 = then["value"].astype(float).fillna(0.0).to_numpy()
+    v1 = now_["value"].astype(float).fillna(0.0).to_numpy()
     # each deal's part, decided column-wise (a million deals one by one took 25 s a movement)
     came, went = now & ~was, was & ~now
-    pulled = before["status"].eq("open").fillna(False).astype(bool)  # open on `since`
-    ending = after["status"].map({"won": "won", "lost": "lost", "open": "pushed out"})
     changed = was & now & (v1 != v0)
-    part = pd.Series(None, index=before.index, dtype=object)
-    part[came] = pulled[came].map({True: "pulled in", False: "new"})
-    part[went] = ending[went].fillna("gone")
-    part[changed] = (v1 > v0)[changed].map({True: "amount up", False: "amount down"})
-    value = v1.where(came, -v0).where(came | went, v1 - v0)
-    moved = (came | went | changed).to_numpy()
-    deals = pd.DataFrame({"deal_id": np.asarray(before.index[moved], dtype=object),
-                          "part": part[moved].to_numpy(),
-                          "value": value[moved].to_numpy()})  # fmt: skip
+    pulled = then["status"].to_numpy(dtype=object) == "open"  # open on `since`
+    ending = now_["status"].map({"won": "won", "lost": "lost", "open": "pushed out"})
+    ending = ending.astype(object).where(ending.notna(), "gone").to_numpy(dtype=object)
+    part = np.full(len(deal_ids), None, dtype=object)
+    part[came] = np.where(pulled[came], "pulled in", "new")
+    part[went] = ending[went]
+    part[changed] = np.where((v1 > v0)[changed], "amount up", "amount down")
+    value = np.where(came, v1, np.where(went, -v0, v1 - v0))
+    moved = np.flatnonzero(came | went | changed)
+    order = moved[_in_id_order(np.asarray(deal_ids, dtype=object)[moved])]
+    deals = pd.DataFrame({"deal_id": np.asarray(deal_ids, dtype=object)[order],
+                          "part": part[order], "value": value[order]})  # fmt: skip
     parts = (
         deals.groupby("part")["value"].agg(["count", "sum"]).reindex(list(PARTS)).fillna(0.0)
         .reset_index().rename(columns={"count": "deals", "sum": "value"})
@@ -71,3 +89,11 @@ def movement(before: pd.DataFrame, after: pd.DataFrame, since, until, start, end
     parts["deals"] = parts["deals"].astype(int)
     return Movement(pd.Timestamp(since), pd.Timestamp(until), float(v0[was].sum()),
                     float(v1[now].sum()), parts, deals, basis)  # fmt: skip
+
+
+def _in_id_order(ids: np.ndarray) -> np.ndarray:
+    """The positions that sort `ids` (as they come where they cannot be compared)."""
+    try:
+        return np.argsort(ids, kind="stable")
+    except TypeError:
+        return np.arange(len(ids))

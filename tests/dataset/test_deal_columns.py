@@ -353,10 +353,13 @@ def _cells(frame: pd.DataFrame) -> list[tuple]:
 STATE_COLUMNS = ("owner", "product", "status", "close_date", "value", "stage")
 
 
+@pytest.mark.parametrize("block", [100_000, 7], ids=["one block", "deals across blocks"])
 @pytest.mark.parametrize("copy", ["saved", "saved, then an export", "none", "products file since"])
-def test_the_history_gives_each_day_s_states_as_sqlite_does(world, tmp_path, copy, caplog):
-    """One read of the history (the quarter's movement's), then each day's states from it: the
-    same as asking SQLite for that day's, from the copy (with the exports after it) or not."""
+def test_each_day_s_states_in_one_pass_are_sqlite_s(world, tmp_path, copy, block, caplog, monkeypatch):  # fmt: skip
+    """Many days' states from one pass over the history (the quarter's movement's): the same as
+    asking SQLite for each day's, from the copy (with the exports after it) or not, whether a
+    deal's rows come in one block or straddle two."""
+    monkeypatch.setattr(deal_columns, "_BLOCK", block)
     db = database.connect(tmp_path / "crm.db")
     refs, exports = _files(world)
     ingest_files(db, [*refs, *exports[:-1]])
@@ -370,21 +373,21 @@ def test_the_history_gives_each_day_s_states_as_sqlite_does(world, tmp_path, cop
         products.loc[0, "product"] = products.loc[0, "product"].upper() + " Pro"
         products.to_csv(tmp_path / "products.csv", index=False)
         ingest_files(db, [tmp_path / "products.csv"])
+    days = sorted(pd.Timestamp(r[0]) for r in db.execute("SELECT DISTINCT as_of FROM deal_history"))
+    assert len(days) >= 4
+    asked = [*days, days[0] - timedelta(days=1), days[-1] + timedelta(days=3)]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=deal_columns.__name__):
-        history = deal_columns.history(db, STATE_COLUMNS)
+        got = deal_columns.states_on(db, asked, STATE_COLUMNS)
     (how,) = [r.getMessage() for r in caplog.records if r.name == deal_columns.__name__]
     from_copy = copy in ("saved", "saved, then an export")
-    assert how.startswith(FROM_COPY if from_copy else "the deal history read from its table")
-    days = [pd.Timestamp(r[0]) for r in db.execute("SELECT DISTINCT as_of FROM deal_history")]
-    assert len(days) >= 4
-    seen = []
-    for day in sorted(days) + [min(days) - timedelta(days=1), max(days) + timedelta(days=3)]:
-        got = deal_columns.states_on(history, day)
+    assert how.startswith(
+        "the deal history read from " + ("its columnar copy" if from_copy else "its table")
+    )
+    for day, states in zip(asked, got, strict=True):
         want = deal_history.states_before(db, (day + timedelta(days=1)).date(), STATE_COLUMNS)
-        assert len(got) == len(want) and (len(got) > 400 or day < min(days))
-        assert _cells(got) == _cells(want[["deal_id", "as_of", *STATE_COLUMNS]]), day
-        seen.append(_cells(got))
-    assert seen[0] != seen[len(days) - 1]  # the days' states differ: the test can tell them apart
+        assert len(states) == len(want) and (len(states) > 400 or day < days[0])
+        assert _cells(states) == _cells(want[["deal_id", "as_of", *STATE_COLUMNS]]), day
+    assert _cells(got[0]) != _cells(got[len(days) - 1])  # the days differ: the test can tell
     with pytest.raises(ValueError, match="not history columns"):
-        deal_columns.history(db, ["name"])
+        deal_columns.states_on(db, asked, ["name"])

@@ -118,3 +118,11 @@ def test_column_wise_parts_are_the_deal_by_deal_ones(seed):
     pd.testing.assert_frame_equal(m.deals, expected)
     assert m.basis == basis
     assert m.before + m.parts["value"].sum() == pytest.approx(m.after)
+
+
+def test_a_deal_listed_twice_on_a_day_is_refused():
+    twice = pd.concat([AFTER, AFTER.iloc[[0]]], ignore_index=True)
+    with pytest.raises(ValueError, match="listed twice"):
+        movement(BEFORE, twice, "2025-01-10", "2025-01-17", *Q)
+    with pytest.raises(ValueError, match="listed twice"):
+        movement(twice, AFTER, "2025-01-10", "2025-01-17", *Q)
