@@ -19,6 +19,7 @@ import sqlite_utils
 from dataset.database import read_frame, write_lock
 
 FEEDBACK = ("snooze", "done", "not_useful")
+RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones
 _TABLES = (
     """
 CREATE TABLE IF NOT EXISTS nudges (
@@ -46,6 +47,22 @@ CREATE TABLE IF NOT EXISTS nudged (
     rule TEXT NOT NULL,
     nudge_id INTEGER NOT NULL REFERENCES nudges(id),
     PRIMARY KEY (deal_id, rule)
+)
+""",
+    # the deals that crossed the risk threshold and nobody was told of yet (from_risk NULL: the
+    # deal was not in the run of `since`), and the runs a nudge pass saw
+    """
+CREATE TABLE IF NOT EXISTS nudge_crossings (
+    deal_id TEXT PRIMARY KEY,
+    from_risk REAL,
+    since TEXT NOT NULL,
+    run_id INTEGER NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS nudge_runs (
+    run_id INTEGER PRIMARY KEY,
+    seen_at TEXT NOT NULL
 )
 """,
     """
@@ -129,6 +146,57 @@ def told(db: sqlite_utils.Database) -> set[tuple[str, str]]:
     """Every (deal, rule) anyone was nudged about (or is being nudged about now)."""
     ensure_tables(db)
     return {(d, r) for d, r in db.execute("SELECT deal_id, rule FROM nudged")}
+
+
+def base_run(db: sqlite_utils.Database, run_id: int) -> int | None:
+    """The latest run before `run_id` that a nudge pass saw: risk crossings are news against it,
+    so a run no pass saw (the bot was down all its day) hides none."""
+    ensure_tables(db)
+    (found,) = db.execute(
+        "SELECT MAX(run_id) FROM nudge_runs WHERE run_id < ?", [run_id]
+    ).fetchone()
+    return None if found is None else int(found)
+
+
+def seen(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Did a nudge pass see this run (and keep its crossings)?"""
+    ensure_tables(db)
+    return db.execute("SELECT 1 FROM nudge_runs WHERE run_id = ?", [run_id]).fetchone() is not None
+
+
+def crossings(db: sqlite_utils.Database) -> pd.DataFrame:
+    """The deals that crossed the risk threshold and that nobody was told of yet: deal_id,
+    from_risk, since (the day of the run they were below it, or not in it), run_id (where the
+    crossing was seen)."""
+    ensure_tables(db)
+    return read_frame(
+        db,
+        "SELECT deal_id, from_risk, since, run_id FROM nudge_crossings WHERE deal_id NOT IN "
+        "(SELECT deal_id FROM nudged WHERE rule = ?)",
+        [RISK_RULE],
+    )
+
+
+def note_crossings(db: sqlite_utils.Database, run_id: int, crossed: pd.DataFrame, since: str) -> None:  # fmt: skip
+    """Keep what crossed the risk threshold at run `run_id` against the run of `since` (deal_id,
+    from_risk), and that a pass saw the run. Why: a crossing is news until its owner is told,
+    and the owner may be over their day's budget, or have snoozed the deal, until after the next
+    run, against which it is no longer a crossing. A deal that crossed again keeps the latest."""
+    ensure_tables(db)
+    rows = [(d, None if pd.isna(r) else float(r), since, run_id)
+            for d, r in zip(crossed["deal_id"], crossed["from_risk"], strict=True)]  # fmt: skip
+    with write_lock(db):
+        db.conn.executemany(
+            "INSERT INTO nudge_crossings (deal_id, from_risk, since, run_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (deal_id) DO UPDATE SET from_risk = excluded.from_risk, "
+            "since = excluded.since, run_id = excluded.run_id "
+            "WHERE excluded.run_id > nudge_crossings.run_id",
+            rows,
+        )
+        db.execute("DELETE FROM nudge_crossings WHERE deal_id IN "
+                   "(SELECT deal_id FROM nudged WHERE rule = ?)", [RISK_RULE])  # fmt: skip
+        db.execute("INSERT INTO nudge_runs (run_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   [run_id, _now()])  # fmt: skip
 
 
 def sent_on(db: sqlite_utils.Database, user_id: str, local_day: str) -> int:

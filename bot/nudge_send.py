@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pandas as pd
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import nudge_ledger, slack_api
 from bot.nudges import (
     candidates,
+    crossed,
     local_day,
     nudge_message,
     owners_map,
@@ -86,11 +88,10 @@ class Nudger:
         if not config.enabled or not roster or saved is None:
             return out
         db = self.reader.db()
-        previous_run = self.reader.previous_run(saved.run_id)
-        previous = (self.reader.run_scores(previous_run["run_id"], ("deal_id", "risk"))
-                    if previous_run else None)  # fmt: skip
         owners = owners_map(roster)
-        found = candidates(saved.scores, previous, saved.flags(), owners, config.risk)
+        self._note_crossings(db, saved, owners)
+        pending = nudge_ledger.crossings(db)
+        found = candidates(saved.scores, pending, saved.flags(), owners, config.risk)
         told = nudge_ledger.told(db)
         for user_id in sorted(set(found["user_id"])):
             try:
@@ -102,6 +103,25 @@ class Nudger:
             log.info("nudges of run #%d: %d sent, %d rolled up, %d failed, %d at night",
                      saved.run_id, out.sent, out.rolled, len(out.failed), len(out.night))  # fmt: skip
         return out
+
+    def _note_crossings(self, db, saved, owners) -> None:
+        """Keep in the ledger what crossed the risk threshold since the last run a pass saw (the
+        run before, where no pass saw any, or where that run's deals were pruned), so that it
+        waits for its owner's budget, snooze and morning whatever runs come between."""
+        base = nudge_ledger.base_run(db, saved.run_id)
+        compared = self.reader.run_header(base) if base is not None else None
+        previous = self.reader.run_scores(base, ("deal_id", "risk")) if compared else None
+        if previous is None or previous.empty:
+            compared = self.reader.previous_run(saved.run_id)
+            previous = (self.reader.run_scores(compared["run_id"], ("deal_id", "risk"))
+                        if compared else None)  # fmt: skip
+        found = (crossed(saved.scores, previous, owners, self.config.risk) if compared else
+                 pd.DataFrame({"deal_id": [], "from_risk": []}))  # the first run: nothing new  # fmt: skip
+        kept = nudge_ledger.crossings(db)
+        found = found[~found["deal_id"].isin(kept.loc[kept["run_id"] == saved.run_id, "deal_id"])]
+        if len(found) or not nudge_ledger.seen(db, saved.run_id):
+            since = str(compared["as_of"]) if compared else ""
+            nudge_ledger.note_crossings(db, saved.run_id, found, since)
 
     def _person(self, user_id, found, told, saved, now: datetime, out: Sent) -> None:
         db, config = self.reader.db(), self.config

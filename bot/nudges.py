@@ -2,9 +2,9 @@
 message. Pure: no Slack, no SQL (`bot.nudge_send` does both).
 
 A nudge goes to a deal's owner when the roster knows them (a member whose CRM `name` is the
-deal's owner) and the deal newly crossed the risk threshold since the previous run, or broke a
-hygiene rule (`scoring.hygiene`, saved with the run). Alert fatigue is why such bots get muted,
-so: one message per deal (all its new reasons in it), at most a person's budget a day, the
+deal's owner) and the deal crossed the risk threshold since the last run a nudge pass saw (kept
+until told: `bot.nudge_ledger.crossings`), or broke a hygiene rule (`scoring.hygiene`, saved
+with the run). Alert fatigue is why such bots get muted, so: one message per deal (all its new reasons in it), at most a person's budget a day, the
 most value at risk first, the rest rolled into one line; never the same deal and rule twice
 (the ledger); never at night in the person's time zone; each with "Snooze", "Done" and
 "Not useful", and "Not useful" is counted per rule (`revbot nudges`) so a team can tune or drop
@@ -26,11 +26,11 @@ from bot.crm_links import deal_id_mrkdwn
 from bot.digest import top_reasons
 from bot.inert import inert
 from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
+from bot.nudge_ledger import RISK_RULE
 from bot.settings import Member
 from dataset.money import money, plural
 from scoring.crm import positions
 
-RISK_RULE = "risk"  # the deal crossed the risk threshold: a rule like the hygiene ones
 ROLLED_SHOWN = 8  # deals named in the rolled-up line
 
 
@@ -52,21 +52,35 @@ def _points(x: float, other: float) -> str:
     return f"{x:.0f}" if round(x) != round(other) else f"{x:.1f}"
 
 
-def candidates(scores: pd.DataFrame, previous: pd.DataFrame | None, flags: pd.DataFrame,
+def crossed(scores: pd.DataFrame, previous: pd.DataFrame, owners: dict[str, list[Member]],
+            risk: float) -> pd.DataFrame:  # fmt: skip
+    """The roster's deals at or above the risk threshold that were not at the run compared with
+    (`previous`: deal_id, risk): deal_id, from_risk (that run's risk; NaN where the deal was not
+    in it)."""
+    mine = scores[scores["owner"].isin(list(owners))]
+    before = mine["deal_id"].map(previous.set_index("deal_id")["risk"])
+    hit = ((mine["risk"] >= risk) & ~(before >= risk)).to_numpy(bool)
+    return pd.DataFrame({"deal_id": mine["deal_id"].to_numpy(dtype=object)[hit],
+                         "from_risk": before.to_numpy(dtype=float)[hit]})  # fmt: skip
+
+
+def candidates(scores: pd.DataFrame, crossings: pd.DataFrame | None, flags: pd.DataFrame,
                owners: dict[str, list[Member]], risk: float) -> pd.DataFrame:  # fmt: skip
     """One row per (deal, rule) a person may be told about: user_id, deal_id, rule, detail,
     value_at_risk. The person is the roster member with the owner's CRM name who may see the
     deal (`bot.access.can_see`: a rep and another team's manager may share a name). Risk
-    crossings need a previous run (without one, nothing is "new")."""
+    crossings (`crossings`: deal_id, from_risk, since; kept until told) are news while the deal
+    is still at or above the threshold; none without a run to compare with."""
     mine = scores[scores["owner"].isin(list(owners))]
     rows = []
-    if previous is not None:
-        before = mine["deal_id"].map(previous.set_index("deal_id")["risk"])
-        crossed = mine[(mine["risk"] >= risk) & ~(before >= risk)]
-        for r, was in zip(crossed.itertuples(), before[crossed.index], strict=True):
-            detail = (f"risk rose to {_points(r.risk, was)} (of 100), from {_points(was, r.risk)} "
-                      "at the previous run" if pd.notna(was) else
-                      f"new in the pipeline at risk {r.risk:.0f} (of 100)")  # fmt: skip
+    if crossings is not None and len(crossings):
+        now = mine.set_index("deal_id")["risk"]
+        still = crossings[crossings["deal_id"].isin(now.index)]
+        still = still.assign(risk=still["deal_id"].map(now).to_numpy(float))
+        for r in still[still["risk"] >= risk].itertuples():
+            detail = (f"risk rose to {_points(r.risk, r.from_risk)} (of 100), from "
+                      f"{_points(r.from_risk, r.risk)} on {r.since}" if pd.notna(r.from_risk) else
+                      f"new in the pipeline since {r.since}, at risk {r.risk:.0f} (of 100)")  # fmt: skip
             rows.append((r.deal_id, RISK_RULE, detail))
     # by Arrow: pandas looks each of a million Arrow ids up in Python (5 s)
     for r in flags[positions(flags["deal_id"], mine["deal_id"]) >= 0].itertuples():

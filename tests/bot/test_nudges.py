@@ -15,6 +15,7 @@ from bot.config import ConfigError
 from bot.nudges import (
     RISK_RULE,
     candidates,
+    crossed,
     not_useful_rates,
     nudge_message,
     owners_map,
@@ -28,6 +29,15 @@ from tests.bot.hostile import assert_inert
 OWNERS = owners_map({"U0ANN": Member("U0ANN", "rep", "Ann Lee"),
                      "U0BO": Member("U0BO", "rep", "Bo Diaz")})  # fmt: skip
 NO_FLAGS = pd.DataFrame(columns=["deal_id", "rule", "detail"])
+
+
+DAY = "2025-02-13"  # the day of the run compared with
+
+
+def news(now: pd.DataFrame, before: pd.DataFrame | None, flags: pd.DataFrame, owners, risk: float) -> pd.DataFrame:  # fmt: skip
+    """The candidates of `now` with the crossings against `before` kept as the sender keeps them."""
+    kept = None if before is None else crossed(now, before, owners, risk).assign(since=DAY)
+    return candidates(now, kept, flags, owners, risk)
 
 
 def run(risks: dict[str, float], owner: dict[str, str] | None = None) -> pd.DataFrame:
@@ -44,10 +54,10 @@ def run(risks: dict[str, float], owner: dict[str, str] | None = None) -> pd.Data
 def test_only_crossings_since_the_previous_run_are_news_and_only_for_the_roster():
     now = run({"A": 65, "B": 75, "C": 61, "D": 40, "E": 90}, owner={"E": "Stranger"})
     before = run({"A": 50, "B": 70, "D": 30, "E": 10})  # C is new
-    found = candidates(now, before, NO_FLAGS, OWNERS, 60)
+    found = news(now, before, NO_FLAGS, OWNERS, 60)
     assert set(found["deal_id"]) == {"A", "C"} and set(found["rule"]) == {RISK_RULE}
     assert set(found["user_id"]) == {"U0ANN"}
-    assert candidates(now, None, NO_FLAGS, OWNERS, 60).empty  # no previous run: nothing is new
+    assert news(now, None, NO_FLAGS, OWNERS, 60).empty  # no previous run: nothing is new
 
 
 def test_the_risk_sentence_is_true_of_its_numbers():
@@ -61,14 +71,14 @@ def test_the_risk_sentence_is_true_of_its_numbers():
 
         now = run({i: near() for i in ids})
         before = run({i: near() for i in ids if rng.random() < 0.8})
-        found = candidates(now, before, NO_FLAGS, OWNERS, level)
+        found = news(now, before, NO_FLAGS, OWNERS, level)
         for r in found.itertuples():
-            m = re.fullmatch(r"risk rose to ([\d.]+) \(of 100\), from ([\d.]+) at the previous run", r.detail)  # fmt: skip
+            m = re.fullmatch(rf"risk rose to ([\d.]+) \(of 100\), from ([\d.]+) on {DAY}", r.detail)  # fmt: skip
             if m:
                 assert float(m[1]) > float(m[2]), r.detail  # "rose", as written
                 assert abs(float(m[1]) - now.set_index("deal_id").at[r.deal_id, "risk"]) <= 0.5
             else:
-                assert r.detail.startswith("new in the pipeline at risk")
+                assert r.detail.startswith(f"new in the pipeline since {DAY}, at risk")
                 assert r.deal_id not in set(before["deal_id"])
 
 
@@ -76,14 +86,14 @@ def test_hygiene_flags_reach_the_roster_owner_only():
     now = run({"A": 10, "B": 10}, owner={"B": "Stranger"})
     flags = pd.DataFrame({"deal_id": ["A", "B"], "rule": ["no_activity"] * 2,
                           "detail": ["no activity for 20 days"] * 2})  # fmt: skip
-    found = candidates(now, now, flags, OWNERS, 60)
+    found = news(now, now, flags, OWNERS, 60)
     assert found[["deal_id", "rule", "user_id"]].values.tolist() == [["A", "no_activity", "U0ANN"]]
 
 
 def _found(n: int) -> pd.DataFrame:
     now = run({f"D{i}": 70.0 for i in range(n)})
     flags = pd.DataFrame({"deal_id": now["deal_id"], "rule": "no_activity", "detail": "quiet"})
-    return candidates(now, run({f"D{i}": 10.0 for i in range(n)}), flags, OWNERS, 60)
+    return news(now, run({f"D{i}": 10.0 for i in range(n)}), flags, OWNERS, 60)
 
 
 def test_the_budget_takes_the_most_value_at_risk_first_and_rolls_up_the_rest():
@@ -160,12 +170,23 @@ def test_a_nudge_goes_only_to_someone_who_may_see_the_deal():
     deal = run({"X1": 70}, owner={"X1": "Pat Kim"}).assign(manager="Lee Boss")
     before = run({"X1": 10})
     manager = {"U0MGR": Member("U0MGR", "manager", "Pat Kim")}  # another team's manager
-    assert candidates(deal, before, NO_FLAGS, owners_map(manager), 60).empty
+    assert news(deal, before, NO_FLAGS, owners_map(manager), 60).empty
     both = manager | {"U0REP": Member("U0REP", "rep", "Pat Kim")}
-    found = candidates(deal, before, NO_FLAGS, owners_map(both), 60)
+    found = news(deal, before, NO_FLAGS, owners_map(both), 60)
     assert found["user_id"].tolist() == ["U0REP"]
     coach = {
         "U0PAT": Member("U0PAT", "manager", "Pat Kim")
     }  # a manager owning their own team's deal
     own = deal.assign(manager="Pat Kim")
-    assert candidates(own, before, NO_FLAGS, owners_map(coach), 60)["user_id"].tolist() == ["U0PAT"]
+    assert news(own, before, NO_FLAGS, owners_map(coach), 60)["user_id"].tolist() == ["U0PAT"]
+
+
+def test_a_kept_crossing_is_news_while_the_deal_stays_at_risk():
+    kept = pd.DataFrame({"deal_id": ["A", "B", "C"], "from_risk": [40.0, 55.0, None],
+                         "since": "2025-02-10"})  # fmt: skip
+    now = run({"A": 72, "B": 50, "C": 65})  # B fell back below the threshold since
+    found = candidates(now, kept, NO_FLAGS, OWNERS, 60).set_index("deal_id")["detail"]
+    assert found.to_dict() == {
+        "A": "risk rose to 72 (of 100), from 40 on 2025-02-10",
+        "C": "new in the pipeline since 2025-02-10, at risk 65 (of 100)",
+    }

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from bot import nudge_ledger
 from bot.listeners import ACTION_NUDGE_BUDGET, ACTION_NUDGE_NOT_USEFUL
 from bot.nudge_send import Nudger
 from bot.nudges import not_useful_rates
 from bot.settings import NudgeConfig
+from dataset import score_runs
 from tests.bot.slackenv import LEADER, REP, post, view_action_body
 from tests.bot.test_home_slack import open_home, press
 
@@ -139,3 +140,51 @@ def test_without_a_time_zone_nothing_is_sent_and_a_refused_dm_claims_nothing(ser
     db = served.services.reader.db()
     assert nudge_ledger.told(db) == set() and nudge_ledger.sent_on(db, REP, "2025-02-14") == 0
     assert nudger.run(NOON.replace(hour=13)).sent == min(3, rep_flags(served)["deal_id"].nunique())
+
+
+def _next_run(served, first: int, day: int, risks: dict[str, float]) -> None:
+    """A run of the fixture's deals on 2025-02-`day`, these deals at these risks, the others at
+    10 (below any threshold), no hygiene flags: only risk crossings are news."""
+    scores = served.services.reader.run_scores(first).set_index("deal_id")
+    scores["risk"] = scores.index.map(lambda d: risks.get(d, 10.0))
+    score_runs.write_score_run(served.services.reader.db(), as_of=date(2025, 2, day),
+                               scores=scores, model_hash="m", confidence="high", base_rate=0.5)  # fmt: skip
+
+
+def _theirs(served, first: int, n: int) -> list[str]:
+    scores = served.services.reader.run_scores(first)
+    return scores.loc[scores["owner"] == served.data["who"]["rep"], "deal_id"].head(n).tolist()
+
+
+def test_a_crossing_waits_for_its_owner_s_budget_whatever_runs_come_between(served):
+    served.slack.users[REP] = {"tz": "UTC"}
+    first = served.services.reader.latest().run_id
+    theirs = _theirs(served, first, 3)
+    nudger = Nudger(served.services.reader, served.client, NudgeConfig(per_day=1))
+    _next_run(served, first, 15, {})
+    assert nudger.run(NOON.replace(day=15)).sent == 0  # everything below the threshold
+    _next_run(served, first, 16, dict.fromkeys(theirs, 80.0))  # three of theirs cross
+    assert nudger.run(NOON.replace(day=16)).sent == 1  # the budget: one a day
+    _next_run(served, first, 17, dict.fromkeys(theirs, 80.0))  # still at risk: no new crossing
+    assert nudger.run(NOON.replace(day=17)).sent == 1  # yet the second waited for today
+    assert nudger.run(NOON.replace(day=18)).sent == 1
+    assert nudger.run(NOON.replace(day=19)).sent == 0  # all three told, once each
+    sent = [json.dumps(c.params["blocks"]) for c in dms(served)]
+    assert len(sent) == 3 and all(
+        "risk rose to 80 (of 100), from 10 on 2025-02-15" in s for s in sent
+    )
+    assert {(d, "risk") for d in theirs} <= nudge_ledger.told(served.services.reader.db())
+
+
+def test_a_crossing_in_a_run_no_pass_saw_is_still_news(served):
+    served.slack.users[REP] = {"tz": "UTC"}
+    first = served.services.reader.latest().run_id
+    (deal,) = _theirs(served, first, 1)
+    nudger = Nudger(served.services.reader, served.client)
+    _next_run(served, first, 15, {})
+    assert nudger.run(NOON.replace(day=15)).sent == 0
+    _next_run(served, first, 16, {deal: 75.0})  # the bot was down all that day
+    _next_run(served, first, 17, {deal: 75.0})
+    assert nudger.run(NOON.replace(day=17)).sent == 1
+    (message,) = dms(served)
+    assert "risk rose to 75 (of 100), from 10 on 2025-02-15" in json.dumps(message.params["blocks"])
