@@ -77,7 +77,9 @@ def candidates(scores: pd.DataFrame, crossings: pd.DataFrame | None, flags: pd.D
         now = mine.set_index("deal_id")["risk"]
         still = crossings[crossings["deal_id"].isin(now.index)]
         still = still.assign(risk=still["deal_id"].map(now).to_numpy(float))
-        for r in still[still["risk"] >= risk].itertuples():
+        # "rose" stays true even where the threshold was lowered since the crossing was kept
+        rose = still["from_risk"].isna() | (still["risk"] > still["from_risk"])
+        for r in still[(still["risk"] >= risk) & rose].itertuples():
             detail = (f"risk rose to {_points(r.risk, r.from_risk)} (of 100), from "
                       f"{_points(r.from_risk, r.risk)} on {r.since}" if pd.notna(r.from_risk) else
                       f"new in the pipeline since {r.since}, at risk {r.risk:.0f} (of 100)")  # fmt: skip

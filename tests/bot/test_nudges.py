@@ -190,3 +190,8 @@ def test_a_kept_crossing_is_news_while_the_deal_stays_at_risk():
         "A": "risk rose to 72 (of 100), from 40 on 2025-02-10",
         "C": "new in the pipeline since 2025-02-10, at risk 65 (of 100)",
     }
+    # the threshold lowered since: a deal now above it but below its kept risk did not "rise"
+    lowered = candidates(
+        run({"A": 38}), kept.assign(from_risk=[40.0, 55.0, 20.0]), NO_FLAGS, OWNERS, 30
+    )
+    assert lowered.empty
