@@ -116,7 +116,8 @@ def states_on(db: sqlite_utils.Database, days: Sequence, columns: Sequence[str])
     if unknown:
         raise ValueError(f"not history columns: {unknown}")
     names = ["deal_id", "as_of", *columns]
-    ends = [pd.Timestamp(d).normalize() + pd.Timedelta(days=1) for d in days]
+    # the day as written (a time zone's day is that day, not UTC's)
+    ends = [pd.Timestamp(pd.Timestamp(d).date()) + pd.Timedelta(days=1) for d in days]
     with _one_snapshot(db):
         imports = db.execute("SELECT id, sha256, table_name, as_of FROM imports ORDER BY id")
         try:

@@ -60,7 +60,7 @@ def movement(before: pd.DataFrame, after: pd.DataFrame, since, until, start, end
     rows[0, codes[: len(before)]] = np.arange(len(before))
     rows[1, codes[len(before) :]] = np.arange(len(after))
     then, now_ = _aligned(before, rows[0]), _aligned(after, rows[1])
-    open_after = after["status"].to_numpy() == "open"
+    open_after = after["status"].eq("open").fillna(False).to_numpy(bool)
     basis = "open" if pd.to_datetime(after.loc[open_after, "close_date"],
                                       errors="coerce").isna().all() else "quarter"  # fmt: skip
     was = _in_quarter(then.fillna({"status": ""}), start, end, basis).to_numpy(bool)
@@ -70,7 +70,7 @@ def movement(before: pd.DataFrame, after: pd.DataFrame, since, until, start, end
     # each deal's part, decided column-wise (a million deals one by one took 25 s a movement)
     came, went = now & ~was, was & ~now
     changed = was & now & (v1 != v0)
-    pulled = then["status"].to_numpy(dtype=object) == "open"  # open on `since`
+    pulled = then["status"].eq("open").fillna(False).to_numpy(bool)  # open on `since`
     ending = now_["status"].map({"won": "won", "lost": "lost", "open": "pushed out"})
     ending = ending.astype(object).where(ending.notna(), "gone").to_numpy(dtype=object)
     part = np.full(len(deal_ids), None, dtype=object)

@@ -389,5 +389,7 @@ def test_each_day_s_states_in_one_pass_are_sqlite_s(world, tmp_path, copy, block
         assert len(states) == len(want) and (len(states) > 400 or day < days[0])
         assert _cells(states) == _cells(want[["deal_id", "as_of", *STATE_COLUMNS]]), day
     assert _cells(got[0]) != _cells(got[len(days) - 1])  # the days differ: the test can tell
+    (west,) = deal_columns.states_on(db, [days[1].tz_localize("America/New_York")], STATE_COLUMNS)
+    assert _cells(west) == _cells(got[1])  # a day in a time zone is that day
     with pytest.raises(ValueError, match="not history columns"):
         deal_columns.states_on(db, asked, ["name"])

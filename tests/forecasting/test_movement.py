@@ -126,3 +126,11 @@ def test_a_deal_listed_twice_on_a_day_is_refused():
         movement(BEFORE, twice, "2025-01-10", "2025-01-17", *Q)
     with pytest.raises(ValueError, match="listed twice"):
         movement(twice, AFTER, "2025-01-10", "2025-01-17", *Q)
+
+
+def test_a_nullable_status_with_a_missing_value_is_read_as_not_open():
+    before = BEFORE.astype({"status": "string"})
+    after = AFTER.astype({"status": "string"})
+    before.loc[0, "status"] = pd.NA  # "keep": unknown on `since`, open after: new
+    m = movement(before, after, "2025-01-10", "2025-01-17", *Q)
+    assert dict(zip(m.deals["deal_id"], m.deals["part"], strict=True))["keep"] == "new"
