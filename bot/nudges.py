@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 
 from bot.access import can_see
@@ -57,11 +58,20 @@ def crossed(scores: pd.DataFrame, previous: pd.DataFrame, owners: dict[str, list
     """The roster's deals at or above the risk threshold that were not at the run compared with
     (`previous`: deal_id, risk): deal_id, from_risk (that run's risk; NaN where the deal was not
     in it)."""
-    mine = scores[scores["owner"].isin(list(owners))]
-    before = mine["deal_id"].map(previous.set_index("deal_id")["risk"])
-    hit = ((mine["risk"] >= risk) & ~(before >= risk)).to_numpy(bool)
+    mine = _of_roster(scores, owners)
+    at = positions(mine["deal_id"], previous["deal_id"])
+    before = np.append(previous["risk"].to_numpy(dtype=float), np.nan)[at]  # -1: not in it
+    hit = (mine["risk"].to_numpy(dtype=float) >= risk) & ~(before >= risk)
     return pd.DataFrame({"deal_id": mine["deal_id"].to_numpy(dtype=object)[hit],
-                         "from_risk": before.to_numpy(dtype=float)[hit]})  # fmt: skip
+                         "from_risk": before[hit]})  # fmt: skip
+
+
+def _of_roster(scores: pd.DataFrame, owners: dict[str, list[Member]]) -> pd.DataFrame:
+    """The deals whose owner is in the roster (each distinct owner looked up once: pandas'
+    `isin` on a million Arrow strings goes through Python, 2.6 s)."""
+    codes, names = pd.factorize(scores["owner"])
+    known = np.flatnonzero(pd.Index(names).isin(list(owners)))
+    return scores[np.isin(codes, known)]
 
 
 def candidates(scores: pd.DataFrame, crossings: pd.DataFrame | None, flags: pd.DataFrame,
@@ -71,12 +81,11 @@ def candidates(scores: pd.DataFrame, crossings: pd.DataFrame | None, flags: pd.D
     deal (`bot.access.can_see`: a rep and another team's manager may share a name). Risk
     crossings (`crossings`: deal_id, from_risk, since; kept until told) are news while the deal
     is still at or above the threshold; none without a run to compare with."""
-    mine = scores[scores["owner"].isin(list(owners))]
+    mine = _of_roster(scores, owners)
     rows = []
     if crossings is not None and len(crossings):
-        now = mine.set_index("deal_id")["risk"]
-        still = crossings[crossings["deal_id"].isin(now.index)]
-        still = still.assign(risk=still["deal_id"].map(now).to_numpy(float))
+        at = positions(crossings["deal_id"], mine["deal_id"])  # -1: not the roster's now
+        still = crossings[at >= 0].assign(risk=mine["risk"].to_numpy(dtype=float)[at[at >= 0]])
         # "rose" stays true even where the threshold was lowered since the crossing was kept
         rose = still["from_risk"].isna() | (still["risk"] > still["from_risk"])
         for r in still[(still["risk"] >= risk) & rose].itertuples():
