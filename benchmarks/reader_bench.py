@@ -18,6 +18,8 @@ Run: python benchmarks/reader_bench.py [--deals 1000000] [--requests 200]
   whole company and of a region, first against no earlier run, then against the day before's run
   of as many deals (written after the first timings); and the Home tab (`home_tabs.scope_view`)
   of a leader and of a region, two pages each.
+- What the hourly nudge pass decides (`bot.nudges`: who hears of which deal, against the day
+  before's run, every rep in the roster), without Slack or the ledger.
 The Slack round trip is not included (bot_bench.py and serve_bench.py time it). The aims:
 `/deal` p95 under 20 ms, `/forecast` under 300 ms. Prints figures only.
 """
@@ -42,8 +44,9 @@ from bot.home import HomeState  # noqa: E402
 from bot.home_tabs import scope_view  # noqa: E402
 from bot.listeners.commands import deal_answer, forecast_reply, forecast_request  # noqa: E402
 from bot.morning import compose  # noqa: E402
+from bot.nudges import candidates, crossed, owners_map  # noqa: E402
 from bot.reader import Reader  # noqa: E402
-from bot.settings import Scope, Settings  # noqa: E402
+from bot.settings import Member, Scope, Settings  # noqa: E402
 from dataset import database  # noqa: E402
 
 USER = "U0LEADER"
@@ -86,6 +89,23 @@ def digests_and_home(reader: Reader, previous: int | None) -> None:
                 _once(f"Home tab of {scope.label}, page {page + 1}",
                       lambda scope=scope, page=page: scope_view(reader, saved, scope,
                                                                 HomeState(page=page)))  # fmt: skip
+
+
+def nudges(reader: Reader, previous: int) -> None:
+    """The hourly nudge pass's decisions: the deals that crossed the risk threshold against the
+    day before's run, and who hears of which deal and rule (crossings and hygiene flags)."""
+    saved = reader.latest()
+    reps = sorted(saved.scores["owner"].dropna().unique())
+    owners = owners_map({f"U{i}": Member(f"U{i}", "rep", str(n)) for i, n in enumerate(reps)})
+
+    def decide() -> None:
+        before = reader.run_scores(previous, ("deal_id", "risk"))
+        kept = crossed(saved.scores, before, owners, 60.0).assign(since="2024-03-01")
+        found = candidates(saved.scores, kept, saved.flags(), owners, 60.0)
+        print(f"  {len(kept):,} deals crossed risk 60; {len(found):,} (deal, rule) for "
+              f"{found['user_id'].nunique():,} people")  # fmt: skip
+
+    _once(f"nudges for {len(reps):,} reps (reading the day before's risks included)", decide)
 
 
 def main() -> None:
@@ -140,6 +160,8 @@ def main() -> None:
         write_run(path, args.deals, date(2024, 3, 2))
         print("the morning digest against the day before's run:")
         digests_and_home(reader, first_run)
+        print("the hourly nudge pass's decisions:")
+        nudges(reader, first_run)
         reader.close()
 
 
