@@ -195,6 +195,9 @@ def note_crossings(db: sqlite_utils.Database, run_id: int, crossed: pd.DataFrame
         )
         db.execute("DELETE FROM nudge_crossings WHERE deal_id IN "
                    "(SELECT deal_id FROM nudged WHERE rule = ?)", [RISK_RULE])  # fmt: skip
+        # a deal no longer open (not in this run) will not be told: the table stays small
+        db.execute("DELETE FROM nudge_crossings WHERE NOT EXISTS (SELECT 1 FROM deal_scores s "
+                   "WHERE s.run_id = ? AND s.deal_id = nudge_crossings.deal_id)", [run_id])  # fmt: skip
         db.execute("INSERT INTO nudge_runs (run_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                    [run_id, _now()])  # fmt: skip
 

@@ -188,3 +188,15 @@ def test_a_crossing_in_a_run_no_pass_saw_is_still_news(served):
     assert nudger.run(NOON.replace(day=17)).sent == 1
     (message,) = dms(served)
     assert "risk rose to 75 (of 100), from 10 on 2025-02-15" in json.dumps(message.params["blocks"])
+    # a kept crossing of a deal that closed before its owner could hear of it is let go
+    db = served.services.reader.db()
+    nudge_ledger.set_budget(db, REP, 0)  # they hear of nothing for now
+    (other,) = [d for d in _theirs(served, first, 2) if d != deal]
+    _next_run(served, first, 18, {other: 75.0})
+    nudger.run(NOON.replace(day=18))
+    assert set(nudge_ledger.crossings(db)["deal_id"]) == {other}
+    scores = served.services.reader.run_scores(first).set_index("deal_id").drop(index=other)
+    score_runs.write_score_run(db, as_of=date(2025, 2, 19), scores=scores.assign(risk=10.0),
+                               model_hash="m", confidence="high", base_rate=0.5)  # fmt: skip
+    nudger.run(NOON.replace(day=19))
+    assert nudge_ledger.crossings(db).empty
