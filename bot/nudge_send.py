@@ -89,8 +89,7 @@ class Nudger:
             return out
         db = self.reader.db()
         owners = owners_map(roster)
-        self._note_crossings(db, saved, owners)
-        pending = nudge_ledger.crossings(db)
+        pending = self._note_crossings(db, saved, owners)
         found = candidates(saved.scores, pending, saved.flags(), owners, config.risk)
         told = nudge_ledger.told(db)
         for user_id in sorted(set(found["user_id"])):
@@ -104,10 +103,11 @@ class Nudger:
                      saved.run_id, out.sent, out.rolled, len(out.failed), len(out.night))  # fmt: skip
         return out
 
-    def _note_crossings(self, db, saved, owners) -> None:
+    def _note_crossings(self, db, saved, owners) -> pd.DataFrame:
         """Keep in the ledger what crossed the risk threshold since the last run a pass saw (the
         run before, where no pass saw any, or where that run's deals were pruned), so that it
-        waits for its owner's budget, snooze and morning whatever runs come between."""
+        waits for its owner's budget, snooze and morning whatever runs come between; returns
+        every crossing kept and not yet told (`nudge_ledger.crossings`)."""
         base = nudge_ledger.base_run(db, saved.run_id)
         compared = self.reader.run_header(base) if base is not None else None
         previous = self.reader.run_scores(base, ("deal_id", "risk")) if compared else None
@@ -119,9 +119,11 @@ class Nudger:
                  pd.DataFrame({"deal_id": [], "from_risk": []}))  # the first run: nothing new  # fmt: skip
         kept = nudge_ledger.crossings(db)
         found = found[~found["deal_id"].isin(kept.loc[kept["run_id"] == saved.run_id, "deal_id"])]
-        if len(found) or not nudge_ledger.seen(db, saved.run_id):
-            since = str(compared["as_of"]) if compared else ""
-            nudge_ledger.note_crossings(db, saved.run_id, found, since)
+        if not len(found) and nudge_ledger.seen(db, saved.run_id):
+            return kept  # nothing new since this run's first pass
+        since = str(compared["as_of"]) if compared else ""
+        nudge_ledger.note_crossings(db, saved.run_id, found, since)
+        return nudge_ledger.crossings(db)
 
     def _person(self, user_id, found, told, saved, now: datetime, out: Sent) -> None:
         db, config = self.reader.db(), self.config

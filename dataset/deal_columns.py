@@ -348,14 +348,10 @@ def _parquet(table: pa.Table) -> bytes:
 
 def _arrow(cursor: sqlite3.Cursor) -> pa.Table:
     """A query's rows as an Arrow table, a block of rows at a time; dates as timestamps."""
-    names = [d[0] for d in cursor.description]
-    batches = []
-    while rows := cursor.fetchmany(_BLOCK):
-        columns = list(zip(*rows, strict=True))
-        arrays = [_column(n, c) for n, c in zip(names, columns, strict=True)]
-        batches.append(pa.table(arrays, names=names))
+    batches = list(_blocks(cursor))
     if not batches:
-        return pa.table([_column(n, ()) for n in names], names=names)
+        return pa.table([_column(d[0], ()) for d in cursor.description],
+                        names=[d[0] for d in cursor.description])  # fmt: skip
     return pa.concat_tables(batches, promote_options="permissive")
 
 

@@ -59,10 +59,9 @@ def distinct_deal_products(db: sqlite_utils.Database) -> list[str]:
     ]
 
 
-def states_before(db: sqlite_utils.Database, as_of: date, columns: Sequence[str] = STATE) -> pd.DataFrame:  # fmt: skip
-    """Each deal's latest recorded state strictly before `as_of` (empty frame if none): deal_id,
-    as_of and `columns` (of `STATE`; a million deals' every column is most of the read)."""
-    return _nearest_states(db, as_of, "<", "MAX", columns)
+def states_before(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
+    """Each deal's latest recorded state strictly before `as_of` (empty frame if none)."""
+    return _nearest_states(db, as_of, "<", "MAX")
 
 
 def states_after(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
@@ -70,11 +69,9 @@ def states_after(db: sqlite_utils.Database, as_of: date) -> pd.DataFrame:
     return _nearest_states(db, as_of, ">", "MIN")
 
 
-def _nearest_states(db: sqlite_utils.Database, as_of: date, op: str, pick: str,
-                    columns: Sequence[str] = STATE) -> pd.DataFrame:  # fmt: skip
-    wanted = [c for c in STATE if c in columns]
+def _nearest_states(db: sqlite_utils.Database, as_of: date, op: str, pick: str) -> pd.DataFrame:
     return pd.read_sql_query(
-        f"SELECT h.deal_id, h.as_of, {', '.join('h.' + c for c in wanted)} FROM deal_history h "
+        f"SELECT h.deal_id, h.as_of, {', '.join('h.' + c for c in STATE)} FROM deal_history h "
         f"JOIN (SELECT deal_id, {pick}(as_of) AS m FROM deal_history WHERE as_of {op} ? "
         "GROUP BY deal_id) x ON h.deal_id = x.deal_id AND h.as_of = x.m",
         db.conn,

@@ -385,7 +385,7 @@ def test_each_day_s_states_in_one_pass_are_sqlite_s(world, tmp_path, copy, block
         "the deal history read from " + ("its columnar copy" if from_copy else "its table")
     )
     for day, states in zip(asked, got, strict=True):
-        want = deal_history.states_before(db, (day + timedelta(days=1)).date(), STATE_COLUMNS)
+        want = deal_history.states_before(db, (day + timedelta(days=1)).date())
         assert len(states) == len(want) and (len(states) > 400 or day < days[0])
         assert _cells(states) == _cells(want[["deal_id", "as_of", *STATE_COLUMNS]]), day
     assert _cells(got[0]) != _cells(got[len(days) - 1])  # the days differ: the test can tell
