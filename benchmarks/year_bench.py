@@ -141,7 +141,7 @@ def year(path: Path, deals: int, days: int, policy: Retention | None) -> None:
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = path.stat().st_size / 2**20
     counts = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-              for t in ("score_runs", "deal_scores", "run_forecasts", "forecast_quarters",
+              for t in ("score_runs", "deal_scores", "score_columns", "run_forecasts", "forecast_quarters",
                         "pruned_runs")}  # fmt: skip
     print(
         f"after {days} runs: {size:,.0f} MB; rows: "

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: score runs column-wise (`dataset.score_columns`)
 DEFAULT_DB = "revbot.db"
 # How long an import waits for another process's write (another import of a big export) to
 # finish, rather than fail: two morning runs sharing an exports folder take turns.
@@ -200,7 +200,20 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     actions TEXT,
     PRIMARY KEY (run_id, deal_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deal_scores_deal ON deal_scores(deal_id, run_id);
+-- schema 5: a deal's history is read run by run on the key (the last runs' ids), so the index by
+-- deal, which every run rewrote all over, is gone (`_migrate` drops it from older files)
+-- a score run's rows column by column (schema 5; `dataset.score_columns`): the run's deals in id
+-- order, cut in parts of a few thousand rows, each part a Parquet file with its first id, so one
+-- deal is read from one part. `deal_scores` keeps, for such a run, each deal's key, rank,
+-- probability, risk and value at risk (what history, comparisons and nudges look up by deal) and
+-- the reasons of the deals explained; runs saved before have every column there.
+CREATE TABLE IF NOT EXISTS score_columns (
+    run_id INTEGER NOT NULL REFERENCES score_runs(run_id),
+    part INTEGER NOT NULL,
+    first_deal TEXT,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, part)
+);
 -- the deal hygiene rules each run evaluated (scoring.hygiene), as configured then: on, off or
 -- not available (the CRM's data cannot tell; `note` says why), and the deals that broke them.
 -- New tables need no migration: a database made before them gains them at its next connection
@@ -405,8 +418,9 @@ RUN_COLUMNS = (("data_fingerprint", "TEXT"), ("model_data_end", "TEXT"))
 def _migrate(db: sqlite_utils.Database) -> None:
     """Schema 1 -> 3: the CRM's own columns (probability, forecast category...) on deal history
     and the deals table (their values stay empty for what was imported before), the risk parts
-    on deal scores, the fields of each import, what each score run was made of. Adds only what is missing, so it is safe to run
-    on every connection."""
+    on deal scores, the fields of each import, what each score run was made of; schema 5 drops
+    the index of deal scores by deal. Adds only what is missing, so it is safe to run on every
+    connection."""
     with db.atomic():
         for table in ("deal_history", "deals"):
             have = set(db[table].columns_dict)
@@ -428,6 +442,8 @@ def _migrate(db: sqlite_utils.Database) -> None:
         for name, kind in RUN_COLUMNS if have is not None else ():
             if name not in have:
                 db.execute(f"ALTER TABLE score_runs ADD COLUMN {name} {kind}")
+        # schema 5: nothing reads deal scores by deal across every run any more
+        db.execute("DROP INDEX IF EXISTS deal_scores_deal")
 
 
 def _fill_forecast_quarters(db: sqlite_utils.Database) -> None:

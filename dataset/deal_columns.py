@@ -36,12 +36,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlite_utils
 
-from dataset.database import _DATE_COLUMNS, SCHEMA_VERSION
+from dataset.database import _DATE_COLUMNS
 from dataset.deal_history import STATE, removed_ids
 
 log = logging.getLogger(__name__)
 
 VERSION = 2  # 2: the deals to read again are those `deals.state_import` marks
+# the database schema of the deal tables the copy mirrors: schema 5 changed only the score runs,
+# so a copy saved under schema 4 still holds (raise it with a schema that changes these tables)
+TABLES_SCHEMA = 4
 KEY = "deal_columns"  # its row in `meta`: what the copy holds
 _CHUNK = 64 << 20  # bytes per row of `deal_columns` (SQLite's default limit is 1 GB a value)
 _BLOCK = 100_000  # rows turned into columns at a time (a million rows' cells at once is memory)
@@ -250,7 +253,7 @@ def _saved_key(db: sqlite_utils.Database) -> dict | None:
     except ValueError:
         return None
     ok = isinstance(key, dict) and key.get("version") == VERSION
-    return key if ok and key.get("schema") == SCHEMA_VERSION else None
+    return key if ok and key.get("schema") == TABLES_SCHEMA else None
 
 
 def _key(imports: list[tuple], tables: dict[str, pa.Table]) -> dict:
@@ -258,7 +261,7 @@ def _key(imports: list[tuple], tables: dict[str, pa.Table]) -> dict:
     deal_days = [day for _, _, table, day in imports if table == "deals" and day]
     return {
         "version": VERSION,
-        "schema": SCHEMA_VERSION,
+        "schema": TABLES_SCHEMA,
         "last_import": imports[-1][0] if imports else 0,
         "imports": _digest(imports),
         "last_day": max(deal_days, default=None),

@@ -22,7 +22,7 @@ import sqlite_utils
 from dataset.database import read_frame
 
 # the detail of a run, by table: what pruning removes (forecast_quarters and the header stay)
-DETAIL_TABLES = ("deal_scores", "deal_flags", "run_forecasts")
+DETAIL_TABLES = ("deal_scores", "score_columns", "deal_flags", "run_forecasts")
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,23 @@
-"""Score runs: each scoring of the open pipeline, kept (a header row and a row per open deal) so
-that a digest can say what changed since the last one and `/deal` can show a deal's risk over
-time. Why apart: scoring writes these, the bot and the export read them; the deals they score
-live in `dataset.deal_history`."""
+"""Score runs: each scoring of the open pipeline, kept (a header row and the run's rows, one per
+open deal) so that a digest can say what changed since the last one and `/deal` can show a
+deal's risk over time. Why apart: scoring writes these, the bot and the export read them; the
+deals they score live in `dataset.deal_history`.
+
+A run's rows are kept column-wise (`dataset.score_columns`), and `deal_scores` keeps of each deal
+only what is looked up deal by deal (`KEYED`: its history, comparisons, nudges, reasons given
+later). Runs saved before schema 5 have every column in `deal_scores`; every reader here reads
+either the same way."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from dataset import run_flags
+from dataset import run_flags, score_columns
 from dataset.database import SCORE_PARTS, _iso, _records, read_frame
 
 SCORE_COLUMNS = (
@@ -19,6 +25,10 @@ SCORE_COLUMNS = (
     "win_prob", "risk", "value_at_risk", "expected_close", "drivers", "actions",
     *(name for name, _ in SCORE_PARTS),
 )  # fmt: skip
+REASONS = ("drivers", "actions")  # given to a few deals, some after the run is saved
+STORED = tuple(c for c in SCORE_COLUMNS if c not in REASONS)  # the run's columnar file
+# a run's columns kept a row per deal too: what is read deal by deal, and the reasons
+KEYED = ("deal_id", "rank", "win_prob", "risk", "value_at_risk", *REASONS)
 
 
 def write_score_run(
@@ -34,13 +44,16 @@ def write_score_run(
     model_data_end: str | None = None,
     hygiene=None,
 ) -> int:
-    """One run, atomically: its header row, a row per open deal and, given `hygiene` (a
-    `scoring.hygiene.Hygiene`), its rules' states and the deals that broke them. Earlier runs
-    are kept."""
+    """One run, atomically: its header row, its rows (column-wise, and `KEYED` a row per deal)
+    and, given `hygiene` (a `scoring.hygiene.Hygiene`), its rules' states and the deals that
+    broke them. Earlier runs are kept."""
     # in key order: the B-trees then grow at their end instead of being split all over
     frame = scores.reset_index().rename(columns={"index": "deal_id"}).sort_values("deal_id")
     if "forecast_category" not in frame:  # scores made without the CRM's categories
         frame["forecast_category"] = None
+    for c in REASONS:
+        if c not in frame:
+            frame[c] = None
     value = frame["value"].fillna(0)
     with db.atomic():
         cur = db.execute(
@@ -62,14 +75,20 @@ def write_score_run(
             ],
         )
         run_id = int(cur.lastrowid)
+        score_columns.save(db, run_id, frame[list(STORED)], _types(db))
         db.conn.executemany(
-            f"INSERT INTO deal_scores (run_id, {', '.join(SCORE_COLUMNS)}) "
-            f"VALUES ({run_id}, {', '.join('?' * len(SCORE_COLUMNS))})",
-            _records(frame, SCORE_COLUMNS),
+            f"INSERT INTO deal_scores (run_id, {', '.join(KEYED)}) "
+            f"VALUES ({run_id}, {', '.join('?' * len(KEYED))})",
+            _records(frame, KEYED),
         )
         if hygiene is not None:
             run_flags.insert(db, run_id, hygiene.rules, hygiene.flags)
     return run_id
+
+
+def _types(db: sqlite_utils.Database) -> dict[str, str]:
+    """Each column of a run's rows and its SQLite type, in the table's order (`SELECT *`)."""
+    return {r[1]: r[2].upper() for r in db.execute("PRAGMA table_info(deal_scores)")}
 
 
 def latest_run(db: sqlite_utils.Database, before: int | None = None) -> dict | None:
@@ -87,10 +106,34 @@ def run_of(db: sqlite_utils.Database, run_id: int) -> dict | None:
 def run_scores(db: sqlite_utils.Database, run_id: int, columns: tuple[str, ...] | None = None) -> pd.DataFrame:  # fmt: skip
     """A run's rows by rank; `columns` (of `SCORE_COLUMNS`): only those (a million rows' reasons
     are most of a run's bytes, and comparing with a run needs few of its columns)."""
-    wanted = "*" if columns is None else ", ".join(c for c in columns if c in SCORE_COLUMNS)
-    return read_frame(
-        db, f"SELECT {wanted} FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id]
-    )
+    if not score_columns.stored(db, run_id):  # saved before schema 5
+        wanted = "*" if columns is None else ", ".join(c for c in columns if c in SCORE_COLUMNS)
+        return read_frame(
+            db, f"SELECT {wanted} FROM deal_scores WHERE run_id = ? ORDER BY rank", [run_id]
+        )
+    names = list(_types(db)) if columns is None else [c for c in columns if c in SCORE_COLUMNS]
+    reasons = [c for c in names if c in REASONS]
+    read = [c for c in names if c in STORED]
+    read = list(dict.fromkeys([*read, "rank", *(["deal_id"] if reasons else [])]))
+    table = score_columns.read(db, run_id, read)
+    table = table.take(np.argsort(table.column("rank").to_numpy(), kind="stable"))
+    frame = score_columns.frame(table)
+    if reasons:
+        given = read_frame(
+            db,
+            "SELECT deal_id, drivers, actions FROM deal_scores WHERE run_id = ? AND "
+            "(drivers IS NOT NULL OR actions IS NOT NULL)",
+            [run_id],
+        )
+        at = pd.Index(frame["deal_id"].astype(object)).get_indexer(given["deal_id"].astype(object))
+        for c in reasons:
+            values = np.full(len(frame), None, dtype=object)
+            kept = given[c].astype(object).where(given[c].notna(), None).to_numpy()
+            values[at[at >= 0]] = kept[at >= 0]
+            frame[c] = pd.Series(values.tolist())  # typed as a query's column would be
+    if "run_id" in names:
+        frame["run_id"] = np.full(len(frame), run_id, dtype=np.int64)
+    return frame[names].reset_index(drop=True)
 
 
 def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
@@ -106,15 +149,16 @@ def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
 
 
 def deal_risk_history(db: sqlite_utils.Database, deal_id: str, runs: int = 10) -> pd.DataFrame:
-    """A deal's risk and win probability over its last `runs` score runs, oldest first."""
-    frame = read_frame(
+    """A deal's risk and win probability in the last `runs` score runs (those it was in: open
+    then, and not pruned), oldest first. Read run by run on the table's key: an index by deal
+    would be rewritten all over by every run."""
+    return read_frame(
         db,
-        "SELECT r.run_id, r.as_of, s.risk, s.win_prob FROM deal_scores s "
-        "JOIN score_runs r ON r.run_id = s.run_id WHERE s.deal_id = ? "
-        "ORDER BY s.run_id DESC LIMIT ?",
-        [deal_id, runs],
+        "SELECT r.run_id, r.as_of, s.risk, s.win_prob FROM (SELECT run_id, as_of FROM "
+        "score_runs ORDER BY run_id DESC LIMIT ?) r JOIN deal_scores s ON s.run_id = r.run_id "
+        "AND s.deal_id = ? ORDER BY r.run_id",
+        [runs, deal_id],
     )
-    return frame.iloc[::-1].reset_index(drop=True)
 
 
 def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | None:
@@ -122,7 +166,10 @@ def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | Non
     rows = list(
         db.query("SELECT * FROM deal_scores WHERE run_id = ? AND deal_id = ?", [run_id, deal_id])
     )
-    return rows[0] if rows else None
+    if not rows or not score_columns.stored(db, run_id):
+        return rows[0] if rows else None
+    found = score_columns.lookup(db, run_id, deal_id) or {}
+    return {**rows[0], **found, "drivers": rows[0]["drivers"], "actions": rows[0]["actions"]}
 
 
 def previous_other_data(db: sqlite_utils.Database, run_id: int) -> dict | None:

@@ -83,5 +83,5 @@ def test_a_run_is_never_saved_without_its_hygiene(tmp_path):
     twice = pd.concat([FLAGS, FLAGS.head(1)])  # the same deal and rule twice
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         save_run(db, hygiene=Hygiene(twice, RULES))
-    assert db["score_runs"].count == 0 and db["deal_scores"].count == 0
+    assert db["score_runs"].count == 0 and db["score_columns"].count == 0
     db.close()

@@ -107,4 +107,5 @@ def test_a_failed_run_leaves_nothing(generated, generated_training, tmp_path):
     with pytest.raises(Exception, match="NOT NULL"):
         score_runs.write_score_run(db, as_of=run.as_of, scores=broken, model_hash="h",
                               confidence="low", base_rate=0.5)  # fmt: skip
-    assert db["score_runs"].count == 0 and db["deal_scores"].count == 0
+    assert db["score_runs"].count == 0 and db["score_columns"].count == 0
+    assert db["deal_scores"].count == 0
