@@ -312,7 +312,11 @@ class SavedRun:
         typo away, else difflib's closest (where there are few enough to compare one by one)."""
         codes, accounts = self._accounts
         present = self._present(scope)
-        lower, typos = self._lower_accounts, one_typo(q)
+        # a name one typo away is at most one character longer: a longer query (a pasted
+        # paragraph) has none, and its one-typo variants would be gigabytes (4,000 characters:
+        # 328,000 strings of 4,000, 1.3 GB)
+        lower = self._lower_accounts
+        typos = one_typo(q) if len(q) <= self._longest_name + 1 else set()
         near = np.array(sorted({lower[w] for w in typos if w in lower}), dtype=int)
         near = near[np.isin(near, present)]
         if len(near):
@@ -339,6 +343,12 @@ class SavedRun:
             return present[present >= 0]
 
         return self._keep(("accounts", str(scope)), codes)
+
+    @cached_property
+    def _longest_name(self) -> int:
+        """The longest account name or deal id of the run (what a typo can be one away from)."""
+        names = [*self._lower_accounts, *self.ids]
+        return max(map(len, names), default=0)
 
     @cached_property
     def _lower_accounts(self) -> dict[str, int]:

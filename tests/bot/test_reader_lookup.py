@@ -157,3 +157,23 @@ def test_an_account_search_finds_the_same_deals_as_a_scan(run_db):
     scan = east[east["account"].str.contains("ccount 1", case=False, regex=False)]
     assert found.several["deal_id"].tolist() == scan["deal_id"].tolist()
     reader.close()
+
+
+def test_a_pasted_paragraph_is_answered_without_gigabytes(run_db, monkeypatch):
+    """A query longer than any name has no name one typo away; its one-typo variants are not
+    made (4,000 characters: 328,000 strings of 4,000 characters, 1.3 GB and seconds)."""
+    import tracemalloc
+
+    monkeypatch.setattr(reader_module, "DIFFLIB_POOL", 10**9)
+    reader = Reader(run_db, Settings())
+    try:
+        saved = reader.latest()
+        saved.lookup("Acount 42", Scope("all"))  # the run's lookups worked out beforehand
+        tracemalloc.start()
+        found = saved.lookup("x" * 4000, Scope("all"))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        reader.close()
+    assert found.deal is None and found.several is None and found.suggestions == []
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MB"
