@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import ledger, slack_api
 from bot.blocks import check_limits, digest_message
-from bot.digest import COMPARED, Digest, build, candidates, in_scope, nothing_new
+from bot.digest import COMPARED, Digest, build, candidates, in_scope, left_since, nothing_new
 from bot.inert import inert
 from bot.mentions import mentions_of
 from bot.reader import Reader, SavedRun
@@ -63,7 +63,8 @@ def compose(
     if missing:  # below the run's explained top: reasons worked out once, saved with the run
         reader.ensure_reasons(saved, missing)
     previous = reader.run_scores(previous_run, COMPARED) if previous_run else None
-    gone = [] if previous is None else in_scope(previous, scope)["deal_id"].tolist()
+    gone = ([] if previous is None
+            else left_since(in_scope(previous, scope)["deal_id"], saved.scores["deal_id"]))  # fmt: skip
     digest = build(
         run=saved.run,
         scores=saved.scores,

@@ -205,3 +205,18 @@ def test_twenty_deals_with_long_ids_and_a_long_template_keep_within_slacks_limit
     assert check_limits({"text": "t", "blocks": [{"type": "actions", "elements": [
         {"type": "button", "text": {"type": "plain_text", "text": "x"}, "url": "u" * MAX_TOTAL}]}]}) == [
         f"blocks total {MAX_TOTAL + 1} characters > {MAX_TOTAL}"]  # fmt: skip
+
+
+def test_a_scope_whose_deals_all_closed_since_says_what_became_of_them():
+    """No open deal in the channel's scope today, three yesterday: the digest lists none and says
+    which were won and lost (mapping ids into an empty run crashed before)."""
+    before = scores(3)
+    closed = pd.DataFrame({"deal_id": ["D0", "D1", "D2"], "status": ["won", "lost", "lost"],
+                           "account": ["Acme"] * 3, "value": [1.0, 2.0, 3.0],
+                           "close_date": ["2017-12-30"] * 3})  # fmt: skip
+    d = build(run=RUN, scores=scores(3).iloc[:0], scope=Scope("all"), top=10, min_risk=0,
+              marks=NO_MARKS, previous=before, closed=closed, quarter=None)  # fmt: skip
+    assert d.deals.empty and d.news.newly_at_risk.empty and d.news.jumped.empty
+    assert d.news.won["deal_id"].tolist() == ["D0"]
+    assert d.news.lost["deal_id"].tolist() == ["D1", "D2"]
+    assert "Traceback" not in json.dumps(digest_message(d))
