@@ -270,7 +270,7 @@ class SavedRun:
 
     def warm(self) -> SavedRun:
         """Work out now what the first `/deal` or `/forecast` would otherwise wait for."""
-        _ = self.ids, self._accounts, self._close, self.rows_of(Scope("all"))
+        _ = self.ids, self._accounts, self._close, self.rows_of(Scope("all")), self._longest_name
         return self
 
     def names(self, kind: str) -> list[str]:
