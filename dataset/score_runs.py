@@ -48,7 +48,10 @@ def write_score_run(
     and, given `hygiene` (a `scoring.hygiene.Hygiene`), its rules' states and the deals that
     broke them. Earlier runs are kept."""
     # in key order: the B-trees then grow at their end instead of being split all over
-    frame = scores.reset_index().rename(columns={"index": "deal_id"}).sort_values("deal_id")
+    frame = scores.reset_index().rename(columns={"index": "deal_id"})
+    # ids as the table stores them (text), and in that order: the parts are found by their
+    # first id compared as text
+    frame = frame.assign(deal_id=frame["deal_id"].astype(str)).sort_values("deal_id")
     if "forecast_category" not in frame:  # scores made without the CRM's categories
         frame["forecast_category"] = None
     for c in REASONS:
@@ -131,8 +134,8 @@ def run_scores(db: sqlite_utils.Database, run_id: int, columns: tuple[str, ...] 
             kept = given[c].astype(object).where(given[c].notna(), None).to_numpy()
             values[at[at >= 0]] = kept[at >= 0]
             frame[c] = pd.Series(values.tolist())  # typed as a query's column would be
-    if "run_id" in names:
-        frame["run_id"] = np.full(len(frame), run_id, dtype=np.int64)
+    if "run_id" in names:  # as a query gives it: integers, or objects when there are no rows
+        frame["run_id"] = np.full(len(frame), run_id, dtype=np.int64 if len(frame) else object)
     return frame[names].reset_index(drop=True)
 
 
@@ -149,16 +152,16 @@ def risk_changes(db: sqlite_utils.Database, run_id: int) -> pd.DataFrame:
 
 
 def deal_risk_history(db: sqlite_utils.Database, deal_id: str, runs: int = 10) -> pd.DataFrame:
-    """A deal's risk and win probability in the last `runs` score runs (those it was in: open
-    then, and not pruned), oldest first. Read run by run on the table's key: an index by deal
-    would be rewritten all over by every run."""
-    return read_frame(
+    """A deal's risk and win probability over its last `runs` score runs, oldest first. The runs
+    are walked newest first, the deal looked up in each on the table's key (CROSS JOIN keeps
+    that order): an index by deal would be rewritten all over by every run."""
+    frame = read_frame(
         db,
-        "SELECT r.run_id, r.as_of, s.risk, s.win_prob FROM (SELECT run_id, as_of FROM "
-        "score_runs ORDER BY run_id DESC LIMIT ?) r JOIN deal_scores s ON s.run_id = r.run_id "
-        "AND s.deal_id = ? ORDER BY r.run_id",
-        [runs, deal_id],
+        "SELECT r.run_id, r.as_of, s.risk, s.win_prob FROM score_runs r CROSS JOIN deal_scores s "
+        "ON s.run_id = r.run_id AND s.deal_id = ? ORDER BY r.run_id DESC LIMIT ?",
+        [deal_id, runs],
     )
+    return frame.iloc[::-1].reset_index(drop=True)
 
 
 def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | None:

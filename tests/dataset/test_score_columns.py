@@ -121,6 +121,8 @@ def test_a_run_saved_column_wise_reads_as_its_rows_did(tmp_path, monkeypatch, pa
 
 @pytest.mark.parametrize("few", [0, 16])
 def test_a_deal_s_history_spans_runs_saved_both_ways(tmp_path, monkeypatch, few):
+    """Its last runs, however far back (a deal closed long ago still shows its trend), whichever
+    way each run was saved."""
     monkeypatch.setattr(score_columns, "PART_ROWS", 4)
     monkeypatch.setattr(score_columns, "FEW", few)
     db = database.connect(tmp_path / "h.db")
@@ -132,10 +134,10 @@ def test_a_deal_s_history_spans_runs_saved_both_ways(tmp_path, monkeypatch, few)
                                    model_hash="h", confidence="high", base_rate=0.5)  # fmt: skip
     every = sorted(set().union(*(f.index for f in frames)))
     for deal in [*every, "NOPE"]:
-        for runs in (2, 4, 10):  # the last runs: 4 and 5 (saved column-wise), 2 to 5, all
+        for runs in (2, 4, 10):  # its last 2, 4 or all runs, whichever way they were saved
             history = score_runs.deal_risk_history(db, deal, runs)
             expected = [(i, f.at[deal, "risk"], f.at[deal, "win_prob"])
-                        for i, f in enumerate(frames, 1) if deal in f.index and i > 5 - runs]  # fmt: skip
+                        for i, f in enumerate(frames, 1) if deal in f.index][-runs:]  # fmt: skip
             got = list(zip(history["run_id"], history["risk"], history["win_prob"], strict=True))
             assert got == expected, deal
             assert history["as_of"].dt.day.tolist() == [e[0] for e in expected]
@@ -175,8 +177,7 @@ def test_an_empty_run_is_saved_column_wise_and_reads_empty(tmp_path):
                                      confidence="high", base_rate=0.5)  # fmt: skip
     write_rows(db, 9, scores(3, 5).iloc[:0])
     assert score_columns.stored(db, run)
-    pd.testing.assert_frame_equal(score_runs.run_scores(db, run).drop(columns="run_id"),
-                                  score_runs.run_scores(db, 9).drop(columns="run_id"))  # fmt: skip
+    pd.testing.assert_frame_equal(score_runs.run_scores(db, run), score_runs.run_scores(db, 9))
     assert score_runs.run_deal(db, run, "D00001") is None
 
 
@@ -200,3 +201,19 @@ def test_a_schema_4_file_loses_the_index_by_deal_and_keeps_its_runs(tmp_path):
     assert score_columns.stored(db, new) and not score_columns.stored(db, 1)
     deal = before["deal_id"].iloc[0]
     assert score_runs.deal_risk_history(db, deal)["run_id"].tolist() == [1, new]
+
+
+def test_numeric_deal_ids_are_found_as_the_table_stores_them(tmp_path, monkeypatch):
+    """Ids handed over as numbers are stored as text (as the table's affinity did) and the parts
+    ordered so: each deal is found in its part (sorted as numbers, "2" was looked for in the
+    wrong one)."""
+    monkeypatch.setattr(score_columns, "PART_ROWS", 3)
+    db = database.connect(tmp_path / "n.db")
+    frame = scores(20, 7)
+    frame.index = pd.Index(range(1, 21), name="deal_id")
+    write_rows(db, 1, frame)
+    run = score_runs.write_score_run(db, as_of=pd.Timestamp("2024-03-05"), scores=frame,
+                                     model_hash="h", confidence="high", base_rate=0.5)  # fmt: skip
+    for deal in range(1, 21):
+        a, b = score_runs.run_deal(db, run, str(deal)), score_runs.run_deal(db, 1, str(deal))
+        assert {**a, "run_id": 0} == {**b, "run_id": 0}, deal
