@@ -137,11 +137,6 @@ def frame(table: pa.Table) -> pd.DataFrame:
     return out
 
 
-def records(table: pa.Table) -> list[dict]:
-    """The rows as dicts of Python values (as `sqlite_utils` gives a query's rows)."""
-    return table.to_pylist()
-
-
 def _as_stored(s: pd.Series, kind: str) -> pa.Array:
     """The values as SQLite would store them in a column of type `kind`: text for TEXT (a date
     as YYYY-MM-DD), floats for REAL, integers for INTEGER; NaN, NaT and None as null."""
