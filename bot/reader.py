@@ -11,6 +11,7 @@ once and saves it with the run; every later reader reads it.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import threading
 from collections.abc import Callable
@@ -347,8 +348,7 @@ class SavedRun:
     @cached_property
     def _longest_name(self) -> int:
         """The longest account name or deal id of the run (what a typo can be one away from)."""
-        names = [*self._lower_accounts, *self.ids]
-        return max(map(len, names), default=0)
+        return max(map(len, itertools.chain(self._lower_accounts, self.ids)), default=0)
 
     @cached_property
     def _lower_accounts(self) -> dict[str, int]:

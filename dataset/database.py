@@ -200,8 +200,8 @@ CREATE TABLE IF NOT EXISTS deal_scores (
     actions TEXT,
     PRIMARY KEY (run_id, deal_id)
 ) WITHOUT ROWID;
--- schema 5: a deal's history is read run by run on the key (the last runs' ids), so the index by
--- deal, which every run rewrote all over, is gone (`_migrate` drops it from older files)
+-- schema 5: a deal's history walks the runs newest first on the key, so the index by deal,
+-- which every run rewrote all over, is gone (`_migrate` drops it from older files)
 -- a score run's rows column by column (schema 5; `dataset.score_columns`): the run's deals in id
 -- order, cut in parts of a few thousand rows, each part a Parquet file with its first id, so one
 -- deal is read from one part. `deal_scores` keeps, for such a run, each deal's key, rank,

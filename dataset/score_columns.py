@@ -24,10 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlite_utils
 
+from dataset.database import _cells
+
 # deals per part: a million-deal run is read from 245 parts as fast as from 62, and one deal
 # from a small one faster (`lookup`)
 PART_ROWS = 4_096
-FEW = 16  # deals looked up part by part; more, from the list of the parts' first ids
 GROUP_ROWS = 1_024  # rows per Parquet row group in a part: one deal is read from one of them
 
 
@@ -68,26 +69,14 @@ def read_deals(db: sqlite_utils.Database, run_id: int, deal_ids: Iterable[str],
     """The rows of `deal_ids` in the run (those it holds), reading only the parts that may hold
     them; `columns` as in `read` (deal_id is always read)."""
     wanted = sorted({str(d) for d in deal_ids})
+    firsts = [f for (f,) in db.execute(
+        "SELECT first_deal FROM score_columns WHERE run_id = ? AND first_deal IS NOT NULL "
+        "ORDER BY part", [run_id],
+    )]  # fmt: skip
     # a deal can be only in the last part whose first id is not after it
-    if len(wanted) <= FEW:
-        parts = {
-            row[0]
-            for d in wanted
-            for row in db.execute(
-                "SELECT part FROM score_columns WHERE run_id = ? AND first_deal <= ? "
-                "ORDER BY part DESC LIMIT 1",
-                [run_id, d],
-            )
-        }
-    else:
-        firsts = [f for (f,) in db.execute(
-            "SELECT first_deal FROM score_columns WHERE run_id = ? AND first_deal IS NOT NULL "
-            "ORDER BY part", [run_id],
-        )]  # fmt: skip
-        where = np.searchsorted(np.array(firsts, dtype=object), np.array(wanted, dtype=object),
-                                side="right") - 1  # fmt: skip
-        parts = {int(p) for p in where if p >= 0}
-    parts = sorted(parts) or [0]  # none: the first, for the columns of an empty answer
+    where = np.searchsorted(np.array(firsts, dtype=object), np.array(wanted, dtype=object),
+                            side="right") - 1  # fmt: skip
+    parts = sorted({int(p) for p in where if p >= 0}) or [0]  # none: the first, for the columns
     names = None if columns is None else list(dict.fromkeys(["deal_id", *columns]))
     marks = ", ".join("?" * len(parts))
     tables = [
@@ -141,9 +130,7 @@ def _as_stored(s: pd.Series, kind: str) -> pa.Array:
     """The values as SQLite would store them in a column of type `kind`: text for TEXT (a date
     as YYYY-MM-DD), floats for REAL, integers for INTEGER; NaN, NaT and None as null."""
     if pd.api.types.is_datetime64_any_dtype(s):
-        codes, days = pd.factorize(s)
-        text = np.append(np.asarray(days.strftime("%Y-%m-%d"), dtype=object), None)
-        return pa.array(text[codes], type=pa.string())
+        return pa.array(_cells(s), type=pa.string())
     if kind == "TEXT":
         if pd.api.types.is_string_dtype(s) or s.dtype == object:
             try:

@@ -172,7 +172,7 @@ def run_deal(db: sqlite_utils.Database, run_id: int, deal_id: str) -> dict | Non
     if not rows or not score_columns.stored(db, run_id):
         return rows[0] if rows else None
     found = score_columns.lookup(db, run_id, deal_id) or {}
-    return {**rows[0], **found, "drivers": rows[0]["drivers"], "actions": rows[0]["actions"]}
+    return {**rows[0], **found}  # the reasons are the row's: the file has none
 
 
 def previous_other_data(db: sqlite_utils.Database, run_id: int) -> dict | None:

@@ -78,12 +78,10 @@ def flags_of(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     })[list(FLAG_COLUMNS)].sample(frac=1, random_state=seed)  # fmt: skip
 
 
-@pytest.mark.parametrize("part_rows, few", [(3, 16), (3, 0), (16_384, 16)])
+@pytest.mark.parametrize("part_rows", [3, 16_384])
 @pytest.mark.parametrize("all_null", [None, "manager", "value_at_risk"])
-def test_a_run_saved_column_wise_reads_as_its_rows_did(tmp_path, monkeypatch, part_rows, few,
-                                                      all_null):  # fmt: skip
+def test_a_run_saved_column_wise_reads_as_its_rows_did(tmp_path, monkeypatch, part_rows, all_null):
     monkeypatch.setattr(score_columns, "PART_ROWS", part_rows)
-    monkeypatch.setattr(score_columns, "FEW", few)  # deals found part by part, or by the list
     db = database.connect(tmp_path / "s.db")
     runs = [scores(40, 1, all_null), scores(35, 2, all_null)]
     # old-style runs 1-2, then the same scores column-wise as runs 3-4
@@ -119,12 +117,10 @@ def test_a_run_saved_column_wise_reads_as_its_rows_did(tmp_path, monkeypatch, pa
     pd.testing.assert_frame_equal(score_runs.risk_changes(db, 4), score_runs.risk_changes(db, 2))
 
 
-@pytest.mark.parametrize("few", [0, 16])
-def test_a_deal_s_history_spans_runs_saved_both_ways(tmp_path, monkeypatch, few):
+def test_a_deal_s_history_spans_runs_saved_both_ways(tmp_path, monkeypatch):
     """Its last runs, however far back (a deal closed long ago still shows its trend), whichever
     way each run was saved."""
     monkeypatch.setattr(score_columns, "PART_ROWS", 4)
-    monkeypatch.setattr(score_columns, "FEW", few)
     db = database.connect(tmp_path / "h.db")
     frames = [scores(30, s) for s in range(5)]
     for i, frame in enumerate(frames[:2], 1):
