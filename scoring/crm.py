@@ -171,6 +171,7 @@ def prepare(tables: dict[str, pd.DataFrame]) -> Crm:
     deals["deal_no"] = positions(deals["deal_id"], ids)
     activity["deal_no"] = positions(activity["deal_id"], ids)
     deals["closed_on"] = closed_on(h, deals)
+    deals["late_days"] = late_days(h, deals)
     data_end = h["as_of"].max()  # NaT without history (then there are no deals either)
     fields = tables.get("fields")
     exported = frozenset(fields["field"]) if fields is not None and len(fields) else frozenset()
@@ -213,6 +214,22 @@ def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
     day = day.where(~(day < lower), lower)
     day = day.where(~(day > upper), upper)
     return day.where(deals["status"].isin(["won", "lost"]))
+
+
+def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
+    """Days from the expected close date its last open export showed to the day each closed
+    deal closed (negative: early; NaN for open deals or where no export showed a date). Why:
+    where won deals routinely close months after the date the CRM showed, a passed date is
+    the org's habit, not a sign that nobody steers the deal (`scoring.risk`)."""
+    open_rows = np.flatnonzero(h["status"].eq("open").to_numpy())
+    numbers = h["deal_no"].to_numpy()[open_rows]
+    last = open_rows[last_per_deal(numbers)]
+    size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1
+    shown = np.full(size, np.datetime64("NaT"), dtype="datetime64[ns]")
+    shown[h["deal_no"].to_numpy()[last]] = h["close_date"].to_numpy(dtype="datetime64[ns]")[last]
+    mine = deals["deal_no"].to_numpy()
+    expected = np.where(mine >= 0, shown[np.maximum(mine, 0)], np.datetime64("NaT"))
+    return (deals["closed_on"] - pd.Series(expected, index=deals.index)).dt.days.astype(float)
 
 
 def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:

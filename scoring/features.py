@@ -285,6 +285,7 @@ def features_of(
     f["account"] = s["account"]
     f["typical_cycle"] = typical
     f["typical_stage_days"] = typical_stage
+    f["typical_late_days"] = rates.late_days
     f["list_price"] = list_price
     f["value_used"] = used
     f["value_known"] = amount.notna()

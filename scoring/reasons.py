@@ -198,7 +198,16 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         if not _known(d):
             return "no expected close date"
         if _whole(d) < 0:
-            return f"expected close date passed {_plural(-d, 'day')} ago"
+            text = f"expected close date passed {_plural(-d, 'day')} ago"
+            late = row.get("typical_late_days")
+            if _known(late) and _up(late) >= 1:  # won deals here often close after their date
+                if _whole(-d) > _up(late):
+                    return text + (", later than 90% of won deals closed after theirs "
+                                   f"({_plural(_up(late), 'day')})")  # fmt: skip
+                return (
+                    text + f"; 90% of won deals closed within {_plural(_up(late), 'day')} of theirs"
+                )
+            return text
         if _whole(d) == 0:
             return "expected to close today"
         return f"expected to close in {_plural(d, 'day')}"

@@ -11,8 +11,11 @@
   stuck: clip((days in the stage / the days within which 90% of won deals left it - 1) / 2, 0,
   1), where that time is known;
   pushes: clip(close-date pushes / 3, 0, 1);
-  overdue: clip(days past the expected close date / 90, 0, 1) (a date left a week behind is
-  hygiene; one a quarter behind says nobody is steering the deal).
+  overdue: clip((days past the expected close date - late) / 90, 0, 1), where late is the
+  number of days after their date within which 90% of won deals closed (0 where won deals close
+  on time or that is not known): a date left a week behind is hygiene, one a quarter behind
+  says nobody is steering the deal, unless the org's won deals usually close that late (a
+  Salesforce org whose close dates only move when pushed wins most deals months after them).
 - size = clip(log10(value / median open value) / 2 + 0.5, 0, 1): 0.5 for a median deal, 1 for
   a deal ten times the median, 0 for a hundredth of it.
 
@@ -39,6 +42,11 @@ def _f(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _late(x) -> np.ndarray:
+    """Days won deals are usually late by: never below 0, 0 where unknown."""
+    return np.clip(np.nan_to_num(_f(x), nan=0.0), 0.0, None)
+
+
 def risk_parts(
     win_prob,
     value,
@@ -50,6 +58,7 @@ def risk_parts(
     typical_stage_days,
     close_pushes,
     days_to_expected_close,
+    late_days=0.0,
 ) -> dict[str, np.ndarray]:
     """The four parts, each in [0, 1] (missing inputs count as no evidence of risk), and
     `stagnation_key`: which sign of stagnation is the largest (index into STAGNATION_KEYS)."""
@@ -58,7 +67,7 @@ def risk_parts(
             _clip01((_f(days_since_activity) - 7.0) / 23.0),
             _clip01((_f(days_in_stage) / np.maximum(_f(typical_stage_days), 1.0) - 1.0) / 2.0),
             _clip01(_f(close_pushes) / 3.0),
-            _clip01(-_f(days_to_expected_close) / 90.0),
+            _clip01((-_f(days_to_expected_close) - _late(late_days)) / 90.0),
         ]
     )
     ratio = _f(age_days) / np.maximum(_f(typical_cycle), 1.0)
@@ -103,6 +112,7 @@ def score_frame(
         features["typical_stage_days"],
         features["close_pushes"],
         features["days_to_expected_close"],
+        features.get("typical_late_days", 0.0),
     )
     risk = risk_score(parts)
     out = pd.DataFrame(

@@ -110,6 +110,8 @@ def _features(rng, n: int) -> pd.DataFrame:
     f["typical_cycle"] = _threshold(rng, n, 250, nan=0.1)
     f["days_in_stage"] = _days(rng, n, 200)
     f["typical_stage_days"] = _threshold(rng, n, 90, nan=0.3)
+    # how late won deals close (may be negative: early), or unknown
+    f["typical_late_days"] = _threshold(rng, n, 200, nan=0.3) - np.where(rng.random(n) < 0.1, 50, 0)
     f["regressions"] = _with(rng, rng.integers(0, 4, n).astype(float), 0.05, np.nan)
     f["owner_changes"] = _with(rng, rng.integers(0, 4, n).astype(float), 0.05, np.nan)
     f["days_since_activity"] = _days(rng, n, 120, nan=0.15)
@@ -153,6 +155,10 @@ def _features(rng, n: int) -> pd.DataFrame:
     _near(rng, f, "age_days", "typical_cycle")
     _near(rng, f, "days_in_stage", "typical_stage_days")
     _near(rng, f, "days_since_activity", None, at=7.0)
+    # days past the expected close date at and around how late won deals close
+    f["days_to_expected_close"] = -f["days_to_expected_close"]
+    _near(rng, f, "days_to_expected_close", "typical_late_days")
+    f["days_to_expected_close"] = -f["days_to_expected_close"]
     close = rng.random(n) < 0.1  # sizes at and around 1.5 times the median: set in `_deals`
     f["_near_median"] = np.where(close, rng.choice(np.array([1.0, 1.45, 1.5, 1.5001, 1.55]), n), 0)
     f["stage"] = _names(rng, n, STAGES, missing=0.08)
@@ -458,12 +464,26 @@ def _expected_close(text: str, row, refs) -> None:
     if text == "expected to close today":
         check(known(d) and whole(d) == 0, f"'today' with {d}")
         return
-    m = re.fullmatch(rf"expected close date passed {days('p')} ago|expected to close in {days('f')}",
-                     text)  # fmt: skip
+    m = re.fullmatch(
+        rf"expected close date passed {days('p')} ago"
+        rf"(?:, later than 90% of won deals closed after theirs \({days('gt')}\)"
+        rf"|; 90% of won deals closed within {days('le')} of theirs)?"
+        rf"|expected to close in {days('f')}",
+        text,
+    )
     check(m is not None, "unexpected wording")
     check(known(d), "expected close told while unknown")
+    late = row["typical_late_days"]
     if m["p"]:
         check(d < 0 and num(m["p"]) == whole(-d) and num(m["p"]) >= 1, f"'passed' with {d}")
+        said = m["gt"] or m["le"]
+        check(said is not None or not known(late) or up(late) < 1, "won deals' lateness left out")
+        if m["gt"]:
+            check(num(m["p"]) > num(m["gt"]), "'later than' a larger number")
+            check(same(m["gt"], late, up) and up(late) >= 1, f"won deals' lateness {late}")
+        if m["le"]:
+            check(num(m["p"]) <= num(m["le"]), "'within' a smaller number")
+            check(same(m["le"], late, up) and up(late) >= 1, f"won deals' lateness {late}")
     else:
         check(d >= 0 and num(m["f"]) == whole(d) and num(m["f"]) >= 0, f"'in N days' with {d}")
 
@@ -808,6 +828,8 @@ def test_the_random_deals_reach_every_sentence(explained):
     for phrase in ("longer than 90% of won deals stayed", "left it within", "longer than 90% of won",
                    "closed within", "times the median", "the median open deal is", "passed",
                    "expected to close in", "expected to close today", "pushed", "activity in",
+                   "later than 90% of won deals closed after theirs", "within 1 day of theirs",
+                   "days of theirs",
                    "in the last week", "amount cut", "amount raised", "less than 1%",
                    "no amount in the CRM yet", "not recorded", "no win rate yet",
                    "time open unknown", "closed so far were lost", "none in the last 8 weeks",
