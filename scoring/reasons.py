@@ -204,9 +204,8 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
                 if _whole(-d) > _up(late):
                     return text + (", later than 90% of won deals closed after theirs "
                                    f"({_plural(_up(late), 'day')})")  # fmt: skip
-                return (
-                    text + f"; 90% of won deals closed within {_plural(_up(late), 'day')} of theirs"
-                )
+                within = _plural(_up(late), "day")
+                return text + f"; 90% of won deals closed at most {within} after theirs"
             return text
         if _whole(d) == 0:
             return "expected to close today"

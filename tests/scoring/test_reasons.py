@@ -467,7 +467,7 @@ def _expected_close(text: str, row, refs) -> None:
     m = re.fullmatch(
         rf"expected close date passed {days('p')} ago"
         rf"(?:, later than 90% of won deals closed after theirs \({days('gt')}\)"
-        rf"|; 90% of won deals closed within {days('le')} of theirs)?"
+        rf"|; 90% of won deals closed at most {days('le')} after theirs)?"
         rf"|expected to close in {days('f')}",
         text,
     )
@@ -828,8 +828,8 @@ def test_the_random_deals_reach_every_sentence(explained):
     for phrase in ("longer than 90% of won deals stayed", "left it within", "longer than 90% of won",
                    "closed within", "times the median", "the median open deal is", "passed",
                    "expected to close in", "expected to close today", "pushed", "activity in",
-                   "later than 90% of won deals closed after theirs", "within 1 day of theirs",
-                   "days of theirs",
+                   "later than 90% of won deals closed after theirs", "at most 1 day after theirs",
+                   "days after theirs",
                    "in the last week", "amount cut", "amount raised", "less than 1%",
                    "no amount in the CRM yet", "not recorded", "no win rate yet",
                    "time open unknown", "closed so far were lost", "none in the last 8 weeks",
