@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # Dask is imported only where a cluster is used
     from distributed import Client
 
 DEALS_PER_BLOCK = 50_000  # a block's deals: big enough to amortise a task, small to spread
-CLOSED_COLUMNS = ["deal_id", "status", "owner", "product", "account", "engage_date", "closed_on"]
+CLOSED_COLUMNS = ["deal_id", "status", "owner", "product", "account", "engage_date", "closed_on",
+                  "late_days"]  # fmt: skip
 
 
 @dataclass(frozen=True)
