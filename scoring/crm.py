@@ -235,30 +235,38 @@ def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
 def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     """Each deal's completed stays in an open stage: (deal_id, stage, start, end). A stay ends at
     the next stage's start (or, for the last open stage, at the deal's close); stays whose start
-    is unknown (the deal's first row) are left out."""
-    open_rows = h[h["status"] == "open"]
-    if open_rows.empty:
+    is unknown (the deal's first row) are left out. Worked on positions into the history, five
+    columns taken once (a boolean index of the whole history copied all its columns: 1.8 s of a
+    million-deal morning)."""
+    rows = np.flatnonzero(h["status"].eq("open").to_numpy(dtype=bool, na_value=False))
+    if not len(rows):
         return pd.DataFrame(columns=["deal_id", "stage", "start", "end"])
     # the first row of each deal's stay in each stage, in the history's order
-    stage = pc.dictionary_encode(_arrow(open_rows["stage"])).indices
-    pairs = pd.DataFrame({"deal": open_rows["deal_no"].to_numpy(),
-                          "stage": stage.fill_null(-1).to_numpy()})  # fmt: skip
-    first = open_rows[~pairs.duplicated().to_numpy() & stage.is_valid().to_numpy(False)]
+    codes = pc.dictionary_encode(_arrow(h["stage"]).take(pa.array(rows)))
+    stage = codes.indices.fill_null(-1).to_numpy().astype(np.int64)
+    deal_no = h["deal_no"].to_numpy()
+    pair = deal_no[rows].astype(np.int64) * (len(codes.dictionary) + 1) + stage + 1
+    first = rows[~pd.Series(pair).duplicated().to_numpy() & (stage >= 0)]
     # deal numbers follow the ids' order
-    first = first.iloc[np.lexsort((first["as_of"].to_numpy(), first["deal_no"].to_numpy()))]
-    by_deal = first.groupby("deal_no")
-    nxt = by_deal["stage_since"].shift(-1)
-    nxt_seen = by_deal["as_of"].shift(-1)
-    end = nxt.fillna(nxt_seen)
-    closed = deals.set_index("deal_no")["closed_on"]
-    close = pd.Series(closed.reindex(first["deal_no"].to_numpy()).to_numpy(), index=first.index)
-    end = end.fillna(close)
+    as_of = h["as_of"].to_numpy()
+    first = first[np.lexsort((as_of[first], deal_no[first]))]
+    number = deal_no[first]
+    since = h["stage_since"].to_numpy()[first]
+    same = np.r_[number[1:] == number[:-1], False]  # the deal's next stay is the next row
+    after = np.r_[first[1:], 0]
+    nat = np.datetime64("NaT")
+    unit = since.dtype  # the stay's end in its start's unit, as the other days are cast
+    end = np.where(same, h["stage_since"].to_numpy()[after], nat).astype(unit)
+    end = np.where(np.isnat(end) & same, as_of[after].astype(unit), end)
+    closed = pd.Series(deals["closed_on"].to_numpy(), index=deals["deal_no"].to_numpy())
+    close = closed.reindex(number).to_numpy().astype(unit)
+    end = np.where(np.isnat(end), close, end)
     spells = pd.DataFrame(
         {
-            "deal_id": first["deal_id"].to_numpy(),
-            "stage": first["stage"].to_numpy(),
-            "start": first["stage_since"].to_numpy(),
-            "end": end.to_numpy(),
+            "deal_id": h["deal_id"].take(first).to_numpy(),
+            "stage": h["stage"].take(first).to_numpy(),
+            "start": since,
+            "end": end,
         }
     )
     return spells[
