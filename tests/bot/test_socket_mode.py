@@ -122,7 +122,10 @@ def running_bot(small_crm: dict, db_path: Path, warm: bool = True) -> Iterator[S
             yield SocketBot(slack, sock, root, small_crm)
         finally:
             stop.set()
-            worker.join(timeout=15)
+            deadline = time.monotonic() + 15
+            while worker.is_alive() and time.monotonic() < deadline:
+                sock.nudge()
+                worker.join(timeout=0.05)
         assert not worker.is_alive(), "serve did not stop"
         assert sock.connections[-1].closed.wait(5), "the socket was left open"
         assert sock.unexpected == [], "the client sent something other than acks"
