@@ -221,7 +221,7 @@ def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
     deal closed (negative: early; NaN for open deals or where no export showed a date). Why:
     where won deals routinely close months after the date the CRM showed, a passed date is
     the org's habit, not a sign that nobody steers the deal (`scoring.risk`)."""
-    open_rows = np.flatnonzero(h["status"].eq("open").to_numpy())
+    open_rows = np.flatnonzero(h["status"].eq("open").to_numpy(dtype=bool, na_value=False))
     numbers = h["deal_no"].to_numpy()[open_rows]
     last = open_rows[last_per_deal(numbers)]
     size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1

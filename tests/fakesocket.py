@@ -27,6 +27,7 @@ apps.connections.open is refused, as a stale URL is by Slack.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -179,10 +180,8 @@ class FakeSocketMode:
         with self._changed:
             open_ = [c for c in self.connections if not c.closed.is_set()]
         for conn in open_:
-            try:
+            with contextlib.suppress(ConnectionClosed):
                 conn.ws.ping()
-            except ConnectionClosed:
-                pass
 
     # -- inspection --------------------------------------------------------------------------
     def wait_connection(self, count: int = 1, timeout: float = 10.0) -> Connection:
