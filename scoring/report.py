@@ -53,8 +53,10 @@ def history_text(trained_on: dict) -> str:
     if not start or not end:
         return "no pipeline history"
     days = (pd.Timestamp(end) - pd.Timestamp(start)).days
+    if days < 1:  # one export (MavenTech): the pipeline's past comes from its deals' dates
+        return f"one export of the pipeline ({start}), its past rebuilt from the deals' dates"
     if days < 31:
-        return f"{days} days of pipeline history (from {start})"
+        return f"{days} day{'s' if days > 1 else ''} of pipeline history (from {start})"
     return f"{days / 30.44:.0f} months of pipeline history (from {start})"
 
 
