@@ -123,7 +123,7 @@ def open_pipeline(deals: int, yesterday: bool = False):
 
 def million_setup(deals: int, tmp: Path) -> None:
     """Train on the default demo and save the model; write ~`deals` open deals as yesterday's
-    and today's exports; ingest yesterday's, save the columnar copy of the deal tables as
+    and today's exports; ingest the reference tables and yesterday's, save the columnar copy of the deal tables as
     yesterday's refresh did, then ingest today's: the morning the run below is."""
     from dataset import database, deal_history
     from dataset.demo import write_demo
@@ -133,8 +133,11 @@ def million_setup(deals: int, tmp: Path) -> None:
     write_demo(tmp / "big", open_pipeline(deals, yesterday=True))
     print("1,000,000-deal run (setup: demo model trained, two days' exports written)")
     big = database.connect(tmp / "big.db")
-    _clock("setup: ingest yesterday's export", ingest_files, big,
-           sorted((tmp / "big" / "exports").glob("*.csv")))  # fmt: skip
+    # the reference tables first, as a user imports them (the teams give the regions and
+    # managers' teams the refresh forecasts)
+    reference = [tmp / "big" / f for f in ("sales_teams.csv", "accounts.csv", "products.csv")]
+    _clock("setup: ingest the reference tables and yesterday's export", ingest_files, big,
+           [*reference, *sorted((tmp / "big" / "exports").glob("*.csv"))])  # fmt: skip
     _clock("setup: yesterday's load, the tables read whole, copy saved", deal_history.load_crm,
            big, keep=True)  # fmt: skip
     _clock("setup: ingest today's export", ingest_files, big,
@@ -146,6 +149,8 @@ def million_run(tmp: Path) -> None:
     import), score, explain the top, forecast, write; then its floor, in the same process: the
     columnar copy read as Arrow tables (no frames built) and LightGBM's predict on the same
     matrix; and, for comparison, the same tables fetched whole from SQLite."""
+    from bot.refresh import owners_of, scopes_to_forecast
+    from bot.settings import Settings
     from dataset import database, deal_columns, deal_history, score_runs
     from forecasting.forecast import forecast
     from scoring import artifact, scorer
@@ -162,6 +167,16 @@ def million_run(tmp: Path) -> None:
     win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
     _clock("forecast, all deals (10,000 scenarios)", forecast, crm, run.as_of, run.features,
            win, sigma=0.4)  # fmt: skip
+    # and every other scope the refresh forecasts with no channel configured: each region and
+    # each manager's team (`bot.refresh.scopes_to_forecast`)
+    scopes = scopes_to_forecast(Settings(), crm.teams, run.scores)[1:]
+
+    def others() -> None:
+        for scope in scopes:
+            forecast(crm, run.as_of, run.features, win, sigma=0.4,
+                     owners=owners_of(scope, crm.teams, run.scores))  # fmt: skip
+
+    _clock(f"forecast, the {len(scopes)} regions' and teams' scopes", others)
     _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,
            scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
     total = time.perf_counter() - t0
