@@ -217,16 +217,26 @@ def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
 
 
 def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
-    """Days from the expected close date its last open export showed to the day each closed
-    deal closed (negative: early; NaN for open deals or where no export showed a date). Why:
-    where won deals routinely close months after the date the CRM showed, a passed date is
-    the org's habit, not a sign that nobody steers the deal (`scoring.risk`)."""
-    open_rows = np.flatnonzero(h["status"].eq("open").to_numpy(dtype=bool, na_value=False))
-    numbers = h["deal_no"].to_numpy()[open_rows]
-    last = open_rows[last_per_deal(numbers)]
+    """Days from the expected close date to the day each closed deal closed (negative: early;
+    NaN for open deals, or where the last export that showed the deal open before it was first
+    seen closed had no date: the day `closed_on` takes is that first close, so a deal reopened
+    later is judged by what was shown before it, not after). History sorted by deal, then day.
+    Why: where won deals routinely close months after the date the CRM showed, a passed date
+    is the org's habit, not a sign that nobody steers the deal (`scoring.risk`)."""
+    is_open = h["status"].eq("open").to_numpy(dtype=bool, na_value=False)
+    numbers = h["deal_no"].to_numpy()
+    n = len(numbers)
+    # how many rows of the deal so far were not open (as `closed_on` counts them)
+    shut = np.cumsum(~is_open)
+    first = np.r_[True, numbers[1:] != numbers[:-1]] if n else np.zeros(0, bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
+    before_close = shut - shut[start] + (~is_open)[start] == 0
+    rows = np.flatnonzero(is_open & before_close)
+    last = rows[last_per_deal(numbers[rows])]
+    close = h["close_date"].to_numpy()  # in its own unit: a far date must not wrap around
     size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1
-    shown = np.full(size, np.datetime64("NaT"), dtype="datetime64[ns]")
-    shown[h["deal_no"].to_numpy()[last]] = h["close_date"].to_numpy(dtype="datetime64[ns]")[last]
+    shown = np.full(size, np.datetime64("NaT"), dtype=close.dtype)
+    shown[numbers[last]] = close[last]
     mine = deals["deal_no"].to_numpy()
     expected = np.where(mine >= 0, shown[np.maximum(mine, 0)], np.datetime64("NaT"))
     return (deals["closed_on"] - pd.Series(expected, index=deals.index)).dt.days.astype(float)
@@ -242,7 +252,7 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     if not len(rows):
         return pd.DataFrame(columns=["deal_id", "stage", "start", "end"])
     # the first row of each deal's stay in each stage, in the history's order
-    codes = pc.dictionary_encode(_arrow(h["stage"]).take(pa.array(rows)))
+    codes = pc.dictionary_encode(_arrow(h["stage"].take(rows)))  # the open rows' stages only
     stage = codes.indices.fill_null(-1).to_numpy().astype(np.int64)
     deal_no = h["deal_no"].to_numpy()
     pair = deal_no[rows].astype(np.int64) * (len(codes.dictionary) + 1) + stage + 1
@@ -251,12 +261,15 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     as_of = h["as_of"].to_numpy()
     first = first[np.lexsort((as_of[first], deal_no[first]))]
     number = deal_no[first]
-    since = h["stage_since"].to_numpy()[first]
+    stage_since = h["stage_since"]
+    if not pd.api.types.is_datetime64_dtype(stage_since):  # a table made by hand: no dates at all
+        stage_since = pd.to_datetime(stage_since)
+    since = stage_since.to_numpy()[first]
     same = np.r_[number[1:] == number[:-1], False]  # the deal's next stay is the next row
     after = np.r_[first[1:], 0]
     nat = np.datetime64("NaT")
     unit = since.dtype  # the stay's end in its start's unit, as the other days are cast
-    end = np.where(same, h["stage_since"].to_numpy()[after], nat).astype(unit)
+    end = np.where(same, stage_since.to_numpy()[after], nat).astype(unit)
     end = np.where(np.isnat(end) & same, as_of[after].astype(unit), end)
     closed = pd.Series(deals["closed_on"].to_numpy(), index=deals["deal_no"].to_numpy())
     close = closed.reindex(number).to_numpy().astype(unit)

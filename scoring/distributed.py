@@ -101,7 +101,7 @@ def survey(block: Crm, t: pd.Timestamp) -> tuple[pd.DataFrame, Survey]:
     """Pass 1 (on a worker): the block's open deals' states on day t, and its `Survey`."""
     state = open_deals_at(block, t)
     d = block.deals
-    closed = d.loc[(d["closed_on"] < t).to_numpy(), CLOSED_COLUMNS]
+    closed = d.loc[(d["closed_on"] < t).to_numpy(), [c for c in CLOSED_COLUMNS if c in d]]
     won = closed.loc[closed["status"].eq("won").to_numpy(), "deal_id"]
     spells = block.spells
     won_spells = spells[spells["deal_id"].isin(won).to_numpy()] if len(spells) else spells

@@ -57,7 +57,8 @@ def history_text(trained_on: dict) -> str:
         return f"one export of the pipeline ({start}), its past rebuilt from the deals' dates"
     if days < 31:
         return f"{days} day{'s' if days > 1 else ''} of pipeline history (from {start})"
-    return f"{days / 30.44:.0f} months of pipeline history (from {start})"
+    months = round(days / 30.44)
+    return f"{months} month{'s' if months != 1 else ''} of pipeline history (from {start})"
 
 
 def markdown(training: Training, source: str) -> str:

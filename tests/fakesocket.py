@@ -175,8 +175,9 @@ class FakeSocketMode:
 
     def nudge(self) -> None:
         """Ping every open connection. slack_sdk's client closes its socket only between two
-        reads, each waiting up to 3 s for data: a ping wakes it, so a test's stop takes
-        milliseconds, and the socket is still closed by the app, not by this server."""
+        reads, each waiting up to 3 s for data: a ping wakes it, so a test's stop takes about
+        a second (its message queue's own wait), and the socket is still closed by the app,
+        not by this server."""
         with self._changed:
             open_ = [c for c in self.connections if not c.closed.is_set()]
         for conn in open_:

@@ -16,4 +16,5 @@ def test_history_in_words():
     )
     assert _text("2024-01-01", "2024-01-02") == "1 day of pipeline history (from 2024-01-01)"
     assert _text("2024-01-01", "2024-01-08") == "7 days of pipeline history (from 2024-01-01)"
+    assert _text("2024-01-01", "2024-02-10") == "1 month of pipeline history (from 2024-01-01)"
     assert _text("2023-01-01", "2024-01-31") == "13 months of pipeline history (from 2023-01-01)"

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from scoring.crm import prepare
 from scoring.rates import MIN_LATE, SLOW, _late_days, rates_before
 from scoring.risk import risk_parts
 
@@ -47,6 +48,63 @@ def test_won_deals_lateness_is_learned_from_deals_won_before_the_day(generated):
         assert rates_before(crm, crm.data_end).late_days == 1000.0  # and the last day sees them
     finally:
         crm.deals["late_days"] = saved
+
+
+_COLS = [
+    "deal_id",
+    "as_of",
+    "owner",
+    "product",
+    "account",
+    "stage",
+    "status",
+    "engage_date",
+    "close_date",
+    "value",
+]
+
+
+def _crm(history: list[tuple], deals: list[tuple]):
+    """A Crm from hand-written rows: (deal, day, status, close date shown) and (deal, status,
+    close date)."""
+    h = pd.DataFrame([(i, day, "rep", "P", "acc", "S1", st, "2023-12-01", close, 100.0)
+                      for i, day, st, close in history], columns=_COLS)  # fmt: skip
+    d = pd.DataFrame([(i, "rep", "P", "acc", "S1", st, "2023-12-01", close, 100.0)
+                      for i, st, close in deals], columns=_COLS[:1] + _COLS[2:])  # fmt: skip
+    for frame in (h, d):
+        for c in ("as_of", "engage_date", "close_date"):
+            if c in frame:
+                frame[c] = pd.to_datetime(frame[c])
+    none = pd.DataFrame()
+    activity = pd.DataFrame({"deal_id": pd.Series([], dtype=str),
+                             "activity_date": pd.Series([], dtype="datetime64[us]")})  # fmt: skip
+    return prepare({"history": h, "deals": d, "activity": activity, "products": none,
+                    "teams": none, "accounts": none})  # fmt: skip
+
+
+def test_a_deal_reopened_later_is_judged_by_what_was_shown_before_its_first_close():
+    """A deal won, reopened with a new date months later and won again counts as won at its
+    first close (`closed_on`): its lateness is against the date shown before that, not a date
+    shown only after it (which a day between the two would not have known)."""
+    crm = _crm(
+        [("R", "2024-01-01", "open", "2024-01-20"), ("R", "2024-01-22", "won", "2024-01-21"),
+         ("R", "2024-03-01", "open", "2024-09-30"), ("R", "2024-03-15", "won", "2024-03-14"),
+         ("S", "2024-01-01", "open", None), ("S", "2024-01-08", "open", "2024-02-01"),
+         ("S", "2024-02-20", "lost", "2024-02-19"), ("T", "2024-01-01", "open", "2024-02-01")],
+        [("R", "won", "2024-03-14"), ("S", "lost", "2024-02-19"), ("T", "open", None)],
+    )  # fmt: skip
+    late = crm.deals.set_index("deal_id")["late_days"]
+    closed = crm.deals.set_index("deal_id")["closed_on"]
+    assert closed["R"] == pd.Timestamp("2024-01-22")
+    assert late["R"] == 2.0  # 2024-01-22 against 2024-01-20, not against 2024-09-30
+    assert late["S"] == (closed["S"] - pd.Timestamp("2024-02-01")).days  # its last open date
+    assert np.isnan(late["T"])  # still open
+
+
+def test_a_far_date_does_not_wrap_around():
+    crm = _crm([("A", "2024-01-01", "open", "9999-12-31"), ("A", "2024-01-26", "won", "2024-01-25")],
+               [("A", "won", "2024-01-25")])  # fmt: skip
+    assert crm.deals["late_days"].iloc[0] < -2_900_000  # decades early, not wrapped to late
 
 
 def test_too_few_won_deals_say_nothing():
