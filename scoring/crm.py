@@ -218,26 +218,23 @@ def closed_on(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
 
 def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
     """Days from the expected close date to the day each closed deal closed (negative: early;
-    NaN for open deals, or where the last export that showed the deal open before it was first
-    seen closed had no date: the day `closed_on` takes is that first close, so a deal reopened
-    later is judged by what was shown before it, not after). History sorted by deal, then day.
-    Why: where won deals routinely close months after the date the CRM showed, a passed date
-    is the org's habit, not a sign that nobody steers the deal (`scoring.risk`)."""
-    is_open = h["status"].eq("open").to_numpy(dtype=bool, na_value=False)
+    NaN for open deals, or where the last export that showed the deal open before that day had
+    no date). Only exports before the day `closed_on` takes count: a deal reopened later, or
+    shown open after it, is judged by what was known when it closed. Why: where won deals
+    routinely close months after the date the CRM showed, a passed date is the org's habit,
+    not a sign that nobody steers the deal (`scoring.risk`)."""
     numbers = h["deal_no"].to_numpy()
-    n = len(numbers)
-    # how many rows of the deal so far were not open (as `closed_on` counts them)
-    shut = np.cumsum(~is_open)
-    first = np.r_[True, numbers[1:] != numbers[:-1]] if n else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
-    before_close = shut - shut[start] + (~is_open)[start] == 0
-    rows = np.flatnonzero(is_open & before_close)
+    size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1
+    closed = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
+    mine = deals["deal_no"].to_numpy()
+    closed[mine[mine >= 0]] = deals["closed_on"].to_numpy(dtype="datetime64[us]")[mine >= 0]
+    as_of = h["as_of"].to_numpy(dtype="datetime64[us]")
+    is_open = h["status"].eq("open").to_numpy(dtype=bool, na_value=False)
+    rows = np.flatnonzero(is_open & (as_of < closed[numbers]))  # NaT compares false: open deals
     last = rows[last_per_deal(numbers[rows])]
     close = h["close_date"].to_numpy()  # in its own unit: a far date must not wrap around
-    size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1
     shown = np.full(size, np.datetime64("NaT"), dtype=close.dtype)
     shown[numbers[last]] = close[last]
-    mine = deals["deal_no"].to_numpy()
     expected = np.where(mine >= 0, shown[np.maximum(mine, 0)], np.datetime64("NaT"))
     return (deals["closed_on"] - pd.Series(expected, index=deals.index)).dt.days.astype(float)
 

@@ -36,10 +36,15 @@ def _shuffle_after(tables: dict, cutoff: pd.Timestamp, seed: int = 0) -> dict:
     return out
 
 
+# what the risk score and the reasons judge a deal by, besides the model's inputs: how long won
+# deals took, stayed in a stage and closed after their expected date, as known on the day
+REFERENCES = ["typical_cycle", "typical_stage_days", "typical_late_days"]
+
+
 def _features(tables: dict, days) -> pd.DataFrame:
     crm = prepare(tables)
     return pd.concat([features_at(crm, t).assign(snapshot=t) for t in days])[
-        [*FEATURES, "snapshot"]
+        [*FEATURES, *REFERENCES, "snapshot"]
     ]
 
 
