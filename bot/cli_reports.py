@@ -194,10 +194,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
     refreshed = services.refresher.refresh(print)  # the configured exports folder, if any
     reader = services.reader
     saved = reader.run(refreshed.run_id)
-    summary = reader.pipeline_summary()
+    # the run's own numbers, as the digest below gives them (an open deal without an amount is
+    # valued as the run values it, not at nothing)
     print(
-        f"pipeline loaded: {summary.open_deals:,} open deals, value "
-        f"{money(summary.open_value)}, as of {summary.as_of}"
+        f"pipeline loaded: {len(saved.scores):,} open deals, value "
+        f"{money(float(saved.scores['value'].fillna(0).sum()))}, as of {saved.as_of}"
     )
     if channel is not None:  # that channel's digest as it would be posted now
         last = ledger.last_posted_run(reader.db(), channel.id, "9999-12-31")

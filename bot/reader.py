@@ -523,6 +523,3 @@ class Reader:
             "SELECT stage, probability FROM stages WHERE probability IS NOT NULL"
         )
         return {stage: float(p) for stage, p in rows}
-
-    def pipeline_summary(self):
-        return deal_history.pipeline_summary(self.db())

@@ -37,6 +37,9 @@ def test_digest_on_an_empty_database_loads_the_demo(main_job, capsys, monkeypatc
     assert "2025-Q1 forecast (won so far included): P50 " in digest
     assert "What's new: first digest" in digest
     assert "Top 10 deals by value at risk:" in digest and "why: " in digest
+    # one pipeline value: the progress line's is the digest's (both the run's)
+    loaded = re.search(r"pipeline loaded: [\d,]+ open deals, value (\S+),", out)
+    assert loaded and f"pipeline value: {loaded.group(1)} " in digest, (loaded, digest[:300])
     assert (tmp_path / "artifacts" / "report.md").exists()
     message = json.loads((tmp_path / "revbot-out" / "digest.json").read_text())
     assert check_limits(message) == [] and message["text"].startswith("Pipeline digest (all teams)")
