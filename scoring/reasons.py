@@ -218,9 +218,13 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         usually = _known(missing) and missing >= 0.5  # in most of the states the CRM showed
         if has < 0.5:
             return "no next step recorded" + (", as for most of its history" if usually else "")
-        return "a next step is recorded" + (
-            ", though it was missing for most of its history" if usually else ""
-        )
+        if usually:
+            return "a next step is recorded, though it was missing for most of its history"
+        share = _whole(100 * missing) if _known(missing) else 0
+        # a recorded next step can still weigh on a deal: say what does (its gaps before)
+        if share >= 1:
+            return f"a next step is recorded, though it was missing in {share}% of its exports"
+        return "a next step is recorded"
     if key == "amount":
         change = row.get("value_change")
         if not _known(change):
