@@ -223,20 +223,27 @@ def late_days(h: pd.DataFrame, deals: pd.DataFrame) -> pd.Series:
     shown open after it, is judged by what was known when it closed. Why: where won deals
     routinely close months after the date the CRM showed, a passed date is the org's habit,
     not a sign that nobody steers the deal (`scoring.risk`)."""
-    numbers = h["deal_no"].to_numpy()
-    size = int(max(numbers.max(initial=-1), deals["deal_no"].max() if len(deals) else -1)) + 1
-    closed = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
-    mine = deals["deal_no"].to_numpy()
-    closed[mine[mine >= 0]] = deals["closed_on"].to_numpy(dtype="datetime64[us]")[mine >= 0]
-    as_of = h["as_of"].to_numpy(dtype="datetime64[us]")
+    numbers, mine = h["deal_no"].to_numpy(), deals["deal_no"].to_numpy()
+    closed = _closed_by_number(h, deals)
     is_open = h["status"].eq("open").to_numpy(dtype=bool, na_value=False)
-    rows = np.flatnonzero(is_open & (as_of < closed[numbers]))  # NaT compares false: open deals
+    rows = np.flatnonzero(is_open & (h["as_of"].to_numpy() < closed[numbers]))  # NaT: never
     last = rows[last_per_deal(numbers[rows])]
     close = h["close_date"].to_numpy()  # in its own unit: a far date must not wrap around
-    shown = np.full(size, np.datetime64("NaT"), dtype=close.dtype)
+    shown = np.full(len(closed), np.datetime64("NaT"), dtype=close.dtype)
     shown[numbers[last]] = close[last]
     expected = np.where(mine >= 0, shown[np.maximum(mine, 0)], np.datetime64("NaT"))
     return (deals["closed_on"] - pd.Series(expected, index=deals.index)).dt.days.astype(float)
+
+
+def _closed_by_number(h: pd.DataFrame, deals: pd.DataFrame) -> np.ndarray:
+    """Each deal number's `closed_on` (NaT where none), indexed by number, for every number the
+    history or the deals table uses (rows are matched by number, not by id string)."""
+    mine = deals["deal_no"].to_numpy()
+    size = int(max(h["deal_no"].to_numpy().max(initial=-1), mine.max(initial=-1))) + 1
+    day = deals["closed_on"].to_numpy()
+    out = np.full(size, np.datetime64("NaT"), dtype=day.dtype)
+    out[mine[mine >= 0]] = day[mine >= 0]
+    return out
 
 
 def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
@@ -268,8 +275,7 @@ def stage_spells(h: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
     unit = since.dtype  # the stay's end in its start's unit, as the other days are cast
     end = np.where(same, stage_since.to_numpy()[after], nat).astype(unit)
     end = np.where(np.isnat(end) & same, as_of[after].astype(unit), end)
-    closed = pd.Series(deals["closed_on"].to_numpy(), index=deals["deal_no"].to_numpy())
-    close = closed.reindex(number).to_numpy().astype(unit)
+    close = _closed_by_number(h, deals)[number].astype(unit)
     end = np.where(np.isnat(end), close, end)
     spells = pd.DataFrame(
         {
