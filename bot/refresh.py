@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ from dataset.money import plural
 from dataset.presets import BUILTIN, apply_overrides
 from forecasting.periods import won_this_quarter
 from scoring.cluster import Cluster
+
+if TYPE_CHECKING:
+    from forecasting.forecast import LiveForecast
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -274,8 +278,7 @@ class Refresher:
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
         start = time.monotonic()
         say(f"forecasting {plural(len(scopes), 'scope')} ({scopes_text(scopes)})…")
-        for scope in scopes:
-            self._simulate(self._prepared, scope, run.scores)
+        self._simulate_together(self._prepared, scopes, run.scores)
         say(
             f"forecast of {plural(len(scopes), 'scope')} saved with run #{run_id}, in {took(start)}"
         )
@@ -318,6 +321,18 @@ class Refresher:
 
     # -- forecasts ---------------------------------------------------------------------------
 
+    def _simulate_together(self, prepared: _Prepared, scopes: list[Scope],
+                           scores: pd.DataFrame) -> None:  # fmt: skip
+        """Every scope's forecast from one simulation (`forecast.forecast_scopes`), saved."""
+        from forecasting.forecast import forecast_scopes
+
+        crm = prepared.crm
+        owners = {str(s): owners_of(s, crm.teams, scores) for s in scopes}
+        fcs = forecast_scopes(crm, prepared.as_of, prepared.features, prepared.win, owners,
+                              bands=prepared.bands, scenarios=SCENARIOS, seed=0)  # fmt: skip
+        for scope in scopes:
+            self._save_forecast(prepared, scope, fcs[str(scope)], owners[str(scope)])
+
     def _simulate(self, prepared: _Prepared, scope: Scope, scores: pd.DataFrame) -> None:
         from forecasting.forecast import forecast
 
@@ -325,6 +340,12 @@ class Refresher:
         owners = owners_of(scope, crm.teams, scores)
         fc = forecast(crm, prepared.as_of, prepared.features, prepared.win, bands=prepared.bands,
                       scenarios=SCENARIOS, seed=0, owners=owners)  # fmt: skip
+        self._save_forecast(prepared, scope, fc, owners)
+
+    def _save_forecast(self, prepared: _Prepared, scope: Scope, fc: LiveForecast,
+                       owners: list[str] | None) -> None:  # fmt: skip
+        """A scope's forecast saved with the run, with its wins so far by day and its targets."""
+        crm = prepared.crm
         deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
         won = won_this_quarter(deals, prepared.as_of)
         # one entry a day, not a deal: the chart draws the running total by day, and a

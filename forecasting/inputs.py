@@ -3,6 +3,8 @@ the timing model fitted with censoring; the arrival of new deals. Pure (data in,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 import numpy as np
 import pandas as pd
 
@@ -108,27 +110,52 @@ def new_deal_win_rate(crm: Crm, t: pd.Timestamp) -> float:
     return crm.memo[key]
 
 
-def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None) -> Arrivals:
+def arrivals(crm: Crm, t: pd.Timestamp, win_rate: float | None = None,
+             owners: Collection[str] | None = None) -> Arrivals:  # fmt: skip
     """New deals per week over the last quarter before t, and their values (amount where known,
     else the product's median won value). A new deal wins with `win_rate`, by default the chance
     that a deal just engaged is won some day (`scoring.samples.open_win_chance` at age 0): not
-    the average open deal's chance, which is weighted towards the deals that stay open long."""
+    the average open deal's chance, which is weighted towards the deals that stay open long.
+    `owners`: only these reps' new deals (a scope), valued as the company's are."""
+    new = _new_deals(crm, t)
+    if owners is not None:
+        new = new[new["owner"].isin(list(owners))]
+    return _arrivals_of(new, crm, t, win_rate)
+
+
+def arrivals_by(crm: Crm, t: pd.Timestamp, group_of: Callable[[pd.Series], np.ndarray],
+                win_rate: float | None = None) -> dict[str, Arrivals]:  # fmt: skip
+    """`arrivals` of each group of owners (`group_of` names each new deal's group from its
+    owners): their union is the company's, deal for deal, so scopes simulated together
+    (`forecast.forecast_scopes`) draw the same law as each alone."""
+    new = _new_deals(crm, t)
+    groups = group_of(new["owner"])
+    return {str(g): _arrivals_of(new[groups == g], crm, t, win_rate) for g in pd.unique(groups)}
+
+
+def _new_deals(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
+    """The deals engaged in the last ARRIVAL_WEEKS before t, valued as known on t: an amount
+    recorded at close is known only for deals closed by then, the others take the product's
+    median won value over all the company's deals."""
     d = crm.deals
     start = t - pd.Timedelta(weeks=ARRIVAL_WEEKS)
     new = d.loc[(d["engage_date"] > start) & (d["engage_date"] <= t),
-                ["closed_on", "value", "product"]]  # fmt: skip
+                ["closed_on", "value", "product", "owner"]]  # fmt: skip
+    amount = new["value"].where((new["closed_on"] <= t) & (new["value"] > 0))
+    estimate = pd.Series(_estimate(new["product"], crm, t), index=new.index)
+    return pd.DataFrame({"value": amount.fillna(estimate), "product": new["product"],
+                         "owner": new["owner"]})  # fmt: skip
+
+
+def _arrivals_of(new: pd.DataFrame, crm: Crm, t: pd.Timestamp, win_rate: float | None) -> Arrivals:
     if new.empty:
         return Arrivals()
-    closed_by_t = new["closed_on"] <= t
-    # an amount recorded at close is known on t only for deals closed by then
-    amount = new["value"].where(closed_by_t & (new["value"] > 0))
-    values = amount.fillna(pd.Series(_estimate(new["product"], crm, t), index=new.index))
-    known = values.notna()
+    known = new["value"].notna()
     if win_rate is None:
         win_rate = new_deal_win_rate(crm, t)
     return Arrivals(
         per_week=len(new) / ARRIVAL_WEEKS,
-        values=values[known].to_numpy(float),
+        values=new.loc[known, "value"].to_numpy(float),
         win_rate=win_rate,
         groups=new.loc[known, "product"].fillna("?").to_numpy(dtype=object),
     )

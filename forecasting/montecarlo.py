@@ -68,6 +68,18 @@ class Forecast:
     scenarios: int = 0
     grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> its GRID percentiles
     totals: np.ndarray | None = None  # (scenarios, periods), only when asked for (`keep`)
+    groups: GroupDraws | None = None  # each group's scenarios, only when asked for
+
+
+@dataclass(frozen=True)
+class GroupDraws:
+    """Each breakdown group's revenue per scenario and period (new deals and the centre
+    correction included): scopes made of groups add up their columns, scenario by scenario."""
+
+    names: list[str]
+    totals: np.ndarray  # (scenarios, groups, periods)
+    from_pipeline: np.ndarray  # (groups, periods): mean revenue of today's open deals
+    from_new: np.ndarray  # (groups, periods): mean revenue of deals not yet in the pipeline
 
 
 MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay in cache
@@ -124,16 +136,21 @@ def simulate(
     by: str | None = None,
     scale: np.ndarray | None = None,
     keep: bool = False,
+    group_arrivals: dict[str, Arrivals] | None = None,
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
     horizon is the (d + 1)-th day after the as-of date. `scale`: a revenue multiplier per
     period (the centre correction fitted on past misses, `forecasting.bands`); `keep`: return
-    every scenario's totals too (the backtest refits its bands on them)."""
+    every scenario's totals too (the backtest refits its bands on them).
+
+    `group_arrivals`: the new deals of each `by` group, in place of `arrivals`; every group's
+    scenarios are then returned (`Forecast.groups`), new deals included."""
     arrivals = arrivals or Arrivals()
     levels = shock_levels(shock_sigma)
     if by is not None:
-        all_codes, names = pd.factorize(deals[by].fillna("(none)"), sort=True)
-        names = [str(x) for x in names]
+        labels = deals[by].fillna("(none)").astype(str).to_numpy(dtype=object)
+        names = sorted(set(labels.tolist()) | set(group_arrivals or ()))
+        all_codes = np.searchsorted(np.asarray(names, dtype=object), labels)
     else:
         all_codes, names = None, []
     n_groups = max(1, len(names))
@@ -147,7 +164,10 @@ def simulate(
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, Atoms.of(periods),
                            None if all_codes is None else all_codes[small], n_groups)  # fmt: skip
-    arrival_groups = _arrival_groups(arrivals, timing, horizon)
+    news = [arrivals]
+    if group_arrivals is not None:
+        news = [group_arrivals.get(g, Arrivals()) for g in names]
+    arrival_groups = [(a, _arrival_groups(a, timing, horizon)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -171,7 +191,11 @@ def simulate(
         daily = _daily(sc.astype(np.int64), day, value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
-        new = _new_deals(rng, size, arrivals, arrival_groups, periods, levels[level])
+        # (size, P), or (size, G, P) when each group has its own new deals
+        new = np.stack([_new_deals(rng, size, a, g, periods, levels[level])
+                        for a, g in arrival_groups], axis=1)  # fmt: skip
+        if group_arrivals is None:
+            new = new[:, 0]
         if rest is not None:
             group_periods += rest.draw(rng, level)
         return group_periods, new
@@ -183,26 +207,20 @@ def simulate(
             parts = list(pool.map(run, rngs, sizes))
     pipe_parts = [g.sum(axis=1) for g, _ in parts]
     group_parts = [g for g, _ in parts] if by is not None else []
-    new_parts = [new for _, new in parts]
     pipe = np.concatenate(pipe_parts)  # (S, P)
-    new = np.concatenate(new_parts)  # (S, P)
+    group_new = None
+    if group_arrivals is not None:
+        group_new = np.concatenate([new for _, new in parts])  # (S, G, P)
+        new = group_new.sum(axis=1)
+    else:
+        new = np.concatenate([new for _, new in parts])  # (S, P)
     if scale is not None:
         pipe, new = pipe * scale[None, :], new * scale[None, :]
         group_parts = [g * scale[None, None, :] for g in group_parts]
+        if group_new is not None:
+            group_new *= scale[None, None, :]
     total = pipe + new
-    q = np.quantile(total, QUANTILES, axis=0)
-    table = pd.DataFrame(
-        {
-            "period": periods.names,
-            "kind": periods.kind,
-            "p10": q[0],
-            "p50": q[1],
-            "p90": q[2],
-            "mean": total.mean(axis=0),
-            "from_pipeline": pipe.mean(axis=0),
-            "from_new": new.mean(axis=0),
-        }
-    )
+    table = summary(periods, total, pipe.mean(axis=0), new.mean(axis=0))
     by_group = None
     if by is not None:
         groups = np.concatenate(group_parts)  # (S, G, P)
@@ -215,11 +233,40 @@ def simulate(
                 for gi, name in enumerate(names) for k in range(len(periods.names))
             ]
         )  # fmt: skip
+    kept = None
+    if group_new is not None:
+        group_pipe = np.concatenate(group_parts)
+        kept = GroupDraws(names, group_pipe + group_new, group_pipe.mean(axis=0),
+                          group_new.mean(axis=0))  # fmt: skip
+    return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios,
+                    grids=quarter_grids(total, periods), totals=total if keep else None,
+                    groups=kept)  # fmt: skip
+
+
+def summary(periods: Periods, total: np.ndarray, from_pipeline: np.ndarray,
+            from_new: np.ndarray) -> pd.DataFrame:  # fmt: skip
+    """One row per period: the quantiles and mean of the scenarios' totals (S, P), and the mean
+    revenue from today's pipeline and from new deals."""
+    q = np.quantile(total, QUANTILES, axis=0)
+    return pd.DataFrame(
+        {
+            "period": periods.names,
+            "kind": periods.kind,
+            "p10": q[0],
+            "p50": q[1],
+            "p90": q[2],
+            "mean": total.mean(axis=0),
+            "from_pipeline": from_pipeline,
+            "from_new": from_new,
+        }
+    )
+
+
+def quarter_grids(total: np.ndarray, periods: Periods) -> dict[str, list[float]]:
+    """Each quarter's total at every GRID percentile, from the scenarios' totals (S, P)."""
     quarters = [k for k, kind in enumerate(periods.kind) if kind == "quarter"]
     grid = np.quantile(total[:, quarters], GRID, axis=0) if quarters else np.empty((len(GRID), 0))
-    grids = {periods.names[k]: grid[:, i].tolist() for i, k in enumerate(quarters)}
-    return Forecast(periods=periods, table=table, by_group=by_group, scenarios=scenarios,
-                    grids=grids, totals=total if keep else None)  # fmt: skip
+    return {periods.names[k]: grid[:, i].tolist() for i, k in enumerate(quarters)}
 
 
 def _tabled(deals: pd.DataFrame, timing, levels: np.ndarray, lean: bool = False):

@@ -175,3 +175,19 @@ def test_revbot_deal_prints_what_slash_deal_answers(served, capsys):
     assert f"Win probability: {deal['win_prob']:.0%}" in out and "Suggested next steps" in out
     assert main(["deal", "no such deal anywhere", *db]) == 1
     assert "I found no open deal" in capsys.readouterr().out
+
+
+def test_the_regions_forecasts_add_up_to_the_company_s(served):
+    """The morning run draws every scope in one simulation: where the regions share out the
+    company's open deals, their mean revenue adds up to the company's in every period (ten
+    separate simulations would each carry their own Monte Carlo noise)."""
+    from dataset import score_runs
+
+    db, run = served.services.reader.db(), served.services.reader.latest()
+    saved = {s: score_runs.run_forecast(db, run.run_id, s) for s in score_runs.forecast_scopes(db, run.run_id)}  # fmt: skip
+    regions = [s for s in saved if s.startswith("region:")]
+    assert len(regions) >= 2
+    assert sum(saved[r]["open_deals"] for r in regions) == saved["all"]["open_deals"]
+    for k, whole in enumerate(saved["all"]["table"]):
+        parts = sum(saved[r]["table"][k]["mean"] for r in regions)
+        assert parts == pytest.approx(whole["mean"], rel=1e-9), whole["period"]
