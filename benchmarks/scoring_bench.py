@@ -149,10 +149,11 @@ def million_run(tmp: Path) -> None:
     import), score, explain the top, forecast, write; then its floor, in the same process: the
     columnar copy read as Arrow tables (no frames built) and LightGBM's predict on the same
     matrix; and, for comparison, the same tables fetched whole from SQLite."""
-    from bot.refresh import owners_of, scopes_to_forecast
+    from bot.refresh import owners_of, scopes_text, scopes_to_forecast
     from bot.settings import Settings
     from dataset import database, deal_columns, deal_history, score_runs
-    from forecasting.forecast import forecast
+    from forecasting.bands import Bands
+    from forecasting.forecast import forecast_scopes
     from scoring import artifact, scorer
     from scoring.features import prepare
 
@@ -165,18 +166,12 @@ def million_run(tmp: Path) -> None:
     run = _clock("features + probability + risk + drivers for top 1,000", scorer.score, crm,
                  model, meta["references"], explain_top=1000)  # fmt: skip
     win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
-    _clock("forecast, all deals (10,000 scenarios)", forecast, crm, run.as_of, run.features,
-           win, sigma=0.4)  # fmt: skip
-    # and every other scope the refresh forecasts with no channel configured: each region and
-    # each manager's team (`bot.refresh.scopes_to_forecast`)
-    scopes = scopes_to_forecast(Settings(), crm.teams, run.scores)[1:]
-
-    def others() -> None:
-        for scope in scopes:
-            forecast(crm, run.as_of, run.features, win, sigma=0.4,
-                     owners=owners_of(scope, crm.teams, run.scores))  # fmt: skip
-
-    _clock(f"forecast, the {len(scopes)} regions' and teams' scopes", others)
+    # every scope the refresh forecasts with no channel configured (the company, each region
+    # and each manager's team: `bot.refresh.scopes_to_forecast`), drawn together as it does
+    scopes = scopes_to_forecast(Settings(), crm.teams, run.scores)
+    owners = {str(s): owners_of(s, crm.teams, run.scores) for s in scopes}
+    _clock(f"forecast: {scopes_text(scopes)} (10,000 scenarios)", forecast_scopes, crm,
+           run.as_of, run.features, win, owners, bands=Bands(0.4))  # fmt: skip
     _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,
            scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
     total = time.perf_counter() - t0

@@ -143,10 +143,14 @@ def _drawn_together(members: dict[str, frozenset | None], people) -> list[str]:
     reps into at most MAX_SUMMED_GROUPS groups (`simulate` sums its small deals per group)."""
     order = sorted(members, key=lambda s: -np.inf if members[s] is None else -len(members[s]))
     chosen: list[str] = []
+    signature = {p: () for p in people}  # each rep's chosen scopes so far
     for scope in order:
-        trial = chosen + [scope]
-        if len(set(_groups_of(people, trial, members).values()) - {()}) <= MAX_SUMMED_GROUPS:
-            chosen = trial
+        inside = members[scope]
+        trial = {p: sig + (scope,) if inside is None or p in inside else sig
+                 for p, sig in signature.items()}  # fmt: skip
+        if len(set(trial.values()) - {()}) <= MAX_SUMMED_GROUPS:
+            chosen.append(scope)
+            signature = trial
     return chosen
 
 
@@ -162,7 +166,8 @@ def _joint(crm, as_of, features, win_prob, chosen, members, people, bands, scena
 
     deals = inputs.open_deals(crm, as_of, win_prob, features)
     deals["group"] = group_of(deals["owner"])
-    deals = deals[deals["group"] != ""]
+    if (deals["group"] == "").any():
+        deals = deals[deals["group"] != ""]
     new = inputs.arrivals_by(crm, as_of, group_of, inputs.new_deal_win_rate(crm, as_of))
     new.pop("", None)
     if deals.empty and not new:
@@ -179,6 +184,10 @@ def _joint(crm, as_of, features, win_prob, chosen, members, people, bands, scena
         group_arrivals=new,
     )
     drawn = fc.groups
+    # the wins that count in a period under way, once: not the whole history for every scope
+    d = crm.deals
+    won = d[(d["status"] == "won") & (d["close_date"] >= bounds["start"].min())
+            & (d["close_date"] <= as_of)]  # fmt: skip
     name_of_code = {v: k for k, v in code.items()}
     out = {}
     for scope in chosen:
@@ -186,9 +195,7 @@ def _joint(crm, as_of, features, win_prob, chosen, members, people, bands, scena
         total = drawn.totals[:, take, :].sum(axis=1)
         table = summary(periods, total, drawn.from_pipeline[take].sum(axis=0),
                         drawn.from_new[take].sum(axis=0))  # fmt: skip
-        mine = crm.deals
-        if members[scope] is not None:
-            mine = mine[mine["owner"].isin(list(members[scope]))]
+        mine = won if members[scope] is None else won[won["owner"].isin(list(members[scope]))]
         done = won_to_date(mine, bounds, as_of)
         table, grids = _with_won(table, quarter_grids(total, periods), bounds, done)
         n_open = int(deals["group"].isin([drawn.names[i] for i in take]).sum())

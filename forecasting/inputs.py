@@ -90,11 +90,13 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
             "value": value.to_numpy(float),
             "win_prob": np.asarray(p, float),
             "age": f["age_days"].fillna(0.0).to_numpy(float),
-            "timing_group": f["product"].fillna("?").to_numpy(dtype=object),
-            "region": f["region"].to_numpy(dtype=object),
-            "manager": f["manager"].to_numpy(dtype=object),
-            "owner": f["owner"].to_numpy(dtype=object),
-            "product": f["product"].to_numpy(dtype=object),
+            # the columns' own arrays, not Python strings: a million deals' five string
+            # columns made objects took 0.6 s of a forecast
+            "timing_group": f["product"].fillna("?").array,
+            "region": f["region"].array,
+            "manager": f["manager"].array,
+            "owner": f["owner"].array,
+            "product": f["product"].array,
         },
         index=f.index,
     )
