@@ -112,8 +112,9 @@ def forecast_scopes(
     its region inside the company) and each group's revenue is drawn once per scenario, with
     the shared shock; a scope's scenarios are the sums of its groups'. Each scope's law is its
     own forecast's (its deals, its new deals, the company's timing and values), and in every
-    scenario a region's total is its teams'. Scopes that would cut the reps into more than
-    MAX_SUMMED_GROUPS groups are simulated alone, the narrowest first."""
+    scenario a region's total is its teams'. The company's and the widest scopes are drawn
+    together as long as they cut the reps into at most MAX_SUMMED_GROUPS groups (its small deals
+    are summed per group); the narrower ones left over are simulated alone."""
     bands = bands or Bands(0.0)
     as_of = pd.Timestamp(as_of)
     members = {s: None if owners is None else frozenset(owners) for s, owners in scopes.items()}
