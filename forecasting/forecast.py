@@ -117,13 +117,20 @@ def forecast_scopes(
     are summed per group); the narrower ones left over are simulated alone."""
     bands = bands or Bands(0.0)
     as_of = pd.Timestamp(as_of)
-    members = {s: None if owners is None else frozenset(owners) for s, owners in scopes.items()}
-    people = pd.unique(pd.concat([crm.deals["owner"], features["owner"]]).fillna(_NOBODY))
+    named = pd.Series(pd.unique(pd.concat([crm.deals["owner"], features["owner"]])))
+    nobody = _NOBODY  # the deals without an owner, under a name no rep has
+    while named.eq(nobody).any():
+        nobody += "\x00"
+    people = pd.unique(named.fillna(nobody))
+    members = {
+        s: None if owners is None else frozenset(nobody if pd.isna(o) else o for o in owners)
+        for s, owners in scopes.items()
+    }  # a missing owner in a list stands for the deals without one, as `isin` matches them
     together = _drawn_together(members, people)
     out = {}
     if together:
-        out.update(_joint(crm, as_of, features, win_prob, together, members, people, bands,
-                          scenarios, seed, quarters))  # fmt: skip
+        out.update(_joint(crm, as_of, features, win_prob, together, members, people, nobody,
+                          bands, scenarios, seed, quarters))  # fmt: skip
     for name, owners in scopes.items():
         if name not in out:
             out[name] = forecast(crm, as_of, features, win_prob, bands=bands, scenarios=scenarios,
@@ -155,15 +162,15 @@ def _drawn_together(members: dict[str, frozenset | None], people) -> list[str]:
     return chosen
 
 
-def _joint(crm, as_of, features, win_prob, chosen, members, people, bands, scenarios, seed,
-           quarters) -> dict[str, LiveForecast]:  # fmt: skip
+def _joint(crm, as_of, features, win_prob, chosen, members, people, nobody, bands, scenarios,
+           seed, quarters) -> dict[str, LiveForecast]:  # fmt: skip
     periods, bounds = calendar(as_of, quarters)
     signature = _groups_of(people, chosen, members)
     code = {sig: f"group {k}" for k, sig in enumerate(sorted(set(signature.values()) - {()}))}
     group_of_person = {p: code.get(sig, "") for p, sig in signature.items()}
 
     def group_of(owners: pd.Series) -> np.ndarray:
-        return owners.fillna(_NOBODY).map(group_of_person).to_numpy(dtype=object)
+        return owners.fillna(nobody).map(group_of_person).to_numpy(dtype=object)
 
     deals = inputs.open_deals(crm, as_of, win_prob, features)
     deals["group"] = group_of(deals["owner"])
@@ -196,7 +203,8 @@ def _joint(crm, as_of, features, win_prob, chosen, members, people, bands, scena
         total = drawn.totals[:, take, :].sum(axis=1)
         table = summary(periods, total, drawn.from_pipeline[take].sum(axis=0),
                         drawn.from_new[take].sum(axis=0))  # fmt: skip
-        mine = won if members[scope] is None else won[won["owner"].isin(list(members[scope]))]
+        inside = members[scope]
+        mine = won if inside is None else won[won["owner"].fillna(nobody).isin(list(inside))]
         done = won_to_date(mine, bounds, as_of)
         table, grids = _with_won(table, quarter_grids(total, periods), bounds, done)
         n_open = int(deals["group"].isin([drawn.names[i] for i in take]).sum())

@@ -15,6 +15,7 @@ so the atoms' sums covary negatively (as a multinomial's counts do); the covaria
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +56,10 @@ class SmallDeals:
         return x @ self.atoms.to_periods
 
 
-def small_deals(value: np.ndarray, p_table: np.ndarray, sampler, atoms: Atoms,
+def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms: Atoms,
                 group: np.ndarray | None, n_groups: int) -> SmallDeals:  # fmt: skip
-    """`value` (n), `p_table` (levels, n): each deal's win probability at each shock level;
+    """`value` (n), `p_table` (levels, n): each deal's win probability at each shock level (an
+    array, or rows made as they are read);
     `sampler`: the deals' close-time sampler (`timing.Sampler.atom_chances`); `group`: each
     deal's breakdown group (None: one group)."""
     n_atoms = len(atoms.edges) - 1

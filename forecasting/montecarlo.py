@@ -18,6 +18,7 @@ Scenarios are drawn in chunks of float32 so memory stays bounded whatever their 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -90,6 +91,9 @@ SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of
 # the rest summed by their normal law (forecasting.many_small), with a breakdown into at most
 # MAX_SUMMED_GROUPS groups (its covariance is per group)
 DRAW_ALL, EXACT_DEALS, MAX_SUMMED_GROUPS = 20_000, 4_000, 12
+# a group's small deals are summed only where it has this many: a stretch's normal sum is cut at
+# zero, and a few hundred deals' (a rep's) would be cut often enough to raise its mean
+MIN_SUMMED = 2_000
 EXACT_SUM_BELOW = 30  # new deals won on one day: below this many their values are drawn one by one
 
 
@@ -145,6 +149,8 @@ def simulate(
 
     `group_arrivals`: the new deals of each `by` group, in place of `arrivals`; every group's
     scenarios are then returned (`Forecast.groups`), new deals included."""
+    if group_arrivals is not None and by is None:
+        raise ValueError("group_arrivals needs `by`: the groups they belong to")
     arrivals = arrivals or Arrivals()
     levels = shock_levels(shock_sigma)
     if by is not None:
@@ -155,7 +161,7 @@ def simulate(
         all_codes, names = None, []
     n_groups = max(1, len(names))
     horizon = periods.horizon
-    exact, small = _split(deals, timing, n_groups)
+    exact, small = _split(deals, timing, all_codes, n_groups)
     codes = None if all_codes is None else all_codes[exact]
     value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels)
     n = len(exact)
@@ -272,36 +278,63 @@ def quarter_grids(total: np.ndarray, periods: Periods) -> dict[str, list[float]]
 
 def _tabled(deals: pd.DataFrame, timing, levels: np.ndarray, lean: bool = False):
     """(values, win probability per (shock level, deal), close-time sampler) of some deals;
-    deals the timing says can no longer close get probability 0. `lean`: worked out in float32
-    in place (the summed deals: a million of them at 64 levels would take 1.5 GB in float64)."""
+    deals the timing says can no longer close get probability 0. `lean`: the probabilities
+    worked out one level at a time as they are read (`_ByLevel`: the summed deals, a million
+    of them at 64 levels, were a 256 MB table and as much again while it was made)."""
     value = deals["value"].to_numpy(np.float64)
     p = np.clip(deals["win_prob"].to_numpy(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore"):
         logit = np.log(p) - np.log1p(-p)
     sampler = timing.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
+    can_close = np.broadcast_to(sampler.can_close(), (len(deals),))
     if lean:
-        p_table = -(logit.astype(np.float32)[None, :] + levels.astype(np.float32)[:, None])
-        with np.errstate(over="ignore"):
-            np.exp(p_table, out=p_table)
-        p_table += 1.0
-        np.reciprocal(p_table, out=p_table)
-    else:
-        p_table = (1.0 / (1.0 + np.exp(-(logit[None, :] + levels[:, None])))).astype(np.float32)
-    p_table *= np.broadcast_to(sampler.can_close(), (len(deals),))[None, :]
+        return value, _ByLevel(logit, levels, can_close), sampler
+    p_table = (1.0 / (1.0 + np.exp(-(logit[None, :] + levels[:, None])))).astype(np.float32)
+    p_table *= can_close[None, :]
     return value, p_table, sampler
 
 
-def _split(deals: pd.DataFrame, timing, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _ByLevel:
+    """The deals' win probabilities at each shock level, one level (a float64 row) at a time."""
+
+    logit: np.ndarray
+    levels: np.ndarray
+    can_close: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for level in self.levels:
+            p = self.logit + level
+            np.negative(p, out=p)
+            with np.errstate(over="ignore"):
+                np.exp(p, out=p)
+            p += 1.0
+            np.reciprocal(p, out=p)
+            p *= self.can_close
+            yield p
+
+
+def _split(deals: pd.DataFrame, timing, codes: np.ndarray | None,
+           n_groups: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(deals drawn one by one, deals summed by their normal law), as positions. Every deal is
     drawn up to DRAW_ALL deals; past that, the EXACT_DEALS biggest are, and the rest are summed
     (`forecasting.many_small`), with a timing that can tell each deal's close-time chances and
-    a breakdown into few groups (the covariance is per group)."""
+    a breakdown into few groups (the covariance is per group); a group with fewer than
+    MIN_SUMMED deals left to sum has them all drawn."""
     everything = np.arange(len(deals))
     summable = isinstance(timing, KaplanMeier)  # its sampler tells the close-time chances
     if len(deals) <= DRAW_ALL or not summable or n_groups > MAX_SUMMED_GROUPS:
         return everything, everything[:0]
     order = np.argsort(-deals["value"].fillna(0.0).to_numpy(), kind="stable")
-    return np.sort(order[:EXACT_DEALS]), np.sort(order[EXACT_DEALS:])
+    exact, small = order[:EXACT_DEALS], order[EXACT_DEALS:]
+    if codes is not None:
+        few = np.bincount(codes[small], minlength=n_groups) < MIN_SUMMED
+        drawn = few[codes[small]]
+        exact, small = np.r_[exact, small[drawn]], small[~drawn]
+    return np.sort(exact), np.sort(small)
 
 
 @dataclass(frozen=True)

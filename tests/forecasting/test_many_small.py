@@ -117,12 +117,14 @@ def test_a_big_pipeline_with_its_small_deals_summed_forecasts_the_same(monkeypat
 def test_only_a_big_pipeline_is_summed():
     small, big = _pipeline(mc.DRAW_ALL), _pipeline(mc.DRAW_ALL + 1, big=10)
     km = _km()
-    assert len(mc._split(small, km, 1)[1]) == 0
-    drawn, summed = mc._split(big, km, 1)
+    assert len(mc._split(small, km, None, 1)[1]) == 0
+    drawn, summed = mc._split(big, km, None, 1)
     assert len(drawn) == mc.EXACT_DEALS and len(summed) == len(big) - mc.EXACT_DEALS
     assert big["value"].iloc[drawn].min() >= big["value"].iloc[summed].max()  # the biggest drawn
     assert set(range(10)) <= set(drawn.tolist())
-    assert len(mc._split(big, km, mc.MAX_SUMMED_GROUPS + 1)[1]) == 0  # too many groups: all drawn
+    assert (
+        len(mc._split(big, km, None, mc.MAX_SUMMED_GROUPS + 1)[1]) == 0
+    )  # too many groups: all drawn
 
 
 def test_the_shock_levels_are_shared_with_the_drawn_deals():
