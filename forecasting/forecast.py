@@ -64,20 +64,21 @@ def forecast(
         features, win_prob = features[keep], np.asarray(win_prob)[keep]
         mine = mine[mine["owner"].isin(list(owners))]
     deals = inputs.open_deals(crm, as_of, win_prob, features)
-    fc = simulate(
-        deals,
-        inputs.fit_timing(crm, as_of, bands.timing),
-        periods,
-        scenarios=scenarios,
-        seed=seed,
-        shock_sigma=bands.sigma,
-        arrivals=inputs.arrivals(crm, as_of, inputs.new_deal_win_rate(crm, as_of), owners),
-        by=BREAKDOWNS.get(by, by) if by else None,
-        scale=bands.factor(periods.end),
-    )
+    fc = _draw(crm, as_of, deals, periods, bands, scenarios, seed,
+               arrivals=inputs.arrivals(crm, as_of, inputs.new_deal_win_rate(crm, as_of), owners),
+               by=BREAKDOWNS.get(by, by) if by else None)  # fmt: skip
     done = won_to_date(mine, bounds, as_of)
     table, grids = _with_won(fc.table, fc.grids, bounds, done)
     return LiveForecast(as_of, table, fc.by_group, bands.sigma, scenarios, len(deals), grids)
+
+
+def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Bands,
+          scenarios: int, seed: int, **how):  # fmt: skip
+    """`simulate` with the timing learnt from all the company's deals and the bands' shock and
+    centre correction; `how`: the new deals and the breakdown."""
+    return simulate(deals, inputs.fit_timing(crm, as_of, bands.timing), periods,
+                    scenarios=scenarios, seed=seed, shock_sigma=bands.sigma,
+                    scale=bands.factor(periods.end), **how)  # fmt: skip
 
 
 def _with_won(table: pd.DataFrame, grids: dict[str, list[float]], bounds: pd.DataFrame,
@@ -180,17 +181,7 @@ def _joint(crm, as_of, features, win_prob, chosen, members, people, nobody, band
     new.pop("", None)
     if deals.empty and not new:
         return {}  # nothing to draw: each scope alone (all zero)
-    fc = simulate(
-        deals,
-        inputs.fit_timing(crm, as_of, bands.timing),
-        periods,
-        scenarios=scenarios,
-        seed=seed,
-        shock_sigma=bands.sigma,
-        by="group",
-        scale=bands.factor(periods.end),
-        group_arrivals=new,
-    )
+    fc = _draw(crm, as_of, deals, periods, bands, scenarios, seed, by="group", group_arrivals=new)
     drawn = fc.groups
     # the wins that count in a period under way, once: not the whole history for every scope
     d = crm.deals
