@@ -162,7 +162,11 @@ def score_features(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features and scores of every block, gathered in block order."""
     scored = client.gather(score_blocks(client, blocks, tables, model, t))
-    return _concat([f for f, _ in scored]), _concat([s for _, s in scored])
+    f, s = _concat([f for f, _ in scored]), _concat([s for _, s in scored])
+    # ids as plain Python strings, as `features_at` gives them (the trip back from the workers
+    # makes them pandas' Arrow strings)
+    f.index, s.index = f.index.astype(object), s.index.astype(object)
+    return f, s
 
 
 def score(
