@@ -56,13 +56,20 @@ def calendar(as_of: pd.Timestamp, quarters: int = 2) -> tuple[Periods, pd.DataFr
 
 
 def won_to_date(deals: pd.DataFrame, bounds: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Revenue already won in each period, up to and including the as-of date."""
+    """Revenue already won in each period, up to and including the as-of date. Summed by day
+    first, then each period's days: a period a boolean pass over the wins was 60 passes over a
+    million-deal quarter's 240,000 wins per scope."""
     won = deals[(deals["status"] == "won") & (deals["close_date"] <= as_of)]
-    out = np.zeros(len(bounds))
-    for i, (start, end) in enumerate(zip(bounds["start"], bounds["end"], strict=True)):
-        m = (won["close_date"] >= start) & (won["close_date"] <= min(end, as_of))
-        out[i] = won.loc[m, "value"].fillna(0).sum()
-    return out
+    if won.empty:
+        return np.zeros(len(bounds))
+    by_day = won["value"].fillna(0).groupby(won["close_date"].dt.normalize()).sum()
+    days = by_day.index.to_numpy()
+    # a period's revenue: the difference of the days' running totals at its two ends
+    cum = np.r_[0.0, by_day.to_numpy(float).cumsum()]
+    start = bounds["start"].dt.normalize().to_numpy(days.dtype)
+    end = np.minimum(bounds["end"], pd.Timestamp(as_of)).dt.normalize().to_numpy(days.dtype)
+    lo, hi = np.searchsorted(days, start, "left"), np.searchsorted(days, end, "right")
+    return np.where(hi > lo, cum[hi] - cum[np.minimum(lo, hi)], 0.0)
 
 
 def won_this_quarter(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
