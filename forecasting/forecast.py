@@ -165,6 +165,8 @@ def _drawn_together(members: dict[str, frozenset | None], people) -> list[str]:
 
 def _joint(crm, as_of, features, win_prob, chosen, members, people, nobody, bands, scenarios,
            seed, quarters) -> dict[str, LiveForecast]:  # fmt: skip
+    """The `chosen` scopes' forecasts from one simulation of their groups of reps; {} when no
+    chosen scope has a deal or a new deal to draw (each is then simulated alone, to zero)."""
     periods, bounds = calendar(as_of, quarters)
     signature = _groups_of(people, chosen, members)
     code = {sig: f"group {k}" for k, sig in enumerate(sorted(set(signature.values()) - {()}))}
