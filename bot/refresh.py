@@ -345,9 +345,9 @@ class Refresher:
     def _save_forecast(self, prepared: _Prepared, scope: Scope, fc: LiveForecast,
                        owners: list[str] | None) -> None:  # fmt: skip
         """A scope's forecast saved with the run, with its wins so far by day and its targets."""
-        crm = prepared.crm
-        deals = crm.deals if owners is None else crm.deals[crm.deals["owner"].isin(owners)]
-        won = won_this_quarter(deals, prepared.as_of)
+        won = won_this_quarter(prepared.crm.deals, prepared.as_of)
+        if owners is not None:  # the quarter's wins, then the scope's: not all deals per scope
+            won = won[won["owner"].isin(owners)]
         # one entry a day, not a deal: the chart draws the running total by day, and a
         # million-deal quarter's 240,000 wins were 5.7 MB for every first /forecast to parse
         by_day = won["value"].fillna(0).groupby(won["close_date"].dt.normalize()).sum()

@@ -127,10 +127,10 @@ def forecast_scopes(
         s: None if owners is None else frozenset(nobody if pd.isna(o) else o for o in owners)
         for s, owners in scopes.items()
     }  # a missing owner in a list stands for the deals without one, as `isin` matches them
-    together = _drawn_together(members, people)
+    together, signature = _drawn_together(members, people)
     out = {}
     if together:
-        out.update(_joint(crm, as_of, features, win_prob, together, members, people, nobody,
+        out.update(_joint(crm, as_of, features, win_prob, together, members, signature, nobody,
                           bands, scenarios, seed, quarters))  # fmt: skip
     for name, owners in scopes.items():
         if name not in out:
@@ -142,14 +142,11 @@ def forecast_scopes(
 _NOBODY = "\x00no owner"  # a deal without an owner belongs to the company's scopes only
 
 
-def _groups_of(people, chosen: list[str], members) -> dict[str, tuple[str, ...]]:
-    """Each rep's group: the chosen scopes that hold them."""
-    return {p: tuple(s for s in chosen if members[s] is None or p in members[s]) for p in people}
-
-
-def _drawn_together(members: dict[str, frozenset | None], people) -> list[str]:
+def _drawn_together(members: dict[str, frozenset | None],
+                    people) -> tuple[list[str], dict[str, tuple[str, ...]]]:  # fmt: skip
     """The scopes drawn together: the company's first, then the widest, as long as they cut the
-    reps into at most MAX_SUMMED_GROUPS groups (`simulate` sums its small deals per group)."""
+    reps into at most MAX_SUMMED_GROUPS groups (`simulate` sums its small deals per group); and
+    each rep's group, the chosen scopes that hold them."""
     order = sorted(members, key=lambda s: -np.inf if members[s] is None else -len(members[s]))
     chosen: list[str] = []
     signature = {p: () for p in people}  # each rep's chosen scopes so far
@@ -160,15 +157,14 @@ def _drawn_together(members: dict[str, frozenset | None], people) -> list[str]:
         if len(set(trial.values()) - {()}) <= MAX_SUMMED_GROUPS:
             chosen.append(scope)
             signature = trial
-    return chosen
+    return chosen, signature
 
 
-def _joint(crm, as_of, features, win_prob, chosen, members, people, nobody, bands, scenarios,
-           seed, quarters) -> dict[str, LiveForecast]:  # fmt: skip
+def _joint(crm, as_of, features, win_prob, chosen, members, signature, nobody, bands,
+           scenarios, seed, quarters) -> dict[str, LiveForecast]:  # fmt: skip
     """The `chosen` scopes' forecasts from one simulation of their groups of reps; {} when no
     chosen scope has a deal or a new deal to draw (each is then simulated alone, to zero)."""
     periods, bounds = calendar(as_of, quarters)
-    signature = _groups_of(people, chosen, members)
     code = {sig: f"group {k}" for k, sig in enumerate(sorted(set(signature.values()) - {()}))}
     group_of_person = {p: code.get(sig, "") for p, sig in signature.items()}
 
