@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import infer_dtype, is_datetime64_any_dtype, is_float_dtype
 
 from dataset.deal_history import STATE
@@ -41,6 +43,12 @@ def _same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
     it would show: the same day, the same number rounded to 6 places (and sign: "-0.0" is not
     "0.0"), the same string. An export re-read every morning is mostly unchanged rows, and
     building their text was most of an import of many exports."""
+    # a column the CRM does not fill reads back as all missing (object dtype): its text is ""
+    # everywhere, so the other side's text must be "" too (a number or a day never is)
+    if right.isna().all():
+        return _blank_text(left)
+    if left.isna().all():
+        return _blank_text(right)
     if is_datetime64_any_dtype(left) and is_datetime64_any_dtype(right):
         days_l = left.dt.floor("D").reset_index(drop=True)  # aligned by position, as `_text`'s
         days_r = right.dt.floor("D").reset_index(drop=True)
@@ -49,8 +57,40 @@ def _same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
         x, y = left.round(6).to_numpy(), right.round(6).to_numpy()
         return ((x == y) & (np.signbit(x) == np.signbit(y))) | (np.isnan(x) & np.isnan(y))
     if _strings(left) and _strings(right):
-        return _filled(left) == _filled(right)
+        same = _same_strings(left, right)
+        return same if same is not None else _filled(left) == _filled(right)
     return _text(left).to_numpy() == _text(right).to_numpy()
+
+
+def _blank_text(s: pd.Series) -> np.ndarray:
+    """`_text(s) == ""`: missing, or the empty string."""
+    blank = s.isna().to_numpy(dtype=bool)
+    if is_datetime64_any_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return blank
+    return blank | (s.astype("object") == "").to_numpy(dtype=bool)
+
+
+def _same_strings(left: pd.Series, right: pd.Series) -> np.ndarray | None:
+    """`_filled(left) == _filled(right)` compared by Arrow, a quarter of the time of Python
+    objects at an export's size; None where a value will not go into Arrow (the caller then
+    compares the objects)."""
+    try:
+        a, b = _arrow_text(left), _arrow_text(right)
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+        return None
+    return pc.equal(a, b).to_numpy(zero_copy_only=False)
+
+
+def _arrow_text(s: pd.Series) -> pa.Array:
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arr = pa.array(s)  # its own Arrow array, not copied
+    else:
+        arr = pa.array(s.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    return pc.fill_null(arr, "")
 
 
 def _strings(s: pd.Series) -> bool:

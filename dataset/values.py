@@ -78,24 +78,35 @@ def date_formats_for(values: pd.Series, prefer: str = "iso") -> list[str]:
 def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.Series, str | None]:
     """Parse a column of dates (time of day dropped). Returns (dates, bad mask, main format).
     Each distinct text is parsed once (a column of a million dates has a few hundred days):
-    the formats are chosen on the distinct texts in order of appearance, as on the column."""
+    the formats are chosen on the distinct texts in order of appearance, as on the column; what
+    is blank or bad is worked out on them too, and spread to the rows by their codes (an import
+    of many exports parses a few thousand short columns, where each pass over a column counts)."""
     codes, distinct = values.factorize()  # missing: code -1
-    parsed, fmt = _parse_distinct(pd.Series(distinct), prefer)
-    days = np.append(parsed.to_numpy(), np.datetime64("NaT", "us"))
-    dates = pd.Series(days[codes], index=values.index)
-    return dates, dates.isna() & ~blank(values), fmt
+    parsed, bad, fmt = _parse_distinct(pd.Series(distinct), prefer)
+    days = np.append(parsed, np.datetime64("NaT", "us"))
+    return (
+        pd.Series(days[codes], index=values.index),
+        pd.Series(np.append(bad, False)[codes], index=values.index),
+        fmt,
+    )
 
 
-def _parse_distinct(values: pd.Series, prefer: str) -> tuple[pd.Series, str | None]:
-    is_blank = blank(values)
+def _parse_distinct(values: pd.Series, prefer: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(days, bad mask, main format) of distinct texts."""
+    todo = ~blank(values).to_numpy(dtype=bool)
     formats = date_formats_for(values, prefer)
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    parsed = np.full(len(values), np.datetime64("NaT", "us"))
     for fmt in formats:
-        todo = parsed.isna() & ~is_blank
         if not todo.any():
             break
-        parsed.loc[todo] = _to_datetime(values[todo], fmt).astype("datetime64[us]")
-    return parsed.dt.normalize(), (formats[0] if formats else None)
+        read = _to_datetime(values[todo], fmt).to_numpy().astype("datetime64[us]")
+        parsed[todo] = read
+        todo[todo] = np.isnat(read)
+    return (
+        parsed.astype("datetime64[D]").astype("datetime64[us]"),
+        todo,
+        (formats[0] if formats else None),
+    )
 
 
 _CODES = "USD|EUR|GBP|JPY|CAD|AUD|NZD|CHF|SEK|NOK|DKK|PLN|CZK|INR|CNY|HKD|SGD|BRL|MXN|ZAR"
