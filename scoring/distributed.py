@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scoring import samples
-from scoring.crm import Crm
+from scoring.crm import Crm, among
 from scoring.features import ValueRefs, features_of, open_deals_at, value_refs, value_used
 from scoring.model import WinModel
 from scoring.rates import Rates, rates_before
@@ -104,7 +104,7 @@ def survey(block: Crm, t: pd.Timestamp) -> tuple[pd.DataFrame, Survey]:
     closed = d.loc[(d["closed_on"] < t).to_numpy(), [c for c in CLOSED_COLUMNS if c in d]]
     won = closed.loc[closed["status"].eq("won").to_numpy(), "deal_id"]
     spells = block.spells
-    won_spells = spells[spells["deal_id"].isin(won).to_numpy()] if len(spells) else spells
+    won_spells = spells[among(spells["deal_id"], won)] if len(spells) else spells
     return state, Survey(state[["product", "value"]], closed, won_spells)
 
 
