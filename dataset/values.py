@@ -55,24 +55,31 @@ def date_formats_for(values: pd.Series, prefer: str = "iso") -> list[str]:
     """The formats to read a date column with: the one that reads the most of a sample of its
     distinct values first, then the others of the same day/month order (a column may mix plain
     dates with date-times)."""
+    return _choose_formats(values, prefer)[0]
+
+
+def _choose_formats(values: pd.Series, prefer: str) -> tuple[list[str], pd.Series | None]:
+    """`date_formats_for`'s formats, and what the first of them read of the sample (None when
+    no format reads any of it)."""
     sample = values[~blank(values)].drop_duplicates()
     if sample.empty:
-        return []
+        return [], None
     sample = sample.iloc[:500]
     order = [prefer] + [k for k in DATE_FORMATS if k != prefer]
-    best, best_family, best_count = None, prefer, 0
+    best, best_family, best_count, best_read = None, prefer, 0, None
     for family in order:
         for fmt in DATE_FORMATS[family]:
-            count = int(_to_datetime(sample, fmt).notna().sum())
+            read = _to_datetime(sample, fmt)
+            count = int(read.notna().sum())
             if count > best_count:
-                best, best_family, best_count = fmt, family, count
+                best, best_family, best_count, best_read = fmt, family, count, read
             if count == len(sample):
                 break
         if best_count == len(sample):
             break
     if best is None:
-        return []
-    return [best] + [f for f in DATE_FORMATS[best_family] if f != best]
+        return [], None
+    return [best] + [f for f in DATE_FORMATS[best_family] if f != best], best_read
 
 
 def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.Series, str | None]:
@@ -94,12 +101,16 @@ def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.S
 def _parse_distinct(values: pd.Series, prefer: str) -> tuple[np.ndarray, np.ndarray, str | None]:
     """(days, bad mask, main format) of distinct texts."""
     todo = ~blank(values).to_numpy(dtype=bool)
-    formats = date_formats_for(values, prefer)
+    formats, first = _choose_formats(values, prefer)
     parsed = np.full(len(values), np.datetime64("NaT", "us"))
-    for fmt in formats:
+    for i, fmt in enumerate(formats):
         if not todo.any():
             break
-        read = _to_datetime(values[todo], fmt).to_numpy().astype("datetime64[us]")
+        # the first format has read the sample already; where that is every text, it is done
+        if i == 0 and first is not None and len(first) == todo.sum():
+            read = first.to_numpy().astype("datetime64[us]")
+        else:
+            read = _to_datetime(values[todo], fmt).to_numpy().astype("datetime64[us]")
         parsed[todo] = read
         todo[todo] = np.isnat(read)
     return (
