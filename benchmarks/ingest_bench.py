@@ -1,4 +1,6 @@
-"""Ingest throughput and peak memory: MavenTech as published, and a generated 1,000,000-deal export.
+"""Ingest throughput and peak memory: MavenTech as published, a generated 1,000,000-deal export,
+and a generated history of many weekly exports (15,000 deals, 81 exports of a few thousand rows:
+an import of a CRM's past, where each file's own work counts more than its rows).
 
 Run: python benchmarks/ingest_bench.py [--deals 1000000] [--maventech ../shared/datasets/maventech]
 Each case runs in its own process so that its peak RSS is its own. Prints figures; asserts nothing.
@@ -16,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+HISTORY_DEALS = 15_000  # the tests' generated world (tests/conftest.py: GENERATED)
 
 
 def _case(kind: str, source: str, workdir: str) -> None:
@@ -23,14 +26,16 @@ def _case(kind: str, source: str, workdir: str) -> None:
     from dataset.ingest import ingest_files
 
     db = database.connect(Path(workdir) / f"{kind}.db")
+    sources = [Path(source), Path(source) / "exports"] if kind == "history" else [Path(source)]
     start = time.perf_counter()
-    results = ingest_files(db, [source])
+    results = ingest_files(db, sources)
     seconds = time.perf_counter() - start
     rows = sum(r.rows_read for r in results if r.status == "imported")
     deals = sum(r.rows_read for r in results if r.table == "deals")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    files = sum(r.status == "imported" for r in results)
     print(
-        f"{kind:<10} {rows:>10,} rows ({deals:,} deals) in {seconds:6.2f} s = "
+        f"{kind:<10} {rows:>10,} rows ({deals:,} deal rows, {files} files) in {seconds:6.2f} s = "
         f"{rows / seconds:>10,.0f} rows/s; peak RSS {peak_mb:,.0f} MB"
     )
 
@@ -41,7 +46,8 @@ def _generate(deals: int, tmp: Path) -> None:
     start = time.perf_counter()
     write_demo(tmp / "generated", DemoConfig(deals=deals, weekly_exports=False, daily_exports=0))
     (tmp / "generated" / "sales_pipeline.csv").rename(tmp / "pipeline.csv")
-    print(f"generated {deals:,} deals in {time.perf_counter() - start:.1f} s")
+    write_demo(tmp / "history", DemoConfig(deals=HISTORY_DEALS, daily_exports=0, seed=21))
+    print(f"generated {deals:,} deals and a history in {time.perf_counter() - start:.1f} s")
 
 
 def main() -> None:
@@ -67,6 +73,7 @@ def main() -> None:
         for kind, source in (
             ("maventech", args.maventech),
             ("generated", str(Path(tmp) / "pipeline.csv")),
+            ("history", str(Path(tmp) / "history")),
         ):
             subprocess.run(
                 [sys.executable, __file__, "--case", kind, source, tmp], check=True, cwd=ROOT
