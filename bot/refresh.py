@@ -92,7 +92,8 @@ def owners_of(scope: Scope, teams: pd.DataFrame, scores: pd.DataFrame) -> list[s
         ("regional_office", "region") if scope.kind == "region" else ("manager", "manager")
     )
     listed = set(teams.loc[teams[team_column] == scope.name, "sales_agent"])
-    scored = set(scores.loc[scores[score_column] == scope.name, "owner"])
+    # the distinct names first: a set built from a million Arrow strings walks them in Python
+    scored = set(scores.loc[scores[score_column] == scope.name, "owner"].unique())
     return sorted(listed | scored)
 
 
@@ -106,7 +107,7 @@ def scopes_to_forecast(
         ("region", "regional_office", "region"),
         ("manager", "manager", "manager"),
     ):
-        names = set(teams[team_column].dropna()) | set(scores[score_column].dropna())
+        names = set(teams[team_column].dropna()) | set(scores[score_column].dropna().unique())
         scopes += [Scope(kind, n) for n in sorted(names)]
     scopes += [c.scope for c in settings.channels]
     for member in (settings.roster or {}).values():
