@@ -67,6 +67,8 @@ def _blank_text(s: pd.Series) -> np.ndarray:
     blank = s.isna().to_numpy(dtype=bool)
     if is_datetime64_any_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return blank
+    if not _strings(s):  # other objects: what their text shows (b"" shows as "")
+        return _text(s).to_numpy() == ""
     return blank | (s.astype("object") == "").to_numpy(dtype=bool)
 
 

@@ -87,7 +87,8 @@ def parse_dates(values: pd.Series, prefer: str = "iso") -> tuple[pd.Series, pd.S
     Each distinct text is parsed once (a column of a million dates has a few hundred days):
     the formats are chosen on the distinct texts in order of appearance, as on the column; what
     is blank or bad is worked out on them too, and spread to the rows by their codes (an import
-    of many exports parses a few thousand short columns, where each pass over a column counts)."""
+    of many exports parses a few thousand short columns, where each pass over a column counts).
+    The bad mask is numpy bool whatever the column's dtype."""
     codes, distinct = values.factorize()  # missing: code -1
     parsed, bad, fmt = _parse_distinct(pd.Series(distinct), prefer)
     days = np.append(parsed, np.datetime64("NaT", "us"))

@@ -117,9 +117,18 @@ def positions(values, index) -> np.ndarray:
 
 
 def among(values, members) -> np.ndarray:
-    """`values.isin(members)` by Arrow: pandas' isin on Arrow strings turns the members into
-    Python objects one by one (a second of a training on 15,000 deals, at every snapshot)."""
-    look, known = _arrow(values), _arrow(members)
+    """`values.isin(members)` for deal ids, by Arrow: pandas' isin on Arrow strings turns the
+    members into Python objects one by one (a second of a training on 15,000 deals, at every
+    snapshot). Anything but strings on both sides (or missing ones) is left to pandas, whose
+    rules for missing values and mixed types Arrow's is_in does not share."""
+    strings = (pa.string(), pa.large_string(), pa.null())
+    try:
+        look, known = _arrow(values), _arrow(members)
+        plain = look.type in strings and known.type in strings
+    except pa.ArrowException:  # mixed types
+        plain = False
+    if not plain or look.null_count or known.null_count:
+        return np.asarray(pd.Series(values).isin(members), dtype=bool)
     if look.type != known.type:  # string and large_string; none at all
         look, known = look.cast(pa.large_string()), known.cast(pa.large_string())
     return pc.is_in(look, value_set=known).to_numpy(zero_copy_only=False).astype(bool)
