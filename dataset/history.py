@@ -64,12 +64,9 @@ def _same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
 
 def _blank_text(s: pd.Series) -> np.ndarray:
     """`_text(s) == ""`: missing, or the empty string."""
-    blank = s.isna().to_numpy(dtype=bool)
     if is_datetime64_any_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        return blank
-    if not _strings(s):  # other objects: what their text shows (b"" shows as "")
-        return _text(s).to_numpy() == ""
-    return blank | (s.astype("object") == "").to_numpy(dtype=bool)
+        return s.isna().to_numpy(dtype=bool)
+    return (_filled(s) if _strings(s) else _text(s).to_numpy()) == ""
 
 
 def _same_strings(left: pd.Series, right: pd.Series) -> np.ndarray | None:
@@ -84,14 +81,12 @@ def _same_strings(left: pd.Series, right: pd.Series) -> np.ndarray | None:
 
 
 def _arrow_text(s: pd.Series) -> pa.Array:
-    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
-        arr = pa.array(s)  # its own Arrow array, not copied
-    else:
-        arr = pa.array(s.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    """The column as one Arrow string array (not copied where pandas keeps it in Arrow), ""
+    for missing."""
+    values = s.array if isinstance(s.dtype, pd.StringDtype) else s.to_numpy()
+    arr = pa.array(values, type=pa.large_string(), from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
     return pc.fill_null(arr, "")
 
 
