@@ -1,7 +1,8 @@
 """`crm.sorted_rows` and `crm.positions` (Arrow's sort and lookup, used by `prepare` because
 pandas took seconds on a million id strings) give what pandas' own sort_values and get_indexer
 give, on random ids with non-ASCII text, missing values and columns pandas keeps as objects; and
-`prepare` gives the same CRM whatever order its rows come in."""
+`prepare` gives the same CRM whatever order its rows come in. `crm.among` is pandas' isin, on
+id strings by Arrow and on anything else by pandas."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from dataset import deal_history
-from scoring.crm import _in_order, positions, prepare, sorted_rows
+from scoring.crm import _in_order, among, positions, prepare, sorted_rows
 
 
 def _ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -90,3 +91,28 @@ def test_rows_already_in_order_are_not_copied():
         return _in_order(pa.table({k: pa.array(f[k].array) for k in ("deal_id", "as_of")}))
 
     assert in_order(frame) and not in_order(swapped) and not in_order(tie)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", ["str", object, "category"])
+def test_among_is_isin(seed, dtype):
+    rng = np.random.default_rng(seed)
+    ids = _ids(rng, 200)
+    values = pd.Series(ids, dtype=dtype)
+    members = pd.Series(list(rng.choice(ids, 50)) + _ids(rng, 20), dtype=dtype)
+    assert (among(values, members) == values.isin(members).to_numpy()).all()
+    assert among(values, members).any() and not among(values, members).all()
+
+
+@pytest.mark.parametrize(
+    ("values", "members"),
+    [
+        (["a", None, "b"], ["a", np.nan]),  # missing values: pandas' rules, not Arrow's
+        ([None, None], ["a", None]),
+        (["1", "2"], [1, 3]),  # text ids and numbers do not match
+        (["a", 1, "b"], ["b", 1]),  # mixed types
+    ],
+)
+def test_among_leaves_missing_and_mixed_values_to_pandas(values, members):
+    v = pd.Series(values, dtype=object)
+    assert among(v, pd.Series(members, dtype=object)).tolist() == v.isin(members).tolist()
