@@ -94,10 +94,11 @@ DRAW_ALL, EXACT_DEALS, MAX_SUMMED_GROUPS = 20_000, 4_000, 12
 # a group's small deals are summed only where it has this many: a stretch's normal sum is cut at
 # zero, and a few hundred deals' (a rep's) would be cut often enough to raise its mean
 MIN_SUMMED = 2_000
-# new deals won on one day: where fewer than this many are expected, their number is drawn and
-# their values one by one; where more, the day's revenue is drawn from its normal law at once
-EXACT_SUM_BELOW = 10
-NEW_CELLS = 1 << 20  # (scenario, group, day) cells of new deals drawn at a time: 8 MB arrays
+# new deals won in a stretch of days between period boundaries: where fewer than this many are
+# expected, their number is drawn and their values one by one; where more, the stretch's revenue
+# is drawn from its normal law at once
+EXACT_SUM_BELOW = 30
+NEW_CELLS = 1 << 20  # (scenario, group, stretch) cells of new deals drawn at a time: 8 MB arrays
 
 
 def _daily(
@@ -164,6 +165,7 @@ def simulate(
         all_codes, names = None, []
     n_groups = max(1, len(names))
     horizon = periods.horizon
+    atoms = Atoms.of(periods)
     exact, small = _split(deals, timing, all_codes, n_groups)
     codes = None if all_codes is None else all_codes[exact]
     value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels)
@@ -171,12 +173,12 @@ def simulate(
     rest = None
     if len(small):
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
-        rest = small_deals(small_value, small_p, small_sampler, Atoms.of(periods),
+        rest = small_deals(small_value, small_p, small_sampler, atoms,
                            None if all_codes is None else all_codes[small], n_groups)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
-    arrival_groups = [(a, _arrival_groups(a, timing, horizon)) for a in news]
+    arrival_groups = [(a, _arrival_groups(a, timing, atoms)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -345,15 +347,16 @@ class _NewDeals:
     """The new deals of one set of arrivals, by timing group (product), prepared once per
     simulation (not per chunk)."""
 
-    rate_cdf: np.ndarray  # (groups, horizon): new deals per day x P(closed by day d from start)
+    rate: np.ndarray  # (groups, atoms): new deals won per stretch of days, at a win chance of 1
     mean: np.ndarray  # (groups,): the values' mean
-    square: np.ndarray  # (groups,): the mean of the squared values (a day's sum's variance)
+    square: np.ndarray  # (groups,): the mean of the squared values (a sum's variance)
     values: np.ndarray  # every group's values, one after the other
     first: np.ndarray  # (groups,): where each group's values start in `values`
     count: np.ndarray  # (groups,): how many values each group has
+    atoms: Atoms
 
 
-def _arrival_groups(arrivals: Arrivals, timing, horizon: int) -> _NewDeals | None:
+def _arrival_groups(arrivals: Arrivals, timing, atoms: Atoms) -> _NewDeals | None:
     """Each timing group (product) with its own close times and values: the quick closers of a
     horizon are the small deals, so one pooled curve with all values would overstate it."""
     if arrivals.per_week <= 0 or len(arrivals.values) == 0:
@@ -364,15 +367,19 @@ def _arrival_groups(arrivals: Arrivals, timing, horizon: int) -> _NewDeals | Non
     names = pd.unique(groups)
     parts = [all_values[groups == g] for g in names]
     count = np.array([len(v) for v in parts])
-    rates = arrivals.per_week / 7.0 * count / len(all_values)
-    cdfs = [timing.cdf_from_start(horizon, g if grouped else None) for g in names]
+    per_day = arrivals.per_week / 7.0 * count / len(all_values)
+    horizon = int(atoms.edges[-1])
+    cdfs = np.array([timing.cdf_from_start(horizon, g if grouped else None) for g in names],
+                    np.float64).reshape(len(names), horizon)  # fmt: skip
+    by_atom = np.add.reduceat(cdfs, atoms.edges[:-1], axis=1) if horizon else cdfs[:, :0]
     return _NewDeals(
-        rate_cdf=rates[:, None] * np.array(cdfs, np.float64).reshape(len(names), horizon),
+        rate=per_day[:, None] * by_atom,
         mean=np.array([v.mean() for v in parts]),
         square=np.array([np.mean(v * v) for v in parts]),
         values=np.concatenate(parts),
         first=np.r_[0, np.cumsum(count)[:-1]],
         count=count,
+        atoms=atoms,
     )
 
 
@@ -382,41 +389,44 @@ def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Pe
 
     Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
     them by close day keeps them Poisson, so the number of new deals of a group won on day d is
-    drawn directly: Poisson(lam), lam = rate per day * P(won | shock) * P(closed by d - birth),
-    where the last factor summed over birth days is the timing CDF F(d). Their values are drawn
-    from recent deals. The groups where EXACT_SUM_BELOW or more wins are expected on a day give
-    that day's revenue a compound Poisson sum each, drawn together from the normal law with
-    their summed mean and variance (lam * E[v], lam * E[v^2]): one draw per scenario and day
-    instead of a Poisson count and a normal sum per group (a million-deal pipeline's new deals:
-    36 groups a day, and counting them took over half the forecast's time).
+    Poisson(rate per day * P(won | shock) * P(closed by d - birth)), where the last factor summed
+    over birth days is the timing CDF F(d); and the number won in a stretch of days between
+    period boundaries (`Atoms`: every period is made of them) is Poisson with the days' sum,
+    lam. Their values are drawn from recent deals. The groups where EXACT_SUM_BELOW or more wins
+    are expected in a stretch give its revenue a compound Poisson sum each, drawn together from
+    the normal law with their summed mean and variance (lam * E[v], lam * E[v^2]); in the
+    others each deal is drawn. Why: drawn day by day and deal by deal, new deals took 40% of a
+    backtest's simulations on MavenTech and 3.6 s of a million-deal forecast's 7.5.
     """
     if new is None:
         return np.zeros((size, len(periods.names)))
     base = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
     p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
-    # (scenario, group, day) cells: a few hundred scenarios at a time, whatever the groups
-    block = max(1, NEW_CELLS // new.rate_cdf.size)
-    return np.concatenate([_new_revenue(rng, p_won[i : i + block], new, periods)
-                           for i in range(0, size, block)])  # fmt: skip
+    # (scenario, group, stretch) cells: a few thousand scenarios at a time, whatever the groups
+    block = max(1, NEW_CELLS // max(new.rate.size, 1))
+    revenue = np.concatenate([_new_revenue(rng, p_won[i : i + block], new)
+                              for i in range(0, size, block)])  # fmt: skip
+    return revenue @ new.atoms.to_periods
 
 
-def _new_revenue(rng, p_won: np.ndarray, new: _NewDeals, periods: Periods) -> np.ndarray:
-    """`_new_deals` for the scenarios whose new deals win with `p_won`."""
-    size, horizon = len(p_won), periods.horizon
-    lam = p_won[:, None, None] * new.rate_cdf[None, :, :]  # (size, groups, horizon)
+def _new_revenue(rng, p_won: np.ndarray, new: _NewDeals) -> np.ndarray:
+    """New deals' revenue per (scenario, stretch), for the scenarios whose new deals win with
+    `p_won`."""
+    size, n_atoms = len(p_won), new.rate.shape[1]
+    lam = p_won[:, None, None] * new.rate[None, :, :]  # (size, groups, atoms)
     many = lam >= EXACT_SUM_BELOW
-    daily = np.zeros(size * horizon)
+    out = np.zeros(size * n_atoms)
     if many.any():
         summed = np.where(many, lam, 0.0)
-        mean = np.einsum("sgd,g->sd", summed, new.mean)
-        var = np.einsum("sgd,g->sd", summed, new.square)
-        daily += (mean + np.sqrt(var) * rng.standard_normal((size, horizon))).ravel()
-        lam[many] = 0.0  # drawn: no deal of theirs is counted again below
-    cells = np.arange(size * horizon)
+        mean = np.einsum("sga,g->sa", summed, new.mean)
+        var = np.einsum("sga,g->sa", summed, new.square)
+        # a stretch's revenue is never below zero (the normal law's far tail would be)
+        out += np.maximum(mean + np.sqrt(var) * rng.standard_normal((size, n_atoms)), 0.0).ravel()
+        lam[many] = 0.0  # drawn: none of their deals is drawn again below
+    cells = np.arange(size * n_atoms)
     for g in range(lam.shape[1]):
         counts = rng.poisson(lam[:, g, :]).ravel()
         cell = np.repeat(cells, counts)
-        first, n = new.first[g], new.count[g]
-        drawn = new.values[first + rng.integers(0, n, len(cell))]
-        daily += np.bincount(cell, weights=drawn, minlength=size * horizon)
-    return _to_periods(daily.reshape(size, 1, horizon), periods)[:, 0, :]
+        drawn = new.values[new.first[g] + rng.integers(0, new.count[g], len(cell))]
+        out += np.bincount(cell, weights=drawn, minlength=size * n_atoms)
+    return out.reshape(size, n_atoms)
