@@ -195,14 +195,6 @@ def million_run(tmp: Path) -> None:
     }
     print(f"  for comparison: the same tables fetched whole from SQLite ({sum(whole.values()):,} "
           f"rows, no frames built) {time.perf_counter() - t1:.2f} s")  # fmt: skip
-    t1 = time.perf_counter()
-    with deal_columns._one_snapshot(big):
-        imports = big.execute("SELECT id FROM imports ORDER BY id").fetchall()
-        queries = {p: (sql, []) for p, (sql, _, _) in deal_columns.PARTS.items()}
-        tables = deal_columns._read(big, queries, imports, deal_columns._counts(big))
-    print(f"  and read whole into Arrow as a refresh reads them when the copy cannot be used "
-          f"({sum(t.num_rows for t in tables.values()):,} rows; Arrow's SQLite driver) "
-          f"{time.perf_counter() - t1:.2f} s")  # fmt: skip
 
 
 def main() -> None:

@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlite_utils
 
-from dataset import sqlite_arrow
 from dataset.database import _DATE_COLUMNS
 from dataset.deal_history import STATE, removed_ids
 
@@ -99,8 +98,7 @@ def load(db: sqlite_utils.Database, keep: bool = False) -> dict[str, pd.DataFram
             tables = _from_copy(db, saved, imports)
         except _ReadWhole as why:
             log.info("the deal tables read whole: %s", why)
-            queries = {part: (sql, []) for part, (sql, _, _) in PARTS.items()}
-            tables = _read(db, queries, imports, _counts(db))
+            tables = {part: _arrow(db.conn.execute(sql)) for part, (sql, _, _) in PARTS.items()}
             whole = True
         removed = list(removed_ids(db))
     key = _key(imports, tables)
@@ -293,41 +291,20 @@ def _from_copy(db: sqlite_utils.Database, key: dict | None, imports: list[tuple]
         raise _ReadWhole("the copy could not be read") from exc
     if {p: t.num_rows for p, t in copy.items()} != key["rows"]:
         raise _ReadWhole("the copy's rows are not those its key lists")
-    counts = _counts(db)
-    later_rows = _read(db, {part: (sql, [last]) for part, (_, sql, _) in PARTS.items()}, imports,
-                       counts)  # fmt: skip
     out = {}
-    for part, (_, _, order) in PARTS.items():
-        added = later_rows[part]
+    for part, (_, sql, order) in PARTS.items():
+        added = _arrow(db.conn.execute(sql, [last]))
         if added.column_names != copy[part].column_names:
             raise _ReadWhole(f"the columns of {_TABLES[part]} changed")
         out[part] = _merge(part, copy[part], added, order) if added.num_rows else copy[part]
     for part, t in out.items():
-        rows = counts[part]
+        (rows,) = db.execute(f"SELECT COUNT(*) FROM {_TABLES[part]}").fetchone()
         if rows != t.num_rows:  # a write this module does not know of
             log.warning("the columnar copy of %s does not add up (%d rows, %d in the table)",
                         _TABLES[part], t.num_rows, rows)  # fmt: skip
             raise _ReadWhole(f"the copy of {_TABLES[part]} does not add up")
     log.info("the deal tables read from their columnar copy and %d later imports", len(later))
     return out
-
-
-def _counts(db: sqlite_utils.Database) -> dict[str, int]:
-    """Each part's table's rows."""
-    return {p: db.execute(f"SELECT COUNT(*) FROM {_TABLES[p]}").fetchone()[0] for p in PARTS}
-
-
-def _read(db: sqlite_utils.Database, queries: dict[str, tuple[str, list]], imports: list[tuple],
-          counts: dict[str, int]) -> dict[str, pa.Table]:  # fmt: skip
-    """Each part's query's rows as Arrow tables: by Arrow's SQLite driver where that is exact and
-    of the moment `imports` and `counts` describe (`dataset.sqlite_arrow`), else by rows."""
-    fast = sqlite_arrow.read(
-        db, queries, (imports[-1][0] if imports else None, {_TABLES[p]: n for p, n in counts.items()}),
-        {part: _declared(db, _TABLES[part]) for part in queries}, _is_date,
-    )  # fmt: skip
-    if fast is not None:
-        return fast
-    return {part: _arrow(db.conn.execute(sql, params)) for part, (sql, params) in queries.items()}
 
 
 def _later(key: dict | None, imports: list[tuple]) -> tuple[int, list[tuple]]:
@@ -381,18 +358,8 @@ def _arrow(cursor: sqlite3.Cursor) -> pa.Table:
     return pa.concat_tables(batches, promote_options="permissive")
 
 
-def _is_date(name: str) -> bool:
-    """A column of dates written as YYYY-MM-DD."""
-    return name.endswith("_date") or name in _DATE_COLUMNS
-
-
-def _declared(db: sqlite_utils.Database, table: str) -> dict[str, str]:
-    """Each column of `table` and the type it was declared with."""
-    return {r[1]: r[2] for r in db.execute(f"PRAGMA table_info({table})")}
-
-
 def _column(name: str, values) -> pa.Array:
-    if _is_date(name):
+    if name.endswith("_date") or name in _DATE_COLUMNS:
         text = pa.array(values, type=pa.string())
         return pc.strptime(text, format="%Y-%m-%d", unit="us")
     try:
