@@ -138,3 +138,43 @@ def test_a_quarters_last_day_forecasts_the_next_two_quarters():
     assert (cumulative["start"] == pd.Timestamp("2018-01-01")).all()
     _, mid = calendar(pd.Timestamp("2017-12-30"))
     assert mid.loc[mid["kind"] == "quarter", "name"].tolist() == ["2017-Q4", "2018-Q1"]
+
+
+def _new_deals_by_hand(arrivals: Arrivals, km: KaplanMeier, periods, scenarios: int, seed: int):
+    """Revenue per (scenario, period) of new deals, drawn the plain way: each day's number of
+    new wins is Poisson(rate x win rate x F(d)), each win's value drawn from the list."""
+    rng = np.random.default_rng(seed)
+    horizon = periods.horizon
+    lam = arrivals.per_week / 7.0 * arrivals.win_rate * km.cdf_from_start(horizon)
+    counts = rng.poisson(lam[None, :], (scenarios, horizon))
+    daily = np.zeros((scenarios, horizon))
+    cells = np.repeat(np.arange(counts.size), counts.ravel())
+    drawn = arrivals.values[rng.integers(0, len(arrivals.values), len(cells))]
+    daily.ravel()[:] = np.bincount(cells, weights=drawn, minlength=counts.size)
+    cum = np.concatenate([np.zeros((scenarios, 1)), daily.cumsum(axis=1)], axis=1)
+    return cum[:, periods.end] - cum[:, periods.start]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.r_[np.ones(99), 10_000.0], RNG.lognormal(8, 1.5, 300), np.full(50, 1_000.0)],
+    ids=["one big deal among small ones", "lognormal", "equal values"],
+)
+def test_new_deals_have_the_law_of_drawing_them_one_by_one(values):
+    """The new deals' revenue (drawn per stretch of days, a stretch of many wins from its normal
+    law where that law is nearly symmetric) has the quantiles and mean of drawing every day's
+    wins and every win's value; a few big deals among many small ones are not a normal sum."""
+    km = KaplanMeier.fit(RNG.gamma(2.0, 4.0, 3000), np.ones(3000, bool), None)
+    arrivals = Arrivals(per_week=70.0, values=values, win_rate=0.5)
+    nobody = pd.DataFrame({"value": [0.0], "win_prob": [0.0], "age": [1.0], "timing_group": ["a"]})
+    got = simulate(nobody, km, PERIODS, scenarios=20_000, seed=3, arrivals=arrivals).table
+    want = _new_deals_by_hand(arrivals, km, PERIODS, 20_000, seed=4)
+    quarters = [k for k, kind in enumerate(PERIODS.kind) if kind != "quarter"][:6]
+    quarters += [k for k, kind in enumerate(PERIODS.kind) if kind == "quarter"]
+    for k in quarters:
+        q = np.quantile(want[:, k], [0.1, 0.5, 0.9])
+        # a normal law's quantiles fall between the sums a few deals make: a typical deal apart
+        near = 0.05 * (q[2] - q[0]) + np.median(values)
+        for name, expected in zip(("p10", "p50", "p90"), q, strict=True):
+            assert abs(got.loc[k, name] - expected) <= near, (PERIODS.names[k], name)
+        assert got.loc[k, "mean"] == pytest.approx(want[:, k].mean(), rel=0.05, abs=1.0)
