@@ -101,6 +101,7 @@ MIN_SUMMED = 2_000
 EXACT_SUM_BELOW = 30
 MAX_SKEW = 0.25  # a P10 or P90 off by about 2% of the spread at most (Cornish-Fisher)
 NEW_CELLS = 1 << 20  # (scenario, group, stretch) cells of new deals drawn at a time: 8 MB arrays
+NEW_DRAWS = 1 << 22  # new deals drawn one by one at a time, at most (each a few 8-byte arrays)
 
 
 def _daily(
@@ -353,6 +354,7 @@ class _NewDeals:
     mean: np.ndarray  # (groups,): the values' mean
     square: np.ndarray  # (groups,): the mean of the squared values (a sum's variance)
     need: np.ndarray  # (groups,): the wins expected in a stretch for its normal law
+    drawn: float  # deals a scenario draws one by one at most (all won, none summed)
     values: np.ndarray  # every group's values, one after the other
     first: np.ndarray  # (groups,): where each group's values start in `values`
     count: np.ndarray  # (groups,): how many values each group has
@@ -382,11 +384,14 @@ def _arrival_groups(arrivals: Arrivals, timing, atoms: Atoms) -> _NewDeals | Non
     third = np.array([np.mean(v * v * v) for v in parts])
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(square > 0, third / square**1.5, 1.0)
+    rate = per_day[:, None] * by_atom
+    need = np.maximum(EXACT_SUM_BELOW, (rho / MAX_SKEW) ** 2)
     return _NewDeals(
-        rate=per_day[:, None] * by_atom,
+        rate=rate,
         mean=np.array([v.mean() for v in parts]),
         square=square,
-        need=np.maximum(EXACT_SUM_BELOW, (rho / MAX_SKEW) ** 2),
+        need=need,
+        drawn=float(np.minimum(rate, need[:, None]).sum()),
         values=np.concatenate(parts),
         first=np.r_[0, np.cumsum(count)[:-1]],
         count=count,
@@ -413,8 +418,10 @@ def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Pe
         return np.zeros((size, len(periods.names)))
     base = float(np.clip(arrivals.win_rate, 1e-6, 1 - 1e-6))
     p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
-    # (scenario, group, stretch) cells: a few thousand scenarios at a time, whatever the groups
-    block = max(1, NEW_CELLS // max(new.rate.size, 1))
+    # (scenario, group, stretch) cells: a few thousand scenarios at a time, whatever the groups,
+    # and no more deals drawn one by one than NEW_DRAWS (skewed values draw thousands a stretch)
+    block = min(NEW_CELLS // max(new.rate.size, 1), int(NEW_DRAWS // max(new.drawn, 1.0)))
+    block = max(1, block)
     revenue = np.concatenate([_new_revenue(rng, p_won[i : i + block], new)
                               for i in range(0, size, block)])  # fmt: skip
     return revenue @ new.atoms.to_periods
