@@ -181,7 +181,7 @@ def simulate(
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
-    arrival_groups = [(a, _arrival_groups(a, timing, atoms)) for a in news]
+    new_deals = [(a, _NewDeals.of(a, timing, atoms)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -207,7 +207,7 @@ def simulate(
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         # (size, P), or (size, G, P) when each group has its own new deals
         new = np.stack([_new_deals(rng, size, a, g, periods, levels[level])
-                        for a, g in arrival_groups], axis=1)  # fmt: skip
+                        for a, g in new_deals], axis=1)  # fmt: skip
         if group_arrivals is None:
             new = new[:, 0]
         if rest is not None:
@@ -360,43 +360,44 @@ class _NewDeals:
     count: np.ndarray  # (groups,): how many values each group has
     atoms: Atoms
 
-
-def _arrival_groups(arrivals: Arrivals, timing, atoms: Atoms) -> _NewDeals | None:
-    """Each timing group (product) with its own close times and values: the quick closers of a
-    horizon are the small deals, so one pooled curve with all values would overstate it."""
-    if arrivals.per_week <= 0 or len(arrivals.values) == 0:
-        return None
-    all_values = np.asarray(arrivals.values, np.float64)
-    grouped = arrivals.groups is not None
-    groups = arrivals.groups if grouped else np.zeros(len(all_values))
-    names = pd.unique(groups)
-    parts = [all_values[groups == g] for g in names]
-    count = np.array([len(v) for v in parts])
-    per_day = arrivals.per_week / 7.0 * count / len(all_values)
-    horizon = int(atoms.edges[-1])
-    cdfs = np.array([timing.cdf_from_start(horizon, g if grouped else None) for g in names],
-                    np.float64).reshape(len(names), horizon)  # fmt: skip
-    by_atom = np.add.reduceat(cdfs, atoms.edges[:-1], axis=1) if horizon else cdfs[:, :0]
-    square = np.array([np.mean(v * v) for v in parts])
-    # a compound Poisson sum of lam wins has skewness E[v^3] / (E[v^2]^1.5 sqrt(lam)): a few
-    # big deals among many small ones need far more wins than equal values before it is normal
-    # (one deal of 10,000 among 99 of 1: the P50 of a week of 35 wins was 100 times too high)
-    third = np.array([np.mean(v * v * v) for v in parts])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(square > 0, third / square**1.5, 1.0)
-    rate = per_day[:, None] * by_atom
-    need = np.maximum(EXACT_SUM_BELOW, (rho / MAX_SKEW) ** 2)
-    return _NewDeals(
-        rate=rate,
-        mean=np.array([v.mean() for v in parts]),
-        square=square,
-        need=need,
-        drawn=float(np.minimum(rate, need[:, None]).sum()),
-        values=np.concatenate(parts),
-        first=np.r_[0, np.cumsum(count)[:-1]],
-        count=count,
-        atoms=atoms,
-    )
+    @staticmethod
+    def of(arrivals: Arrivals, timing, atoms: Atoms) -> _NewDeals | None:
+        """Each timing group (product) with its own close times and values: the quick closers
+        of a horizon are the small deals, so one pooled curve with all values would overstate
+        it. None: no new deals."""
+        if arrivals.per_week <= 0 or len(arrivals.values) == 0:
+            return None
+        all_values = np.asarray(arrivals.values, np.float64)
+        grouped = arrivals.groups is not None
+        groups = arrivals.groups if grouped else np.zeros(len(all_values))
+        names = pd.unique(groups)
+        parts = [all_values[groups == g] for g in names]
+        count = np.array([len(v) for v in parts])
+        per_day = arrivals.per_week / 7.0 * count / len(all_values)
+        horizon = int(atoms.edges[-1])
+        cdfs = np.array([timing.cdf_from_start(horizon, g if grouped else None) for g in names],
+                        np.float64).reshape(len(names), horizon)  # fmt: skip
+        by_atom = np.add.reduceat(cdfs, atoms.edges[:-1], axis=1) if horizon else cdfs[:, :0]
+        square = np.array([np.mean(v * v) for v in parts])
+        # a compound Poisson sum of lam wins has skewness E[v^3] / (E[v^2]^1.5 sqrt(lam)): a few
+        # big deals among many small ones need far more wins than equal values before it is normal
+        # (one deal of 10,000 among 99 of 1: the P50 of a week of 35 wins was 100 times too high)
+        third = np.array([np.mean(v * v * v) for v in parts])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(square > 0, third / square**1.5, 1.0)
+        rate = per_day[:, None] * by_atom
+        need = np.maximum(EXACT_SUM_BELOW, (rho / MAX_SKEW) ** 2)
+        return _NewDeals(
+            rate=rate,
+            mean=np.array([v.mean() for v in parts]),
+            square=square,
+            need=need,
+            drawn=float(np.minimum(rate, need[:, None]).sum()),
+            values=np.concatenate(parts),
+            first=np.r_[0, np.cumsum(count)[:-1]],
+            count=count,
+            atoms=atoms,
+        )
 
 
 def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Periods,
@@ -411,8 +412,9 @@ def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Pe
     lam. Their values are drawn from recent deals. The groups where EXACT_SUM_BELOW or more wins
     are expected in a stretch, and enough for their sum to be nearly symmetric (`_NewDeals.need`),
     give its revenue a compound Poisson sum each, drawn together from the normal law with their
-    summed mean and variance (lam * E[v], lam * E[v^2]); in the others each deal is drawn. Why: drawn day by day and deal by deal, new deals took 40% of a
-    backtest's simulations on MavenTech and 3.6 s of a million-deal forecast's 7.5.
+    summed mean and variance (lam * E[v], lam * E[v^2]); in the others each deal is drawn.
+    Why: drawn day by day and deal by deal, new deals took 40% of a backtest's simulations on
+    MavenTech and 3.6 s of a million-deal forecast's 7.5.
     """
     if new is None:
         return np.zeros((size, len(periods.names)))
