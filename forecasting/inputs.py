@@ -12,14 +12,15 @@ from forecasting.montecarlo import Arrivals
 from forecasting.timing import Exponential, KaplanMeier
 from scoring.crm import positions
 from scoring.features import Crm, features_at
-from scoring.samples import open_win_chance
+from scoring.samples import entry_days, open_win_chance
 
 ARRIVAL_WEEKS = 13  # the arrival rate and values of new deals come from the last quarter
 
 
 def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
     """Engage-to-close days known on day t: closed deals are events, deals still open on t are
-    censored at their age (what a fit on closed deals alone would ignore)."""
+    censored at their age (what a fit on closed deals alone would ignore); `entry`: the age each
+    came under watch (`scoring.samples.entry_days`)."""
     d = crm.deals
     engaged = d["engage_date"].notna() & (d["engage_date"] <= t)
     closed = d["closed_on"] <= t
@@ -31,6 +32,7 @@ def durations(crm: Crm, t: pd.Timestamp) -> pd.DataFrame:
             "won": closed & d["status"].eq("won"),
             "product": d["product"],
             "limit": (t - d["engage_date"]).dt.days,  # the longest a close known on t can take
+            "entry": entry_days(crm, t),  # the age it came under watch (left truncation)
         }
     )
     return out[engaged]
@@ -50,9 +52,11 @@ def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
 def _fit_timing(crm: Crm, t: pd.Timestamp, kind: str):
     data = durations(crm, t)
     args = data["days"].to_numpy(), data["closed"].to_numpy(), data["product"].to_numpy()
+    entry = data["entry"].to_numpy()
     if kind == "km":
-        return KaplanMeier.fit(*args, won=data["won"].to_numpy(), limits=data["limit"].to_numpy())
-    return KaplanMeier.fit(*args) if kind == "km-any" else Exponential.fit(*args)
+        return KaplanMeier.fit(*args, won=data["won"].to_numpy(), limits=data["limit"].to_numpy(),
+                               entry=entry)  # fmt: skip
+    return KaplanMeier.fit(*args, entry=entry) if kind == "km-any" else Exponential.fit(*args)
 
 
 def median_won_value(crm: Crm, t: pd.Timestamp) -> pd.Series:

@@ -31,26 +31,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from scoring.samples import at_risk_by_day
+
 MAX_DAYS = 730  # the survival curves are kept on a daily grid up to two years
 MIN_EVENTS = 50  # a product needs this many closed deals for a curve of its own
 LEVELS = 4096  # resolution of the inverse-CDF tables used for sampling
 NEVER = np.inf
 
 
-def kaplan_meier(durations: np.ndarray, closed: np.ndarray, max_days: int = MAX_DAYS) -> np.ndarray:
-    """S(d) for d = 0..max_days from durations (days) and event flags (False = censored)."""
+def kaplan_meier(durations: np.ndarray, closed: np.ndarray, max_days: int = MAX_DAYS,
+                 entry: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """S(d) for d = 0..max_days from durations (days) and event flags (False = censored); `entry`:
+    the age each deal came under watch (`scoring.samples.entry_days`), 0 where None."""
     durations = np.clip(np.asarray(durations, dtype=float), 0, max_days).astype(int)
     closed = np.asarray(closed, dtype=bool)
     events = np.bincount(durations[closed], minlength=max_days + 1).astype(float)
-    leaving = np.bincount(durations, minlength=max_days + 1).astype(float)
-    at_risk = leaving[::-1].cumsum()[::-1]  # still open at the start of day d
+    at_risk = at_risk_by_day(durations, max_days + 1, entry)  # still open at the start of day d
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk > 0, events / at_risk, 0.0)
     return np.cumprod(1.0 - hazard)
 
 
 def time_to_win(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
-                max_days: int = MAX_DAYS) -> np.ndarray:  # fmt: skip
+                max_days: int = MAX_DAYS, entry: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """S_w(d) for d = 0..max_days: the share of the wins still to come after d days engaged, among
     deals that are won some day. Aalen-Johansen, with losses a competing end and deals still open
     censored: CIF_w(d) = sum over k <= d of S(k - 1) h_won(k); the wins of deals still open past
@@ -67,7 +70,7 @@ def time_to_win(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
     n = max_days + 1
     wins = np.bincount(durations[won], minlength=n).astype(float)
     ends = np.bincount(durations[closed], minlength=n).astype(float)
-    at_risk = np.bincount(durations, minlength=n).astype(float)[::-1].cumsum()[::-1]
+    at_risk = at_risk_by_day(durations, n, entry)
     with np.errstate(divide="ignore", invalid="ignore"):
         h_won = np.where(at_risk > 0, wins / at_risk, 0.0)
         h_end = np.where(at_risk > 0, ends / at_risk, 0.0)
@@ -201,19 +204,22 @@ class KaplanMeier:
 
     @staticmethod
     def fit(durations, closed, groups=None, min_events: int = MIN_EVENTS, won=None,
-            limits=None) -> KaplanMeier:  # fmt: skip
+            limits=None, entry=None) -> KaplanMeier:  # fmt: skip
         """`won` (which closed deals were won): the curves are the time to a win among the deals
         won some day (`time_to_win`), for timing the deals a simulation has drawn as won;
         `min_events` then counts wins. Without it: the time to any close. A group with fewer
         events gets the pooled curve at its own pace (`time_scale`; with `limits`, the days
-        from each deal's start to the fit's day, from its wins alone)."""
+        from each deal's start to the fit's day, from its wins alone). `entry`: the age each
+        deal came under watch (left truncation, `scoring.samples.entry_days`)."""
         durations, closed = np.asarray(durations, float), np.asarray(closed, bool)
         events = closed if won is None else np.asarray(won, bool) & closed
+        entries = None if entry is None else np.asarray(entry, float)
 
         def fitted(m):
+            e = None if entries is None else entries[m]
             if won is None:
-                return kaplan_meier(durations[m], closed[m])
-            return time_to_win(durations[m], closed[m], events[m])
+                return kaplan_meier(durations[m], closed[m], entry=e)
+            return time_to_win(durations[m], closed[m], events[m], entry=e)
 
         def paced(m):
             if won is not None and limits is not None:
@@ -226,7 +232,7 @@ class KaplanMeier:
         model = KaplanMeier(pooled=fitted(np.ones(len(durations), bool)))
         if groups is not None:
             groups = np.asarray(groups, dtype=object)
-            closes = model.pooled if won is None else kaplan_meier(durations, closed)
+            closes = model.pooled if won is None else kaplan_meier(durations, closed, entry=entries)
             for g in pd.unique(groups):
                 m = groups == g
                 model.curves[g] = fitted(m) if events[m].sum() >= min_events else paced(m)

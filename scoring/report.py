@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from scoring.evaluate import SHIPPED, open_deal_check, reliability  # noqa: E402
 from scoring.features import CATEGORICAL, NUMERIC  # noqa: E402
+from scoring.samples import STALE_AFTER  # noqa: E402
 from scoring.scorer import confidence_text  # noqa: E402
 from scoring.train import Training  # noqa: E402
 
@@ -97,7 +98,9 @@ def markdown(training: Training, source: str) -> str:
             f"{s['ece']:.4f} |"
         )
     lines += ["", "## The deals open on each cutoff day, against what became of them", "",
-              "Deals still open at the data's end are left out (their outcome is unknown).", "",
+              "Deals still open at the data's end are left out (their outcome is unknown), "
+              f"unless open {STALE_AFTER:g} times longer than any deal took to close: those "
+              "count as not won.", "",
               "| cutoff | deals | expected wins | wins | sum of value x p | won value | gap |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in training.cutoffs:

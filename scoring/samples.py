@@ -49,9 +49,9 @@ def snapshot_dates(crm: Crm, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.
     return days
 
 
-def _durations(crm: Crm, day: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Engage-to-close days known on `day` (deals still open censored at their age), and which
-    ended won or lost by then."""
+def _durations(crm: Crm, day: pd.Timestamp) -> tuple[np.ndarray, ...]:
+    """Engage-to-close days known on `day` (deals still open censored at their age), which ended
+    won or lost by then, and the days engaged before each came under watch (`entry_days`)."""
     d = crm.deals
     engaged = (d["engage_date"].notna() & (d["engage_date"] <= day)).to_numpy()
     closed = d["closed_on"] <= day
@@ -59,16 +59,39 @@ def _durations(crm: Crm, day: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.
     days = (end - d["engage_date"]).dt.days.to_numpy()[engaged]
     won = (closed & d["status"].eq("won")).to_numpy()[engaged]
     lost = (closed & d["status"].eq("lost")).to_numpy()[engaged]
-    return np.clip(np.nan_to_num(days), 0, None).astype(int), won, lost
+    entry = entry_days(crm, day).to_numpy()[engaged]
+    return np.clip(np.nan_to_num(days), 0, None).astype(int), won, lost, entry
+
+
+def entry_days(crm: Crm, day: pd.Timestamp) -> pd.Series:
+    """Days engaged before each deal came under watch (0 for most). Closes are recorded from the
+    first one known on `day` on, so a deal engaged earlier is in the data only because it had not
+    closed by then (left truncation): counted from its engagement, the days it could not have
+    closed in would make every deal look slower (MavenTech records no close before 2017-03-01:
+    its Q4-2016 engagements all "closed" 4-5 months on, and the chance that a new deal is won
+    within 13 weeks came out 0.34-0.40 instead of 0.41-0.45 at the 2017 cutoffs)."""
+    d = crm.deals
+    first = d["closed_on"].where(d["closed_on"] <= pd.Timestamp(day)).min()
+    return (first - d["engage_date"]).dt.days.clip(lower=0).fillna(0).astype(int)
+
+
+def at_risk_by_day(durations: np.ndarray, n: int, entry: np.ndarray | None = None) -> np.ndarray:
+    """Deals under watch at the start of each day of age d = 0..n-1: still open (duration >= d)
+    and already entered (entry <= d, `entry_days`). `durations`: whole days below n."""
+    at_risk = np.bincount(durations, minlength=n).astype(float)[::-1].cumsum()[::-1]
+    if entry is None:
+        return at_risk
+    e = np.minimum(np.clip(np.asarray(entry, float), 0, n - 1).astype(int), durations)
+    return at_risk - (len(e) - np.bincount(e, minlength=n).cumsum())
 
 
 def _hazards(crm: Crm, day: pd.Timestamp):
     """Daily win and loss hazards by age (days engaged) and the survival before each age."""
-    days, won, lost = _durations(crm, day)
+    days, won, lost, entry = _durations(crm, day)
     if len(days) == 0:
         return np.zeros(1), np.zeros(1), np.ones(1)
     n = int(days.max()) + 1
-    at_risk = np.bincount(days, minlength=n)[::-1].cumsum()[::-1].astype(float)
+    at_risk = at_risk_by_day(days, n, entry)
     hw = np.bincount(days[won], minlength=n) / np.maximum(at_risk, 1)
     hl = np.bincount(days[lost], minlength=n) / np.maximum(at_risk, 1)
     before = np.r_[1.0, np.cumprod(1 - hw - hl)[:-1]]
@@ -102,9 +125,36 @@ def resolution_weights(crm: Crm, day: pd.Timestamp, rows: pd.DataFrame) -> np.nd
 
 def has_stale_deals(crm: Crm, day: pd.Timestamp) -> bool:
     """Were deals seen open STALE_AFTER times longer than any deal took to close?"""
+    return stale_after(crm, day) is not None
+
+
+def stale_after(crm: Crm, day: pd.Timestamp) -> int | None:
+    """Days engaged after which a deal open on `day` is stale, never to close: STALE_AFTER
+    times the longest time any deal took to close by then; None where no deal was seen open
+    that long (then nothing is called stale)."""
     hw, hl, _ = _hazards(crm, day)
     closes = np.flatnonzero(hw + hl > 0)
-    return bool(len(closes)) and len(hw) >= STALE_AFTER * (closes[-1] + 1)
+    if not len(closes):
+        return None
+    limit = int(np.ceil(STALE_AFTER * (closes[-1] + 1)))
+    return limit if len(hw) >= limit else None
+
+
+def _ends(crm: Crm, day: pd.Timestamp) -> tuple[pd.Series, pd.Series]:
+    """(the day each deal's outcome became known, by deal id: its close, or for a deal stale on
+    `day` the day it became stale; won). A stale deal counts as not won: MavenTech's stale
+    deals, left unlabelled, were scored at the pipeline's mean chance (0.67) whatever their
+    age, and its forecast counted a third more revenue from them than came."""
+    d = crm.deals.set_index("deal_id")
+    day = pd.Timestamp(day)
+    end = d["closed_on"].where(d["closed_on"] <= day)
+    won = d["status"].eq("won") & end.notna()  # closed by `day` (a stale deal won later: not)
+    limit = stale_after(crm, day)
+    if limit is not None:
+        since = d["engage_date"] + pd.Timedelta(days=limit)
+        stale = end.isna() & (since <= day)
+        end = end.where(~stale, since)
+    return end, won
 
 
 def maturity_days(crm: Crm, before: pd.Timestamp | None = None) -> int:
@@ -151,10 +201,10 @@ def snapshot_rows(crm: Crm, dates) -> pd.DataFrame:
 
 
 def outcomes(crm: Crm, known_by: pd.Timestamp) -> pd.Series:
-    """1.0 won / 0.0 lost for the deals closed by `known_by`, by deal id."""
-    d = crm.deals.set_index("deal_id")
-    done = d["closed_on"] <= known_by
-    return d.loc[done, "status"].eq("won").astype(float)
+    """1.0 won / 0.0 lost for the deals closed by `known_by`, or stale by then (`stale_after`:
+    not won), by deal id."""
+    end, won = _ends(crm, known_by)
+    return won[end.notna()].astype(float)
 
 
 def step_labels(rows: pd.DataFrame, crm: Crm, day: pd.Timestamp, steps: int,
@@ -170,9 +220,9 @@ def step_labels(rows: pd.DataFrame, crm: Crm, day: pd.Timestamp, steps: int,
     i = np.searchsorted(snaps, rows["snapshot"].to_numpy())
     j = i + steps
     later = np.where(j < len(snaps), snaps[np.minimum(j, len(snaps) - 1)], np.datetime64(day))
-    d = crm.deals.set_index("deal_id")
-    close = d["closed_on"].where(d["closed_on"] <= day).reindex(rows.index).to_numpy()
-    won = d["status"].eq("won").astype(float).reindex(rows.index).to_numpy()
+    end, won = _ends(crm, day)
+    close = end.reindex(rows.index).to_numpy()
+    won = won.astype(float).reindex(rows.index).to_numpy()
     resolved = ~np.isnat(close) & (close <= later)
     target = np.where(resolved, won, np.nan)
     position = pd.Series(np.arange(len(rows)), index=pd.MultiIndex.from_arrays([rows.index, i]))

@@ -99,3 +99,30 @@ def test_a_products_pace_from_its_wins_allows_for_the_slow_wins_not_seen_yet():
     naive = time_scale(days, None, pool, np.full(len(days), 10_000.0))
     truncated = time_scale(days, None, pool, limits[seen][:30])
     assert naive < 2.2 and 2.7 <= truncated <= 3.6, (naive, truncated)
+
+
+def test_deals_engaged_before_closes_were_recorded_are_timed_from_then():
+    """Half the wins come within 10 days, half after 80-100 (MavenTech's are bimodal too). The
+    CRM keeps only the deals closed from 2024-03-01 on (as MavenTech records no close before
+    2017-03-01): of the deals engaged before, it holds only those still open then, so their
+    quick wins are missing. Counted from their engagement they make a win look slower than it
+    is; watched from the day closes were first recorded (left truncation), not."""
+    rng = np.random.default_rng(8)
+    n = 6000
+    won = rng.random(n) < 0.6
+    quick = rng.random(n) < 0.5
+    length = np.where(quick & won, rng.uniform(0, 10, n), rng.uniform(80, 100, n)).astype(int)
+    engage = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 600, n), unit="D")
+    deals = pd.DataFrame({"deal_id": [f"d{i}" for i in range(n)], "engage_date": engage,
+                          "closed_on": engage + pd.to_timedelta(length, unit="D"),
+                          "status": np.where(won, "won", "lost"), "product": "a"})  # fmt: skip
+    kept = deals[deals["closed_on"] >= pd.Timestamp("2024-03-01")].reset_index(drop=True)
+    crm = Crm(kept, *[pd.DataFrame()] * 5, data_end=TODAY)
+    known = inputs.durations(crm, TODAY)
+    first = kept["closed_on"].min()
+    expected = (first - kept["engage_date"]).dt.days.clip(lower=0)
+    assert (known["entry"] == expected[known.index]).all() and (known["entry"] > 0).sum() > 300
+    timing = inputs.fit_timing(crm, TODAY)
+    assert abs((1 - timing.pooled[30]) - 0.5) < 0.03, timing.pooled[30]
+    naive = KaplanMeier.fit(known["days"], known["closed"], won=known["won"])
+    assert 1 - naive.pooled[30] < 0.43, naive.pooled[30]

@@ -1,5 +1,7 @@
-"""MavenTech carries almost no signal: the shipped model must not be worse than the base rate.
-Read from the model's saved report after the MavenTech digest trained it (as an admin reads it)."""
+"""MavenTech: outcomes barely depend on what is observable, but most open deals are stale (open
+longer than any deal took to close, they never will): the shipped model must beat the base rate
+by knowing that, and say how far its chances can be taken at face value. Read from the model's
+saved report after the MavenTech digest trained it (as an admin reads it)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,11 @@ import json
 
 import pytest
 
+from dataset import database, deal_history
 from scoring import artifact
 from scoring.evaluate import SHIPPED
+from scoring.features import features_at, prepare
+from scoring.model import MAX_ECE_HIGH
 from scoring.scorer import confidence_text
 
 
@@ -26,16 +31,34 @@ def test_report_over_four_cutoffs(saved):
     assert len(evaluation["per_cutoff"]) >= 4
     table = evaluation["mean_over_cutoffs"]
     shipped, base = table[SHIPPED], table["base rate"]
-    assert shipped["log_loss"] <= base["log_loss"]
-    assert shipped["ece"] < 0.03
-    # honest AUC: a time-split AUC much above 0.6 on this data would signal leakage
-    assert 0.45 < shipped["auc"] < 0.62
+    assert shipped["log_loss"] <= 0.9 * base["log_loss"]
+    # the ranking comes from telling stale deals from live ones (rows of deals already stale
+    # on their day are left out of the test); an AUC near 1 would signal leakage
+    assert 0.6 < shipped["auc"] < 0.85
     for r in evaluation["per_cutoff"]:
         assert r["test_rows"] > 1000 and r["train_rows"] > 1000
 
 
-def test_messages_say_how_little_the_model_knows(saved):
-    model, _ = saved
-    assert model.confidence in ("low", "medium")
+def test_messages_say_how_far_the_chances_can_be_taken(saved):
+    """Its chances were off by about 12 points on past weeks (the share of deals going stale
+    moved): confidence is held at medium, and the line says why."""
+    model, meta = saved
+    ece = meta["evaluation"]["mean_over_cutoffs"][SHIPPED]["ece"]
+    assert model.calibration_error == pytest.approx(ece, abs=1e-4)  # the report rounds
+    assert ece > MAX_ECE_HIGH and model.confidence == "medium"
     text = confidence_text(model)
-    assert text.startswith("model confidence: ")
+    assert text.startswith("model confidence: medium") and "clearly beat" in text
+    assert f"off by {100 * ece:.0f} points" in text
+
+
+def test_deals_open_longer_than_any_deal_took_to_close_score_near_zero(saved, maventech_digest):
+    model, _ = saved
+    crm = prepare(deal_history.load_crm(database.connect(maventech_digest["db"])))
+    d = crm.deals[crm.deals["closed_on"].notna()]
+    longest = (d["closed_on"] - d["engage_date"]).dt.days.max()
+    f = features_at(crm, crm.data_end)
+    p = model.predict(f)
+    old = (f["age_days"] > longest).to_numpy()
+    young = (f["age_days"] <= 60).to_numpy()
+    assert old.sum() > 1000 and young.sum() > 30
+    assert p[old].mean() < 0.05 and p[young].mean() > 0.25
