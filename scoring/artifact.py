@@ -49,7 +49,6 @@ def save(model: WinModel, folder: Path, meta: dict) -> Path:
         "blend": model.blend,
         "base_rate": model.base_rate,
         "skill": model.skill,
-        "calibration_error": model.calibration_error,
         "confidence": model.confidence,
         "info": model.info,
         "versions": {
@@ -87,7 +86,6 @@ def load(folder: Path) -> tuple[WinModel, dict]:
         categories={k: list(v) for k, v in meta["categories"].items()},
         skill=float(meta["skill"]),
         info=meta.get("info", {}),
-        calibration_error=float(meta.get("calibration_error", 0.0)),
     )
     return model, meta
 

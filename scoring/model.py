@@ -116,9 +116,6 @@ class Calibrator:
         )
 
 
-MAX_ECE_HIGH = 0.05  # the calibration error (ECE on past weeks) above which confidence is not high
-
-
 @dataclass
 class WinModel:
     """Booster + calibrator + blend with the base rate, and the vocabulary of its categories."""
@@ -130,8 +127,6 @@ class WinModel:
     categories: dict[str, list[str]]
     skill: float  # 1 - logloss(model) / logloss(base rate) on the calibration slice
     info: dict = field(default_factory=dict)
-    # the shipped method's ECE on past cutoffs' open deals (0: not measured, an old file)
-    calibration_error: float = 0.0
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows as the float matrix LightGBM was trained on (categories as codes, unknown NaN)."""
@@ -163,15 +158,9 @@ class WinModel:
 
     @property
     def confidence(self) -> str:
-        """Confidence "high" needs both skill and chances that held on past weeks: on MavenTech,
-        once its stale deals count as lost, the model ranks deals far better than the base rate
-        (22% less log loss) but its chances were off by 12 points (ECE) as the share of deals
-        going stale moved; "high" would have told a manager to take them at face value."""
         if self.blend < 0.05 or self.skill < 0.01:
             return "low"
-        if self.skill < 0.08 or self.calibration_error > MAX_ECE_HIGH:
-            return "medium"
-        return "high"
+        return "medium" if self.skill < 0.08 else "high"
 
 
 def vocabulary(frame: pd.DataFrame) -> dict[str, list[str]]:

@@ -34,11 +34,6 @@ CONTEXT = ("owner", "manager", "region", "product", "account", "stage", "expecte
 
 
 def confidence_text(model: WinModel) -> str:
-    """The confidence line every digest carries, with why in words."""
-    if model.confidence == "medium" and model.skill >= 0.08:  # held back by its calibration
-        return (f"model confidence: medium (on past weeks it clearly beat the average open "
-                f"deal's win chance of {model.base_rate:.0%}, but its chances were off by "
-                f"{100 * model.calibration_error:.0f} points on average)")  # fmt: skip
     return CONFIDENCE_TEXT[model.confidence].format(base=model.base_rate)
 
 

@@ -179,7 +179,6 @@ def train(
         if evaluate.SHIPPED in summary.index:
             ours, base = summary.loc[evaluate.SHIPPED], summary.loc["base rate"]
             model.skill = float(1 - ours["log_loss"] / base["log_loss"])
-            model.calibration_error = float(ours["ece"])
     checks = against_truth(crm, results, model, truth) if truth is not None else []
     meta = {
         "trained_on": {
