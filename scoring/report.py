@@ -100,7 +100,8 @@ def markdown(training: Training, source: str) -> str:
     lines += ["", "## The deals open on each cutoff day, against what became of them", "",
               "Deals still open at the data's end are left out (their outcome is unknown), "
               f"unless open {STALE_AFTER:g} times longer than any deal took to close: those "
-              "count as not won.", "",
+              "count as not won; deals already that old on the cutoff day are left out "
+              "(decided before they were scored).", "",
               "| cutoff | deals | expected wins | wins | sum of value x p | won value | gap |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in training.cutoffs:

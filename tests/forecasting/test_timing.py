@@ -9,6 +9,7 @@ from forecasting import inputs
 from forecasting.montecarlo import Periods, simulate
 from forecasting.timing import KaplanMeier, kaplan_meier, time_scale, time_to_win
 from scoring.crm import Crm
+from scoring.samples import open_win_chance
 
 TODAY = pd.Timestamp("2024-09-01")
 
@@ -126,3 +127,7 @@ def test_deals_engaged_before_closes_were_recorded_are_timed_from_then():
     assert abs((1 - timing.pooled[30]) - 0.5) < 0.03, timing.pooled[30]
     naive = KaplanMeier.fit(known["days"], known["closed"], won=known["won"])
     assert 1 - naive.pooled[30] < 0.43, naive.pooled[30]
+    # and the chance that a deal just engaged is won some day (the new deals' win rate; 0.56
+    # counted from engagement: the early deals' quick wins are missing, their losses are not)
+    p0 = open_win_chance(crm, TODAY, [0.0])[0]
+    assert abs(p0 - won.mean()) < 0.02, (p0, won.mean())

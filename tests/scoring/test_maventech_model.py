@@ -31,9 +31,9 @@ def test_report_over_four_cutoffs(saved):
     table = evaluation["mean_over_cutoffs"]
     shipped, base = table[SHIPPED], table["base rate"]
     assert shipped["log_loss"] <= 0.9 * base["log_loss"]
-    # the ranking comes from telling stale deals from live ones (rows of deals already stale
-    # on their day are left out of the test); an AUC near 1 would signal leakage
-    assert 0.6 < shipped["auc"] < 0.85
+    # the ranking comes from telling the deals that will go stale from live ones; rows of deals
+    # already stale on their day are left out of the test (with them: 0.82)
+    assert 0.6 < shipped["auc"] < 0.8
     for r in evaluation["per_cutoff"]:
         assert r["test_rows"] > 1000 and r["train_rows"] > 1000
 
