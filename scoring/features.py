@@ -290,6 +290,7 @@ def features_of(
     f["typical_cycle"] = typical
     f["typical_stage_days"] = typical_stage
     f["typical_late_days"] = rates.late_days
+    f["longest_cycle"] = rates.longest
     f["list_price"] = list_price
     f["value_used"] = used
     f["value_known"] = amount.notna()

@@ -38,6 +38,9 @@ class Rates:
     # days after the expected close date its last open export showed within which 90% of won
     # deals closed (NaN: fewer than MIN_LATE won deals showed a date); 0 or less: on time
     late_days: float = np.nan
+    # the most days any deal closed before the day took from engagement to close, won or lost
+    # (NaN: none closed): a deal open longer than that is older than any that ever closed
+    longest: float = np.nan
 
 
 def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
@@ -61,6 +64,7 @@ def rates_before(crm: Crm, t: pd.Timestamp) -> Rates:
         cycle_all=float(days.quantile(SLOW)) if days.notna().any() else np.nan,
         stage_days=_stage_days(crm, wins["deal_id"], t),
         late_days=_late_days(wins),
+        longest=float((closed["closed_on"] - closed["engage_date"]).dt.days.max()),
     )
 
 

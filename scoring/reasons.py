@@ -178,6 +178,8 @@ def describe(key: str, row: pd.Series, refs: dict) -> str | None:
         if not _known(age):
             return "time open unknown: no engage date in the CRM"
         text = f"open {_plural(age, 'day')}"
+        if _older_than_any(row):
+            return text + f", longer than any deal took to close ({_longest(row)})"
         if _known(typical) and _whole(age) > _up(typical):
             return text + f", longer than 90% of {_won(row)} took ({_plural(_up(typical), 'day')})"
         if _known(typical):
@@ -361,6 +363,9 @@ ACTIONS = {
     "with your champion.",
     "time open": "Open {age}, longer than 90% of {won} took ({typical}): requalify "
     "(budget, authority, need, timing) or agree a mutual close plan.",
+    "older than any": "Open {age}, longer than any deal took to close ({longest}): close it as "
+    "lost, or requalify it (budget, authority, need, timing) and agree a close date with the "
+    "buyer.",
     "expected close": "The expected close date passed {overdue} ago: update it with the buyer's "
     "real timeline.",
     "amount": "The amount was cut {cut}%: confirm the scope and that the discount is approved.",
@@ -371,6 +376,17 @@ ACTIONS = {
     "review": "Review this deal with your manager: its circumstances ({what}) weigh on it.",
     "none": "Keep a dated next step with the buyer.",
 }
+
+
+def _older_than_any(row) -> bool:
+    """Open longer than any deal closed so far took (MavenTech's stale deals): the model's
+    near-zero chance for them needs these words, not "longer than 90% of won deals"."""
+    age, longest = row.get("age_days"), row.get("longest_cycle")
+    return _known(age) and _known(longest) and _whole(age) > _whole(longest)
+
+
+def _longest(row) -> str:
+    return _plural(_whole(row["longest_cycle"]), "day")
 
 
 # key -> (when the action applies, given the deal's facts as shown; the action's words)
@@ -384,9 +400,12 @@ _RULES = {
     "next step": (lambda r: _num(r, "has_next_step") == 0, lambda r: ACTIONS["next step"]),
     "pushes": (lambda r: _known(r.get("close_pushes")) and _whole(r["close_pushes"]) >= 1,
                lambda r: ACTIONS["pushes"].format(pushes=_times(r["close_pushes"]))),
-    "time open": (lambda r: _known(r.get("age_days")) and _known(r.get("typical_cycle"))
-                  and _whole(r["age_days"]) > _up(r["typical_cycle"]),
-                  lambda r: ACTIONS["time open"].format(
+    "time open": (lambda r: _older_than_any(r) or (
+                      _known(r.get("age_days")) and _known(r.get("typical_cycle"))
+                      and _whole(r["age_days"]) > _up(r["typical_cycle"])),
+                  lambda r: ACTIONS["older than any"].format(
+                      age=_plural(r["age_days"], "day"), longest=_longest(r))
+                  if _older_than_any(r) else ACTIONS["time open"].format(
                       age=_plural(r["age_days"], "day"), won=_won(r),
                       typical=_plural(_up(r["typical_cycle"]), "day"))),
     "expected close": (lambda r: _known(r.get("days_to_expected_close"))

@@ -38,7 +38,7 @@ def _shuffle_after(tables: dict, cutoff: pd.Timestamp, seed: int = 0) -> dict:
 
 # what the risk score and the reasons judge a deal by, besides the model's inputs: how long won
 # deals took, stayed in a stage and closed after their expected date, as known on the day
-REFERENCES = ["typical_cycle", "typical_stage_days", "typical_late_days"]
+REFERENCES = ["typical_cycle", "typical_stage_days", "typical_late_days", "longest_cycle"]
 
 
 def _features(tables: dict, days) -> pd.DataFrame:

@@ -108,6 +108,8 @@ def _features(rng, n: int) -> pd.DataFrame:
     f = pd.DataFrame(index=pd.Index([f"D{i}" for i in range(n)], name="deal_id"))
     f["age_days"] = _days(rng, n, 400)
     f["typical_cycle"] = _threshold(rng, n, 250, nan=0.1)
+    # the most days any deal took to close (whole days, or none closed yet)
+    f["longest_cycle"] = np.round(_threshold(rng, n, 400, nan=0.15))
     f["days_in_stage"] = _days(rng, n, 200)
     f["typical_stage_days"] = _threshold(rng, n, 90, nan=0.3)
     # how late won deals close (may be negative: early), or unknown
@@ -153,6 +155,7 @@ def _features(rng, n: int) -> pd.DataFrame:
     change[(u >= 0.55) & (u < 0.58)] = rng.choice(np.array([-12.0, -6.0, 8.0, 15.0]), 1)[0]
     f["value_change"] = change
     _near(rng, f, "age_days", "typical_cycle")
+    _near(rng, f, "age_days", "longest_cycle")
     _near(rng, f, "days_in_stage", "typical_stage_days")
     _near(rng, f, "days_since_activity", None, at=7.0)
     # days past the expected close date at and around how late won deals close
@@ -196,6 +199,7 @@ def _calm(rng, f: pd.DataFrame, rows: np.ndarray, median: float) -> None:
     k = rows.sum()
     f.loc[rows, "age_days"] = rng.integers(0, 10, k).astype(float)
     f.loc[rows, "typical_cycle"] = 100.0
+    f.loc[rows, "longest_cycle"] = 200.0
     f.loc[rows, "days_since_activity"] = rng.integers(0, 5, k).astype(float)
     f.loc[rows, "days_in_stage"] = rng.integers(0, 3, k).astype(float)
     f.loc[rows, ["close_pushes", "push_days"]] = 0.0
@@ -426,12 +430,18 @@ def _time_open(text: str, row, refs) -> None:
     m = re.fullmatch(
         rf"open {days('a')}"
         rf"(?:, longer than 90% of won (?:(?P<p1>.+) )?deals took \({days('gt')}\)"
+        rf"|, longer than any deal took to close \({days('any')}\)"
         rf"|; 90% of won (?:(?P<p2>.+) )?deals closed within {days('le')})?",
         text,
     )
     check(m is not None, "unexpected wording")
-    age, typical = row["age_days"], row["typical_cycle"]
+    age, typical, longest = row["age_days"], row["typical_cycle"], row["longest_cycle"]
     check(same(m["a"], age), f"age {age}")
+    older = known(longest) and whole(age) > whole(longest)
+    check((m["any"] is not None) == older, f"longest close {longest} said or left out wrongly")
+    if m["any"]:
+        check(num(m["a"]) > num(m["any"]) and same(m["any"], longest), f"longest {longest}")
+        return
     product = m["p1"] or m["p2"]
     check(product is None or product == name_of(row, "product"), f"product named {product!r}")
     check((m["gt"] or m["le"]) is not None or not known(typical), "typical cycle left out")
@@ -700,12 +710,21 @@ def _action(text: str, row, reasons, actions) -> None:
                            r"and the steps to signature with your champion\.", text):  # fmt: skip
         follows("pushes")
         check(often(m["n"]) == whole(row["close_pushes"]) >= 1, "pushes")
+    elif m := re.fullmatch(r"Open (?P<a>[\d,]+) days?, longer than any deal took to close "
+                           r"\((?P<t>[\d,]+) days?\): close it as lost, or requalify it \(budget, "
+                           r"authority, need, timing\) and agree a close date with the buyer\.",
+                           text):  # fmt: skip
+        follows("time open")
+        age, longest = row["age_days"], row["longest_cycle"]
+        check(same(m["a"], age) and same(m["t"], longest), f"age {age}, longest {longest}")
+        check(num(m["a"]) > num(m["t"]), "'longer than' a larger number")
     elif m := re.fullmatch(r"Open (?P<a>[\d,]+) days?, longer than 90% of won (?:(?P<p>.+) )?"
                            r"deals took \((?P<t>[\d,]+) days?\): requalify \(budget, authority, "
                            r"need, timing\) or agree a mutual close plan\.", text):  # fmt: skip
         follows("time open")
-        age, typical = row["age_days"], row["typical_cycle"]
+        age, typical, longest = row["age_days"], row["typical_cycle"], row["longest_cycle"]
         check(same(m["a"], age) and same(m["t"], typical, up), f"age {age}, typical {typical}")
+        check(not (known(longest) and whole(age) > whole(longest)), "older than any: not said")
         check(num(m["a"]) > num(m["t"]), "'longer than' a larger number")
         check(m["p"] is None or m["p"] == name_of(row, "product"), "product")
     elif m := re.fullmatch(r"The expected close date passed (?P<d>[\d,]+) days? ago: update it "
@@ -841,12 +860,15 @@ def test_the_random_deals_reach_every_sentence(explained):
                    "won deals went without activity (7 days)", "activity within 7 days",
                    "activity within 1 day", "activity within a day", "pushed once",
                    "pushed twice", "changed once", "stage twice", "the median open deal is $",
-                   "deal size $1T"):  # fmt: skip
+                   "deal size $1T", "longer than any deal took to close"):  # fmt: skip
         assert any(phrase in t for t in texts), phrase
     assert "no single factor stands out" in texts  # the fallback with the deal's own risk
     said = {a.split(" ")[0] for _, _, actions, _ in explained for a in actions}
     assert said >= {"Re-engage:", "In", "Record", "Close", "Open", "The", "New", "Still", "Review",
                     "Keep"}  # fmt: skip
+    acts = [a for _, _, actions, _ in explained for a in actions]
+    assert any("longer than any deal took to close" in a for a in acts)
+    assert any("longer than 90% of won" in a for a in acts)
 
 
 def test_amounts_in_reasons_are_in_the_configured_currency():
