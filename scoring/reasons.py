@@ -389,6 +389,14 @@ def _longest(row) -> str:
     return _plural(_whole(row["longest_cycle"]), "day")
 
 
+def _time_open_action(row) -> str:
+    age = _plural(row["age_days"], "day")
+    if _older_than_any(row):
+        return ACTIONS["older than any"].format(age=age, longest=_longest(row))
+    typical = _plural(_up(row["typical_cycle"]), "day")
+    return ACTIONS["time open"].format(age=age, won=_won(row), typical=typical)
+
+
 # key -> (when the action applies, given the deal's facts as shown; the action's words)
 _RULES = {
     "activity": (lambda r: _known(r.get("days_since_activity")) and _whole(r["days_since_activity"]) >= 7,
@@ -403,11 +411,7 @@ _RULES = {
     "time open": (lambda r: _older_than_any(r) or (
                       _known(r.get("age_days")) and _known(r.get("typical_cycle"))
                       and _whole(r["age_days"]) > _up(r["typical_cycle"])),
-                  lambda r: ACTIONS["older than any"].format(
-                      age=_plural(r["age_days"], "day"), longest=_longest(r))
-                  if _older_than_any(r) else ACTIONS["time open"].format(
-                      age=_plural(r["age_days"], "day"), won=_won(r),
-                      typical=_plural(_up(r["typical_cycle"]), "day"))),
+                  _time_open_action),
     "expected close": (lambda r: _known(r.get("days_to_expected_close"))
                        and _whole(r["days_to_expected_close"]) < 0,
                        lambda r: ACTIONS["expected close"].format(
