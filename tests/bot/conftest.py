@@ -3,11 +3,13 @@ database per test, the loopback fake Slack, and the Bolt app served over HTTP on
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from bot.app import create_app
 from bot.services import Services
@@ -18,8 +20,21 @@ from tests.fakeslack import FakeSlack
 
 
 @pytest.fixture(scope="session")
-def small_crm(tmp_path_factory) -> dict:
-    return build_crm(tmp_path_factory.mktemp("small-crm"))
+def small_crm(tmp_path_factory, worker_id: str) -> dict:
+    """Built once per test run, not once per worker: the bot tests are spread over every worker
+    by file, and each built its own (10 s of training and scoring each). The first worker to
+    need it builds it in the run's shared temporary folder under a file lock (pytest-xdist's
+    recipe, with the maintained `filelock`); the others wait and read what it built. Tests only
+    read it (each gets its own copy of the database: `db_copy`)."""
+    if worker_id == "master":  # one process: nothing to share
+        return build_crm(tmp_path_factory.mktemp("small-crm"))
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this run
+    built = shared / "small-crm" / "built.pickle"
+    with FileLock(str(shared / "small-crm.lock")):
+        if not built.exists():
+            data = build_crm(shared / "small-crm")
+            built.write_bytes(pickle.dumps(data))
+    return pickle.loads(built.read_bytes())
 
 
 @dataclass

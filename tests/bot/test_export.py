@@ -250,11 +250,11 @@ def test_runs_saved_before_parts_and_reason_risk_leave_cells_empty():
     assert export.number(-0.001, 2) == "0.00" and export.number(1e-7, 4) == "0.0000"
 
 
-def test_a_real_run_exports_whole(small_crm, tmp_path, capsys):
+def test_a_real_run_exports_whole(small_crm, db_copy, tmp_path, capsys):
     """The bot tests' small pipeline, trained and scored for real: every open deal, reasons for
     the explained ones, and the parts' points adding up to each deal's risk."""
     out = tmp_path / "real.csv"
-    assert main(["export", "scores", "--out", str(out), "--db", str(small_crm["db_path"])]) == 0
+    assert main(["export", "scores", "--out", str(out), "--db", str(db_copy)]) == 0
     rows = read_export(out)
     scores = small_crm["scores"]
     assert [r["deal_id"] for r in rows] == scores["deal_id"].tolist()
