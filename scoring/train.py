@@ -77,7 +77,8 @@ def fit_at(
     `step_passes` give a rougher model sooner (the forecast backtest needs only its level).
     `fit`: how a booster is fitted to labelled rows (default `model.fit`; or on a Dask cluster,
     `scoring.dask_fit`)."""
-    fit = fit or wm.fit
+    # the passes below fit the same rows relabelled: their datasets are binned once
+    fit = fit or partial(wm.fit, binned=wm.Binned())
     day = pd.Timestamp(day)
     rows = all_rows(crm, day) if rows is None else rows
     rows = rows[rows["snapshot"] < day]
