@@ -167,51 +167,15 @@ def vocabulary(frame: pd.DataFrame) -> dict[str, list[str]]:
     return {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
 
 
-def _dataset(x: np.ndarray, rows: pd.DataFrame) -> lgb.Dataset:
+def _dataset(model_stub: WinModel, rows: pd.DataFrame) -> lgb.Dataset:
     return lgb.Dataset(
-        x,
+        model_stub.matrix(rows),
         label=rows["label"].to_numpy(),
         weight=rows["weight"].to_numpy(),
         feature_name=list(FEATURES),
         categorical_feature=list(CATEGORICAL),
         free_raw_data=False,
     )
-
-
-@dataclass
-class Binned:
-    """The LightGBM datasets of the last fit, for the next fit on the same rows with new labels.
-
-    Why: `train.fit_at`'s passes fit the same snapshot rows again and again, relabelled (the
-    deals still open take the last model's estimate), and binning the same matrices afresh each
-    time took 14-17% of a training (the tests' 15,000-deal world, MavenTech). Matched on the matrices themselves (and the
-    parameters), so a fit on other rows bins them anew; LightGBM bins only the features, so the
-    booster is the same to the bit (`tests/scoring/test_binned.py`)."""
-
-    key: tuple | None = None
-    datasets: tuple[lgb.Dataset, lgb.Dataset | None] | None = None
-
-    def datasets_for(self, x_train: np.ndarray, train: pd.DataFrame, x_check: np.ndarray,
-                     check: pd.DataFrame, params: dict) -> tuple[lgb.Dataset, lgb.Dataset | None]:  # fmt: skip
-        """Datasets of these matrices with these rows' labels and weights: the kept ones
-        relabelled where the matrices are the kept ones', else new ones (then kept)."""
-        if self.key is not None and self._same(x_train, x_check, params):
-            for ds, rows in zip(self.datasets, (train, check), strict=True):
-                if ds is not None:
-                    ds.set_label(rows["label"].to_numpy())
-                    ds.set_weight(rows["weight"].to_numpy())
-            return self.datasets
-        dtrain = _dataset(x_train, train)
-        dcheck = _dataset(x_check, check) if len(check) else None
-        self.key, self.datasets = (x_train, x_check, dict(params)), (dtrain, dcheck)
-        return self.datasets
-
-    def _same(self, x_train: np.ndarray, x_check: np.ndarray, params: dict) -> bool:
-        kept_train, kept_check, kept_params = self.key
-        return (kept_params == params and kept_train.shape == x_train.shape
-                and kept_check.shape == x_check.shape
-                and np.array_equal(kept_train, x_train, equal_nan=True)
-                and np.array_equal(kept_check, x_check, equal_nan=True))  # fmt: skip
 
 
 def holdout_deals(rows: pd.DataFrame, share: float = HOLDOUT_SHARE, seed: int = 11) -> np.ndarray:
@@ -251,18 +215,13 @@ def fitted(booster: lgb.Booster, best: int, rows: pd.DataFrame, stub: WinModel) 
     )
 
 
-def fit(rows: pd.DataFrame, params: dict | None = None, binned: Binned | None = None) -> WinModel:
+def fit(rows: pd.DataFrame, params: dict | None = None) -> WinModel:
     """Fit the booster on `rows` (features, `label` in [0, 1], `weight`), early-stopped on a
-    held-out share of the deals. The blend with the base rate is set by the caller. `binned`:
-    the last fit's datasets, reused when `rows` are the same rows relabelled."""
+    held-out share of the deals. The blend with the base rate is set by the caller."""
     params = {**PARAMS, **(params or {})}
     stub, train, check = split(rows)
-    x_train, x_check = stub.matrix(train), stub.matrix(check)
-    if binned is None:
-        dtrain, dcheck = _dataset(x_train, train), _dataset(x_check, check) if len(check) else None
-    else:
-        dtrain, dcheck = binned.datasets_for(x_train, train, x_check, check, params)
-    valid = [dcheck] if dcheck is not None else []
+    dtrain = _dataset(stub, train)
+    valid = [_dataset(stub, check)] if len(check) else []
     booster = lgb.train(
         params,
         dtrain,

@@ -77,8 +77,7 @@ def fit_at(
     `step_passes` give a rougher model sooner (the forecast backtest needs only its level).
     `fit`: how a booster is fitted to labelled rows (default `model.fit`; or on a Dask cluster,
     `scoring.dask_fit`)."""
-    # the passes below fit the same rows relabelled: their datasets are binned once
-    fit = fit or partial(wm.fit, binned=wm.Binned())
+    fit = fit or wm.fit
     day = pd.Timestamp(day)
     rows = all_rows(crm, day) if rows is None else rows
     rows = rows[rows["snapshot"] < day]
