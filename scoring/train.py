@@ -76,9 +76,11 @@ def fit_at(
     `rows`: snapshot rows built once (those on or after `day` are not used). Fewer `passes` and
     `step_passes` give a rougher model sooner (the forecast backtest needs only its level).
     `fit`: how a booster is fitted to labelled rows (default `model.fit`; or on a Dask cluster,
-    `scoring.dask_fit`)."""
+    `scoring.dask_fit`). A day after the data's end is the day after it: nothing is known on
+    later days (the label maturity line counted from a later day took in one more snapshot
+    than from the day after the end, and the model changed with no new data)."""
     fit = fit or wm.fit
-    day = pd.Timestamp(day)
+    day = min(pd.Timestamp(day), crm.data_end + pd.Timedelta(days=1))
     rows = all_rows(crm, day) if rows is None else rows
     rows = rows[rows["snapshot"] < day]
     matured = day - pd.Timedelta(days=maturity_days(crm, day))
