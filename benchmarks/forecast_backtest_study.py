@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import binom, binomtest  # noqa: E402
 
 from dataset import database, deal_history  # noqa: E402
 from dataset.ingest import ingest_files  # noqa: E402
@@ -141,6 +143,31 @@ def aims(s: pd.DataFrame) -> list[str]:
     return out
 
 
+def noise(s: pd.DataFrame) -> str:
+    """How far the summary's coverage and bias could be from the aims by chance alone: with n
+    cutoffs, a forecaster whose bands were exactly right (each actual inside P10-P90 with
+    chance 0.8, above its P50 with chance 0.5, independently) would still miss the aims in a
+    share of studies; and the two-sided binomial p-value of what was seen. Why: a dataset's
+    misses on 12 cutoffs can be one cutoff's luck. Cutoffs whose horizons overlap are not
+    independent, so the true noise is larger than this says."""
+    by = s.set_index(["method", "weeks"])
+    n = int(by.loc[(OURS, 13), "cutoffs"])
+    k = np.arange(n + 1)
+    meets_cov = binom.pmf(k, n, 0.8)[(k >= 0.7 * n) & (k <= 0.9 * n)].sum()
+    meets_bias = binom.pmf(k, n, 0.5)[(k >= 0.3 * n) & (k <= 0.7 * n)].sum()
+    covered = round(by.loc[(OURS, 13), "coverage"] * n)
+    weeks = sorted(int(w) for w in s["weeks"].unique())
+    above = [binomtest(round(by.loc[(OURS, w), "p50_above"] * n), n, 0.5).pvalue for w in weeks]
+    return (
+        f"Chance alone: with {n} cutoffs, exactly right bands would miss the coverage aim in "
+        f"{1 - meets_cov:.0%} of studies and the bias aim at a horizon in {1 - meets_bias:.0%}. "
+        f"Two-sided p-values of what ours shows: 13-week coverage {covered} of {n}, "
+        f"p = {binomtest(covered, n, 0.8).pvalue:.2f}; P50 above the actual at "
+        + ", ".join(f"{w} weeks p = {p:.2g}" for w, p in zip(weeks, above, strict=True))
+        + " (overlapping horizons make the real noise larger than this)"
+    )
+
+
 def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: float) -> str:
     lines = [
         "# Forecast backtest study: rolling origin (issue 14, part 6)",
@@ -182,7 +209,7 @@ def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: flo
                 f"{r['p50_mape']:.1%} | {r['p50_above']:.0%} | {r['interval_score']:,.0f} | "
                 f"{r['crps']:,.0f} | {r['sigma']:.2f} |"
             )
-        lines += ["", "Aims: " + "; ".join(aims(s)) + ".", ""]
+        lines += ["", "Aims: " + "; ".join(aims(s)) + ".", "", noise(s) + ".", ""]
     return "\n".join(lines)
 
 
@@ -224,12 +251,14 @@ def main() -> None:
             print(f"\n{label} ({time.monotonic() - t:.0f} s)")
             print(summary.round(3).to_string(index=False))
             print("; ".join(aims(summary)))
+            print(noise(summary))
             results.append((label, rows, summary))
     tables = [(label, summary) for label, _, summary in results]
     for label, summary in pooled(results):
         print(f"\n{label}")
         print(summary.round(3).to_string(index=False))
         print("; ".join(aims(summary)))
+        print(noise(summary))
         tables.append((label, summary))
     command = "python benchmarks/forecast_backtest_study.py " + " ".join(sys.argv[1:])
     text = markdown(tables, command.strip(), time.monotonic() - start)

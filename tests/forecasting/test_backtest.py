@@ -47,3 +47,45 @@ def test_backtest_maventech(maventech_digest):
 
 def test_backtest_generated(main_job):
     _check(_saved(main_job))
+
+
+def _study():
+    """The study script, imported from its file (benchmarks is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "forecast_backtest_study.py"
+    spec = importlib.util.spec_from_file_location("forecast_backtest_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_studys_chance_line_is_the_binomial_law_of_its_cutoffs():
+    """MavenTech's misses (11 of 12 covered, P50 above at 9 of 12) against a forecaster whose
+    bands are exactly right: the figures are the binomial law's, worked out here by hand."""
+    from math import comb
+
+    study = _study()
+    summary = pd.DataFrame({"method": "ours", "weeks": list(HORIZONS), "cutoffs": 12,
+                            "coverage": [7 / 12, 8 / 12, 11 / 12],
+                            "p50_above": [5 / 12, 4 / 12, 9 / 12]})  # fmt: skip
+    text = study.noise(summary)
+
+    def pmf(k, n, p):
+        return comb(n, k) * p**k * (1 - p) ** (n - k)
+
+    # coverage 70-90% of 12 is 9 or 10 covered; bias 30-70% is 4 to 8 above
+    miss_cov = 1 - pmf(9, 12, 0.8) - pmf(10, 12, 0.8)
+    miss_bias = 1 - sum(pmf(k, 12, 0.5) for k in range(4, 9))
+    assert f"miss the coverage aim in {miss_cov:.0%}" in text, text
+    assert f"bias aim at a horizon in {miss_bias:.0%}" in text, text
+    assert "coverage 11 of 12" in text, text
+    # two-sided: as likely as 11 of 12 or less so, under 80%
+    p_cov = sum(
+        pmf(k, 12, 0.8) for k in range(13) if pmf(k, 12, 0.8) <= pmf(11, 12, 0.8) * (1 + 1e-7)
+    )
+    assert f"p = {p_cov:.2f}" in text, text
+    # 9 of 12 above: as far from 6 as 3 of 12
+    p_13 = 2 * sum(pmf(k, 12, 0.5) for k in range(9, 13))
+    assert f"13 weeks p = {p_13:.2g}" in text, text
