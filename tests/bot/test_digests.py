@@ -258,7 +258,8 @@ def test_a_stop_while_posting_waits_for_the_post_and_marks_it(small_crm, db_copy
     revbot stops only after both posts are answered and recorded, so no claim is left behind
     to be reported as "may or may not have been posted"."""
     with FakeSlack() as slack:
-        slack.delay("chat.postMessage", 8.0)
+        # answered 3 s late: the stop arrives (milliseconds after both are sent) while both wait
+        slack.delay("chat.postMessage", 3.0)
         due = datetime.now(UTC) - timedelta(minutes=5)
         env = _env(slack, db_copy, small_crm["artifacts"], _config(tmp_path, due),
                    SLACK_SIGNING_SECRET=SECRET)  # fmt: skip

@@ -205,7 +205,8 @@ class FakeHubSpot:
     @contextmanager
     def serve(self) -> Iterator[FakeHubSpot]:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # polled every 50 ms, not socketserver's 500: each shutdown waits out one poll
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
         try:

@@ -327,7 +327,8 @@ class FakeSalesforce:
         self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeSalesforce:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # polled every 50 ms, not socketserver's 500: each shutdown waits out one poll
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
