@@ -89,3 +89,23 @@ def test_the_studys_chance_line_is_the_binomial_law_of_its_cutoffs():
     # 9 of 12 above: as far from 6 as 3 of 12
     p_13 = 2 * sum(pmf(k, 12, 0.5) for k in range(9, 13))
     assert f"13 weeks p = {p_13:.2g}" in text, text
+
+
+def test_the_timing_check_sums_stages_and_divides_what_was_timed_by_what_closed():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "forecast_timing_by_stage.py"
+    spec = importlib.util.spec_from_file_location("forecast_timing_by_stage", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = pd.DataFrame({"cutoff": ["c1", "c2", "c1"], "stage": ["late", "late", "early"],
+                         "won deals": [2, 1, 3], "timed 4w": [10.0, 20.0, 30.0],
+                         "closed 4w": [40.0, 20.0, 0.0], "timed 13w": [50.0, 50.0, 60.0],
+                         "closed 13w": [60.0, 40.0, 20.0]})  # fmt: skip
+    table = bench.by_stage(rows)
+    assert table.loc["late", "timed / closed 4w"] == 30 / 60
+    assert table.loc["late", "timed / closed 13w"] == 100 / 100
+    assert pd.isna(table.loc["early", "timed / closed 4w"])  # nothing closed: no ratio
+    assert table.loc["(all stages)", "won deals"] == 6
+    assert table.loc["(all stages)", "timed / closed 13w"] == 160 / 120
