@@ -65,14 +65,22 @@ def load(path: Path, folder: Path):
     return prepare(deal_history.load_crm(db))
 
 
-def world(name: str, seed: int, deals: int, folder: Path):
-    module = {"stages": stages, "inbound": inbound}[name]
+WORLDS = {"stages": stages, "inbound": inbound}
+
+
+def generated(name: str, seed: int, deals: int, folder: Path):
+    """(the generated world, its Crm): its export files written and imported as a user would."""
+    module = WORLDS[name]
     w = module.generate(module.Config(seed=seed, deals=deals))
     out = folder / f"{name}{seed}"
     module.write(w, out)
     db = database.connect(out / "all.db")
     ingest_files(db, sorted((out / "exports").iterdir()))
-    return prepare(deal_history.load_crm(db))
+    return w, prepare(deal_history.load_crm(db))
+
+
+def world(name: str, seed: int, deals: int, folder: Path):
+    return generated(name, seed, deals, folder)[1]
 
 
 def study(crm, n_cutoffs: int, scenarios: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -213,6 +221,13 @@ def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: flo
     return "\n".join(lines)
 
 
+def report(title: str, summary: pd.DataFrame) -> None:
+    print(f"\n{title}")
+    print(summary.round(3).to_string(index=False))
+    print("; ".join(aims(summary)))
+    print(noise(summary))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -248,17 +263,11 @@ def main() -> None:
         for label, make in todo:
             t = time.monotonic()
             rows, summary = study(make(), args.cutoffs, args.scenarios)
-            print(f"\n{label} ({time.monotonic() - t:.0f} s)")
-            print(summary.round(3).to_string(index=False))
-            print("; ".join(aims(summary)))
-            print(noise(summary))
+            report(f"{label} ({time.monotonic() - t:.0f} s)", summary)
             results.append((label, rows, summary))
     tables = [(label, summary) for label, _, summary in results]
     for label, summary in pooled(results):
-        print(f"\n{label}")
-        print(summary.round(3).to_string(index=False))
-        print("; ".join(aims(summary)))
-        print(noise(summary))
+        report(label, summary)
         tables.append((label, summary))
     command = "python benchmarks/forecast_backtest_study.py " + " ".join(sys.argv[1:])
     text = markdown(tables, command.strip(), time.monotonic() - start)

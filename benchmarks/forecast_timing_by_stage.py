@@ -24,15 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from forecast_backtest_study import WORLDS, generated  # noqa: E402  (this folder)
 
-from dataset import database, deal_history  # noqa: E402
-from dataset.ingest import ingest_files  # noqa: E402
-from dataset.worlds import inbound, stages  # noqa: E402
 from forecasting import inputs  # noqa: E402
 from forecasting.backtest import default_cutoffs  # noqa: E402
-from scoring.features import features_at, prepare  # noqa: E402
+from scoring.features import features_at  # noqa: E402
 
-WORLDS = {"stages": stages, "inbound": inbound}
 WEEKS = (4, 13)
 
 
@@ -89,12 +86,7 @@ def main() -> None:
         for name in args.worlds.split(","):
             module = WORLDS[name]
             for seed in (int(s) for s in args.seeds.split(",")):
-                world = module.generate(module.Config(seed=seed, deals=args.deals))
-                out = Path(tmp) / f"{name}{seed}"
-                module.write(world, out)
-                db = database.connect(out / "all.db")
-                ingest_files(db, sorted((out / "exports").iterdir()))
-                crm = prepare(deal_history.load_crm(db))
+                world, crm = generated(name, seed, args.deals, Path(tmp))
                 cutoffs = default_cutoffs(crm, args.cutoffs, lead_weeks=4)[4:]
                 rows = timed_against_closed(
                     crm, module.outcomes(world).set_index("deal_id"), cutoffs

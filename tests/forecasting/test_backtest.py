@@ -49,13 +49,17 @@ def test_backtest_generated(main_job):
     _check(_saved(main_job))
 
 
-def _study():
-    """The study script, imported from its file (benchmarks is not a package)."""
+def _benchmark(name: str):
+    """A benchmark script, imported from its file (benchmarks is not a package; its folder goes
+    on the path as when the script runs, for the scripts that import each other)."""
     import importlib.util
+    import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "forecast_backtest_study.py"
-    spec = importlib.util.spec_from_file_location("forecast_backtest_study", path)
+    folder = Path(__file__).resolve().parents[2] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -66,7 +70,7 @@ def test_the_studys_chance_line_is_the_binomial_law_of_its_cutoffs():
     bands are exactly right: the figures are the binomial law's, worked out here by hand."""
     from math import comb
 
-    study = _study()
+    study = _benchmark("forecast_backtest_study")
     summary = pd.DataFrame({"method": "ours", "weeks": list(HORIZONS), "cutoffs": 12,
                             "coverage": [7 / 12, 8 / 12, 11 / 12],
                             "p50_above": [5 / 12, 4 / 12, 9 / 12]})  # fmt: skip
@@ -92,13 +96,7 @@ def test_the_studys_chance_line_is_the_binomial_law_of_its_cutoffs():
 
 
 def test_the_timing_check_sums_stages_and_divides_what_was_timed_by_what_closed():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "forecast_timing_by_stage.py"
-    spec = importlib.util.spec_from_file_location("forecast_timing_by_stage", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("forecast_timing_by_stage")
     rows = pd.DataFrame({"cutoff": ["c1", "c2", "c1"], "stage": ["late", "late", "early"],
                          "won deals": [2, 1, 3], "timed 4w": [10.0, 20.0, 30.0],
                          "closed 4w": [40.0, 20.0, 0.0], "timed 13w": [50.0, 50.0, 60.0],
