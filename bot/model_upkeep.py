@@ -148,6 +148,7 @@ class ModelUpkeep:
             "exported_fields": sorted(import_log.exported_fields(db)),
         }
         artifact.save(training.model, self.artifacts, meta)
+        self._fit_stage_timing(crm, training)
         path = report.write(training, self.artifacts, source=str(self.source))
         history = report.history_text(training.meta["trained_on"])
         say(f"win model trained in {took(start)} on {history}: {ranking_text(training)}; "
@@ -162,27 +163,53 @@ class ModelUpkeep:
             say(f"model and report written to {self.artifacts}/ ({path.name}, reliability.png)")
         return artifact.load(self.artifacts)
 
+    def _fit_stage_timing(self, crm, training) -> None:
+        """The forecast's stage models (`forecasting.stage_timing`), fitted on the win model's
+        snapshot rows and saved beside it; none (and any old ones removed) where the CRM has no
+        stage history."""
+        from forecasting import inputs, stage_timing, stage_timing_file
+
+        day = crm.data_end + pd.Timedelta(days=1)
+        km = inputs.fit_timing(crm, crm.data_end, "km")
+        fitted = stage_timing.fit(crm, day, training.rows, training.model, km)
+        stage_timing_file.save(fitted, self.artifacts)  # the forecast test says they are used
+
+    def stage_timing(self):
+        """The saved stage models, or None (`forecasting.stage_timing_file`)."""
+        from forecasting import stage_timing_file
+
+        return stage_timing_file.load(self.artifacts)
+
     def bands(self, crm, say: Say) -> Bands:
         """The forecast's shared shock and centre correction, backtested once and saved (a
         config saved before the correction existed, `sigma` alone, loads as no correction)."""
         path = self.artifacts / FORECAST_CONFIG
         if path.exists():
-            return Bands.from_config(json.loads(path.read_text(encoding="utf-8")))
+            config = json.loads(path.read_text(encoding="utf-8"))
+            # sized with the wins timed as the forecast now times them (by stage or not): a
+            # training that added or dropped the stage models makes the backtest run again
+            if config.get("stage_models", False) == (self.stage_timing() is not None):
+                return Bands.from_config(config)
+            return Bands.from_config(self.backtest(crm, say, why="the wins are now timed "
+                                                   "differently"))  # fmt: skip
         return Bands.from_config(self.backtest(crm, say, first=True))
 
-    def backtest(self, crm, say: Say, *, first: bool = False, detail: bool = False) -> dict:
+    def backtest(self, crm, say: Say, *, first: bool = False, detail: bool = False,
+                 why: str | None = None) -> dict:  # fmt: skip
         """Backtest the forecast on past cutoffs, fit its bands and save them. `first`:
-        there was none yet (said so); `detail` (or `verbose`): the backtest's table after."""
+        there was none yet (said so); `why` it runs again, said; `detail` (or `verbose`): the
+        backtest's table after."""
         from forecasting import report as forecast_report
         from forecasting.backtest import backtest
 
         start = time.monotonic()
-        say(f"{'no forecast test yet: ' if first else ''}testing the forecast from past dates, to "
-            "size its range…")  # fmt: skip
+        lead = "no forecast test yet: " if first else f"{why}: " if why else ""
+        say(f"{lead}testing the forecast from past dates, to size its range…")
         bt = backtest(crm, progress=_indented(say))
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = forecast_report.write(bt, self.artifacts)
-        config = {**bt.bands.to_config(), "data_end": crm.data_end.date().isoformat()}
+        config = {**bt.bands.to_config(), "data_end": crm.data_end.date().isoformat(),
+                  "stage_models": self.stage_timing() is not None}  # fmt: skip
         (self.artifacts / FORECAST_CONFIG).write_text(
             json.dumps(config, indent=2), encoding="utf-8"
         )

@@ -74,6 +74,9 @@ class _Prepared:
     bands: object  # forecasting.bands.Bands: the shared shock and centre correction
     model: object  # scoring.model.WinModel
     refs: dict
+    # each deal's chances to close within the stage models' knots if won, aligned with
+    # `features` (`forecasting.stage_timing`); None: timed by the product/age curve alone
+    within: np.ndarray | None = None
 
 
 def newest_export(folder: Path) -> Path | None:
@@ -275,7 +278,8 @@ class Refresher:
         say(f"deals breaking a hygiene rule: {hygiene.summary(found)}; `revbot hygiene` lists them")
         win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
         self._prepared = _Prepared(run_id, pd.Timestamp(run.as_of), crm, run.features, win, bands,
-                                   model, meta["references"])  # fmt: skip
+                                   model, meta["references"],
+                                   self._within(crm, run.as_of, run.features, win))  # fmt: skip
         scopes = scopes_to_forecast(self.settings, crm.teams, run.scores)
         start = time.monotonic()
         say(f"forecasting {plural(len(scopes), 'scope')} ({scopes_text(scopes)})…")
@@ -330,7 +334,8 @@ class Refresher:
         crm = prepared.crm
         owners = {str(s): owners_of(s, crm.teams, scores) for s in scopes}
         fcs = forecast_scopes(crm, prepared.as_of, prepared.features, prepared.win, owners,
-                              bands=prepared.bands, scenarios=SCENARIOS, seed=0)  # fmt: skip
+                              bands=prepared.bands, scenarios=SCENARIOS, seed=0,
+                              within=prepared.within)  # fmt: skip
         for scope in scopes:
             self._save_forecast(prepared, scope, fcs[str(scope)], owners[str(scope)])
 
@@ -340,7 +345,7 @@ class Refresher:
         crm = prepared.crm
         owners = owners_of(scope, crm.teams, scores)
         fc = forecast(crm, prepared.as_of, prepared.features, prepared.win, bands=prepared.bands,
-                      scenarios=SCENARIOS, seed=0, owners=owners)  # fmt: skip
+                      scenarios=SCENARIOS, seed=0, owners=owners, within=prepared.within)  # fmt: skip
         self._save_forecast(prepared, scope, fc, owners)
 
     def _save_forecast(self, prepared: _Prepared, scope: Scope, fc: LiveForecast,
@@ -418,8 +423,20 @@ class Refresher:
         win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
         bands = self.upkeep.bands(crm, log.info)
         self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, bands,
-                                   model, meta["references"])  # fmt: skip
+                                   model, meta["references"],
+                                   self._within(crm, run["as_of"], features, win))  # fmt: skip
         return self._prepared
+
+    def _within(self, crm, as_of, features: pd.DataFrame, win: np.ndarray) -> np.ndarray | None:
+        """The open deals' chances to close within the stage models' knots if won, from the
+        saved stage models (`ModelUpkeep.stage_timing`); None without them."""
+        from forecasting import inputs, stage_timing
+
+        fitted = self.upkeep.stage_timing()
+        if fitted is None or not stage_timing.has_stage_history(crm) or features.empty:
+            return None
+        as_of = pd.Timestamp(as_of)
+        return fitted.within(features, win, inputs.fit_timing(crm, as_of, "km"))
 
     # -- the model and the forecast's shock, when asked for (`revbot train`) --------------------
 

@@ -5,11 +5,15 @@ the timing model fitted on durations known on c, arrivals of the quarter before 
 revenue won in the next 4, 8 and 13 weeks and compare with what was actually won in those weeks,
 from deals open on c *and* deals created after it. Methods:
 - ours: censored timing curves (wins timed by the time wins take, each product at its own
-  pace), shared shock, new-deal arrivals; the shock chosen by rolling origin
+  pace), corrected per deal by what its stage says where the CRM has stage history
+  (`forecasting.stage_timing`, fitted at each cutoff), shared shock, new-deal arrivals; the
+  shock chosen by rolling origin
   (`forecasting.bands`): at each cutoff only on the outcomes already known on it, so its
   coverage and errors are out of sample;
-- with `compare` (the study): ours with a centre correction learnt from past misses, and the
-  method before issue 14 (any-close timing, one sigma chosen in sample on all the cutoffs);
+- with `compare` (the study): ours with a centre correction learnt from past misses, the
+  method before issue 14 (any-close timing, one sigma chosen in sample on all the cutoffs), and,
+  where the CRM has stage history, ours without the stage models (its own shock by rolling
+  origin);
 - baseline (the seed design): exponential timing, independent draws, open pipeline only.
 The live forecast's shock is chosen on every cutoff matured by the data's end.
 """
@@ -23,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from forecasting import bands as fitting
-from forecasting import inputs
+from forecasting import inputs, stage_timing
 from forecasting.bands import Bands, interval_score
 from forecasting.montecarlo import Arrivals, Periods, simulate
+from forecasting.timing import within_columns
 from scoring import evaluate
 from scoring.crm import Crm
 from scoring.features import features_at
@@ -38,6 +43,7 @@ GRID_SCENARIOS = 500
 OURS = "ours"  # the shock chosen by rolling origin
 CENTRED = "ours + centre correction"  # the same, and a correction learnt from past misses
 BEFORE = "before (any-close timing, in-sample sigma)"  # the method before issue 14
+CURVE_ONLY = "ours, timed by product and age only"  # ours before the stage models
 BASELINE = "exponential baseline"
 
 
@@ -50,6 +56,7 @@ class CutoffInputs:
     exponential: object
     arrivals: Arrivals
     actual: dict[int, float]
+    staged: pd.DataFrame | None = None  # `deals` with their chances to close by stage, if any
 
 
 def horizon_periods(weeks=HORIZONS) -> Periods:
@@ -87,8 +94,8 @@ def won_after(crm: Crm, c: pd.Timestamp) -> dict[int, float]:
 
 
 def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -> CutoffInputs:
-    """Everything known on day c (the win model as `fit_at` trains it on c), and what actually
-    happened after it."""
+    """Everything known on day c (the win model as `fit_at` trains it on c, the stage models
+    where the CRM has stage history), and what actually happened after it."""
     # the model as shipped, so that the shock is sized on the forecasts the live one makes: a
     # rougher one (3 fits instead of 6) saved little time and set the level lower (on the stages
     # world its mean p was 0.38 where the truth's was 0.44 and the shipped model's 0.43)
@@ -96,14 +103,23 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
     f = features_at(crm, c)
     p = model.predict(f)
     actual = won_after(crm, c)
+    deals, km = inputs.open_deals(crm, c, p, f), inputs.fit_timing(crm, c, "km")
+    by_stage = None
+    if stage_timing.has_stage_history(crm):
+        rows = all_rows(crm, c) if rows is None else rows
+        fitted = stage_timing.fit(crm, c, rows[rows["snapshot"] < c], model, km)
+        if fitted is not None:
+            by_stage = deals.copy()
+            by_stage[within_columns()] = fitted.within(f, p, km)
     return CutoffInputs(
         cutoff=c,
-        deals=inputs.open_deals(crm, c, p, f),
-        km=inputs.fit_timing(crm, c, "km"),
+        deals=deals,
+        km=km,
         km_any=inputs.fit_timing(crm, c, "km-any"),
         exponential=inputs.fit_timing(crm, c, "exp"),
         arrivals=inputs.arrivals(crm, c),
         actual=actual,
+        staged=by_stage,
     )
 
 
@@ -126,7 +142,9 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     scale = bands.factor(periods.end) if bands is not None else None
     chosen = bands.timing if bands is not None else "km"
     timing = ci.km_any if method == BEFORE or chosen == "km-any" else ci.km
-    return simulate(ci.deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
+    staged = method in (OURS, CENTRED) and ci.staged is not None
+    deals = ci.staged if staged else ci.deals
+    return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     arrivals=ci.arrivals, scale=scale, keep=True)  # fmt: skip
 
 
@@ -136,7 +154,12 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
     rows = []
     for ci, b in zip(all_inputs, bands, strict=True):
         fc = simulate_at(
-            ci, method, b.sigma, scenarios, seed, b if method in (OURS, CENTRED) else None
+            ci,
+            method,
+            b.sigma,
+            scenarios,
+            seed,
+            b if method in (OURS, CENTRED, CURVE_ONLY) else None,
         )
         for k, (w, (_, r)) in enumerate(zip(HORIZONS, fc.table.iterrows(), strict=True)):
             y = ci.actual[w]
@@ -155,7 +178,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "interval_score": float(interval_score(r["p10"], r["p90"], y)),
                     "crps": crps(fc.totals[:, k], y),
                     "sigma": b.sigma if method != BASELINE else 0.0,
-                    "fitted_on_pairs": b.pairs if method in (OURS, CENTRED) else np.nan,
+                    "fitted_on_pairs": b.pairs if method in (OURS, CENTRED, CURVE_ONLY) else np.nan,
                 }
             )
     return pd.DataFrame(rows)
@@ -184,6 +207,7 @@ class Backtest:
     rows: pd.DataFrame  # per method, cutoff and horizon
     summary: pd.DataFrame  # per method and horizon, over all the cutoffs
     bands: Bands = field(default_factory=Bands)  # for the live forecast: every matured cutoff
+    staged: int = 0  # cutoffs whose wins ours timed by stage too (`forecasting.stage_timing`)
 
     @property
     def sigma(self) -> float:
@@ -245,6 +269,11 @@ def backtest(
         fixed = in_sample_sigma(sigma_grid(all_inputs, seed, BEFORE), actual)
         parts += [method_rows(all_inputs, CENTRED, centred, scenarios, seed),
                   method_rows(all_inputs, BEFORE, [Bands(fixed)] * len(cutoffs), scenarios, seed)]  # fmt: skip
+        if any(ci.staged is not None for ci in all_inputs):
+            curve = fitting.rolling(cutoffs, sigma_grid(all_inputs, seed, CURVE_ONLY), actual,
+                                    SIGMAS, HORIZONS)  # fmt: skip
+            parts.append(method_rows(all_inputs, CURVE_ONLY, curve, scenarios, seed))
     parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))
     rows = pd.concat(parts, ignore_index=True)
-    return Backtest(rows=rows, summary=summarise(rows), bands=live)
+    staged = sum(ci.staged is not None for ci in all_inputs)
+    return Backtest(rows=rows, summary=summarise(rows), bands=live, staged=staged)

@@ -44,6 +44,7 @@ def forecast(
     by: str | None = None,
     quarters: int = 2,
     owners: Collection[str] | None = None,
+    within: np.ndarray | None = None,
 ) -> LiveForecast:
     """`features`/`win_prob`: the open deals on `as_of` and their calibrated probabilities (as a
     score run has them). Totals include the revenue already won in periods under way.
@@ -53,7 +54,8 @@ def forecast(
     since a team's own closed deals are too few for a stable time-to-close curve.
 
     `bands`: the shared shock and centre correction the backtest fitted (`forecasting.bands`);
-    `sigma` alone: that shock and no correction."""
+    `sigma` alone: that shock and no correction. `within`: each deal's chances to close within
+    the stage models' knots if won (`forecasting.stage_timing`), aligned with `features`."""
     if bands is None:
         bands = Bands(sigma if sigma is not None else 0.0)
     as_of = pd.Timestamp(as_of)
@@ -62,8 +64,9 @@ def forecast(
     if owners is not None:
         keep = features["owner"].isin(list(owners)).to_numpy()
         features, win_prob = features[keep], np.asarray(win_prob)[keep]
+        within = None if within is None else np.asarray(within)[keep]
         mine = mine[mine["owner"].isin(list(owners))]
-    deals = inputs.open_deals(crm, as_of, win_prob, features)
+    deals = inputs.open_deals(crm, as_of, win_prob, features, within)
     fc = _draw(crm, as_of, deals, periods, bands, scenarios, seed,
                arrivals=inputs.arrivals(crm, as_of, inputs.new_deal_win_rate(crm, as_of), owners),
                by=BREAKDOWNS.get(by, by) if by else None)  # fmt: skip
@@ -105,6 +108,7 @@ def forecast_scopes(
     scenarios: int = 10_000,
     seed: int = 0,
     quarters: int = 2,
+    within: np.ndarray | None = None,
 ) -> dict[str, LiveForecast]:
     """`forecast` of each scope (name -> its reps, None for all), the scopes drawn together.
 
@@ -115,7 +119,8 @@ def forecast_scopes(
     own forecast's (its deals, its new deals, the company's timing and values), and in every
     scenario a region's total is its teams'. The company's and the widest scopes are drawn
     together as long as they cut the reps into at most MAX_SUMMED_GROUPS groups (its small deals
-    are summed per group); the narrower ones left over are simulated alone."""
+    are summed per group); the narrower ones left over are simulated alone. `within`: as in
+    `forecast`."""
     bands = bands or Bands(0.0)
     as_of = pd.Timestamp(as_of)
     named = pd.Series(pd.unique(pd.concat([crm.deals["owner"], features["owner"]])))
@@ -131,11 +136,11 @@ def forecast_scopes(
     out = {}
     if together:
         out.update(_joint(crm, as_of, features, win_prob, together, members, signature, nobody,
-                          bands, scenarios, seed, quarters))  # fmt: skip
+                          bands, scenarios, seed, quarters, within))  # fmt: skip
     for name, owners in scopes.items():
         if name not in out:
             out[name] = forecast(crm, as_of, features, win_prob, bands=bands, scenarios=scenarios,
-                                 seed=seed, quarters=quarters, owners=owners)  # fmt: skip
+                                 seed=seed, quarters=quarters, owners=owners, within=within)  # fmt: skip
     return {name: out[name] for name in scopes}
 
 
@@ -161,7 +166,7 @@ def _drawn_together(members: dict[str, frozenset | None],
 
 
 def _joint(crm, as_of, features, win_prob, chosen, members, signature, nobody, bands,
-           scenarios, seed, quarters) -> dict[str, LiveForecast]:  # fmt: skip
+           scenarios, seed, quarters, within=None) -> dict[str, LiveForecast]:  # fmt: skip
     """The `chosen` scopes' forecasts from one simulation of their groups of reps; {} when no
     chosen scope has a deal or a new deal to draw (each is then simulated alone, to zero)."""
     periods, bounds = calendar(as_of, quarters)
@@ -174,7 +179,7 @@ def _joint(crm, as_of, features, win_prob, chosen, members, signature, nobody, b
         table = [group_of_person.get(n, "") for n in names] + [group_of_person.get(nobody, "")]
         return np.array(table, dtype=object)[codes]
 
-    deals = inputs.open_deals(crm, as_of, win_prob, features)
+    deals = inputs.open_deals(crm, as_of, win_prob, features, within)
     deals["group"] = group_of(deals["owner"])
     if (deals["group"] == "").any():
         deals = deals[deals["group"] != ""]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.montecarlo import Arrivals
-from forecasting.timing import Exponential, KaplanMeier
+from forecasting.timing import Exponential, KaplanMeier, within_columns
 from scoring.crm import positions
 from scoring.features import Crm, features_at
 from scoring.samples import entry_days, open_win_chance
@@ -81,15 +81,18 @@ def _estimate(products: pd.Series, crm: Crm, t: pd.Timestamp) -> np.ndarray:
 
 
 def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
-               features: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
+               features: pd.DataFrame | None = None,
+               within: np.ndarray | None = None) -> pd.DataFrame:  # fmt: skip
     """The open pipeline on day t. Value: the deal's amount where known, else the median won
     value of its product (list price where none was won yet). Deals still prospecting count as
-    age 0."""
+    age 0. `within` (deals, knots), aligned with `features`: each deal's chance to close within
+    the knots' days if won, from its stage (`forecasting.stage_timing`), as columns the
+    simulation times the deal by (`timing.within_columns`)."""
     f = features if features is not None else features_at(crm, t)
     estimate = pd.Series(_estimate(f["product"], crm, t), index=f.index)
     value = f["value_used"].where(f["value_known"], estimate).fillna(0.0)
     p = win_prob if win_prob is not None else f["base_rate"].to_numpy()
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "value": value.to_numpy(float),
             "win_prob": np.asarray(p, float),
@@ -104,6 +107,9 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
         },
         index=f.index,
     )
+    if within is not None:
+        out[within_columns()] = np.asarray(within, float)
+    return out
 
 
 def new_deal_win_rate(crm: Crm, t: pd.Timestamp) -> float:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.many_small import Atoms, small_deals
-from forecasting.timing import KaplanMeier
+from forecasting.timing import KaplanMeier, within_columns
 
 QUANTILES = (0.1, 0.5, 0.9)
 # every percentile of each quarter's total is kept, so that a reader can tell the chance of
@@ -293,7 +293,12 @@ def _tabled(deals: pd.DataFrame, timing, levels: np.ndarray, lean: bool = False)
     p = np.clip(deals["win_prob"].to_numpy(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore"):
         logit = np.log(p) - np.log1p(-p)
-    sampler = timing.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
+    ages, groups = deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object)
+    columns = within_columns()
+    if isinstance(timing, KaplanMeier) and set(columns) <= set(deals.columns):
+        sampler = timing.sampler(ages, groups, deals[columns].to_numpy(float))  # by stage
+    else:
+        sampler = timing.sampler(ages, groups)
     can_close = np.broadcast_to(sampler.can_close(), (len(deals),))
     if lean:
         return value, _ByLevel(logit, levels, can_close), sampler

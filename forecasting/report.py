@@ -37,6 +37,16 @@ def plot(bt: Backtest, path: Path, weeks: int = 13) -> Path:
     return path
 
 
+def timing_text(bt: Backtest) -> str:
+    """How ours timed the wins at the past dates, in words."""
+    n = bt.rows["cutoff"].nunique()
+    if not bt.staged:
+        return "Wins timed by the product's time to win and the deal's age."
+    text = ("Wins timed by the product's time to win and the deal's age, corrected by the "
+            f"deal's stage (the exports' stage history) at {bt.staged} of {n} past dates")  # fmt: skip
+    return text + ("." if bt.staged == n else "; the others had too little history yet.")
+
+
 def write(bt: Backtest, folder: Path) -> Path:
     plot(bt, folder / "forecast_test.png")
     lines = [
@@ -47,6 +57,8 @@ def write(bt: Backtest, folder: Path) -> Path:
         "",
         f"The live forecast's shared shock, fitted on every matured date: sigma (log-odds) "
         f"{bt.bands.sigma}.",
+        "",
+        timing_text(bt),
         "",
         "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
         "P50 median abs % error | P50 above actual | interval score | CRPS |",

@@ -37,6 +37,15 @@ MAX_DAYS = 730  # the survival curves are kept on a daily grid up to two years
 MIN_EVENTS = 50  # a product needs this many closed deals for a curve of its own
 LEVELS = 4096  # resolution of the inverse-CDF tables used for sampling
 NEVER = np.inf
+# where the CRM's stage history times a deal's win (`forecasting.stage_timing`): the chance a won
+# deal closes within these days of the as-of date, per deal, warps its product/age curve
+WITHIN_DAYS = (28, 91)
+WITHIN_STEPS = 32  # summed small deals share a close-time class at this resolution of those chances
+
+
+def within_columns() -> list[str]:
+    """The deal columns that carry those chances (`Warped`)."""
+    return [f"within_{d}d" for d in WITHIN_DAYS]
 
 
 def kaplan_meier(durations: np.ndarray, closed: np.ndarray, max_days: int = MAX_DAYS,
@@ -196,6 +205,104 @@ class Sampler:
 
 
 @dataclass
+class Warped:
+    """A `Sampler` whose deals close within each of `WITHIN_DAYS` with given chances (`within`,
+    (deals, knots), from the stage history), the curve's own shape kept between and after them.
+
+    Why: the product/age curve knows nothing of the stage. On the stages worlds a deal in
+    Negotiation/Review closes 2-3 times sooner than it times and an early-stage one much later
+    (benchmarks/forecast_timing_by_stage.py); a model of the stage's say
+    (`forecasting.stage_timing`) gives each deal its chance to close within 4 and 13 weeks, and
+    the draw is mapped piecewise linearly between the curve's chances and those, stretch by
+    stretch (a stretch the curve leaves empty is filled evenly in days)."""
+
+    base: Sampler
+    within: np.ndarray  # (n, K): the chance a won deal closes within each knot's days
+    curve_within: np.ndarray  # (n, K): the base curve's chance
+
+    @staticmethod
+    def of(base: Sampler, within: np.ndarray) -> Warped:
+        cls, ch = base.atom_chances(np.r_[0, WITHIN_DAYS].astype(np.int64))
+        curve = np.cumsum(ch[cls], axis=1)
+        target = np.maximum.accumulate(
+            np.clip(np.nan_to_num(np.asarray(within, float)), 0, 1), axis=1
+        )
+        never = base.start <= 0  # too old for the curve: never closes, as before
+        target[never] = 0.0
+        return Warped(base, target.astype(np.float64), curve)
+
+    def _knots(self, deal=None) -> tuple[np.ndarray, np.ndarray]:
+        """(target, curve) chances at 0, each knot and the end (1), per deal: (n, K + 2)."""
+        t, c = self.within, self.curve_within
+        if deal is not None:
+            t, c = t[deal], c[deal]
+        zero, one = np.zeros((len(t), 1)), np.ones((len(t), 1))
+        return np.hstack([zero, t, one]), np.hstack([zero, c, one])
+
+    def _days(self, u: np.ndarray, deal=None) -> np.ndarray:
+        """u (rows, n) or flat with `deal`: target uniforms -> days."""
+        target, curve = self._knots(deal)
+        edges = np.r_[0.0, WITHIN_DAYS, np.inf]
+        if deal is None:
+            target, curve = target[None], curve[None]
+        level = np.zeros(u.shape, dtype=np.float64)
+        even = np.full(u.shape, np.nan)
+        for k in range(target.shape[-1] - 1):
+            lo, hi = target[..., k], target[..., k + 1]
+            c_lo, c_hi = curve[..., k], curve[..., k + 1]
+            inside = (u >= lo) & (u < hi)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac = np.clip((u - lo) / (hi - lo), 0, 1)
+            level = np.where(inside, c_lo + frac * (c_hi - c_lo), level)
+            if np.isfinite(edges[k + 1]):  # the curve says nothing here: evenly in days
+                flat = inside & (c_hi - c_lo < 1e-9)
+                even = np.where(flat, edges[k] + frac * (edges[k + 1] - edges[k]), even)
+        level = np.minimum(level, np.nextafter(1.0, 0.0)).astype(np.float32)
+        days = self.base.days(level.ravel(), np.broadcast_to(np.arange(u.shape[-1]), u.shape).ravel()
+                              if deal is None else deal).reshape(u.shape)  # fmt: skip
+        return np.where(np.isnan(even), days, even).astype(np.float32)
+
+    def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
+        return self._days(np.asarray(u, np.float64), deal)
+
+    def dense_days(self, u: np.ndarray) -> np.ndarray:
+        return self._days(np.asarray(u, np.float64))
+
+    def can_close(self) -> np.ndarray:
+        return self.base.can_close()
+
+    def atom_chances(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As `Sampler.atom_chances`, each deal's chances warped as `dense_days` draws them; a
+        class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS (the
+        summed small deals: a million deals share a few thousand classes)."""
+        cls, ch = self.base.atom_chances(edges)
+        step = np.round(self.within * WITHIN_STEPS).astype(np.int64)
+        key = np.column_stack([cls, step])
+        keys, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        rounded = step[first] / WITHIN_STEPS
+        target = np.hstack([np.zeros((len(keys), 1)), rounded, np.ones((len(keys), 1))])
+        curve_k = np.hstack(
+            [np.zeros((len(keys), 1)), self.curve_within[first], np.ones((len(keys), 1))]
+        )
+        cum = np.hstack([np.zeros((len(keys), 1)), np.cumsum(ch[keys[:, 0]], axis=1)])  # (C, A + 1)
+        knot_days = np.r_[0.0, WITHIN_DAYS, np.inf]
+        out = np.zeros_like(cum)
+        e = np.asarray(edges, float)[None, :]
+        for k in range(target.shape[1] - 1):
+            lo, hi = target[:, k : k + 1], target[:, k + 1 : k + 2]
+            c_lo, c_hi = curve_k[:, k : k + 1], curve_k[:, k + 1 : k + 2]
+            in_days = (e >= knot_days[k]) & (e <= knot_days[k + 1])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                by_curve = lo + (hi - lo) * np.clip((cum - c_lo) / (c_hi - c_lo), 0, 1)
+                by_days = lo + (hi - lo) * np.clip(
+                    (e - knot_days[k]) / (knot_days[k + 1] - knot_days[k]), 0, 1
+                )
+            flat = (c_hi - c_lo < 1e-9) & np.isfinite(knot_days[k + 1])
+            out = np.where(in_days, np.where(flat, by_days, by_curve), out)
+        return inverse.ravel(), np.diff(out, axis=1)
+
+
+@dataclass
 class KaplanMeier:
     """Survival curves by group (product), with a pooled fallback."""
 
@@ -241,9 +348,14 @@ class KaplanMeier:
     def curve(self, group) -> np.ndarray:
         return self.curves.get(group, self.pooled)
 
-    def sampler(self, ages: np.ndarray, groups: np.ndarray) -> Sampler:
+    def sampler(self, ages: np.ndarray, groups: np.ndarray,
+                within: np.ndarray | None = None) -> Sampler | Warped:  # fmt: skip
         """A fast sampler for these deals: per group, the days at which S first falls to each of
-        LEVELS + 1 survival levels (inverse-CDF table), and each deal's survival at its age."""
+        LEVELS + 1 survival levels (inverse-CDF table), and each deal's survival at its age.
+        `within` (deals, WITHIN_DAYS): each deal's chance to close within those days if won
+        (`Warped`), from its stage."""
+        if within is not None:
+            return Warped.of(self.sampler(ages, groups), within)
         ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
         names = list(pd.unique(np.asarray(groups, dtype=object)))
         code = pd.Categorical(np.asarray(groups, dtype=object), categories=names).codes

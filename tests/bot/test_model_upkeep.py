@@ -10,15 +10,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import lightgbm as lgb
+import numpy as np
 import pandas as pd
 import pytest
 
 from bot.model_upkeep import BACKTEST_TABLE, TRAIN_TABLE, took
 from bot.services import build
 from bot.settings import Settings
+from forecasting import stage_timing_file
 from forecasting.backtest import Backtest, summarise
 from forecasting.bands import Bands
+from forecasting.stage_timing import StageTiming
 from scoring.evaluate import SHIPPED
+from scoring.features import CATEGORICAL, FEATURES
+from scoring.model import Calibrator, WinModel
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("log_loss", "brier", "ece", "p50_mape", "sigma", SHIPPED, "exponential baseline")
@@ -44,8 +50,10 @@ def _backtest() -> Backtest:
 @pytest.fixture
 def stubbed(generated, generated_training, monkeypatch):
     """The core trainings replaced by the session's and the made-up backtest (each still
-    reporting one progress line, as the real ones do)."""
+    reporting one progress line, as the real ones do), and no stage models (tests/forecasting
+    has them)."""
     import forecasting.backtest
+    import forecasting.stage_timing
     import scoring.train
 
     def train(crm, n_cutoffs, truth, progress):
@@ -58,6 +66,7 @@ def stubbed(generated, generated_training, monkeypatch):
 
     monkeypatch.setattr(scoring.train, "train", train)
     monkeypatch.setattr(forecasting.backtest, "backtest", backtest)
+    monkeypatch.setattr(forecasting.stage_timing, "fit", lambda *args: None)
     return generated
 
 
@@ -152,3 +161,31 @@ def test_only_the_writer_keeps_the_model():
         and path.name != "model_upkeep.py"
     )
     assert importers == ["bot/refresh.py"]
+
+
+def test_the_range_is_sized_again_when_the_wins_come_to_be_timed_by_stage(stubbed, tmp_path):
+    """The shock is sized on backtests of the forecast as it is made: when a training adds the
+    stage models (or drops them), the next refresh tests the forecast again, once."""
+    upkeep = _writer(stubbed, tmp_path, verbose=False).refresher.upkeep
+    said: list[str] = []
+    upkeep.bands(stubbed["crm"], said.append)
+    assert said[0].startswith("no forecast test yet: testing the forecast from past dates")
+    said.clear()
+    upkeep.bands(stubbed["crm"], said.append)
+    assert said == []  # saved: not again
+    rng = np.random.default_rng(0)
+    booster = lgb.train({"objective": "binary", "verbose": -1},
+                        lgb.Dataset(rng.random((200, len(FEATURES))), label=rng.random(200) < 0.3),
+                        num_boost_round=2)  # fmt: skip
+    stub = WinModel(None, Calibrator(), 1.0, 0.5, {c: [] for c in CATEGORICAL}, 0.0)
+    stage_timing_file.save(StageTiming([(booster, stub), None]), tmp_path / "art")
+    upkeep.bands(stubbed["crm"], said.append)
+    assert said[0].startswith(
+        "the wins are now timed differently: testing the forecast from past dates"
+    ), said
+    said.clear()
+    upkeep.bands(stubbed["crm"], said.append)
+    assert said == []
+    stage_timing_file.save(None, tmp_path / "art")  # a training that found no stage history
+    upkeep.bands(stubbed["crm"], said.append)
+    assert said[0].startswith("the wins are now timed differently"), said

@@ -107,3 +107,9 @@ def test_the_timing_check_sums_stages_and_divides_what_was_timed_by_what_closed(
     assert pd.isna(table.loc["early", "timed / closed 4w"])  # nothing closed: no ratio
     assert table.loc["(all stages)", "won deals"] == 6
     assert table.loc["(all stages)", "timed / closed 13w"] == 160 / 120
+    staged = bench.by_stage(rows.assign(**{"staged 4w": [30.0, 30.0, 0.0],
+                                           "staged 13w": [60.0, 40.0, 10.0]}))  # fmt: skip
+    assert staged.loc["late", "staged / closed 4w"] == 60 / 60
+    assert staged.loc["(all stages)", "staged / closed 13w"] == 110 / 120
+    assert staged.loc["late", "timed / closed 4w"] == 30 / 60  # the curve's still beside it
+    assert "staged / closed 4w" not in table
