@@ -41,6 +41,7 @@ NEVER = np.inf
 # deal closes within these days of the as-of date, per deal, warps its product/age curve
 WITHIN_DAYS = (28, 91)
 WITHIN_STEPS = 32  # summed small deals share a close-time class at this resolution of those chances
+MAX_CLASSES = 4096  # ... or a coarser one, past this many classes (or twice the curve's own)
 
 
 def within_columns() -> list[str]:
@@ -240,51 +241,66 @@ class Warped:
         return np.hstack([zero, t, one]), np.hstack([zero, c, one])
 
     def _days(self, u: np.ndarray, deal=None) -> np.ndarray:
-        """u (rows, n) or flat with `deal`: target uniforms -> days."""
+        """u (rows, n), or flat with `deal`: target uniforms -> days. Each stretch between knots
+        is a straight line from the deal's chances to the curve's (its parameters per deal,
+        broadcast along the rows: no per-cell look-ups); then the curve's own draw."""
         target, curve = self._knots(deal)
-        edges = np.r_[0.0, WITHIN_DAYS, np.inf]
-        if deal is None:
-            target, curve = target[None], curve[None]
-        level = np.zeros(u.shape, dtype=np.float64)
-        even = np.full(u.shape, np.nan)
-        for k in range(target.shape[-1] - 1):
-            lo, hi = target[..., k], target[..., k + 1]
-            c_lo, c_hi = curve[..., k], curve[..., k + 1]
-            inside = (u >= lo) & (u < hi)
+        lo, hi = target[:, :-1], target[:, 1:]
+        c_lo, c_hi = curve[:, :-1], curve[:, 1:]
+        width = hi - lo
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(width > 0, (c_hi - c_lo) / width, 0.0).astype(np.float32)
+        lo, c_lo = lo.astype(np.float32), c_lo.astype(np.float32)
+        u = np.asarray(u, np.float32)
+        level = c_lo[:, 0] + slope[:, 0] * u
+        for k in range(1, lo.shape[1]):
+            level = np.where(u >= lo[:, k], c_lo[:, k] + slope[:, k] * (u - lo[:, k]), level)
+        np.clip(level, 0.0, np.nextafter(np.float32(1), np.float32(0)), out=level)
+        days = self.base.dense_days(level) if deal is None else self.base.days(level, deal)
+        # a stretch the curve leaves empty (no close there) but the deal's chances fill: evenly
+        # in days across it
+        edges = np.r_[0.0, WITHIN_DAYS]
+        flat = (c_hi - c_lo < 1e-9) & (width > 0)
+        for k in np.flatnonzero(flat[:, : len(WITHIN_DAYS)].any(axis=0)):
+            inside = flat[:, k] & (u >= lo[:, k]) & (u < hi[:, k])
             with np.errstate(divide="ignore", invalid="ignore"):
-                frac = np.clip((u - lo) / (hi - lo), 0, 1)
-            level = np.where(inside, c_lo + frac * (c_hi - c_lo), level)
-            if np.isfinite(edges[k + 1]):  # the curve says nothing here: evenly in days
-                flat = inside & (c_hi - c_lo < 1e-9)
-                even = np.where(flat, edges[k] + frac * (edges[k + 1] - edges[k]), even)
-        level = np.minimum(level, np.nextafter(1.0, 0.0)).astype(np.float32)
-        days = self.base.days(level.ravel(), np.broadcast_to(np.arange(u.shape[-1]), u.shape).ravel()
-                              if deal is None else deal).reshape(u.shape)  # fmt: skip
-        return np.where(np.isnan(even), days, even).astype(np.float32)
+                even = edges[k] + (u - lo[:, k]) / width[:, k] * (edges[k + 1] - edges[k])
+            days = np.where(inside, even, days)
+        return np.asarray(days, np.float32)
 
     def days(self, u: np.ndarray, deal: np.ndarray) -> np.ndarray:
-        return self._days(np.asarray(u, np.float64), deal)
+        return self._days(u, deal)
 
     def dense_days(self, u: np.ndarray) -> np.ndarray:
-        return self._days(np.asarray(u, np.float64))
+        return self._days(u)
 
     def can_close(self) -> np.ndarray:
         return self.base.can_close()
 
     def atom_chances(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As `Sampler.atom_chances`, each deal's chances warped as `dense_days` draws them; a
-        class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS (the
-        summed small deals: a million deals share a few thousand classes)."""
+        class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS, coarser
+        if that makes more than MAX_CLASSES classes and twice the base's (the summed small
+        deals: each class costs memory per shock level and group)."""
         cls, ch = self.base.atom_chances(edges)
-        step = np.round(self.within * WITHIN_STEPS).astype(np.int64)
-        key = np.column_stack([cls, step])
-        keys, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        rounded = step[first] / WITHIN_STEPS
-        target = np.hstack([np.zeros((len(keys), 1)), rounded, np.ones((len(keys), 1))])
-        curve_k = np.hstack(
-            [np.zeros((len(keys), 1)), self.curve_within[first], np.ones((len(keys), 1))]
-        )
-        cum = np.hstack([np.zeros((len(keys), 1)), np.cumsum(ch[keys[:, 0]], axis=1)])  # (C, A + 1)
+        cap = max(MAX_CLASSES, 2 * len(ch))
+        steps = WITHIN_STEPS
+        while True:  # coarser where a million deals would make too many classes to sum by
+            step = np.round(self.within * steps).astype(np.int64)
+            key = cls.astype(np.int64)
+            for k in range(step.shape[1]):
+                key = key * (steps + 1) + step[:, k]
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            if len(first) <= cap or steps <= 1:
+                break
+            # classes grow about as steps squared (two knots): straight to a fitting one
+            steps = max(1, min(steps - 1, int(steps * (cap / len(first)) ** 0.5)))
+        base_cls = cls[first]
+        rounded = step[first] / steps
+        n = len(first)
+        target = np.hstack([np.zeros((n, 1)), rounded, np.ones((n, 1))])
+        curve_k = np.hstack([np.zeros((n, 1)), self.curve_within[first], np.ones((n, 1))])
+        cum = np.hstack([np.zeros((n, 1)), np.cumsum(ch[base_cls], axis=1)])  # (C, A + 1)
         knot_days = np.r_[0.0, WITHIN_DAYS, np.inf]
         out = np.zeros_like(cum)
         e = np.asarray(edges, float)[None, :]
