@@ -186,8 +186,8 @@ class ModelUpkeep:
         path = self.artifacts / FORECAST_CONFIG
         if path.exists():
             config = json.loads(path.read_text(encoding="utf-8"))
-            # sized with the wins timed as the forecast now times them (by stage or not): a
-            # training that added or dropped the stage models makes the backtest run again
+            # sized on backtests run with the stage models there or not, as they are now: a
+            # training that added or dropped them makes the backtest run again (once)
             if config.get("stage_models", False) == (self.stage_timing() is not None):
                 return Bands.from_config(config)
             return Bands.from_config(self.backtest(crm, say, why="the wins are now timed "

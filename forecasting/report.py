@@ -41,9 +41,9 @@ def timing_text(bt: Backtest) -> str:
     """How ours timed the wins at the past dates, in words."""
     n = bt.rows["cutoff"].nunique()
     if not bt.staged:
-        return "Wins timed by the product's time to win and the deal's age."
-    text = ("Wins timed by the product's time to win and the deal's age, corrected by the "
-            f"deal's stage (the exports' stage history) at {bt.staged} of {n} past dates")  # fmt: skip
+        return "At the past dates, ours timed wins by the product's time to win and the deal's age."
+    text = ("At the past dates, ours timed wins by the product's time to win and the deal's age, "
+            f"corrected by the deal's stage (the exports' stage history) at {bt.staged} of the {n}")  # fmt: skip
     return text + ("." if bt.staged == n else "; the others had too little history yet.")
 
 

@@ -42,6 +42,9 @@ NEVER = np.inf
 WITHIN_DAYS = (28, 91)
 WITHIN_STEPS = 32  # summed small deals share a close-time class at this resolution of those chances
 MAX_CLASSES = 4096  # ... or a coarser one, past this many classes (or twice the curve's own)
+# where the curve has no close in a stretch the deal's chances fill, they are spread evenly over
+# its days; after the last knot, over as many days again
+FLAT_DAYS = np.r_[0.0, WITHIN_DAYS, 2 * WITHIN_DAYS[-1]].astype(float)
 
 
 def within_columns() -> list[str]:
@@ -225,9 +228,9 @@ class Warped:
     def of(base: Sampler, within: np.ndarray) -> Warped:
         cls, ch = base.atom_chances(np.r_[0, WITHIN_DAYS].astype(np.int64))
         curve = np.cumsum(ch[cls], axis=1)
-        target = np.maximum.accumulate(
-            np.clip(np.nan_to_num(np.asarray(within, float)), 0, 1), axis=1
-        )
+        given = np.asarray(within, float)
+        given = np.where(np.isnan(given), curve, given)  # nothing said: the curve's own
+        target = np.maximum.accumulate(np.clip(given, 0, 1), axis=1)
         never = base.start <= 0  # too old for the curve: never closes, as before
         target[never] = 0.0
         return Warped(base, target.astype(np.float64), curve)
@@ -258,10 +261,11 @@ class Warped:
         np.clip(level, 0.0, np.nextafter(np.float32(1), np.float32(0)), out=level)
         days = self.base.dense_days(level) if deal is None else self.base.days(level, deal)
         # a stretch the curve leaves empty (no close there) but the deal's chances fill: evenly
-        # in days across it
-        edges = np.r_[0.0, WITHIN_DAYS]
+        # in days across it (after the last knot, where the curve has closed every win, over as
+        # many days again)
+        edges = FLAT_DAYS
         flat = (c_hi - c_lo < 1e-9) & (width > 0)
-        for k in np.flatnonzero(flat[:, : len(WITHIN_DAYS)].any(axis=0)):
+        for k in np.flatnonzero(flat.any(axis=0)):
             inside = flat[:, k] & (u >= lo[:, k]) & (u < hi[:, k])
             with np.errstate(divide="ignore", invalid="ignore"):
                 even = edges[k] + (u - lo[:, k]) / width[:, k] * (edges[k + 1] - edges[k])
@@ -279,9 +283,9 @@ class Warped:
 
     def atom_chances(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As `Sampler.atom_chances`, each deal's chances warped as `dense_days` draws them; a
-        class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS, coarser
-        if that makes more than MAX_CLASSES classes and twice the base's (the summed small
-        deals: each class costs memory per shock level and group)."""
+        class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS (coarser
+        if that makes more than MAX_CLASSES classes and twice the base's: the summed small
+        deals' memory grows with them, per shock level and group), at its members' mean."""
         cls, ch = self.base.atom_chances(edges)
         cap = max(MAX_CLASSES, 2 * len(ch))
         steps = WITHIN_STEPS
@@ -296,9 +300,14 @@ class Warped:
             # classes grow about as steps squared (two knots): straight to a fitting one
             steps = max(1, min(steps - 1, int(steps * (cap / len(first)) ** 0.5)))
         base_cls = cls[first]
-        rounded = step[first] / steps
         n = len(first)
-        target = np.hstack([np.zeros((n, 1)), rounded, np.ones((n, 1))])
+        inverse = inverse.ravel()
+        # each class at its members' mean chances, not the rounded ones: rounding all alike
+        # (0.1 to 3/32) moved the summed deals' revenue by 6%
+        count = np.bincount(inverse, minlength=n)
+        mean = np.column_stack([np.bincount(inverse, weights=self.within[:, k], minlength=n) / count
+                                for k in range(self.within.shape[1])])  # fmt: skip
+        target = np.hstack([np.zeros((n, 1)), mean, np.ones((n, 1))])
         curve_k = np.hstack([np.zeros((n, 1)), self.curve_within[first], np.ones((n, 1))])
         cum = np.hstack([np.zeros((n, 1)), np.cumsum(ch[base_cls], axis=1)])  # (C, A + 1)
         knot_days = np.r_[0.0, WITHIN_DAYS, np.inf]
@@ -308,14 +317,16 @@ class Warped:
             lo, hi = target[:, k : k + 1], target[:, k + 1 : k + 2]
             c_lo, c_hi = curve_k[:, k : k + 1], curve_k[:, k + 1 : k + 2]
             in_days = (e >= knot_days[k]) & (e <= knot_days[k + 1])
+            flat = c_hi - c_lo < 1e-9  # as `_days`: evenly over FLAT_DAYS' stretch
             with np.errstate(divide="ignore", invalid="ignore"):
-                by_curve = lo + (hi - lo) * np.clip((cum - c_lo) / (c_hi - c_lo), 0, 1)
-                by_days = lo + (hi - lo) * np.clip(
-                    (e - knot_days[k]) / (knot_days[k + 1] - knot_days[k]), 0, 1
+                by_curve = lo + (hi - lo) * np.clip(
+                    (cum - c_lo) / np.where(flat, 1.0, c_hi - c_lo), 0, 1
                 )
-            flat = (c_hi - c_lo < 1e-9) & np.isfinite(knot_days[k + 1])
+            by_days = lo + (hi - lo) * np.clip(
+                (e - FLAT_DAYS[k]) / (FLAT_DAYS[k + 1] - FLAT_DAYS[k]), 0, 1
+            )
             out = np.where(in_days, np.where(flat, by_days, by_curve), out)
-        return inverse.ravel(), np.diff(out, axis=1)
+        return inverse, np.diff(out, axis=1)
 
 
 @dataclass

@@ -183,5 +183,32 @@ def test_the_main_job_times_the_demos_wins_by_stage(main_job):
     assert stage_timing_file.load(art) is not None
     test = (art / "forecast_test.md").read_text()
     staged = re.search(r"corrected by the deal's stage \(the exports' stage history\) at (\d+) of "
-                       r"(\d+) past dates", test)  # fmt: skip
+                       r"the (\d+)[.;]", test)  # fmt: skip
     assert staged and 0 < int(staged[1]) <= int(staged[2]), test[:600]
+
+
+def test_a_curve_that_closes_every_win_before_the_last_knot_still_honours_the_chances():
+    """Every win the curve saw closed within 60 days, the stage says 30% within 13 weeks: the
+    rest comes after 13 weeks (spread over as many days again), in the draws and in the summed
+    deals' chances alike; a simulation summing thousands of such deals stays finite."""
+    km = _curve(7, low=5, high=60)
+    n = 3
+    sampler = km.sampler(np.zeros(n), np.array(["?"] * n, dtype=object),
+                         np.array([[0.1, 0.3], [0.0, 0.0], [0.5, 0.5]]))  # fmt: skip
+    assert (sampler.curve_within[:, 1] == 1.0).all()  # the curve: all closed by 91 days
+    days = _draws(sampler, n)
+    np.testing.assert_allclose((days < WITHIN_DAYS[1]).mean(axis=0), [0.3, 0.0, 0.5], atol=0.002)
+    later = days[:, 0][days[:, 0] >= WITHIN_DAYS[1]]
+    assert later.max() <= 2 * WITHIN_DAYS[1] and later.mean() == pytest.approx(1.5 * 91, abs=1)
+    edges = np.array([0, 28, 60, 91, 120, 182, 365])
+    cls, chances = sampler.atom_chances(edges)
+    drawn = np.stack([((days >= a) & (days < b)).mean(axis=0)
+                      for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)  # fmt: skip
+    np.testing.assert_allclose(chances[cls], drawn, atol=1.0 / WITHIN_STEPS)
+    many = 25_000  # past the deals drawn one by one: most are summed by class
+    deals = pd.DataFrame({"value": 1000.0, "win_prob": 0.5, "age": 0.0, "timing_group": "?"},
+                         index=range(many))  # fmt: skip
+    deals[within_columns()] = [0.1, 0.3]
+    fc = simulate(deals, km, horizon_periods((4, 13, 26)), scenarios=2000, seed=2)
+    expected = [many * 1000 * 0.5 * x for x in (0.1, 0.3, 1.0)]
+    np.testing.assert_allclose(fc.table["mean"].to_numpy(), expected, rtol=0.02)
