@@ -43,10 +43,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def curve_within(km: KaplanMeier, frame: pd.DataFrame) -> np.ndarray:
     """(rows, knots): the curve's chance that a won deal closes within each of WITHIN_DAYS, for
     rows of `scoring.features` (their age and product, as `forecasting.inputs.open_deals`)."""
-    sampler = km.sampler(frame["age_days"].fillna(0.0).to_numpy(float),
-                         frame["product"].fillna("?").to_numpy(dtype=object))  # fmt: skip
-    cls, chances = sampler.atom_chances(np.r_[0, WITHIN_DAYS].astype(np.int64))
-    return np.cumsum(chances[cls], axis=1)
+    return km.chances_within(frame["age_days"].fillna(0.0).to_numpy(float),
+                             frame["product"].fillna("?").to_numpy(dtype=object))  # fmt: skip
 
 
 @dataclass

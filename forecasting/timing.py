@@ -225,9 +225,8 @@ class Warped:
     curve_within: np.ndarray  # (n, K): the base curve's chance
 
     @staticmethod
-    def of(base: Sampler, within: np.ndarray) -> Warped:
-        cls, ch = base.atom_chances(np.r_[0, WITHIN_DAYS].astype(np.int64))
-        curve = np.cumsum(ch[cls], axis=1)
+    def of(base: Sampler, within: np.ndarray, curve: np.ndarray) -> Warped:
+        """`curve`: the base curve's own chances at the knots (`KaplanMeier.chances_within`)."""
         given = np.asarray(within, float)
         given = np.where(np.isnan(given), curve, given)  # nothing said: the curve's own
         target = np.maximum.accumulate(np.clip(given, 0, 1), axis=1)
@@ -382,7 +381,8 @@ class KaplanMeier:
         `within` (deals, WITHIN_DAYS): each deal's chance to close within those days if won
         (`Warped`), from its stage."""
         if within is not None:
-            return Warped.of(self.sampler(ages, groups), within)
+            curve = self.chances_within(ages, groups)
+            return Warped.of(self.sampler(ages, groups), within, curve)
         ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
         names = list(pd.unique(np.asarray(groups, dtype=object)))
         code = pd.Categorical(np.asarray(groups, dtype=object), categories=names).codes
@@ -395,6 +395,25 @@ class KaplanMeier:
             table[k] = np.where(grid < s[-1], NEVER, first)
             start[code == k] = s[ages[code == k]]
         return Sampler(table=table, code=code, start=start, age=ages.astype(np.float32))
+
+    def chances_within(self, ages: np.ndarray, groups: np.ndarray,
+                       days=WITHIN_DAYS) -> np.ndarray:  # fmt: skip
+        """(deals, len(days)): the chance that a won deal of this age and group closes within
+        each number of days, 1 - S(age + d - 1) / S(age) (0 where S(age) is 0: never closes).
+        Read off the curves directly: cheaper than the sampler's tables, which the backtest
+        rebuilt for every shock it tried."""
+        a = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
+        groups = np.asarray(groups, dtype=object)
+        out = np.zeros((len(a), len(days)))
+        for g in pd.unique(groups):
+            m = groups == g
+            s = self.curve(g)
+            start = s[a[m]]
+            # "within d days" as the draws count it: a close on day age + d - 1 at the latest
+            later = np.stack([s[np.minimum(a[m] + d - 1, MAX_DAYS)] for d in days], axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[m] = np.where(start[:, None] > 0, 1.0 - later / start[:, None], 0.0)
+        return np.clip(out, 0.0, 1.0)
 
     def cdf_from_start(self, days: int, group=None) -> np.ndarray:
         """P(a new deal has closed by day d), d = 0..days-1 (the group's curve, else pooled)."""

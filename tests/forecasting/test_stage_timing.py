@@ -54,7 +54,7 @@ def test_the_curves_own_chances_leave_its_draws_as_they_were():
     km = _curve(1)
     ages, groups = np.array([0.0, 20.0, 60.0]), np.array(["?"] * 3, dtype=object)
     base = km.sampler(ages, groups)
-    own = Warped.of(base, np.zeros((3, len(WITHIN_DAYS)))).curve_within
+    own = km.chances_within(ages, groups)
     warped = km.sampler(ages, groups, own)
     np.testing.assert_allclose(_draws(warped, 3), _draws(base, 3), atol=1.0)
 
