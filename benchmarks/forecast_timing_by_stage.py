@@ -30,7 +30,7 @@ from forecast_backtest_study import WORLDS, generated  # noqa: E402  (this folde
 
 from forecasting import inputs, stage_timing  # noqa: E402
 from forecasting.backtest import default_cutoffs  # noqa: E402
-from forecasting.timing import WITHIN_DAYS  # noqa: E402
+from forecasting.warped_draws import WITHIN_DAYS  # noqa: E402
 from scoring.features import features_at  # noqa: E402
 from scoring.train import all_rows, fit_at  # noqa: E402
 

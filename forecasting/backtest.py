@@ -30,7 +30,7 @@ from forecasting import bands as fitting
 from forecasting import inputs, stage_timing
 from forecasting.bands import Bands, interval_score
 from forecasting.montecarlo import Arrivals, Periods, simulate
-from forecasting.timing import within_columns
+from forecasting.warped_draws import within_columns
 from scoring import evaluate
 from scoring.crm import Crm
 from scoring.features import features_at

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.montecarlo import Arrivals
-from forecasting.timing import Exponential, KaplanMeier, within_columns
+from forecasting.timing import Exponential, KaplanMeier
+from forecasting.warped_draws import within_columns
 from scoring.crm import positions
 from scoring.features import Crm, features_at
 from scoring.samples import entry_days, open_win_chance

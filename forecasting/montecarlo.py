@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.many_small import Atoms, small_deals
-from forecasting.timing import KaplanMeier, within_columns
+from forecasting.timing import KaplanMeier
+from forecasting.warped_draws import within_columns
 
 QUANTILES = (0.1, 0.5, 0.9)
 # every percentile of each quarter's total is kept, so that a reader can tell the chance of

@@ -26,7 +26,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from forecasting.timing import WITHIN_DAYS, KaplanMeier
+from forecasting.timing import KaplanMeier
+from forecasting.warped_draws import WITHIN_DAYS
 from scoring import model as wm
 from scoring.crm import Crm
 from scoring.samples import export_days

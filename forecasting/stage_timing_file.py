@@ -15,7 +15,7 @@ from pathlib import Path
 import lightgbm as lgb
 
 from forecasting.stage_timing import StageTiming
-from forecasting.timing import WITHIN_DAYS
+from forecasting.warped_draws import WITHIN_DAYS
 from scoring import model as wm
 from scoring.features import FEATURE_VERSION, FEATURES
 

@@ -17,7 +17,8 @@ from dataset.worlds import stages
 from forecasting import inputs, stage_timing, stage_timing_file
 from forecasting.backtest import default_cutoffs, horizon_periods
 from forecasting.montecarlo import simulate
-from forecasting.timing import WITHIN_DAYS, WITHIN_STEPS, KaplanMeier, Warped, within_columns
+from forecasting.timing import KaplanMeier
+from forecasting.warped_draws import WITHIN_DAYS, WITHIN_STEPS, Warped, within_columns
 from scoring.features import features_at, prepare
 from scoring.train import all_rows, fit_at
 
