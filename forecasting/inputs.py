@@ -88,7 +88,7 @@ def open_deals(crm: Crm, t: pd.Timestamp, win_prob: np.ndarray | None = None,
     value of its product (list price where none was won yet). Deals still prospecting count as
     age 0. `within` (deals, knots), aligned with `features`: each deal's chance to close within
     the knots' days if won, from its stage (`forecasting.stage_timing`), as columns the
-    simulation times the deal by (`timing.within_columns`)."""
+    simulation times the deal by (`warped_draws.within_columns`)."""
     f = features if features is not None else features_at(crm, t)
     estimate = pd.Series(_estimate(f["product"], crm, t), index=f.index)
     value = f["value_used"].where(f["value_known"], estimate).fillna(0.0)
