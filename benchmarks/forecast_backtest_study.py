@@ -174,7 +174,7 @@ def noise(s: pd.DataFrame, method: str = OURS) -> str:
     return (
         f"Chance alone: with {n} cutoffs, exactly right bands would miss the coverage aim in "
         f"{1 - meets_cov:.0%} of studies and the bias aim at a horizon in {1 - meets_bias:.0%}. "
-        f"Two-sided p-values of what {'ours' if method == 'ours' else method} shows: 13-week coverage {covered} of {n}, "
+        f"Two-sided p-values of what {method} shows: 13-week coverage {covered} of {n}, "
         f"p = {binomtest(covered, n, 0.8).pvalue:.2f}; P50 above the actual at "
         + ", ".join(f"{w} weeks p = {p:.2g}" for w, p in zip(weeks, above, strict=True))
         + " (overlapping horizons make the real noise larger than this)"

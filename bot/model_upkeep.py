@@ -183,12 +183,14 @@ class ModelUpkeep:
     def bands(self, crm, say: Say) -> Bands:
         """The forecast's shared shock and centre correction, backtested once and saved (a
         config saved before the correction existed, `sigma` alone, loads as no correction)."""
+        from forecasting import stage_timing_file
+
         path = self.artifacts / FORECAST_CONFIG
         if path.exists():
             config = json.loads(path.read_text(encoding="utf-8"))
             # sized on backtests run with the stage models there or not, as they are now: a
             # training that added or dropped them makes the backtest run again (once)
-            if config.get("stage_models", False) == (self.stage_timing() is not None):
+            if config.get("stage_models", False) == stage_timing_file.saved(self.artifacts):
                 return Bands.from_config(config)
             return Bands.from_config(self.backtest(crm, say, why="the wins are now timed "
                                                    "differently"))  # fmt: skip
@@ -200,6 +202,7 @@ class ModelUpkeep:
         there was none yet (said so); `why` it runs again, said; `detail` (or `verbose`): the
         backtest's table after."""
         from forecasting import report as forecast_report
+        from forecasting import stage_timing_file
         from forecasting.backtest import backtest
 
         start = time.monotonic()
@@ -209,7 +212,7 @@ class ModelUpkeep:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = forecast_report.write(bt, self.artifacts)
         config = {**bt.bands.to_config(), "data_end": crm.data_end.date().isoformat(),
-                  "stage_models": self.stage_timing() is not None}  # fmt: skip
+                  "stage_models": stage_timing_file.saved(self.artifacts)}  # fmt: skip
         (self.artifacts / FORECAST_CONFIG).write_text(
             json.dumps(config, indent=2), encoding="utf-8"
         )

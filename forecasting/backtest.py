@@ -45,6 +45,7 @@ CENTRED = "ours + centre correction"  # the same, and a correction learnt from p
 BEFORE = "before (any-close timing, in-sample sigma)"  # the method before issue 14
 CURVE_ONLY = "ours, timed by product and age only"  # ours before the stage models
 BASELINE = "exponential baseline"
+ROLLED = (OURS, CENTRED, CURVE_ONLY)  # the methods whose bands are fitted by rolling origin
 
 
 @dataclass
@@ -153,14 +154,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
     """One row per cutoff and horizon: the bands at that cutoff, the actual, the scores."""
     rows = []
     for ci, b in zip(all_inputs, bands, strict=True):
-        fc = simulate_at(
-            ci,
-            method,
-            b.sigma,
-            scenarios,
-            seed,
-            b if method in (OURS, CENTRED, CURVE_ONLY) else None,
-        )
+        fc = simulate_at(ci, method, b.sigma, scenarios, seed, b if method in ROLLED else None)
         for k, (w, (_, r)) in enumerate(zip(HORIZONS, fc.table.iterrows(), strict=True)):
             y = ci.actual[w]
             rows.append(
@@ -178,7 +172,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "interval_score": float(interval_score(r["p10"], r["p90"], y)),
                     "crps": crps(fc.totals[:, k], y),
                     "sigma": b.sigma if method != BASELINE else 0.0,
-                    "fitted_on_pairs": b.pairs if method in (OURS, CENTRED, CURVE_ONLY) else np.nan,
+                    "fitted_on_pairs": b.pairs if method in ROLLED else np.nan,
                 }
             )
     return pd.DataFrame(rows)

@@ -85,19 +85,24 @@ def fit(crm: Crm, day: pd.Timestamp, rows: pd.DataFrame, model: wm.WinModel,
         return None
     day = pd.Timestamp(day)
     deals = crm.deals.set_index("deal_id")
+    # each row's label parts, win probability and curve once: the 13-week rows are a subset of
+    # the 4-week ones
+    snap = rows["snapshot"].to_numpy()
+    close = deals["closed_on"].reindex(rows.index).to_numpy()
+    won = (deals["status"].reindex(rows.index) == "won").to_numpy()
+    start_all: np.ndarray | None = None  # log-odds of p x the curve's chance, per row and knot
     boosters: list[tuple[lgb.Booster, wm.WinModel] | None] = []
-    for h in WITHIN_DAYS:
-        r = rows[rows["snapshot"] <= day - pd.Timedelta(days=h)]
-        close = deals["closed_on"].reindex(r.index).to_numpy()
-        won = (deals["status"].reindex(r.index) == "won").to_numpy()
-        snap = r["snapshot"].to_numpy()
-        y = won & (close > snap) & (close <= snap + np.timedelta64(h, "D"))
-        if len(r) < MIN_ROWS or y.sum() < MIN_WINS:
+    for k, h in enumerate(WITHIN_DAYS):
+        m = snap <= np.datetime64(day - pd.Timedelta(days=h))
+        y = won[m] & (close[m] > snap[m]) & (close[m] <= snap[m] + np.timedelta64(h, "D"))
+        if m.sum() < MIN_ROWS or y.sum() < MIN_WINS:
             boosters.append(None)
             continue
-        r = r.assign(label=y.astype(float), weight=1.0, known=True)
-        stub, train, check = wm.split(r)
-        start = _logit(model.predict(r) * curve_within(km, r)[:, WITHIN_DAYS.index(h)])
+        if start_all is None:
+            start_all = _logit(model.predict(rows)[:, None] * curve_within(km, rows))
+        r = rows[m].assign(label=y.astype(float), weight=1.0, known=True)
+        stub, _, check = wm.split(r)
+        start = start_all[m, k]
         held = r.index.isin(check.index)
 
         def data(mask: np.ndarray, stub=stub, r=r, start=start) -> lgb.Dataset:

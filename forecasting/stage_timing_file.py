@@ -47,15 +47,27 @@ def save(fitted: StageTiming | None, folder: Path) -> None:
     (folder / FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def load(folder: Path) -> StageTiming | None:
-    """The saved models, or None (none saved, or made for other features or knots)."""
+def _meta(folder: Path) -> dict | None:
+    """The saved models' JSON, if they are usable here (made for these features and knots)."""
     path = Path(folder) / FILE
     if not path.exists():
         return None
     meta = json.loads(path.read_text(encoding="utf-8"))
     same = (meta.get("feature_version") == FEATURE_VERSION and meta.get("features") == list(FEATURES)
             and meta.get("knots") == list(WITHIN_DAYS))  # fmt: skip
-    if not same:
+    return meta if same else None
+
+
+def saved(folder: Path) -> bool:
+    """`load` would give models: read from the JSON alone, no booster loaded (asked at every
+    refresh, to know how the forecast's range was sized)."""
+    return _meta(folder) is not None
+
+
+def load(folder: Path) -> StageTiming | None:
+    """The saved models, or None (none saved, or made for other features or knots)."""
+    meta = _meta(folder)
+    if meta is None:
         return None
     boosters = []
     for one in meta["models"]:
