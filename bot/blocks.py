@@ -29,7 +29,7 @@ from bot.inert import inert, short
 from bot.listeners import ACTION_ACK, ACTION_SNOOZE, ACTION_WHY
 from bot.mentions import Mentions, mention
 from bot.target_text import chance_text, odds_text
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -109,7 +109,7 @@ def deal_line(
         f"*{int(row['rank'])}. {who}* · {short(named(row['product'], 'no product'))} · "
         f"{owner} · "
         f"{deal_id_mrkdwn(row['deal_id'])}\n"
-        f"value {money(row['value'], currency)}{estimated(row)} · win {row['win_prob']:.0%} · "
+        f"value {money(row['value'], currency)}{estimated(row)} · win {chance(row['win_prob'])} · "
         f"risk {row['risk']:.0f}/100{_change(row['risk'], previous_risk)}"
     )
     why = why_text(row.get("drivers"), currency)

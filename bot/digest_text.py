@@ -12,7 +12,7 @@ import math
 from bot.blocks import estimated, footer_count, gone_detail, named, twins_text, why_text
 from bot.digest import AT_RISK, Digest
 from bot.target_text import odds_text
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 
 
 def top_driver(drivers: str | None, currency: str | None = None) -> str:
@@ -84,7 +84,7 @@ def render(d: Digest, currency: str | None = None) -> str:
         lines.append(
             f"{int(r['rank']):>3}. {r['deal_id']}  {who} - {named(r['product'], 'no product')} - "
             f"owner {named(r['owner'], 'none')}: "
-            f"value {cash(r['value'])}{estimated(r)}, win {r['win_prob']:.0%}, "
+            f"value {cash(r['value'])}{estimated(r)}, win {chance(r['win_prob'])}, "
             f"risk {r['risk']:.0f}/100{change}"
         )
         driver = top_driver(r["drivers"], currency)

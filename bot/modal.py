@@ -15,6 +15,7 @@ import pandas as pd
 
 from bot.blocks import MAX_SECTION, _cut, mrkdwn
 from bot.listeners import MODAL_CALLBACK
+from dataset.money import chance
 
 LEVELS = "▁▂▃▄▅▆▇█"
 MAX_BLOCKS = 100
@@ -43,7 +44,7 @@ def trend_text(history: pd.DataFrame) -> str:
     return (
         f"*Over the last {len(history)} runs* ({first} to {last})\n"
         f"Risk `{sparkline(risk, 0, 100)}` {risk.iloc[0]:.0f} → {risk.iloc[-1]:.0f} (of 100)\n"
-        f"Win probability `{sparkline(win, 0, 1)}` {win.iloc[0]:.0%} → {win.iloc[-1]:.0%}"
+        f"Win probability `{sparkline(win, 0, 1)}` {chance(win.iloc[0])} → {chance(win.iloc[-1])}"
     )
 
 

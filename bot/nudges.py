@@ -29,7 +29,7 @@ from bot.inert import inert
 from bot.listeners import ACTION_NUDGE_DONE, ACTION_NUDGE_NOT_USEFUL, ACTION_NUDGE_SNOOZE
 from bot.nudge_ledger import RISK_RULE
 from bot.settings import Member
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 from scoring.crm import positions
 
 ROLLED_SHOWN = 8  # deals named in the rolled-up line
@@ -180,7 +180,7 @@ def nudge_message(nudge_id: int, deal: dict, rules: pd.DataFrame, currency: str 
     lines = "\n".join(f"• {inert(d)}" for d in rules["detail"])
     head = (f"*{_name(deal)}* · {short(deal.get('product') or 'no product')} · "
             f"{deal_id_mrkdwn(deal['deal_id'])}")  # fmt: skip
-    facts = (f"value {money(deal.get('value'), currency)} · win {deal['win_prob']:.0%} · "
+    facts = (f"value {money(deal.get('value'), currency)} · win {chance(deal['win_prob'])} · "
              f"risk {deal['risk']:.0f}/100")  # fmt: skip
     reasons = top_reasons(deal.get("drivers"), limit=1)
     why = f"\n_why:_ {inert(reason_text(reasons[0], currency))}" if reasons else ""

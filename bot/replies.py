@@ -8,7 +8,6 @@ configured one).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from bot.crm_links import deal_id_mrkdwn, open_button
 from bot.inert import fold, inert
 from bot.settings import Scope
 from bot.target_text import odds_text
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 from forecasting.targets import Odds
 
 DEAL_USAGE = (
@@ -40,10 +39,6 @@ def text_message(text: str) -> dict:
         {"type": "section", "text": mrkdwn(_cut(text, MAX_SECTION))}]}  # fmt: skip
 
 
-def _pct(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
-
-
 def _trend(history: pd.DataFrame) -> str:
     if len(history) < 2:
         return "first scored in this run"
@@ -59,7 +54,7 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     title = f"*{account}* · {short(deal['product'])} · owner {short(deal['owner'])} · {deal_id_mrkdwn(deal['deal_id'])}"  # fmt: skip
     value = deal.get("value")
     fields = [
-        f"*Win probability*\n{_pct(deal['win_prob'])}",
+        f"*Win probability*\n{chance(deal['win_prob'])}",
         f"*Risk*\n{deal['risk']:.0f} / 100 (rank {int(deal['rank']):,})",
         f"*Value*\n{money(value, currency)}{estimated(deal, long=True)}",
         f"*Stage*\n{short(deal.get('stage') or '-')}",
@@ -89,7 +84,7 @@ def deal_reply(deal: dict, drivers: list[dict], actions: list[str], history: pd.
     blocks.append({"type": "context", "elements": [
         mrkdwn(_cut(f"{_trend(history)} · as of {as_of} · {inert(confidence)}", MAX_SECTION))]})  # fmt: skip
     fallback = (
-        f"Deal {short(deal['deal_id'])}: win probability {_pct(deal['win_prob'])}, risk "
+        f"Deal {short(deal['deal_id'])}: win probability {chance(deal['win_prob'])}, risk "
         f"{deal['risk']:.0f}/100"
     )
     return {"text": fallback, "blocks": blocks}
@@ -107,7 +102,7 @@ def several_reply(query: str, deals: pd.DataFrame, limit: int = 15) -> dict:
     lines: list[str] = []
     for _, r in deals.head(limit).iterrows():
         line = (f"• {deal_id_mrkdwn(r['deal_id'])} {short(r['account'])} · {short(r['product'])} · "
-                f"{short(r['owner'])} · win {_pct(r['win_prob'])} · risk {r['risk']:.0f}")  # fmt: skip
+                f"{short(r['owner'])} · win {chance(r['win_prob'])} · risk {r['risk']:.0f}")  # fmt: skip
         room -= len(line) + 1
         if room < 0:
             break

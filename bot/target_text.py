@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 from forecasting.categories import DOUBTED, FAVOURED, Rollup
 from forecasting.movement import Movement
 from forecasting.targets import Odds
@@ -65,7 +65,7 @@ def categories_text(r: Rollup, quarter: str, basis: str, currency: str | None = 
 
     def names(frame) -> str:
         shown = [f"{short(row['account'] if isinstance(row['account'], str) else row['deal_id'])} "
-                 f"{cash(row['value'])} (win {row['win_prob']:.0%})"
+                 f"{cash(row['value'])} (win {chance(row['win_prob'])})"
                  for _, row in frame.head(5).iterrows()]  # fmt: skip
         more = f", +{len(frame) - 5} more" if len(frame) > 5 else ""
         return ", ".join(shown) + more

@@ -13,7 +13,7 @@ import pandas as pd
 
 from bot.reader import SavedForecast, SavedRun
 from bot.settings import Scope
-from dataset.money import money
+from dataset.money import chance, money
 
 PARTS_NOTE = (
     "P50s of parts do not add up to the P50 of the whole (each is the middle of its own range, "
@@ -135,7 +135,7 @@ def score_lines(top: pd.DataFrame) -> list[str]:
         why = f": {reasons[0]['text']}" if reasons else ""
         lines.append(
             f"#{int(r['rank'])} {r['deal_id']} {named(r['account'], '(no account yet)')}, value "
-            f"{money(0 if pd.isna(r['value']) else r['value'])}, win {r['win_prob']:.0%}, risk {r['risk']:.0f}{why}"
+            f"{money(0 if pd.isna(r['value']) else r['value'])}, win {chance(r['win_prob'])}, risk {r['risk']:.0f}{why}"
         )
     return lines
 

@@ -123,6 +123,21 @@ def money(x: float | None, currency: str | None = None) -> str:
     return f"{sign}{symbol(currency)}{digits}"
 
 
+def chance(p: float | None) -> str:
+    """A probability for people, to the whole percent but never rounded to a certainty it is
+    not: `34%`; `under 1%` and `over 99%` where rounding would say `0%` or `100%`; those only
+    when exact; `-` when missing. A deal the model gives 0.3% is not one it calls lost for sure."""
+    if _missing(p):
+        return "-"
+    p = float(p)
+    text = f"{p:.0%}"
+    if text == "0%" and p > 0:
+        return "under 1%"
+    if text == "100%" and p < 1:
+        return "over 99%"
+    return text
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """A count with its noun: `1 deal`, `0 deals`, `2,500 deals` (`words`: an irregular plural)."""
     return f"{n:,} {word if n == 1 else (words or word + 's')}"

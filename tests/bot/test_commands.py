@@ -9,6 +9,7 @@ import time
 import pytest
 
 from bot.blocks import check_limits
+from dataset.money import chance
 from tests.bot.slackenv import (
     HOSTILE_ACCOUNT,
     HOSTILE_ID,
@@ -46,7 +47,7 @@ def test_deal_by_id_answers_privately_with_the_runs_numbers(served):
     assert reply.body == ""  # acked at once, the answer follows on response_url
     assert answer["response_type"] == "ephemeral"
     text = deal_text(answer)
-    assert f"*Win probability*\\n{deal['win_prob']:.0%}" in text
+    assert f"*Win probability*\\n{chance(deal['win_prob'])}" in text
     assert f"*Risk*\\n{deal['risk']:.0f} / 100" in text
     assert "*Why*" in text and "*Suggested next steps*" in text
     assert "first scored in this run" in text  # risk history: one run so far

@@ -23,6 +23,7 @@ from bot.home import (
 from bot.listeners import ACTION_DETAILS, ACTION_HOME_PAGE, ACTION_HOME_REGION
 from bot.modal import LEVELS, deal_modal, level, sparkline, trend_text
 from bot.settings import Scope
+from dataset.money import chance
 
 REGIONS = ("West", "East", "Central")
 
@@ -191,7 +192,7 @@ def test_the_trend_text_states_the_first_and_last_runs():
                                         "win_prob": win}))  # fmt: skip
         assert f"Over the last {n} runs* ({days[0]} to {days[-1]})" in text
         assert f"{risk[0]:.0f} → {risk[-1]:.0f} (of 100)" in text
-        assert f"{win[0]:.0%} → {win[-1]:.0%}" in text
+        assert f"{chance(win[0])} → {chance(win[-1])}" in text
     assert "First scored in this run" in trend_text(pd.DataFrame(columns=["risk", "win_prob"]))
 
 

@@ -14,7 +14,7 @@ from bot.cli import main
 from bot.morning import compose, run_channel
 from bot.services import build
 from bot.settings import Scope
-from dataset.money import money
+from dataset.money import chance, money
 from tests.bot.slackenv import LEADER, MANAGER, REP, channel, command_body, post
 from tests.bot.test_commands import ask, deal_text
 
@@ -94,7 +94,7 @@ def test_readers_never_train_score_or_simulate(served, capsys, monkeypatch, tmp_
     empty = tmp_path / "no-artifacts"  # readers get no model: they never need one
     deal = served.data["scores"].iloc[0]
     _, answer = ask(served, "/deal", deal["deal_id"])
-    assert f"{deal['win_prob']:.0%}" in deal_text(answer) and "*Why*" in deal_text(answer)
+    assert f"{chance(deal['win_prob'])}" in deal_text(answer) and "*Why*" in deal_text(answer)
     for text, user in (("", LEADER), (served.data["who"]["region"], LEADER), ("", MANAGER), ("", REP)):  # fmt: skip
         assert len(_slack_figures(served, text, user)) == 3
     reader = build(served.db_path, empty, served.settings).reader
@@ -172,7 +172,7 @@ def test_revbot_deal_prints_what_slash_deal_answers(served, capsys):
     assert main(["deal", deal["deal_id"].lower(), *db]) == 0
     out = capsys.readouterr().out
     assert out == plain(answer) + "\n"
-    assert f"Win probability: {deal['win_prob']:.0%}" in out and "Suggested next steps" in out
+    assert f"Win probability: {chance(deal['win_prob'])}" in out and "Suggested next steps" in out
     assert main(["deal", "no such deal anywhere", *db]) == 1
     assert "I found no open deal" in capsys.readouterr().out
 

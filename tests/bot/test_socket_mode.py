@@ -31,6 +31,7 @@ from bot.listeners import ACTION_WHY
 from bot.readiness import STARTING
 from bot.serve import serve
 from bot.settings import Secrets, Settings
+from dataset.money import chance
 from tests.bot.slackenv import LEADER, TOKEN, action_body, command_body, post, settings_for
 from tests.fakeslack import FakeSlack
 from tests.fakesocket import ACK_DEADLINE, Ack, FakeSocketMode
@@ -192,7 +193,7 @@ def test_deal_over_the_socket_answers_as_over_http(app, served):
     answer = app.slack.answer_at(url)
     assert answer["response_type"] == "ephemeral"
     text = json.dumps(answer["blocks"], ensure_ascii=False)
-    assert f"*Win probability*\\n{deal['win_prob']:.0%}" in text
+    assert f"*Win probability*\\n{chance(deal['win_prob'])}" in text
     assert f"*Risk*\\n{deal['risk']:.0f} / 100" in text and "*Suggested next steps*" in text
     assert answer == over_http(served, "/deal", deal["deal_id"].lower())
 

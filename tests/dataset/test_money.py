@@ -11,6 +11,7 @@ import pytest
 from bot.config import ConfigError
 from bot.settings import currency_of, settings_from
 from dataset.money import (
+    chance,
     compact,
     currency_default,
     default_currency,
@@ -99,3 +100,27 @@ def test_the_currency_setting():
         with pytest.raises(ConfigError, match=r"\[exports\] currency: .* is not a currency code"):
             settings_from({"exports": {"currency": bad}})
     assert math.isfinite(settings_from({"exports": {"currency": "JPY"}}).import_limits.max_amount)
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"),
+    [(0, "0%"), (0.0001, "under 1%"), (0.00499, "under 1%"), (0.0051, "1%"), (0.344, "34%"),
+     (0.9949, "99%"), (0.995, "over 99%"), (0.99999, "over 99%"), (1, "100%"),
+     (None, "-"), (math.nan, "-"), (np.float32(0.002), "under 1%")],
+)  # fmt: skip
+def test_a_chance_is_never_rounded_to_a_certainty(p, shown):
+    assert chance(p) == shown
+
+
+def test_every_chance_shown_holds_the_probability():
+    """The words are true of the number: 'under 1%' is under 1%, 'N%' is within half a point."""
+    for p in np.linspace(0, 1, 20001):
+        text = chance(p)
+        if text == "under 1%":
+            assert 0 < p < 0.01
+        elif text == "over 99%":
+            assert 0.99 < p < 1
+        else:
+            n = int(text.rstrip("%"))
+            assert abs(p * 100 - n) <= 0.5 + 1e-9
+            assert (n == 0) == (p == 0) and (n == 100) == (p == 1)
