@@ -60,11 +60,17 @@ class StageTiming:
         p = np.clip(np.asarray(win_prob, float), 0.0, 1.0)
         curve = curve_within(km, features)
         out = curve.copy()
+        # the feature matrix once per vocabulary (usually one for both; 1 s at a million deals)
+        matrices: list[tuple[dict, np.ndarray]] = []
         for k, fitted in enumerate(self.boosters):
             if fitted is None:
                 continue
             booster, stub = fitted
-            raw = booster.predict(stub.matrix(features), raw_score=True)
+            x = next((m for cats, m in matrices if cats == stub.categories), None)
+            if x is None:
+                x = stub.matrix(features)
+                matrices.append((stub.categories, x))
+            raw = booster.predict(x, raw_score=True)
             q = 1.0 / (1.0 + np.exp(-(_logit(p * curve[:, k]) + raw)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[:, k] = np.where(p > 0, np.clip(q / p, 0.0, 1.0), curve[:, k])
