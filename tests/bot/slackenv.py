@@ -24,6 +24,7 @@ from bot.settings import Channel, Member, Scope, Secrets, Settings
 from dataset import database, score_runs
 from dataset.demo import DemoConfig, write_demo
 from dataset.ingest import ingest_files
+from forecasting import stage_timing_file
 
 SECRET = "test-signing-secret-0123456789"
 TOKEN = "xoxb-test-0000-secret-token"
@@ -57,8 +58,7 @@ def build_crm(folder: Path) -> dict:
     artifacts = folder / "artifacts"
     refresher = Refresher(db_path, artifacts, Settings())
     refresher.train(n_cutoffs=2, say=lambda _: None)
-    # the forecast's shared shock is normally fitted by a backtest; its value is not under test
-    (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
+    fixed_shock(artifacts)
     run_id = refresher.refresh(lambda _: None).run_id
     scores = score_runs.run_scores(refresher.db(), run_id)
     who = people(scores)
@@ -67,6 +67,14 @@ def build_crm(folder: Path) -> dict:
     refresher.add_scope(run_id, Scope("rep", who["rep"]))
     refresher.close()
     return {"db_path": db_path, "artifacts": artifacts, "scores": scores, "crm": crm, "who": who}
+
+
+def fixed_shock(artifacts: Path, sigma: float = 0.4) -> None:
+    """The forecast's shared shock, normally fitted by a backtest, whose value is not under test:
+    saved as the backtest saves it, for the stage models there are (none saved, or other ones,
+    and the next refresh runs the backtest after all)."""
+    config = {"sigma": sigma, "stage_models": stage_timing_file.saved(artifacts)}
+    (artifacts / "forecast.json").write_text(json.dumps(config), encoding="utf-8")
 
 
 def people(scores) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dataset import database, score_runs
+from tests.bot.slackenv import fixed_shock
 from tests.conftest import run_cli
 
 pytest.importorskip("distributed")
@@ -32,13 +33,12 @@ def trained(small_world, dask_client, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("cli-dask")
     artifacts = folder / "artifacts"
     artifacts.mkdir()
-    # the forecast's shared shock is normally fitted by a backtest; its value is not under test
-    (artifacts / "forecast.json").write_text(json.dumps({"sigma": 0.4}), encoding="utf-8")
     db = folder / "train.db"
     shutil.copy(small_world["db_path"], db)
     address = dask_client.scheduler.address
     args = ["train", "--dask", address, "--cutoffs", "1", "--db", str(db), "--artifacts", str(artifacts)]  # fmt: skip
     code, out = run_cli(args, cwd=folder)
+    fixed_shock(artifacts)
     return {"folder": folder, "artifacts": artifacts, "code": code, "out": out, "address": address}
 
 
