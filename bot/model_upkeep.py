@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from dataset import database, import_log
+from dataset.money import chance
 from forecasting.bands import Bands
 from scoring.cluster import Cluster
 
@@ -67,7 +68,7 @@ def ranking_text(training) -> str:
     if model.booster is None or model.blend == 0:  # the base rate alone is shipped
         return (
             f"{tested}, its scores were no better than the average win chance, so every deal "
-            f"gets that average ({model.base_rate:.0%}) for now"
+            f"gets that average ({chance(model.base_rate)}) for now"
         )
     return (
         f"{tested}, it ranked a deal that went on to be won above one that was lost "

@@ -10,12 +10,8 @@ from forecasting.targets import Odds
 
 
 def chance_text(c: float) -> str:
-    """A chance in whole percent, never rounded to a certainty it is not."""
-    if 0 < c < 0.005:
-        return "under 1%"
-    if 0.995 <= c < 1:
-        return "over 99%"
-    return f"{c:.0%}"
+    """The chance of a target, by the rule every chance is shown by (`dataset.money.chance`)."""
+    return chance(c)
 
 
 def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:

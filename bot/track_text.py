@@ -4,12 +4,13 @@ Pure."""
 
 from __future__ import annotations
 
-from dataset.money import money, plural
+from dataset.money import chance, money, plural
 from forecasting.track_record import Summary, TrackRecord, quarter_end
 
 
 def _pct(x: float) -> str:
-    return f"{x:.0%}" if x >= 0.005 or x == 0 else "under 1%"
+    """An error in whole percent, 0% only when exact (as a chance: `dataset.money.chance`)."""
+    return chance(x)
 
 
 def _signed(x: float) -> str:

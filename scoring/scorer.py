@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dataset.money import chance
 from scoring.crm import Crm
 from scoring.explain import points_for
 from scoring.features import features_at
@@ -23,18 +24,18 @@ from scoring.risk import score_frame
 
 CONFIDENCE_TEXT = {
     "low": "model confidence: low (on past weeks its scores did little better than the average "
-    "open deal's win chance of {base:.0%})",
+    "open deal's win chance of {base})",
     "medium": "model confidence: medium (on past weeks it beat the average open deal's win "
-    "chance of {base:.0%} modestly)",
+    "chance of {base} modestly)",
     "high": "model confidence: high (on past weeks it clearly beat the average open deal's win "
-    "chance of {base:.0%})",
+    "chance of {base})",
 }
 CONTEXT = ("owner", "manager", "region", "product", "account", "stage", "expected_close",
            "value_known", "forecast_category")  # fmt: skip
 
 
 def confidence_text(model: WinModel) -> str:
-    return CONFIDENCE_TEXT[model.confidence].format(base=model.base_rate)
+    return CONFIDENCE_TEXT[model.confidence].format(base=chance(model.base_rate))
 
 
 @dataclass

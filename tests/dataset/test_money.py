@@ -124,3 +124,15 @@ def test_every_chance_shown_holds_the_probability():
             n = int(text.rstrip("%"))
             assert abs(p * 100 - n) <= 0.5 + 1e-9
             assert (n == 0) == (p == 0) and (n == 100) == (p == 1)
+
+
+def test_a_base_rate_model_says_its_average_as_each_deal_shows_it():
+    """A model that ships the base rate alone gives every deal that rate: the confidence line
+    under `/deal` says it as the deal's own line does."""
+    from scoring import model as wm
+    from scoring.scorer import confidence_text
+
+    for rate in (0.004, 0.3, 0.996):
+        m = wm.WinModel(None, wm.Calibrator(), 0.0, rate, {c: [] for c in wm.CATEGORICAL}, 0.0)
+        p = float(m.from_raw(np.zeros(1))[0])
+        assert p == rate and f"win chance of {chance(p)})" in confidence_text(m)

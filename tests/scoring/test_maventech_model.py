@@ -10,6 +10,7 @@ import json
 import pytest
 
 from dataset import database, deal_history
+from dataset.money import chance
 from scoring import artifact
 from scoring.evaluate import SHIPPED
 from scoring.features import features_at, prepare
@@ -45,7 +46,7 @@ def test_messages_say_what_the_model_knows(saved):
     assert model.confidence == "high"
     text = confidence_text(model)
     assert text.startswith("model confidence: high") and "clearly beat" in text
-    assert 0.2 < model.base_rate < 0.45 and f"{model.base_rate:.0%}" in text
+    assert 0.2 < model.base_rate < 0.45 and f"{chance(model.base_rate)}" in text
 
 
 def test_deals_open_longer_than_any_deal_took_to_close_score_near_zero(saved, maventech_digest):
