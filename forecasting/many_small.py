@@ -80,8 +80,27 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
     mean = w1 @ chances  # (L, G, A)
     # Var of one deal's revenue in atom a: v^2 q_a (1 - q_a); covariance of a and b: -v^2 q_a q_b,
     # with q_a = p c_a (won, and closing in a): diag(v^2 p c) - v^2 p^2 c c^T, summed per class
-    cov = -np.einsum("lgc,ca,cb->lgab", w3, chances, chances, optimize=True)
+    cov = -_weighted_outer(w3, chances)
     cov[..., np.arange(n_atoms), np.arange(n_atoms)] += w2 @ chances
     vals, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]
     return SmallDeals(mean=mean, root=root, atoms=atoms)
+
+
+OUTER_CELLS = 4_000_000  # a block of classes' outer products at most (32 MB)
+
+
+def _weighted_outer(w: np.ndarray, chances: np.ndarray) -> np.ndarray:
+    """sum_c w[..., c] chances[c, a] chances[c, b] -> (..., A, A), as one matrix product per
+    block of classes (each class's outer product flattened): numpy's einsum of the same sum
+    took 1.2 s of the million-deal forecast, whose summed deals fall in 4,096 close-time classes
+    where the stage models time them (0.06 s so); equal to 1e-14 relative."""
+    n_cls, n_atoms = chances.shape
+    lead = w.shape[:-1]
+    flat = w.reshape(int(np.prod(lead)), n_cls)
+    out = np.zeros((flat.shape[0], n_atoms * n_atoms))
+    block = max(1, OUTER_CELLS // (n_atoms * n_atoms))
+    for first in range(0, n_cls, block):
+        c = chances[first : first + block]
+        out += flat[:, first : first + block] @ (c[:, :, None] * c[:, None, :]).reshape(len(c), -1)
+    return out.reshape(*lead, n_atoms, n_atoms)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import forecasting.many_small as ms
 import forecasting.montecarlo as mc
 from forecasting.many_small import Atoms, small_deals
 from forecasting.montecarlo import Arrivals, shock_levels, simulate
@@ -138,3 +139,16 @@ def test_the_shock_levels_are_shared_with_the_drawn_deals():
     law = small_deals(deals["value"].to_numpy(), table, sampler, ATOMS, None, 1)
     totals = law.draw(np.random.default_rng(0), np.array([0, len(levels) - 1]))
     assert totals[0, 0].sum() < 0.3 * totals[1, 0].sum()
+
+
+@pytest.mark.parametrize("block_cells", [1, 7 * 7 * 3, 4_000_000])
+def test_the_covariance_sums_each_class_s_outer_product(monkeypatch, block_cells):
+    """The per-class weighted sum of chance outer products, by blocks of classes, is the sum
+    written out (whatever the block: one class at a time, three, all)."""
+    monkeypatch.setattr(ms, "OUTER_CELLS", block_cells)
+    rng = np.random.default_rng(3)
+    w, chances = rng.random((4, 2, 10)), rng.random((10, 7))
+    want = np.zeros((4, 2, 7, 7))
+    for c in range(10):
+        want += w[..., c, None, None] * np.outer(chances[c], chances[c])
+    np.testing.assert_allclose(ms._weighted_outer(w, chances), want, rtol=1e-12)
