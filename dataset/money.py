@@ -129,7 +129,7 @@ def chance(p: float | None) -> str:
     when exact; `-` when missing. A deal the model gives 0.3% is not one it calls lost for sure."""
     if _missing(p):
         return "-"
-    p = float(p)
+    p = float(p) + 0.0  # -0.0 is 0
     text = f"{p:.0%}"
     if text == "0%" and p > 0:
         return "under 1%"
