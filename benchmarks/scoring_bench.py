@@ -99,6 +99,7 @@ def demo_model(tmp: Path) -> None:
     from dataset import database, deal_history
     from dataset.demo import DemoConfig, write_demo
     from dataset.ingest import ingest_files
+    from forecasting import stage_timing, stage_timing_file
     from scoring import artifact
     from scoring.features import prepare
     from scoring.train import train
@@ -109,20 +110,9 @@ def demo_model(tmp: Path) -> None:
     crm = prepare(deal_history.load_crm(small))
     training = train(crm, n_cutoffs=1)
     artifact.save(training.model, tmp / "model", training.meta)
-    stage_models(crm, training, tmp / "model")
-
-
-def stage_models(crm, training, folder: Path) -> None:
-    """The forecast's stage models, fitted and saved beside the model as the refresh's training
-    does (`bot.model_upkeep.ModelUpkeep._fit_stage_timing`)."""
-    import pandas as pd
-
-    from forecasting import inputs, stage_timing, stage_timing_file
-
-    km = inputs.fit_timing(crm, crm.data_end, "km")
-    fitted = stage_timing.fit(crm, crm.data_end + pd.Timedelta(days=1), training.rows,
-                              training.model, km)  # fmt: skip
-    stage_timing_file.save(fitted, folder)
+    # the forecast's stage models beside it, as the refresh's training saves them
+    stage_timing_file.save(stage_timing.fit_shipped(crm, training.rows, training.model),
+                           tmp / "model")  # fmt: skip
 
 
 def open_pipeline(deals: int, yesterday: bool = False):
@@ -164,12 +154,11 @@ def million_run(tmp: Path) -> None:
     import), score, explain the top, forecast, write; then its floor, in the same process: the
     columnar copy read as Arrow tables (no frames built) and LightGBM's predict on the same
     matrix; and, for comparison, the same tables fetched whole from SQLite."""
-    import pandas as pd
 
     from bot.refresh import owners_of, scopes_text, scopes_to_forecast
     from bot.settings import Settings
     from dataset import database, deal_columns, deal_history, score_runs
-    from forecasting import inputs, stage_timing, stage_timing_file
+    from forecasting import stage_timing, stage_timing_file
     from forecasting.bands import Bands
     from forecasting.forecast import forecast_scopes
     from scoring import artifact, scorer
@@ -190,12 +179,9 @@ def million_run(tmp: Path) -> None:
     owners = {str(s): owners_of(s, crm.teams, run.scores) for s in scopes}
     # the stage models' chances to close within 28 and 91 days, as `Refresher._within` gives
     # them where the CRM has stage history (two exports here)
-    fitted = stage_timing_file.load(tmp / "model")
-    within = None
-    if fitted is not None and stage_timing.has_stage_history(crm):
-        km = inputs.fit_timing(crm, pd.Timestamp(run.as_of), "km")
-        within = _clock("stage models: each deal's chances to close within 28, 91 days",
-                        fitted.within, run.features, win, km)  # fmt: skip
+    within = _clock("stage models: each deal's chances to close within 28, 91 days",
+                    stage_timing.chances, stage_timing_file.load(tmp / "model"), crm, run.as_of,
+                    run.features, win)  # fmt: skip
     _clock(f"forecast: {scopes_text(scopes)} (10,000 scenarios)", forecast_scopes, crm,
            run.as_of, run.features, win, owners, bands=Bands(0.4), within=within)  # fmt: skip
     _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,

@@ -168,11 +168,9 @@ class ModelUpkeep:
         """The forecast's stage models (`forecasting.stage_timing`), fitted on the win model's
         snapshot rows and saved beside it; none (and any old ones removed) where the CRM has no
         stage history."""
-        from forecasting import inputs, stage_timing, stage_timing_file
+        from forecasting import stage_timing, stage_timing_file
 
-        day = crm.data_end + pd.Timedelta(days=1)
-        km = inputs.fit_timing(crm, crm.data_end, "km")
-        fitted = stage_timing.fit(crm, day, training.rows, training.model, km)
+        fitted = stage_timing.fit_shipped(crm, training.rows, training.model)
         stage_timing_file.save(fitted, self.artifacts)  # the forecast test says they are used
 
     def stage_timing(self):

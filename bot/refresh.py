@@ -430,13 +430,9 @@ class Refresher:
     def _within(self, crm, as_of, features: pd.DataFrame, win: np.ndarray) -> np.ndarray | None:
         """The open deals' chances to close within the stage models' knots if won, from the
         saved stage models (`ModelUpkeep.stage_timing`); None without them."""
-        from forecasting import inputs, stage_timing
+        from forecasting import stage_timing
 
-        fitted = self.upkeep.stage_timing()
-        if fitted is None or not stage_timing.has_stage_history(crm) or features.empty:
-            return None
-        as_of = pd.Timestamp(as_of)
-        return fitted.within(features, win, inputs.fit_timing(crm, as_of, "km"))
+        return stage_timing.chances(self.upkeep.stage_timing(), crm, as_of, features, win)
 
     # -- the model and the forecast's shock, when asked for (`revbot train`) --------------------
 

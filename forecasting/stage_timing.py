@@ -26,6 +26,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from forecasting import inputs
 from forecasting.timing import KaplanMeier
 from forecasting.warped_draws import WITHIN_DAYS
 from scoring import model as wm
@@ -126,3 +127,19 @@ def fit(crm: Crm, day: pd.Timestamp, rows: pd.DataFrame, model: wm.WinModel,
             booster = lgb.train(params, data(~held), num_boost_round=wm.PATIENCE)
         boosters.append((booster, stub))
     return StageTiming(boosters) if any(b is not None for b in boosters) else None
+
+
+def fit_shipped(crm: Crm, rows: pd.DataFrame, model: wm.WinModel) -> StageTiming | None:
+    """The models beside the shipped win model (`model`, fitted on the snapshot `rows`): as of
+    the day after the data's end, with the data's own time-to-win curve."""
+    km = inputs.fit_timing(crm, crm.data_end, "km")
+    return fit(crm, crm.data_end + pd.Timedelta(days=1), rows, model, km)
+
+
+def chances(fitted: StageTiming | None, crm: Crm, as_of, features: pd.DataFrame,
+            win_prob: np.ndarray) -> np.ndarray | None:  # fmt: skip
+    """The open deals' chances to close within each knot if won (`StageTiming.within`, against
+    the curve of `as_of`); None where there are no models, no stage history or no deals."""
+    if fitted is None or not has_stage_history(crm) or features.empty:
+        return None
+    return fitted.within(features, win_prob, inputs.fit_timing(crm, pd.Timestamp(as_of), "km"))
