@@ -253,8 +253,8 @@ def backtest_summary(crm, all_inputs: list[CutoffInputs]) -> pd.DataFrame:
     cutoffs = [ci.cutoff for ci in all_inputs]
     sims = bt.sigma_grid(all_inputs)
     actual = np.array([[ci.actual[w] for w in HORIZONS] for ci in all_inputs])
-    rolled = fitting.rolling(cutoffs, sims, actual, bt.SIGMAS, HORIZONS)
-    fixed = bt.in_sample_sigma(sims, actual)
+    rolled = fitting.rolling(cutoffs, sims, actual, bt.GRID, HORIZONS)
+    fixed = bt.in_sample_sigma(bt.sigma_grid(all_inputs, 0, bt.BEFORE, bt.SIGMA_ONLY), actual)
     rows = pd.concat([
         bt.method_rows(all_inputs, bt.OURS, rolled, 4000),
         bt.method_rows(all_inputs, bt.BEFORE, [fitting.Bands(fixed)] * len(cutoffs), 4000),

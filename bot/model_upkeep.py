@@ -219,7 +219,10 @@ class ModelUpkeep:
         if detail or self.verbose:
             say(BACKTEST_TABLE.format(n=bt.rows["cutoff"].nunique()))
             say(bt.summary.round(4).to_string(index=False))
-            say(f"forecast backtest written to {path} (shared shock sigma {bt.sigma})")
+            say(
+                f"forecast backtest written to {path} (shared shock sigma {bt.sigma}, slip "
+                f"{bt.bands.slip:g} days)"
+            )
         return config
 
 

@@ -20,7 +20,7 @@ The live forecast's shock is chosen on every cutoff matured by the data's end.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,14 @@ from scoring.train import all_rows, fit_at
 
 HORIZONS = (4, 8, 13)  # weeks
 SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.05), 2))  # coverage jumps between 0.1 steps
+# the shared slip of the close dates (sd in days; `montecarlo.simulate`), fitted with the shock:
+# each slip beside every sigma up to SLIP_SIGMA_MAX (a slip widens the near weeks' bands, so the
+# shock it goes with is small; the grid's cost stays under twice the shock's alone)
+SLIPS = (0.0, 5.0, 10.0)
+SLIP_SIGMA_MAX = 0.6
+GRID = tuple((float(s), 0.0) for s in SIGMAS) + tuple(
+    (float(s), d) for d in SLIPS if d > 0 for s in SIGMAS if s <= SLIP_SIGMA_MAX + 1e-9
+)
 GRID_SCENARIOS = 500
 OURS = "ours"  # the shock chosen by rolling origin
 CENTRED = "ours + centre correction"  # the same, and a correction learnt from past misses
@@ -134,8 +142,9 @@ def crps(samples: np.ndarray, y: float) -> float:
 
 
 def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, seed: int,
-                bands: Bands | None = None):  # fmt: skip
-    """The forecast at one cutoff for the horizons; `keep`s the scenarios."""
+                bands: Bands | None = None, slip: float = 0.0):  # fmt: skip
+    """The forecast at one cutoff for the horizons; `keep`s the scenarios. The slip is the
+    bands' where they are given, else `slip` (the method before issue 14 had none)."""
     periods = horizon_periods()
     if method == BASELINE:
         return simulate(ci.deals, ci.exponential, periods, scenarios=scenarios, seed=seed,
@@ -145,8 +154,9 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     timing = ci.km_any if method == BEFORE or chosen == "km-any" else ci.km
     staged = method in (OURS, CENTRED) and ci.staged is not None
     deals = ci.staged if staged else ci.deals
+    slip = 0.0 if method == BEFORE else bands.slip if bands is not None else slip
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
-                    arrivals=ci.arrivals, scale=scale, keep=True)  # fmt: skip
+                    slip_days=slip, arrivals=ci.arrivals, scale=scale, keep=True)  # fmt: skip
 
 
 def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
@@ -172,6 +182,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "interval_score": float(interval_score(r["p10"], r["p90"], y)),
                     "crps": crps(fc.totals[:, k], y),
                     "sigma": b.sigma if method != BASELINE else 0.0,
+                    "slip_days": b.slip if method in ROLLED else 0.0,
                     "fitted_on_pairs": b.pairs if method in ROLLED else np.nan,
                 }
             )
@@ -208,19 +219,25 @@ class Backtest:
         return self.bands.sigma
 
 
-def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS) -> np.ndarray:
-    """(cutoffs, sigmas, scenarios, horizons): a method's simulated revenue for every grid
-    sigma, with no correction (few scenarios; the bands are refitted on these without
+def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS,
+               grid: Sequence[tuple[float, float]] = GRID) -> np.ndarray:  # fmt: skip
+    """(cutoffs, grid, scenarios, horizons): a method's simulated revenue at every (sigma, slip)
+    of the grid, with no correction (few scenarios; the bands are refitted on these without
     simulating again)."""
     return np.stack([
-        np.stack([simulate_at(ci, method, float(s), GRID_SCENARIOS, seed).totals for s in SIGMAS])
+        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d).totals
+                  for s, d in grid])
         for ci in all_inputs
     ]).astype(np.float32)  # fmt: skip
 
 
+SIGMA_ONLY = tuple((float(s), 0.0) for s in SIGMAS)  # the method before issue 14's grid
+
+
 def in_sample_sigma(sims: np.ndarray, actual: np.ndarray) -> float:
     """The method before rolling origin: the sigma whose 13-week P10-P90 bands held closest to
-    80% of all the cutoffs' actuals, ties to the best interval score over all horizons."""
+    80% of all the cutoffs' actuals, ties to the best interval score over all horizons (`sims`:
+    at each of `SIGMA_ONLY`)."""
     best = None
     for si, sigma in enumerate(SIGMAS):
         lo, hi = np.quantile(sims[:, si], [0.1, 0.9], axis=1)  # (J, H)
@@ -254,18 +271,18 @@ def backtest(
     tell("sizing the forecast's range on what was actually won after those dates…")
     sims = sigma_grid(all_inputs, seed)
     actual = np.array([[ci.actual[w] for w in HORIZONS] for ci in all_inputs])
-    rolled = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS)
-    live = fitting.fit(sims, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), SIGMAS,
+    rolled = fitting.rolling(cutoffs, sims, actual, GRID, HORIZONS)
+    live = fitting.fit(sims, actual, fitting.matured(cutoffs, crm.data_end, HORIZONS), GRID,
                        HORIZONS)  # fmt: skip
     parts = [method_rows(all_inputs, OURS, rolled, scenarios, seed)]
     if compare:
-        centred = fitting.rolling(cutoffs, sims, actual, SIGMAS, HORIZONS, centre=True)
-        fixed = in_sample_sigma(sigma_grid(all_inputs, seed, BEFORE), actual)
+        centred = fitting.rolling(cutoffs, sims, actual, GRID, HORIZONS, centre=True)
+        fixed = in_sample_sigma(sigma_grid(all_inputs, seed, BEFORE, SIGMA_ONLY), actual)
         parts += [method_rows(all_inputs, CENTRED, centred, scenarios, seed),
                   method_rows(all_inputs, BEFORE, [Bands(fixed)] * len(cutoffs), scenarios, seed)]  # fmt: skip
         if any(ci.staged is not None for ci in all_inputs):
             curve = fitting.rolling(cutoffs, sigma_grid(all_inputs, seed, CURVE_ONLY), actual,
-                                    SIGMAS, HORIZONS)  # fmt: skip
+                                    GRID, HORIZONS)  # fmt: skip
             parts.append(method_rows(all_inputs, CURVE_ONLY, curve, scenarios, seed))
     parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))
     rows = pd.concat(parts, ignore_index=True)

@@ -80,7 +80,7 @@ def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Ba
     """`simulate` with the timing learnt from all the company's deals and the bands' shock and
     centre correction; `how`: the new deals and the breakdown."""
     return simulate(deals, inputs.fit_timing(crm, as_of, bands.timing), periods,
-                    scenarios=scenarios, seed=seed, shock_sigma=bands.sigma,
+                    scenarios=scenarios, seed=seed, shock_sigma=bands.sigma, slip_days=bands.slip,
                     scale=bands.factor(periods.end), **how)  # fmt: skip
 
 

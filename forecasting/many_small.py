@@ -40,31 +40,50 @@ class Atoms:
 
 @dataclass(frozen=True)
 class SmallDeals:
-    """The small deals' revenue per (shock level, group, atom): its mean and a square root of
-    its covariance (`root @ root.T`), so a draw is `mean + root @ z`, z standard normal."""
+    """The small deals' revenue per (shock level, slip level, group, atom): its mean and a
+    square root of its covariance (`root @ root.T`), so a draw is `mean + root @ z`, z standard
+    normal."""
 
-    mean: np.ndarray  # (levels, groups, atoms)
-    root: np.ndarray  # (levels, groups, atoms, atoms)
+    mean: np.ndarray  # (levels, slips, groups, atoms)
+    root: np.ndarray  # (levels, slips, groups, atoms, atoms)
     atoms: Atoms
 
-    def draw(self, rng: np.random.Generator, level: np.ndarray) -> np.ndarray:
+    def draw(self, rng: np.random.Generator, level: np.ndarray,
+             slip: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """Revenue per (scenario, group, period) of the small deals, for each scenario's shock
-        level. A stretch's revenue is never below zero (the normal law's far tail would be)."""
-        z = rng.standard_normal((len(level), *self.mean.shape[1:]))
-        x = self.mean[level] + np.einsum("sgab,sgb->sga", self.root[level], z)
+        and slip levels. A stretch's revenue is never below zero (the normal law's far tail
+        would be)."""
+        slip = np.zeros(len(level), np.int64) if slip is None else slip
+        z = rng.standard_normal((len(level), *self.mean.shape[2:]))
+        x = self.mean[level, slip] + np.einsum("sgab,sgb->sga", self.root[level, slip], z)
         np.maximum(x, 0.0, out=x)
         return x @ self.atoms.to_periods
 
 
+def slipped_edges(edges: np.ndarray, slip: int) -> np.ndarray:
+    """The stretches' edges in the days a deal would close without a slip of `slip` days (every
+    close that much later; sooner where negative, but none before day 0, whose stretch takes
+    them all)."""
+    out = np.asarray(edges, np.int64) - int(slip)
+    out[0] = min(out[0], 0)
+    return out
+
+
 def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms: Atoms,
-                group: np.ndarray | None, n_groups: int) -> SmallDeals:  # fmt: skip
+                group: np.ndarray | None, n_groups: int,
+                slips: np.ndarray | None = None) -> SmallDeals:  # fmt: skip
     """`value` (n), `p_table` (levels, n): each deal's win probability at each shock level (an
     array, or rows made as they are read);
     `sampler`: the deals' close-time sampler (`timing.Sampler.atom_chances`); `group`: each
-    deal's breakdown group (None: one group)."""
+    deal's breakdown group (None: one group); `slips`: the slip levels, in whole days (none:
+    no slip)."""
     n_atoms = len(atoms.edges) - 1
-    cls, chances = sampler.atom_chances(atoms.edges)  # (n,), (classes, atoms)
-    n_cls = len(chances)
+    slips = np.zeros(1, np.int64) if slips is None else np.asarray(slips)
+    # the classes are the deals' groups and ages (and chances at the knots): the same whatever
+    # the edges; their chances per stretch, at each slip
+    found = [sampler.atom_chances(slipped_edges(atoms.edges, int(d))) for d in slips]
+    cls = found[0][0]
+    n_cls = len(found[0][1])
     cell = (0 if group is None else group.astype(np.int64)) * n_cls + cls
     size = n_groups * n_cls
 
@@ -77,11 +96,14 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
         w2[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
         p *= p
         w3[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
-    mean = w1 @ chances  # (L, G, A)
+    mean = np.stack([w1 @ chances for _, chances in found], axis=1)  # (L, J, G, A)
     # Var of one deal's revenue in atom a: v^2 q_a (1 - q_a); covariance of a and b: -v^2 q_a q_b,
     # with q_a = p c_a (won, and closing in a): diag(v^2 p c) - v^2 p^2 c c^T, summed per class
-    cov = -_weighted_outer(w3, chances)
-    cov[..., np.arange(n_atoms), np.arange(n_atoms)] += w2 @ chances
+    cov = np.stack([-_weighted_outer(w3, chances) for _, chances in found], axis=1)
+    diagonal = np.arange(n_atoms)
+    for j, (_, chances) in enumerate(found):
+        at = cov[:, j]  # a view: (L, G, A, A)
+        at[..., diagonal, diagonal] += w2 @ chances
     vals, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]
     return SmallDeals(mean=mean, root=root, atoms=atoms)

@@ -9,6 +9,11 @@ In each scenario:
   sigma is fitted on backtest errors, see `backtest`);
 - each open deal is won with its calibrated probability (after the shock) and, if won, closes
   after a time drawn from the timing model given its age;
+- a slip shared by every deal of the scenario moves all close dates together (d ~ N(0, slip)
+  days, none before tomorrow nor, for a new deal, before it appears): a team's deals close
+  sooner or later together (a quarter's end, a holiday, a slow procurement season), which
+  moves the near weeks' revenue much more than a quarter's (`slip_days`, fitted with the shock
+  on backtest errors);
 - new deals arrive: a Poisson number per week at the recent rate, each with a value drawn from
   recent deals, the base win rate and the same timing from age 0 (a leader's quarter includes
   deals not yet in the pipeline: 42-55% of next quarter's revenue in MavenTech).
@@ -88,6 +93,7 @@ MAX_CELLS = 262_144  # scenario x deal cells per chunk: 1 MB float32 arrays stay
 MIN_CHUNK = 16  # scenarios: fewer per chunk and Python's per-chunk overhead dominates
 WORKERS = min(2, os.cpu_count() or 1)
 SHOCK_LEVELS = 64  # the shared shock is drawn from 64 equiprobable quantiles of N(0, sigma)
+SLIP_LEVELS = 9  # the shared slip, from 9 equiprobable quantiles of N(0, days), in whole days
 # a pipeline of more open deals than DRAW_ALL: its EXACT_DEALS biggest are drawn one by one and
 # the rest summed by their normal law (forecasting.many_small), with a breakdown into at most
 # MAX_SUMMED_GROUPS groups (its covariance is per group)
@@ -130,6 +136,17 @@ def shock_levels(sigma: float) -> np.ndarray:
     return np.array([dist.inv_cdf((k + 0.5) / SHOCK_LEVELS) for k in range(SHOCK_LEVELS)])
 
 
+def slip_levels(days: float) -> np.ndarray:
+    """Equiprobable quantiles of N(0, days), rounded to whole days: drawing one uniformly is
+    drawing the slip of every close date in a scenario (whole days keep the summed deals' and
+    the new deals' close-time chances exact: their stretches are whole days)."""
+    if not days:
+        return np.zeros(1, dtype=np.int64)
+    dist = NormalDist(0.0, days)
+    return np.array([round(dist.inv_cdf((k + 0.5) / SLIP_LEVELS)) for k in range(SLIP_LEVELS)],
+                    dtype=np.int64)  # fmt: skip
+
+
 def _to_periods(daily: np.ndarray, periods: Periods) -> np.ndarray:
     """(..., horizon) daily sums -> (..., periods) sums through cumulative sums."""
     cum = np.concatenate([np.zeros(daily.shape[:-1] + (1,)), daily.cumsum(axis=-1)], axis=-1)
@@ -144,6 +161,7 @@ def simulate(
     scenarios: int = 10_000,
     seed: int = 0,
     shock_sigma: float = 0.0,
+    slip_days: float = 0.0,
     arrivals: Arrivals | None = None,
     by: str | None = None,
     scale: np.ndarray | None = None,
@@ -151,7 +169,8 @@ def simulate(
     group_arrivals: dict[str, Arrivals] | None = None,
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
-    horizon is the (d + 1)-th day after the as-of date. `scale`: a revenue multiplier per
+    horizon is the (d + 1)-th day after the as-of date. `slip_days`: the sd of the shared slip,
+    in days, of every close date of a scenario (none before tomorrow). `scale`: a revenue multiplier per
     period (the centre correction fitted on past misses, `forecasting.bands`); `keep`: return
     every scenario's totals too (the backtest refits its bands on them).
 
@@ -161,6 +180,7 @@ def simulate(
         raise ValueError("group_arrivals needs `by`: the groups they belong to")
     arrivals = arrivals or Arrivals()
     levels = shock_levels(shock_sigma)
+    slips = slip_levels(slip_days)
     if by is not None:
         labels = deals[by].fillna("(none)").astype(str).to_numpy(dtype=object)
         names = sorted(set(labels.tolist()) | set(group_arrivals or ()))
@@ -178,11 +198,11 @@ def simulate(
     if len(small):
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, atoms,
-                           None if all_codes is None else all_codes[small], n_groups)  # fmt: skip
+                           None if all_codes is None else all_codes[small], n_groups, slips)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
-    new_deals = [(a, _NewDeals.of(a, timing, atoms)) for a in news]
+    new_deals = [(a, _NewDeals.of(a, timing, atoms, slips)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -191,12 +211,17 @@ def simulate(
 
     def run(rng: np.random.Generator, size: int):
         level = rng.integers(0, len(levels), size)
+        # no draw without a slip: the same numbers as before it existed
+        shift = rng.integers(0, len(slips), size) if len(slips) > 1 else np.zeros(size, np.int64)
         prob = p_table[level]  # (size, n)
         u = rng.random((size, n), dtype=np.float32)
         won = u < prob
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
+        if len(slips) > 1:
+            days += slips[shift].astype(np.float32)[:, None]
+            np.maximum(days, 0.0, out=days)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
         flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
@@ -207,12 +232,12 @@ def simulate(
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)
         # (size, P), or (size, G, P) when each group has its own new deals
-        new = np.stack([_new_deals(rng, size, a, g, periods, levels[level])
+        new = np.stack([_new_deals(rng, size, a, g, periods, levels[level], shift)
                         for a, g in new_deals], axis=1)  # fmt: skip
         if group_arrivals is None:
             new = new[:, 0]
         if rest is not None:
-            group_periods += rest.draw(rng, level)
+            group_periods += rest.draw(rng, level, shift)
         return group_periods, new
 
     if len(sizes) == 1 or WORKERS == 1:
@@ -356,7 +381,7 @@ class _NewDeals:
     """The new deals of one set of arrivals, by timing group (product), prepared once per
     simulation (not per chunk)."""
 
-    rate: np.ndarray  # (groups, atoms): new deals won per stretch of days, at a win chance of 1
+    rate: np.ndarray  # (slips, groups, atoms): new deals won per stretch, at a win chance of 1
     mean: np.ndarray  # (groups,): the values' mean
     square: np.ndarray  # (groups,): the mean of the squared values (a sum's variance)
     need: np.ndarray  # (groups,): the wins expected in a stretch for its normal law
@@ -367,12 +392,15 @@ class _NewDeals:
     atoms: Atoms
 
     @staticmethod
-    def of(arrivals: Arrivals, timing, atoms: Atoms) -> _NewDeals | None:
+    def of(arrivals: Arrivals, timing, atoms: Atoms,
+           slips: np.ndarray | None = None) -> _NewDeals | None:  # fmt: skip
         """Each timing group (product) with its own close times and values: the quick closers
         of a horizon are the small deals, so one pooled curve with all values would overstate
-        it. None: no new deals."""
+        it; at each of `slips` (whole days: every close that much later, or sooner but never
+        before the deal appears). None: no new deals."""
         if arrivals.per_week <= 0 or len(arrivals.values) == 0:
             return None
+        slips = np.zeros(1, np.int64) if slips is None else slips
         all_values = np.asarray(arrivals.values, np.float64)
         grouped = arrivals.groups is not None
         groups = arrivals.groups if grouped else np.zeros(len(all_values))
@@ -381,9 +409,10 @@ class _NewDeals:
         count = np.array([len(v) for v in parts])
         per_day = arrivals.per_week / 7.0 * count / len(all_values)
         horizon = int(atoms.edges[-1])
-        cdfs = np.array([timing.cdf_from_start(horizon, g if grouped else None) for g in names],
-                        np.float64).reshape(len(names), horizon)  # fmt: skip
-        by_atom = np.add.reduceat(cdfs, atoms.edges[:-1], axis=1) if horizon else cdfs[:, :0]
+        most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
+        cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
+                         for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
+        by_atom = np.stack([_slipped(cdfs, int(d), horizon, atoms.edges) for d in slips])
         square = np.array([np.mean(v * v) for v in parts])
         # a compound Poisson sum of lam wins has skewness E[v^3] / (E[v^2]^1.5 sqrt(lam)): a few
         # big deals among many small ones need far more wins than equal values before it is normal
@@ -391,14 +420,14 @@ class _NewDeals:
         third = np.array([np.mean(v * v * v) for v in parts])
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(square > 0, third / square**1.5, 1.0)
-        rate = per_day[:, None] * by_atom
+        rate = per_day[None, :, None] * by_atom
         need = np.maximum(EXACT_SUM_BELOW, (rho / MAX_SKEW) ** 2)
         return _NewDeals(
             rate=rate,
             mean=np.array([v.mean() for v in parts]),
             square=square,
             need=need,
-            drawn=float(np.minimum(rate, need[:, None]).sum()),
+            drawn=float(np.minimum(rate, need[None, :, None]).sum(axis=(1, 2)).max()),
             values=np.concatenate(parts),
             first=np.r_[0, np.cumsum(count)[:-1]],
             count=count,
@@ -406,8 +435,19 @@ class _NewDeals:
         )
 
 
+def _slipped(cdfs: np.ndarray, slip: int, horizon: int, edges: np.ndarray) -> np.ndarray:
+    """(groups, atoms): the new deals won per stretch of days per deal a day, their closes `slip`
+    days later (sooner where negative, but never before the deal appeared): on day t, as many
+    as closed by day t - slip without it (`cdfs`: P(closed by day d) from the deal's start)."""
+    daily = np.zeros((len(cdfs), horizon))
+    first = max(0, slip)
+    if first < horizon:
+        daily[:, first:] = cdfs[:, first - slip : horizon - slip]
+    return np.add.reduceat(daily, edges[:-1], axis=1) if horizon else daily[:, :0]
+
+
 def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Periods,
-               shock) -> np.ndarray:  # fmt: skip
+               shock, shift: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Revenue per (scenario, period) from deals that do not exist yet.
 
     Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
@@ -428,18 +468,19 @@ def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Pe
     p_won = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + shock)))  # (size,)
     # (scenario, group, stretch) cells: a few thousand scenarios at a time, whatever the groups,
     # and no more deals drawn one by one than NEW_DRAWS (skewed values draw thousands a stretch)
-    block = min(NEW_CELLS // max(new.rate.size, 1), int(NEW_DRAWS // max(new.drawn, 1.0)))
+    block = min(NEW_CELLS // max(new.rate[0].size, 1), int(NEW_DRAWS // max(new.drawn, 1.0)))
     block = max(1, block)
-    revenue = np.concatenate([_new_revenue(rng, p_won[i : i + block], new)
+    shift = np.zeros(size, np.int64) if shift is None else shift
+    revenue = np.concatenate([_new_revenue(rng, p_won[i : i + block], new, shift[i : i + block])
                               for i in range(0, size, block)])  # fmt: skip
     return revenue @ new.atoms.to_periods
 
 
-def _new_revenue(rng, p_won: np.ndarray, new: _NewDeals) -> np.ndarray:
+def _new_revenue(rng, p_won: np.ndarray, new: _NewDeals, shift: np.ndarray) -> np.ndarray:
     """New deals' revenue per (scenario, stretch), for the scenarios whose new deals win with
-    `p_won`."""
-    size, n_atoms = len(p_won), new.rate.shape[1]
-    lam = p_won[:, None, None] * new.rate[None, :, :]  # (size, groups, atoms)
+    `p_won` and close at the slip level `shift`."""
+    size, n_atoms = len(p_won), new.rate.shape[2]
+    lam = p_won[:, None, None] * new.rate[shift]  # (size, groups, atoms)
     many = lam >= new.need[None, :, None]
     out = np.zeros(size * n_atoms)
     if many.any():

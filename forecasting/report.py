@@ -55,8 +55,9 @@ def write(bt: Backtest, folder: Path) -> Path:
         "Out of sample: at each past date, ours used only the outcomes already known on it "
         "(rolling origin; the first dates, with too few, a default shock).",
         "",
-        f"The live forecast's shared shock, fitted on every matured date: sigma (log-odds) "
-        f"{bt.bands.sigma}.",
+        f"The live forecast's shared shock and slip, fitted on every matured date: sigma "
+        f"(log-odds) {bt.bands.sigma}, slip {bt.bands.slip:g} days (sd of a shift of every "
+        "close date shared by a scenario's deals).",
         "",
         timing_text(bt),
         "",

@@ -44,7 +44,7 @@ def _backtest() -> Backtest:
                              "interval_score": 1.0, "p50_above": False,
                              "crps": 1.0})  # fmt: skip
     rows = pd.DataFrame(rows)
-    return Backtest(rows=rows, summary=summarise(rows), bands=Bands(0.35))
+    return Backtest(rows=rows, summary=summarise(rows), bands=Bands(0.35, slip=5.0))
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_revbot_train_says_the_table_under_a_plain_header(stubbed, generated_tra
     refresher.backtest(crm=stubbed["crm"], say=said.append)
     assert said[-1] == (
         f"forecast backtest written to {tmp_path / 'art' / 'forecast_test.md'} "
-        "(shared shock sigma 0.35)"
+        "(shared shock sigma 0.35, slip 5 days)"
     )
     assert said[-3] == BACKTEST_TABLE.format(n=3) and "p50_mape" in said[-2]
 

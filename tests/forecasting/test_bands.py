@@ -11,6 +11,7 @@ from forecasting.bands import MIN_PAIRS, RECENT, SHRINK, Bands, fit, matured, ro
 
 WEEKS = (4, 8, 13)
 SIGMAS = (0.0, 0.2, 0.4, 0.6, 0.8)
+GRID = tuple((s, 0.0) for s in SIGMAS)  # (sigma, slip in days): no slip here but the last test
 CUTOFFS = list(pd.date_range("2024-01-01", periods=20, freq="7D"))
 
 
@@ -34,18 +35,18 @@ def test_a_cutoff_never_uses_an_outcome_not_yet_known():
     c_k): making it enormous must not change k's bands; once it matures, it must."""
     sims, actual = _sims(), _actuals(1.2)
     # with the centre correction (which any used outcome moves), so that a leak would show
-    before = rolling(CUTOFFS, sims, actual, SIGMAS, WEEKS, centre=True)
+    before = rolling(CUTOFFS, sims, actual, GRID, WEEKS, centre=True)
     k = 15
     future = actual.copy()
     future[k - 1, 2] *= 50  # the miss at cutoff k - 1, 13 weeks: known only on c_{k-1} + 13w
-    after = rolling(CUTOFFS, sims, future, SIGMAS, WEEKS, centre=True)
+    after = rolling(CUTOFFS, sims, future, GRID, WEEKS, centre=True)
     assert not matured(CUTOFFS, CUTOFFS[k], WEEKS)[k - 1, 2]
     assert after[: k + 1] == before[: k + 1]  # every cutoff up to k: exactly the same bands
     # in this 20-week history it never matures: make a used one (cutoff k - 4, 4 weeks, known
     # on c_k exactly) enormous
     used = actual.copy()
     used[k - 4, 0] *= 50
-    changed = rolling(CUTOFFS, sims, used, SIGMAS, WEEKS, centre=True)
+    changed = rolling(CUTOFFS, sims, used, GRID, WEEKS, centre=True)
     assert matured(CUTOFFS, CUTOFFS[k], WEEKS)[k - 4, 0]
     assert changed[k] != before[k]
     assert changed[:k] == before[:k]  # not matured before c_k
@@ -53,7 +54,7 @@ def test_a_cutoff_never_uses_an_outcome_not_yet_known():
 
 def test_too_little_history_gives_the_stated_defaults():
     sims, actual = _sims(), _actuals()
-    bands = rolling(CUTOFFS, sims, actual, SIGMAS, WEEKS)
+    bands = rolling(CUTOFFS, sims, actual, GRID, WEEKS)
     usable = [matured(CUTOFFS, c, WEEKS) for c in CUTOFFS]
     for b, ok in zip(bands, usable, strict=True):
         if ok.sum() < MIN_PAIRS:
@@ -67,7 +68,7 @@ def test_the_centre_correction_is_the_shrunk_mean_of_the_latest_misses():
     not used live) is the mean log miss of the latest outcomes per horizon, shrunk towards 0."""
     sims, actual = _sims(), _actuals(ratio=1.5, spread=0.15)
     usable = np.ones_like(actual, dtype=bool)
-    b = fit(sims, actual, usable, SIGMAS, WEEKS, centre=True)
+    b = fit(sims, actual, usable, GRID, WEEKS, centre=True)
     n = RECENT  # the latest of each horizon
     miss = np.log(actual[-n:] / (100.0 * np.array(WEEKS))[None, :]).mean(axis=0)
     assert np.allclose([b.centre[w] for w in WEEKS], miss * n / (n + SHRINK), atol=1e-4)
@@ -76,10 +77,10 @@ def test_the_centre_correction_is_the_shrunk_mean_of_the_latest_misses():
 
 def test_an_unbiased_centre_is_left_alone_and_the_factor_interpolates():
     sims, actual = _sims(), _actuals(ratio=1.0, spread=0.05)
-    b = fit(sims, actual, np.ones_like(actual, dtype=bool), SIGMAS, WEEKS, centre=True)
+    b = fit(sims, actual, np.ones_like(actual, dtype=bool), GRID, WEEKS, centre=True)
     assert all(abs(v) < 0.05 for v in b.centre.values())
     # the live forecast fits no correction, however biased the misses
-    live = fit(sims, _actuals(ratio=1.5), np.ones_like(actual, dtype=bool), SIGMAS, WEEKS)
+    live = fit(sims, _actuals(ratio=1.5), np.ones_like(actual, dtype=bool), GRID, WEEKS)
     assert live.centre == {} and np.all(live.factor([28, 91]) == 1.0)
     c = Bands(0.3, {4: 0.1, 13: 0.4})
     assert np.allclose(
@@ -90,7 +91,8 @@ def test_an_unbiased_centre_is_left_alone_and_the_factor_interpolates():
 def test_an_old_config_with_sigma_only_still_loads():
     old = Bands.from_config({"sigma": 0.45, "data_end": "2024-01-01"})
     assert old.sigma == 0.45 and not old.centre and np.all(old.factor([10, 90]) == 1.0)
-    new = Bands(0.3, {4: -0.1, 8: 0.0, 13: 0.2}, pairs=12)
+    assert old.slip == 0.0  # saved before the slip: none
+    new = Bands(0.3, {4: -0.1, 8: 0.0, 13: 0.2}, pairs=12, slip=5.0)
     assert Bands.from_config(new.to_config()) == new
 
 
@@ -102,15 +104,33 @@ def test_the_misses_of_the_first_months_do_not_keep_the_band_wide():
     spread = np.where(np.arange(len(CUTOFFS)) < 10, 1.0, 0.2)[:, None]
     actual = 100.0 * np.array(WEEKS)[None, :] * np.exp(spread * e)
     everything = np.ones_like(actual, dtype=bool)
-    b = fit(sims, actual, everything, SIGMAS, WEEKS)
+    b = fit(sims, actual, everything, GRID, WEEKS)
     later = everything.copy()
     later[:10] = False
-    assert b == fit(sims, actual, later, SIGMAS, WEEKS)
+    assert b == fit(sims, actual, later, GRID, WEEKS)
     early = everything.copy()
     early[10:] = False
-    assert b.sigma < fit(sims, actual, early, SIGMAS, WEEKS).sigma
+    assert b.sigma < fit(sims, actual, early, GRID, WEEKS).sigma
 
 
 def test_an_old_saved_forecast_keeps_the_timing_it_was_fitted_with():
     assert Bands.from_config({"sigma": 0.3}).timing == "km-any"
     assert Bands().timing == "km" and Bands.from_config(Bands().to_config()).timing == "km"
+
+
+def test_a_slip_is_chosen_where_the_near_weeks_miss_more_than_the_far_ones():
+    """Misses wide at 4 weeks and narrow at 13 (as a shared slip of the close dates makes them:
+    the near weeks' revenue depends most on when deals close) are fitted by the grid's slip,
+    which widens the near weeks alone; misses alike at every horizon by the shock alone."""
+    z = np.random.default_rng(5).standard_normal(400)
+    z = (z - np.median(z)) / z.std()
+    by_horizon = {0.0: (0.3, 0.3, 0.3), 5.0: (0.6, 0.25, 0.1)}  # the log spread each gives
+    grid = ((0.3, 0.0), (0.3, 5.0))
+    one = np.array([[100.0 * w * np.exp(by_horizon[d][h] * z) for h, w in enumerate(WEEKS)]
+                    for _, d in grid])  # fmt: skip
+    sims = np.broadcast_to(one.transpose(0, 2, 1)[None], (len(CUTOFFS), *one.transpose(0, 2, 1).shape))  # fmt: skip
+    e = np.random.default_rng(9).standard_normal((len(CUTOFFS), len(WEEKS)))
+    everything = np.ones((len(CUTOFFS), len(WEEKS)), dtype=bool)
+    for d, spread in by_horizon.items():
+        actual = 100.0 * np.array(WEEKS)[None, :] * np.exp(np.array(spread)[None, :] * e)
+        assert fit(sims, actual, everything, grid, WEEKS).slip == d

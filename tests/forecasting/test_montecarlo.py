@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting import montecarlo as mc
 from forecasting.chart import fan_chart
 from forecasting.montecarlo import Arrivals, simulate
 from forecasting.periods import calendar
@@ -185,3 +186,53 @@ def test_new_deals_have_the_law_of_drawing_them_one_by_one(values):
         # within four standard errors of the difference of two means of 20,000 scenarios
         error = 4 * np.sqrt(2 / len(want)) * want[:, k].std() + 1.0
         assert abs(got.loc[k, "mean"] - want[:, k].mean()) <= error, (PERIODS.names[k], "mean")
+
+
+def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, scenarios: int,
+                               seed: int, slips: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Revenue per (scenario, period) of new deals drawn deal by deal: each born on a day of the
+    horizon, won with the win rate, closing a time drawn from the curve after its birth, then
+    its scenario's slip later (sooner where negative, never before its birth)."""
+    rng = np.random.default_rng(seed)
+    horizon = periods.horizon
+    cdf = km.cdf_from_start(horizon + int(np.abs(slips).max()))
+    born = rng.poisson(arrivals.per_week / 7.0 * arrivals.win_rate * horizon, scenarios)
+    scenario = np.repeat(np.arange(scenarios), born)
+    birth = rng.integers(0, horizon, len(scenario))
+    took = np.searchsorted(cdf, rng.random(len(scenario)), side="right")  # len(cdf): not yet
+    slip = slips[rng.integers(0, len(slips), scenarios)][scenario]
+    close = np.where(took < len(cdf), birth + np.maximum(took + slip, 0), horizon)
+    value = arrivals.values[rng.integers(0, len(arrivals.values), len(scenario))]
+    inside = close < horizon
+    daily = np.bincount(scenario[inside] * horizon + close[inside], weights=value[inside],
+                        minlength=scenarios * horizon).reshape(scenarios, horizon)  # fmt: skip
+    cum = np.concatenate([np.zeros((scenarios, 1)), daily.cumsum(axis=1)], axis=1)
+    return cum[:, periods.end] - cum[:, periods.start]
+
+
+@pytest.mark.parametrize("slip_days", [8.0, 30.0])
+def test_a_slip_moves_open_and_new_deals_closes_as_drawing_them_deal_by_deal(slip_days):
+    """The shared slip of every close date: the forecast's mean per period is that of drawing
+    each deal (open ones and new ones, which never close before they appear) with its
+    scenario's slip; the first week, whose closes a slip later takes away and a slip sooner
+    piles up at day 0, is where it shows most."""
+    km = KaplanMeier.fit(np.random.default_rng(11).gamma(2.0, 6.0, 3000), np.ones(3000, bool), None)
+    arrivals = Arrivals(per_week=40.0, values=np.full(20, 1_000.0), win_rate=0.5)
+    slips = mc.slip_levels(slip_days)
+    nobody = pd.DataFrame({"value": [0.0], "win_prob": [0.0], "age": [1.0], "timing_group": ["a"]})
+    got = simulate(nobody, km, PERIODS, scenarios=20_000, seed=3, arrivals=arrivals,
+                   slip_days=slip_days).table  # fmt: skip
+    want = _new_deals_born_and_closed(arrivals, km, PERIODS, 20_000, 4, slips)
+    plain = simulate(nobody, km, PERIODS, scenarios=20_000, seed=3, arrivals=arrivals).table
+    for k in range(len(PERIODS.names)):
+        error = 4 * np.sqrt(2 / len(want)) * want[:, k].std() + 1.0
+        assert abs(got.loc[k, "mean"] - want[:, k].mean()) <= error, (PERIODS.names[k], "mean")
+    # open deals: one certain deal that closes in 3 days, slipped by each scenario's draw
+    one = pd.DataFrame({"value": [100.0], "win_prob": [1.0], "age": [0.0], "timing_group": ["a"]})
+    fixed = KaplanMeier.fit(np.full(50, 3.0), np.ones(50, bool), None)
+    days = simulate(one, fixed, PERIODS, scenarios=9_000, seed=5, slip_days=slip_days, keep=True)
+    week = days.totals[:, 0]  # the first period: the rest of this week, days 0-3
+    share = np.mean(np.maximum(3 + slips, 0) < PERIODS.end[0])
+    assert 0 < share < 1
+    assert abs((week > 0).mean() - share) <= 4 * np.sqrt(share * (1 - share) / 9_000) + 0.002
+    assert plain.loc[0, "mean"] != got.loc[0, "mean"]

@@ -33,10 +33,10 @@ def _quarter(fc, column: str) -> np.ndarray:
     return fc.table.loc[fc.table["kind"] == "quarter", column].to_numpy()
 
 
-def test_each_scope_drawn_together_forecasts_what_it_would_alone(day):
+@pytest.mark.parametrize("bands", [Bands(0.3), Bands(0.3, slip=10.0)], ids=["shock", "and slip"])
+def test_each_scope_drawn_together_forecasts_what_it_would_alone(day, bands):
     crm, t, f, win, owners = day
     scopes = {"all": None, "half": owners[::2], "other half": owners[1::2], "one": owners[:1]}
-    bands = Bands(0.3)
     together = forecast_scopes(crm, t, f, win, scopes, bands=bands, scenarios=SCENARIOS)
     assert list(together) == list(scopes)
     for name, owners_ in scopes.items():
@@ -52,12 +52,13 @@ def test_each_scope_drawn_together_forecasts_what_it_would_alone(day):
         assert set(together[name].grids) == set(alone.grids)
 
 
-def test_in_every_scenario_the_parts_add_up_to_the_whole(day):
+@pytest.mark.parametrize("bands", [Bands(0.3), Bands(0.3, slip=10.0)], ids=["shock", "and slip"])
+def test_in_every_scenario_the_parts_add_up_to_the_whole(day, bands):
     """Two halves of the company drawn with it: their mean revenue adds up to the company's in
     every period (each scenario's company total is its halves' sum), to rounding."""
     crm, t, f, win, owners = day
     scopes = {"all": None, "half": owners[::2], "other half": owners[1::2]}
-    fcs = forecast_scopes(crm, t, f, win, scopes, bands=Bands(0.3), scenarios=SCENARIOS)
+    fcs = forecast_scopes(crm, t, f, win, scopes, bands=bands, scenarios=SCENARIOS)
     assert fcs["half"].open_deals + fcs["other half"].open_deals == fcs["all"].open_deals
     for column in ("mean", "from_pipeline", "from_new", "won_to_date"):
         parts = fcs["half"].table[column] + fcs["other half"].table[column]
@@ -152,3 +153,16 @@ def test_the_groups_scenarios_add_up_to_the_total(monkeypatch, summed):
     np.testing.assert_allclose(fc.groups.totals.sum(axis=1), fc.totals, rtol=1e-9)
     assert (fc.groups.from_new[3] == 0).all() and fc.groups.from_new[0].sum() > 0
     assert (fc.groups.from_pipeline[0] == 0).all() and fc.groups.from_pipeline[3].sum() > 0
+
+
+def test_the_slip_of_the_saved_bands_widens_the_near_weeks(day):
+    """The live forecast draws the slip its bands carry: a team's closes coming sooner or later
+    together widen the next weeks' range far more than the quarter's."""
+    crm, t, f, win, _ = day
+    plain = forecast(crm, t, f, win, bands=Bands(0.3), scenarios=SCENARIOS).table
+    slipped = forecast(crm, t, f, win, bands=Bands(0.3, slip=10.0), scenarios=SCENARIOS).table
+    weeks = (plain["kind"] == "week").to_numpy()
+    ahead = weeks & (plain["from_pipeline"] > 0).to_numpy()  # the weeks still to come
+    near = np.flatnonzero(ahead)[:2]
+    width = lambda tab, k: tab.loc[k, "p90"] - tab.loc[k, "p10"]  # noqa: E731
+    assert all(width(slipped, k) > 1.2 * width(plain, k) for k in near)

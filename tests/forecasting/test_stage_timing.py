@@ -16,6 +16,7 @@ from dataset.ingest import ingest_files
 from dataset.worlds import stages
 from forecasting import inputs, stage_timing, stage_timing_file
 from forecasting.backtest import default_cutoffs, horizon_periods
+from forecasting.many_small import slipped_edges
 from forecasting.montecarlo import simulate
 from forecasting.timing import KaplanMeier
 from forecasting.warped_draws import WITHIN_DAYS, WITHIN_STEPS, Warped, within_columns
@@ -69,7 +70,9 @@ def test_a_stretch_the_curve_leaves_empty_is_filled_evenly_in_days():
     assert soon.mean() == pytest.approx(WITHIN_DAYS[0] / 2, abs=0.5)  # evenly over 0-28 days
 
 
-def test_the_summed_deals_chances_are_the_draws_to_the_classes_resolution():
+@pytest.mark.parametrize("slip", [0, 12, -12])
+def test_the_summed_deals_chances_are_the_draws_to_the_classes_resolution(slip):
+    """At a shared slip of the close dates too (`many_small.slipped_edges`)."""
     km = _curve(3)
     rng = np.random.default_rng(4)
     n = 60
@@ -78,9 +81,9 @@ def test_the_summed_deals_chances_are_the_draws_to_the_classes_resolution():
     within = np.column_stack([first, first + rng.random(n) * (1 - first)])
     sampler = km.sampler(ages, np.array(["?"] * n, dtype=object), within)
     edges = np.array([0, 10, 28, 50, 91, 150, 365])
-    cls, chances = sampler.atom_chances(edges)
+    cls, chances = sampler.atom_chances(slipped_edges(edges, slip))
     assert len(chances) <= n
-    days = _draws(sampler, n)
+    days = np.maximum(_draws(sampler, n) + slip, 0.0)
     drawn = np.stack([((days >= a) & (days < b)).mean(axis=0)
                       for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)  # fmt: skip
     np.testing.assert_allclose(chances[cls], drawn, atol=1.0 / WITHIN_STEPS)
