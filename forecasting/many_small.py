@@ -74,16 +74,15 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
                 slips: np.ndarray | None = None) -> SmallDeals:  # fmt: skip
     """`value` (n), `p_table` (levels, n): each deal's win probability at each shock level (an
     array, or rows made as they are read);
-    `sampler`: the deals' close-time sampler (`timing.Sampler.atom_chances`); `group`: each
+    `sampler`: the deals' close-time sampler (`timing.Sampler.atom_chances_at`); `group`: each
     deal's breakdown group (None: one group); `slips`: the slip levels, in whole days (none:
     no slip)."""
     n_atoms = len(atoms.edges) - 1
     slips = np.zeros(1, np.int64) if slips is None else np.asarray(slips)
-    # the classes are the deals' groups and ages (and chances at the knots): the same whatever
-    # the edges; their chances per stretch, at each slip
-    found = [sampler.atom_chances(slipped_edges(atoms.edges, int(d))) for d in slips]
-    cls = found[0][0]
-    n_cls = len(found[0][1])
+    # the classes (the deals' groups and ages, and chances at the knots) found once, their
+    # chances per stretch at each slip
+    cls, at = sampler.atom_chances_at([slipped_edges(atoms.edges, int(d)) for d in slips])
+    n_cls = len(at[0])
     cell = (0 if group is None else group.astype(np.int64)) * n_cls + cls
     size = n_groups * n_cls
 
@@ -96,12 +95,12 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
         w2[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
         p *= p
         w3[level] = np.bincount(cell, weights=square * p, minlength=size).reshape(n_groups, n_cls)
-    mean = np.stack([w1 @ chances for _, chances in found], axis=1)  # (L, J, G, A)
+    mean = np.stack([w1 @ chances for chances in at], axis=1)  # (L, J, G, A)
     # Var of one deal's revenue in atom a: v^2 q_a (1 - q_a); covariance of a and b: -v^2 q_a q_b,
     # with q_a = p c_a (won, and closing in a): diag(v^2 p c) - v^2 p^2 c c^T, summed per class
-    cov = np.stack([-_weighted_outer(w3, chances) for _, chances in found], axis=1)
+    cov = np.stack([-_weighted_outer(w3, chances) for chances in at], axis=1)
     diagonal = np.arange(n_atoms)
-    for j, (_, chances) in enumerate(found):
+    for j, chances in enumerate(at):
         at = cov[:, j]  # a view: (L, G, A, A)
         at[..., diagonal, diagonal] += w2 @ chances
     vals, vecs = np.linalg.eigh(cov)

@@ -174,10 +174,16 @@ class Sampler:
         """(class of each deal, chance per class that a won deal closes in each stretch
         [edges[a], edges[a + 1]) of days), exactly as `dense_days` draws it: deals of one group
         and age close alike, so a class is a (group, age), a few hundred for any pipeline."""
+        cls, (out,) = self.atom_chances_at([edges])
+        return cls, out
+
+    def atom_chances_at(self, edge_sets: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`atom_chances` at each of several sets of edges (the stretches at each slip of the
+        close dates), the classes found once: they do not depend on the edges."""
         key = self.code.astype(np.int64) * (MAX_DAYS + 1) + self.age.astype(np.int64)
         keys, first, cls = np.unique(key, return_index=True, return_inverse=True)
         levels = np.arange(LEVELS + 1, dtype=np.float64)
-        out = np.zeros((len(keys), len(edges) - 1))
+        outs = [np.zeros((len(keys), len(edges) - 1)) for edges in edge_sets]
         for block in np.array_split(np.arange(len(keys)), max(1, len(keys) // 256)):
             deal = first[block]
             top = (self.start[deal].astype(np.float64) * LEVELS)[:, None]
@@ -187,13 +193,14 @@ class Sampler:
                 weight = np.clip(np.minimum(levels + 1, top) - levels, 0.0, 1.0) / top
             weight[(top <= 0)[:, 0]] = 0.0  # S(age) = 0: never closes
             day = np.maximum(self.table[self.code[deal]] - self.age[deal][:, None], 0.0)
-            atom = np.searchsorted(edges, day, side="right") - 1  # len(edges) - 1: past them
-            keep = atom < len(edges) - 1
-            rows = np.broadcast_to(np.arange(len(block))[:, None], atom.shape)
-            cells = rows[keep] * (len(edges) - 1) + atom[keep]
-            out[block] = np.bincount(cells, weights=weight[keep],
-                                     minlength=len(block) * (len(edges) - 1)).reshape(len(block), -1)  # fmt: skip
-        return cls.ravel(), out
+            rows = np.broadcast_to(np.arange(len(block))[:, None], day.shape)
+            for edges, out in zip(edge_sets, outs, strict=True):
+                atom = np.searchsorted(edges, day, side="right") - 1  # len(edges) - 1: past them
+                keep = atom < len(edges) - 1
+                cells = rows[keep] * (len(edges) - 1) + atom[keep]
+                out[block] = np.bincount(cells, weights=weight[keep],
+                                         minlength=len(block) * (len(edges) - 1)).reshape(len(block), -1)  # fmt: skip
+        return cls.ravel(), outs
 
 
 @dataclass

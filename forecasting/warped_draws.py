@@ -109,8 +109,14 @@ class Warped:
         class is a base class and the deal's chances at the knots to 1 / WITHIN_STEPS (coarser
         if that makes more than MAX_CLASSES classes and twice the base's: the summed small
         deals' memory grows with them, per shock level and group), at its members' mean."""
-        cls, ch = self.base.atom_chances(edges)
-        cap = max(MAX_CLASSES, 2 * len(ch))
+        cls, (out,) = self.atom_chances_at([edges])
+        return cls, out
+
+    def atom_chances_at(self, edge_sets: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`atom_chances` at each of several sets of edges, the classes found once (they do not
+        depend on the edges; 0.4 s each for a million deals)."""
+        cls, chs = self.base.atom_chances_at(edge_sets)
+        cap = max(MAX_CLASSES, 2 * len(chs[0]))
         steps = WITHIN_STEPS
         while True:  # coarser where a million deals would make too many classes to sum by
             step = np.round(self.within * steps).astype(np.int64)
@@ -132,7 +138,16 @@ class Warped:
                                 for k in range(self.within.shape[1])])  # fmt: skip
         target = np.hstack([np.zeros((n, 1)), mean, np.ones((n, 1))])
         curve_k = np.hstack([np.zeros((n, 1)), self.curve_within[first], np.ones((n, 1))])
-        cum = np.hstack([np.zeros((n, 1)), np.cumsum(ch[base_cls], axis=1)])  # (C, A + 1)
+        return inverse, [self._warped(ch[base_cls], edges, target, curve_k)
+                         for ch, edges in zip(chs, edge_sets, strict=True)]  # fmt: skip
+
+    @staticmethod
+    def _warped(ch: np.ndarray, edges: np.ndarray, target: np.ndarray,
+                curve_k: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The classes' chances per stretch (`ch`, the curve's), warped to their chances at the
+        knots (`target`; `curve_k`, the curve's own there)."""
+        n = len(ch)
+        cum = np.hstack([np.zeros((n, 1)), np.cumsum(ch, axis=1)])  # (C, A + 1)
         knot_days = np.r_[0.0, WITHIN_DAYS, np.inf]
         out = np.zeros_like(cum)
         e = np.asarray(edges, float)[None, :]
@@ -149,4 +164,4 @@ class Warped:
                 (e - FLAT_DAYS[k]) / (FLAT_DAYS[k + 1] - FLAT_DAYS[k]), 0, 1
             )
             out = np.where(in_days, np.where(flat, by_days, by_curve), out)
-        return inverse, np.diff(out, axis=1)
+        return np.diff(out, axis=1)
