@@ -182,11 +182,8 @@ def million_run(tmp: Path) -> None:
     within = _clock("stage models: each deal's chances to close within 28, 91 days",
                     stage_timing.chances, stage_timing_file.load(tmp / "model"), crm, run.as_of,
                     run.features, win)  # fmt: skip
-    # a shock and a slip of the close dates, as a backtest fits them (the slip draws the summed
-    # small deals' law at each of its levels: the forecast's costlier case)
     _clock(f"forecast: {scopes_text(scopes)} (10,000 scenarios)", forecast_scopes, crm,
-           run.as_of, run.features, win, owners, bands=Bands(0.4, slip=5.0),
-           within=within)  # fmt: skip
+           run.as_of, run.features, win, owners, bands=Bands(0.4), within=within)  # fmt: skip
     _clock("write the run to SQLite", score_runs.write_score_run, big, as_of=run.as_of,
            scores=run.scores, model_hash="bench", confidence="bench", base_rate=0.5)  # fmt: skip
     total = time.perf_counter() - t0
