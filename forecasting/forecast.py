@@ -77,8 +77,8 @@ def forecast(
 
 def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Bands,
           scenarios: int, seed: int, **how):  # fmt: skip
-    """`simulate` with the timing learnt from all the company's deals and the bands' shock and
-    centre correction; `how`: the new deals and the breakdown."""
+    """`simulate` with the timing learnt from all the company's deals and the bands' shock, slip
+    and centre correction; `how`: the new deals and the breakdown."""
     return simulate(deals, inputs.fit_timing(crm, as_of, bands.timing), periods,
                     scenarios=scenarios, seed=seed, shock_sigma=bands.sigma, slip_days=bands.slip,
                     scale=bands.factor(periods.end), **how)  # fmt: skip

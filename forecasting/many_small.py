@@ -101,8 +101,8 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
     cov = np.stack([-_weighted_outer(w3, chances) for chances in at], axis=1)
     diagonal = np.arange(n_atoms)
     for j, chances in enumerate(at):
-        at = cov[:, j]  # a view: (L, G, A, A)
-        at[..., diagonal, diagonal] += w2 @ chances
+        view = cov[:, j]  # (L, G, A, A)
+        view[..., diagonal, diagonal] += w2 @ chances
     vals, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]
     return SmallDeals(mean=mean, root=root, atoms=atoms)

@@ -139,12 +139,16 @@ def shock_levels(sigma: float) -> np.ndarray:
 def slip_levels(days: float) -> np.ndarray:
     """Equiprobable quantiles of N(0, days), rounded to whole days: drawing one uniformly is
     drawing the slip of every close date in a scenario (whole days keep the summed deals' and
-    the new deals' close-time chances exact: their stretches are whole days)."""
+    the new deals' close-time chances exact: their stretches are whole days). A slip too small
+    to move any level a day is none: no level drawn, the same numbers as without."""
+    if not np.isfinite(days) or days < 0:
+        raise ValueError(f"slip_days must be a number of days, 0 or more: {days!r}")
     if not days:
         return np.zeros(1, dtype=np.int64)
     dist = NormalDist(0.0, days)
-    return np.array([round(dist.inv_cdf((k + 0.5) / SLIP_LEVELS)) for k in range(SLIP_LEVELS)],
-                    dtype=np.int64)  # fmt: skip
+    levels = np.array([round(dist.inv_cdf((k + 0.5) / SLIP_LEVELS)) for k in range(SLIP_LEVELS)],
+                      dtype=np.int64)  # fmt: skip
+    return levels if levels.any() else np.zeros(1, dtype=np.int64)
 
 
 def _to_periods(daily: np.ndarray, periods: Periods) -> np.ndarray:
@@ -219,8 +223,8 @@ def simulate(
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
-        if len(slips) > 1:
-            days += slips[shift].astype(np.float32)[:, None]
+        if len(slips) > 1:  # a new array: a sampler's days may be a read-only view (`Fixed`)
+            days = days + slips[shift].astype(np.float32)[:, None]
             np.maximum(days, 0.0, out=days)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells

@@ -236,3 +236,24 @@ def test_a_slip_moves_open_and_new_deals_closes_as_drawing_them_deal_by_deal(sli
     assert 0 < share < 1
     assert abs((week > 0).mean() - share) <= 4 * np.sqrt(share * (1 - share) / 9_000) + 0.002
     assert plain.loc[0, "mean"] != got.loc[0, "mean"]
+
+
+def test_a_slip_of_known_close_days_and_a_slip_too_small_to_move_a_day():
+    """Deals with known close days (`Fixed`) slip as drawn ones do; a slip that rounds to no day
+    at every level is none, to the bit; a negative or missing one is refused in words."""
+    deals = pd.DataFrame({"value": [100.0, 200.0], "win_prob": [1.0, 1.0], "age": [0.0, 0.0],
+                          "timing_group": ["a", "a"]})  # fmt: skip
+    fixed = Fixed(np.array([2.0, 40.0]))
+    got = simulate(deals, fixed, PERIODS, scenarios=900, seed=1, slip_days=6.0, keep=True)
+    # days 0-3: the deal due on day 2 is there unless its scenario's slip took it past day 3
+    share = np.mean(np.maximum(2 + mc.slip_levels(6.0), 0) < PERIODS.end[0])
+    assert 0 < share < 1
+    seen = (got.totals[:, 0] > 0).mean()
+    assert abs(seen - share) <= 4 * np.sqrt(share * (1 - share) / 900)
+    km = _km()
+    plain = simulate(deals, km, PERIODS, scenarios=500, seed=2).table
+    tiny = simulate(deals, km, PERIODS, scenarios=500, seed=2, slip_days=0.1).table
+    pd.testing.assert_frame_equal(plain, tiny)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="slip_days must be a number of days"):
+            simulate(deals, _km(), PERIODS, scenarios=10, slip_days=bad)
