@@ -15,8 +15,7 @@ again:
   chased the few misses. The shock moves every horizon alike; the slip moves the near weeks
   most (what closes in the next 4 weeks depends most on when deals close): on MavenTech, over
   35 past dates, the 4-week bands held 60% of actuals and the 13-week ones 89% with the shock
-  alone. The grid
-  (`backtest.GRID`) has no slip yet but 0: see `backtest.SLIPS`;
+  alone. The grid (`backtest.GRID`) holds no slip but 0 for now: see `backtest.SLIPS`;
 - `centre` (measured by the study, not used live): a log factor per horizon, the mean of
   log(actual / P50), shrunk towards 0 when there are few.
 Too few matured pairs: the stated defaults (`DEFAULT_SIGMA`, no correction).

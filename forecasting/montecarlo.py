@@ -12,8 +12,8 @@ In each scenario:
 - a slip shared by every deal of the scenario moves all close dates together (d ~ N(0, slip)
   days, none before tomorrow nor, for a new deal, before it appears): a team's deals close
   sooner or later together (a quarter's end, a holiday, a slow procurement season), which
-  moves the near weeks' revenue much more than a quarter's (`slip_days`, fitted with the shock
-  on backtest errors);
+  moves the near weeks' revenue much more than a quarter's (`slip_days`: the backtest fits it
+  with the shock from `backtest.SLIPS`, which holds none but 0 for now);
 - new deals arrive: a Poisson number per week at the recent rate, each with a value drawn from
   recent deals, the base win rate and the same timing from age 0 (a leader's quarter includes
   deals not yet in the pipeline: 42-55% of next quarter's revenue in MavenTech).
