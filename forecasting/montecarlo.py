@@ -396,15 +396,13 @@ class _NewDeals:
     atoms: Atoms
 
     @staticmethod
-    def of(arrivals: Arrivals, timing, atoms: Atoms,
-           slips: np.ndarray | None = None) -> _NewDeals | None:  # fmt: skip
+    def of(arrivals: Arrivals, timing, atoms: Atoms, slips: np.ndarray) -> _NewDeals | None:
         """Each timing group (product) with its own close times and values: the quick closers
         of a horizon are the small deals, so one pooled curve with all values would overstate
         it; at each of `slips` (whole days: every close that much later, or sooner but never
         before the deal appears). None: no new deals."""
         if arrivals.per_week <= 0 or len(arrivals.values) == 0:
             return None
-        slips = np.zeros(1, np.int64) if slips is None else slips
         all_values = np.asarray(arrivals.values, np.float64)
         grouped = arrivals.groups is not None
         groups = arrivals.groups if grouped else np.zeros(len(all_values))
@@ -451,7 +449,7 @@ def _slipped(cdfs: np.ndarray, slip: int, horizon: int, edges: np.ndarray) -> np
 
 
 def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Periods,
-               shock, shift: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+               shock, shift: np.ndarray) -> np.ndarray:  # fmt: skip
     """Revenue per (scenario, period) from deals that do not exist yet.
 
     Arrivals are a Poisson process, uniform over the horizon; keeping the won ones and splitting
@@ -474,7 +472,6 @@ def _new_deals(rng, size, arrivals: Arrivals, new: _NewDeals | None, periods: Pe
     # and no more deals drawn one by one than NEW_DRAWS (skewed values draw thousands a stretch)
     block = min(NEW_CELLS // max(new.rate[0].size, 1), int(NEW_DRAWS // max(new.drawn, 1.0)))
     block = max(1, block)
-    shift = np.zeros(size, np.int64) if shift is None else shift
     revenue = np.concatenate([_new_revenue(rng, p_won[i : i + block], new, shift[i : i + block])
                               for i in range(0, size, block)])  # fmt: skip
     return revenue @ new.atoms.to_periods
