@@ -46,11 +46,12 @@ class Warped:
 
     base: Sampler
     within: np.ndarray  # (n, K): the chance a won deal closes within each knot's days
-    curve_within: np.ndarray  # (n, K): the base curve's chance
+    curve_within: np.ndarray  # (n, K): the base sampler's chance, as it draws (not the curve's)
 
     @staticmethod
     def of(base: Sampler, within: np.ndarray, curve: np.ndarray) -> Warped:
-        """`curve`: the base curve's own chances at the knots (`KaplanMeier.chances_within`)."""
+        """`curve`: the base's own chances at the knots as it draws them
+        (`Sampler.chances_within`): the knots are honoured only if the map starts from those."""
         given = np.asarray(within, float)
         given = np.where(np.isnan(given), curve, given)  # nothing said: the curve's own
         target = np.maximum.accumulate(np.clip(given, 0, 1), axis=1)
@@ -74,6 +75,9 @@ class Warped:
         lo, hi = target[:, :-1], target[:, 1:]
         c_lo, c_hi = curve[:, :-1], curve[:, 1:]
         width = hi - lo
+        # before the float32 casts below: c_hi - float32(c_lo) of a flat stretch is ~1e-8, and
+        # its draws went to the curve's last close instead of evenly over the stretch
+        flat = (c_hi - c_lo < 1e-9) & (width > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = np.where(width > 0, (c_hi - c_lo) / width, 0.0).astype(np.float32)
         lo, c_lo = lo.astype(np.float32), c_lo.astype(np.float32)
@@ -87,7 +91,6 @@ class Warped:
         # in days across it (after the last knot, where the curve has closed every win, over as
         # many days again)
         edges = FLAT_DAYS
-        flat = (c_hi - c_lo < 1e-9) & (width > 0)
         for k in np.flatnonzero(flat.any(axis=0)):
             inside = flat[:, k] & (u >= lo[:, k]) & (u < hi[:, k])
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -52,6 +52,50 @@ def test_draws_close_within_each_knot_as_often_as_the_deal_was_given():
     assert (days[:, 3] >= WITHIN_DAYS[1]).mean() == pytest.approx(0.7, abs=0.002)  # the rest later
 
 
+def _edge_shares(days: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(deals, stretches): the share of each deal's draws in each stretch of days."""
+    return np.stack([((days >= a) & (days < b)).mean(axis=0)
+                     for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)  # fmt: skip
+
+
+def test_an_old_deal_with_little_curve_left_still_honours_its_chances():
+    """Wins closing at an even pace (60 days on average): a deal open a year has 0.2% of the
+    curve left, which the draw table holds in a few levels; its draws still close within the
+    knots as often as it was given, and the summed deals' chances are its draws'."""
+    rng = np.random.default_rng(8)
+    days = np.minimum(rng.exponential(60.0, 20_000), 700).round()
+    km = KaplanMeier.fit(days, np.ones(len(days), bool), won=np.ones(len(days), bool))
+    ages = np.array([360.0, 380.0, 10.0])
+    assert 0 < km.pooled[380] * 4096 < 16  # a handful of the table's levels
+    within = np.array([[0.3, 0.9], [0.1, 0.4], [0.5, 0.8]])
+    sampler = km.sampler(ages, np.array(["?"] * 3, dtype=object), within)
+    drawn = _draws(sampler, 3)
+    for k, knot in enumerate(WITHIN_DAYS):
+        np.testing.assert_allclose((drawn < knot).mean(axis=0), within[:, k], atol=0.002)
+    edges = np.array([0, 10, 28, 60, 91, 120, 365])
+    cls, chances = sampler.atom_chances(edges)
+    np.testing.assert_allclose(chances[cls], _edge_shares(drawn, edges), atol=0.002)
+
+
+def test_a_stretch_the_curve_leaves_empty_after_its_first_closes_is_filled_evenly():
+    """Wins within 20 days or after 100: between the knots at 4 and 13 weeks the curve has no
+    close, its chance there constant at a value float32 cannot hold; the deal's chances still
+    fill that stretch evenly in days, in the draws and the summed deals' chances alike."""
+    rng = np.random.default_rng(9)
+    days = np.r_[rng.integers(3, 20, 1234), rng.integers(100, 200, 2000)]
+    km = KaplanMeier.fit(days, np.ones(len(days), bool), won=np.ones(len(days), bool))
+    sampler = km.sampler(np.array([9.0]), np.array(["?"], dtype=object), np.array([[0.2, 0.8]]))
+    c = sampler.curve_within[0]
+    assert c[0] == c[1] and c[1] - np.float32(c[0]) > 1e-9  # float32 rounds it down
+    drawn = _draws(sampler, 1)
+    middle = drawn[(drawn >= WITHIN_DAYS[0]) & (drawn < WITHIN_DAYS[1])]
+    assert len(middle) / len(drawn) == pytest.approx(0.6, abs=0.002)
+    assert middle.mean() == pytest.approx(sum(WITHIN_DAYS) / 2, abs=0.5)
+    edges = np.array([0, 28, 40, 60, 91, 365])
+    cls, chances = sampler.atom_chances(edges)
+    np.testing.assert_allclose(chances[cls], _edge_shares(drawn, edges), atol=0.002)
+
+
 def test_the_curves_own_chances_leave_its_draws_as_they_were():
     km = _curve(1)
     ages, groups = np.array([0.0, 20.0, 60.0]), np.array(["?"] * 3, dtype=object)
