@@ -110,6 +110,9 @@ def with_sigma(evaluated: pd.DataFrame) -> pd.DataFrame:
     summary["slip"] = (
         evaluated.groupby(["method", "weeks"], sort=False)["slip_days"].median().to_numpy()
     )
+    summary["share"] = (
+        evaluated.groupby(["method", "weeks"], sort=False)["slip_share"].median().to_numpy()
+    )
     return summary
 
 
@@ -208,7 +211,7 @@ def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: flo
         live = s.attrs["live"]
         about = (
             f"{s['cutoffs'].iloc[0]} cutoffs evaluated after {s.attrs['warmup']} warm-up. Live "
-            f"shock and slip (all matured cutoffs): sigma {live.sigma}, slip {live.slip:g} days."
+            f"shock and slip (all matured cutoffs): sigma {live.sigma}, {live.slip_text()}."
             if live is not None
             else f"{s['cutoffs'].iloc[0]} cutoffs: each seed's evaluated cutoffs together."
         )
@@ -218,14 +221,14 @@ def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: flo
             about,
             "",
             "| method | weeks | cutoffs | coverage | P50 error | P50 above | interval score | "
-            "CRPS | sigma (median) | slip, days (median) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "CRPS | sigma (median) | slip, days (median) | share following it (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for _, r in s.iterrows():
             lines.append(
                 f"| {r['method']} | {r['weeks']} | {r['cutoffs']} | {r['coverage']:.0%} | "
                 f"{r['p50_mape']:.1%} | {r['p50_above']:.0%} | {r['interval_score']:,.0f} | "
-                f"{r['crps']:,.0f} | {r['sigma']:.2f} | {r['slip']:g} |"
+                f"{r['crps']:,.0f} | {r['sigma']:.2f} | {r['slip']:g} | {r['share']:.0%} |"
             )
         lines += ["", "Aims: " + "; ".join(aims(s)) + ".", "", noise(s) + ".", ""]
         if CURVE_ONLY in set(s["method"]):

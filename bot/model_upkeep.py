@@ -220,8 +220,8 @@ class ModelUpkeep:
             say(BACKTEST_TABLE.format(n=bt.rows["cutoff"].nunique()))
             say(bt.summary.round(4).to_string(index=False))
             say(
-                f"forecast backtest written to {path} (shared shock sigma {bt.sigma}, slip "
-                f"{bt.bands.slip:g} days)"
+                f"forecast backtest written to {path} (shared shock sigma {bt.sigma}, "
+                f"{bt.bands.slip_text()})"
             )
         return config
 

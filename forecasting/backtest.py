@@ -46,9 +46,15 @@ SIGMAS = tuple(np.round(np.arange(0.0, 1.61, 0.05), 2))  # coverage jumps betwee
 # lockstep left MavenTech's next week nothing in 1 scenario of 9 (P10 $0 where it was $70k): a
 # deal that follows the team's slip only part of the time is the next step (session 46's note)
 SLIPS = (0.0,)
+SLIP_SHARES = (1.0,)  # the chance each deal follows the slip (`montecarlo.simulate`)
 SLIP_SIGMA_MAX = 0.6
-GRID = tuple((float(s), 0.0) for s in SIGMAS) + tuple(
-    (float(s), d) for d in SLIPS if d > 0 for s in SIGMAS if s <= SLIP_SIGMA_MAX + 1e-9
+GRID = tuple((float(s), 0.0, 1.0) for s in SIGMAS) + tuple(
+    (float(s), d, r)
+    for d in SLIPS
+    if d > 0
+    for r in SLIP_SHARES
+    for s in SIGMAS
+    if s <= SLIP_SIGMA_MAX + 1e-9
 )
 GRID_SCENARIOS = 500
 OURS = "ours"  # the shock chosen by rolling origin
@@ -145,9 +151,10 @@ def crps(samples: np.ndarray, y: float) -> float:
 
 
 def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, seed: int,
-                bands: Bands | None = None, slip: float = 0.0):  # fmt: skip
-    """The forecast at one cutoff for the horizons; `keep`s the scenarios. The slip is the
-    bands' where they are given, else `slip` (the method before issue 14 had none)."""
+                bands: Bands | None = None, slip: float = 0.0, share: float = 1.0):  # fmt: skip
+    """The forecast at one cutoff for the horizons; `keep`s the scenarios. The slip and the
+    share of deals following it are the bands' where they are given, else `slip` and `share`
+    (the method before issue 14 had none)."""
     periods = horizon_periods()
     if method == BASELINE:
         return simulate(ci.deals, ci.exponential, periods, scenarios=scenarios, seed=seed,
@@ -158,8 +165,10 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     staged = method in (OURS, CENTRED) and ci.staged is not None
     deals = ci.staged if staged else ci.deals
     slip = 0.0 if method == BEFORE else bands.slip if bands is not None else slip
+    share = bands.slip_share if bands is not None else share
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
-                    slip_days=slip, arrivals=ci.arrivals, scale=scale, keep=True)  # fmt: skip
+                    slip_days=slip, slip_share=share, arrivals=ci.arrivals, scale=scale,
+                    keep=True)  # fmt: skip
 
 
 def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
@@ -186,6 +195,7 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "crps": crps(fc.totals[:, k], y),
                     "sigma": b.sigma if method != BASELINE else 0.0,
                     "slip_days": b.slip if method in ROLLED else 0.0,
+                    "slip_share": b.slip_share if method in ROLLED else 1.0,
                     "fitted_on_pairs": b.pairs if method in ROLLED else np.nan,
                 }
             )
@@ -223,18 +233,18 @@ class Backtest:
 
 
 def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS,
-               grid: Sequence[tuple[float, float]] = GRID) -> np.ndarray:  # fmt: skip
-    """(cutoffs, grid, scenarios, horizons): a method's simulated revenue at every (sigma, slip)
-    of the grid, with no correction (few scenarios; the bands are refitted on these without
+               grid: Sequence[tuple[float, float, float]] = GRID) -> np.ndarray:  # fmt: skip
+    """(cutoffs, grid, scenarios, horizons): a method's simulated revenue at every (sigma, slip,
+    share following it) of the grid, with no correction (few scenarios; the bands are refitted on these without
     simulating again)."""
     return np.stack([
-        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d).totals
-                  for s, d in grid])
+        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d, share=r).totals
+                  for s, d, r in grid])
         for ci in all_inputs
     ]).astype(np.float32)  # fmt: skip
 
 
-SIGMA_ONLY = tuple((float(s), 0.0) for s in SIGMAS)  # the method before issue 14's grid
+SIGMA_ONLY = tuple((float(s), 0.0, 1.0) for s in SIGMAS)  # the method before issue 14's grid
 
 
 def in_sample_sigma(sims: np.ndarray, actual: np.ndarray) -> float:

@@ -8,14 +8,14 @@ when c_j + h <= c_k), and the live forecast uses the same fit on every matured c
 
 Fitted on the latest `RECENT` matured outcomes of each horizon, cheaply, without simulating
 again:
-- `sigma` and `slip`: the shared shock (log-odds) and the shared slip of the close dates (sd,
-  days), the grid pair with the smallest interval score of its P10-P90 bands (relative to the
+- `sigma`, `slip` and `slip_share`: the shared shock (log-odds), the shared slip of the close
+  dates (sd, days) and the chance each deal follows it, the grid entry with the smallest interval score of its P10-P90 bands (relative to the
   actual, each horizon weighing alike): a proper score, so it rewards bands as narrow as the
   misses allow and no narrower; with a handful of outcomes, matching a coverage of 80% instead
   chased the few misses. The shock moves every horizon alike; the slip moves the near weeks
   most (what closes in the next 4 weeks depends most on when deals close): on MavenTech, over
   35 past dates, the 4-week bands held 60% of actuals and the 13-week ones 89% with the shock
-  alone. The grid (`backtest.GRID`) holds no slip but 0 for now: see `backtest.SLIPS`;
+  alone (`backtest.GRID`, `backtest.SLIPS`);
 - `centre` (measured by the study, not used live): a log factor per horizon, the mean of
   log(actual / P50), shrunk towards 0 when there are few.
 Too few matured pairs: the stated defaults (`DEFAULT_SIGMA`, no correction).
@@ -61,6 +61,14 @@ class Bands:
     # the sd, in days, of a slip of every close date shared by a scenario's deals
     # (`montecarlo.simulate`): 0 in a file saved before it existed
     slip: float = 0.0
+    slip_share: float = 1.0  # the chance each deal follows that slip (1: all, as before it)
+
+    def slip_text(self) -> str:
+        """The slip in words: "slip 5 days", and the share of deals following it if not all."""
+        text = f"slip {self.slip:g} days"
+        if self.slip > 0 and self.slip_share < 1.0:
+            text += f", each deal following it with chance {self.slip_share:.0%}"
+        return text
 
     def factor(self, days: Sequence[float] | np.ndarray) -> np.ndarray:
         """The revenue multiplier for periods ending `days` after the as-of date: the centre
@@ -73,7 +81,8 @@ class Bands:
         return np.exp(np.interp(days, [7.0 * w for w in weeks], logs))
 
     def to_config(self) -> dict:
-        return {"sigma": float(self.sigma), "slip_days": float(self.slip), "timing": self.timing,
+        return {"sigma": float(self.sigma), "slip_days": float(self.slip),
+                "slip_share": float(self.slip_share), "timing": self.timing,
                 "centre_log_factor": {str(w): float(v) for w, v in self.centre.items()},
                 "fitted_on_pairs": int(self.pairs)}  # fmt: skip
 
@@ -83,7 +92,8 @@ class Bands:
         the timing it was fitted with (any close)."""
         centre = {int(w): float(v) for w, v in config.get("centre_log_factor", {}).items()}
         return Bands(float(config["sigma"]), centre, int(config.get("fitted_on_pairs", 0)),
-                     str(config.get("timing", "km-any")), float(config.get("slip_days", 0.0)))  # fmt: skip
+                     str(config.get("timing", "km-any")), float(config.get("slip_days", 0.0)),
+                     float(config.get("slip_share", 1.0)))  # fmt: skip
 
 
 def interval_score(lo, hi, y, alpha: float = 0.2):
@@ -100,10 +110,10 @@ def matured(cutoffs: Sequence[pd.Timestamp], day: pd.Timestamp,
 
 
 def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray,
-        grid: Sequence[tuple[float, float]], weeks: Sequence[int],
+        grid: Sequence[tuple[float, float, float]], weeks: Sequence[int],
         centre: bool = False) -> Bands:  # fmt: skip
     """sims: (cutoffs, grid, scenarios, horizons) simulated revenue (no correction) at each
-    (sigma, slip in days) of `grid`; actual:
+    (sigma, slip in days, share of deals following the slip) of `grid`; actual:
     (cutoffs, horizons); usable: which (cutoff, horizon) pairs may be used. `centre`: also fit
     the centre correction. Off for the live forecast: a correction learnt from a few past misses
     made the P50 worse on MavenTech and the inbound worlds
@@ -118,7 +128,7 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray,
     ok = ok[ok.any(axis=1)]
     counts = ok.sum(axis=0)
     best = None
-    for si, (sigma, slip) in enumerate(grid):
+    for si, (sigma, slip, share) in enumerate(grid):
         x = sims[:, si]  # (J, N, H)
         p50 = np.median(x, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -137,7 +147,7 @@ def fit(sims: np.ndarray, actual: np.ndarray, usable: np.ndarray,
             factor = (
                 {int(w): float(v) for w, v in zip(weeks, log_factor, strict=True)} if centre else {}
             )
-            best = (key, Bands(float(sigma), factor, n, slip=float(slip)))
+            best = (key, Bands(float(sigma), factor, n, slip=float(slip), slip_share=float(share)))
     return best[1]
 
 
@@ -151,7 +161,7 @@ def latest(ok: np.ndarray, m: int) -> np.ndarray:
 
 
 def rolling(cutoffs: Sequence[pd.Timestamp], sims: np.ndarray, actual: np.ndarray,
-            grid: Sequence[tuple[float, float]], weeks: Sequence[int],
+            grid: Sequence[tuple[float, float, float]], weeks: Sequence[int],
             centre: bool = False) -> list[Bands]:  # fmt: skip
     """The bands each cutoff would have had: fitted only on outcomes known on that cutoff."""
     return [fit(sims, actual, matured(cutoffs, c, weeks), grid, weeks, centre) for c in cutoffs]

@@ -9,11 +9,12 @@ In each scenario:
   sigma is fitted on backtest errors, see `backtest`);
 - each open deal is won with its calibrated probability (after the shock) and, if won, closes
   after a time drawn from the timing model given its age;
-- a slip shared by every deal of the scenario moves all close dates together (d ~ N(0, slip)
+- a slip shared by the scenario's deals moves their close dates together (d ~ N(0, slip)
   days, none before tomorrow nor, for a new deal, before it appears): a team's deals close
   sooner or later together (a quarter's end, a holiday, a slow procurement season), which
-  moves the near weeks' revenue much more than a quarter's (`slip_days`: the backtest fits it
-  with the shock from `backtest.SLIPS`, which holds none but 0 for now);
+  moves the near weeks' revenue much more than a quarter's (`slip_days`; each deal follows it
+  with chance `slip_share`, else keeps its own timing: in lockstep a week could lose every
+  close at once; the backtest fits both with the shock, `backtest.GRID`);
 - new deals arrive: a Poisson number per week at the recent rate, each with a value drawn from
   recent deals, the base win rate and the same timing from age 0 (a leader's quarter includes
   deals not yet in the pipeline: 42-55% of next quarter's revenue in MavenTech).
@@ -166,6 +167,7 @@ def simulate(
     seed: int = 0,
     shock_sigma: float = 0.0,
     slip_days: float = 0.0,
+    slip_share: float = 1.0,
     arrivals: Arrivals | None = None,
     by: str | None = None,
     scale: np.ndarray | None = None,
@@ -174,7 +176,8 @@ def simulate(
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
     horizon is the (d + 1)-th day after the as-of date. `slip_days`: the sd of the shared slip,
-    in days, of every close date of a scenario (none before tomorrow). `scale`: a revenue multiplier per
+    in days, of the close dates of a scenario (none before tomorrow); `slip_share`: the chance
+    each deal follows it (independently; 1: every deal). `scale`: a revenue multiplier per
     period (the centre correction fitted on past misses, `forecasting.bands`); `keep`: return
     every scenario's totals too (the backtest refits its bands on them).
 
@@ -185,6 +188,10 @@ def simulate(
     arrivals = arrivals or Arrivals()
     levels = shock_levels(shock_sigma)
     slips = slip_levels(slip_days)
+    if not 0.0 <= slip_share <= 1.0:  # NaN too
+        raise ValueError(f"slip_share must be a chance from 0 to 1: {slip_share!r}")
+    if slip_share == 0.0:
+        slips = np.zeros(1, dtype=np.int64)  # no deal follows it: no slip
     if by is not None:
         labels = deals[by].fillna("(none)").astype(str).to_numpy(dtype=object)
         names = sorted(set(labels.tolist()) | set(group_arrivals or ()))
@@ -202,11 +209,12 @@ def simulate(
     if len(small):
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, atoms,
-                           None if all_codes is None else all_codes[small], n_groups, slips)  # fmt: skip
+                           None if all_codes is None else all_codes[small], n_groups, slips,
+                           slip_share)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
-    new_deals = [(a, _NewDeals.of(a, timing, atoms, slips)) for a in news]
+    new_deals = [(a, _NewDeals.of(a, timing, atoms, slips, slip_share)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -224,7 +232,10 @@ def simulate(
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
         if len(slips) > 1:  # a new array: a sampler's days may be a read-only view (`Fixed`)
-            days = days + slips[shift].astype(np.float32)[:, None]
+            moved = np.broadcast_to(slips[shift].astype(np.float32)[:, None], days.shape)
+            if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
+                moved = moved * (rng.random((size, n), dtype=np.float32) < slip_share)
+            days = days + moved
             np.maximum(days, 0.0, out=days)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
@@ -396,11 +407,13 @@ class _NewDeals:
     atoms: Atoms
 
     @staticmethod
-    def of(arrivals: Arrivals, timing, atoms: Atoms, slips: np.ndarray) -> _NewDeals | None:
+    def of(arrivals: Arrivals, timing, atoms: Atoms, slips: np.ndarray,
+           share: float = 1.0) -> _NewDeals | None:  # fmt: skip
         """Each timing group (product) with its own close times and values: the quick closers
         of a horizon are the small deals, so one pooled curve with all values would overstate
-        it; at each of `slips` (whole days: every close that much later, or sooner but never
-        before the deal appears). None: no new deals."""
+        it; at each of `slips` (whole days: a close that much later, or sooner but never
+        before the deal appears), which each deal follows with chance `share` (a thinned
+        Poisson process stays Poisson: its rates mix). None: no new deals."""
         if arrivals.per_week <= 0 or len(arrivals.values) == 0:
             return None
         all_values = np.asarray(arrivals.values, np.float64)
@@ -415,6 +428,8 @@ class _NewDeals:
         cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
                          for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
         by_atom = np.stack([_slipped(cdfs, int(d), horizon, atoms.edges) for d in slips])
+        if share < 1.0:
+            by_atom = share * by_atom + (1.0 - share) * _slipped(cdfs, 0, horizon, atoms.edges)
         square = np.array([np.mean(v * v) for v in parts])
         # a compound Poisson sum of lam wins has skewness E[v^3] / (E[v^2]^1.5 sqrt(lam)): a few
         # big deals among many small ones need far more wins than equal values before it is normal

@@ -56,8 +56,8 @@ def write(bt: Backtest, folder: Path) -> Path:
         "(rolling origin; the first dates, with too few, a default shock).",
         "",
         f"The live forecast's shared shock and slip, fitted on every matured date: sigma "
-        f"(log-odds) {bt.bands.sigma}, slip {bt.bands.slip:g} days (sd of a shift of every "
-        "close date shared by a scenario's deals).",
+        f"(log-odds) {bt.bands.sigma}, {bt.bands.slip_text()} (the slip: the sd of a shift of "
+        "the close dates shared by a scenario's deals).",
         "",
         timing_text(bt),
         "",

@@ -11,7 +11,8 @@ from forecasting.bands import MIN_PAIRS, RECENT, SHRINK, Bands, fit, matured, ro
 
 WEEKS = (4, 8, 13)
 SIGMAS = (0.0, 0.2, 0.4, 0.6, 0.8)
-GRID = tuple((s, 0.0) for s in SIGMAS)  # (sigma, slip in days): no slip here but the last test
+# (sigma, slip in days, share of deals following it): no slip but in the last tests
+GRID = tuple((s, 0.0, 1.0) for s in SIGMAS)
 CUTOFFS = list(pd.date_range("2024-01-01", periods=20, freq="7D"))
 
 
@@ -91,9 +92,11 @@ def test_an_unbiased_centre_is_left_alone_and_the_factor_interpolates():
 def test_an_old_config_with_sigma_only_still_loads():
     old = Bands.from_config({"sigma": 0.45, "data_end": "2024-01-01"})
     assert old.sigma == 0.45 and not old.centre and np.all(old.factor([10, 90]) == 1.0)
-    assert old.slip == 0.0  # saved before the slip: none
-    new = Bands(0.3, {4: -0.1, 8: 0.0, 13: 0.2}, pairs=12, slip=5.0)
+    assert old.slip == 0.0 and old.slip_share == 1.0  # saved before the slip: none
+    new = Bands(0.3, {4: -0.1, 8: 0.0, 13: 0.2}, pairs=12, slip=5.0, slip_share=0.5)
     assert Bands.from_config(new.to_config()) == new
+    lockstep = Bands.from_config({"sigma": 0.3, "slip_days": 5.0})  # saved before the share
+    assert lockstep.slip == 5.0 and lockstep.slip_share == 1.0
 
 
 def test_the_misses_of_the_first_months_do_not_keep_the_band_wide():
@@ -125,12 +128,17 @@ def test_a_slip_is_chosen_where_the_near_weeks_miss_more_than_the_far_ones():
     z = np.random.default_rng(5).standard_normal(400)
     z = (z - np.median(z)) / z.std()
     by_horizon = {0.0: (0.3, 0.3, 0.3), 5.0: (0.6, 0.25, 0.1)}  # the log spread each gives
-    grid = ((0.3, 0.0), (0.3, 5.0))
+    grid = ((0.3, 0.0, 1.0), (0.3, 5.0, 1.0))
     one = np.array([[100.0 * w * np.exp(by_horizon[d][h] * z) for h, w in enumerate(WEEKS)]
-                    for _, d in grid])  # fmt: skip
+                    for _, d, _ in grid])  # fmt: skip
     sims = np.broadcast_to(one.transpose(0, 2, 1)[None], (len(CUTOFFS), *one.transpose(0, 2, 1).shape))  # fmt: skip
     e = np.random.default_rng(9).standard_normal((len(CUTOFFS), len(WEEKS)))
     everything = np.ones((len(CUTOFFS), len(WEEKS)), dtype=bool)
     for d, spread in by_horizon.items():
         actual = 100.0 * np.array(WEEKS)[None, :] * np.exp(np.array(spread)[None, :] * e)
         assert fit(sims, actual, everything, grid, WEEKS).slip == d
+    # the share of deals following the slip is the grid entry's, fitted with it
+    halves = ((0.3, 0.0, 1.0), (0.3, 5.0, 0.5))
+    actual = 100.0 * np.array(WEEKS)[None, :] * np.exp(np.array(by_horizon[5.0])[None, :] * e)
+    chosen = fit(sims, actual, everything, halves, WEEKS)
+    assert (chosen.slip, chosen.slip_share) == (5.0, 0.5)

@@ -63,21 +63,25 @@ def test_a_classs_chances_are_what_the_sampler_draws():
     assert not closing[-1] and chances[cls[-1]].sum() == 0  # far older than any deal that closed
 
 
-@pytest.mark.parametrize("slip", [0, 9, -9])
-def test_the_sums_mean_and_covariance_are_the_drawn_ones(slip):
-    """At a slip of every close date too: `slip` days later, or sooner but not before day 0."""
+@pytest.mark.parametrize(("slip", "share"), [(0, 1.0), (9, 1.0), (-9, 1.0), (9, 0.4)])
+def test_the_sums_mean_and_covariance_are_the_drawn_ones(slip, share):
+    """At a slip of the close dates too: `slip` days later, or sooner but not before day 0,
+    for each deal with chance `share` (the others keep their own timing)."""
     deals = _pipeline(300)
     km = _km()
     sampler = km.sampler(deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object))
     p = deals["win_prob"].to_numpy()[None, :] * sampler.can_close()[None, :]
     value = deals["value"].to_numpy()
-    law = small_deals(value, p.astype(np.float32), sampler, ATOMS, None, 1, np.array([slip]))
+    law = small_deals(value, p.astype(np.float32), sampler, ATOMS, None, 1, np.array([slip]),
+                      share)  # fmt: skip
     # every deal drawn, 40,000 times: won, then its close day (slipped), summed per atom
     draws = 40_000
     u = RNG.random((draws, len(deals)), dtype=np.float32)
     won = u < p
     with np.errstate(divide="ignore", invalid="ignore"):
-        days = np.maximum(sampler.dense_days(u / p.astype(np.float32)) + slip, 0.0)
+        days = sampler.dense_days(u / p.astype(np.float32))
+    follows = np.random.default_rng(1).random((draws, len(deals))) < share
+    days = np.maximum(days + slip * follows, 0.0)
     atom = np.searchsorted(ATOMS.edges, days, side="right") - 1
     n_atoms = len(ATOMS.edges) - 1
     sums = np.zeros((draws, n_atoms))
@@ -92,8 +96,10 @@ def test_the_sums_mean_and_covariance_are_the_drawn_ones(slip):
     assert (cov[~np.eye(n_atoms, dtype=bool)] <= 1e-6).all()  # one close per deal: never positive
 
 
-@pytest.mark.parametrize(("sigma", "slip"), [(0.0, 0.0), (0.5, 0.0), (0.3, 10.0)])
-def test_a_big_pipeline_with_its_small_deals_summed_forecasts_the_same(monkeypatch, sigma, slip):
+@pytest.mark.parametrize(("sigma", "slip", "share"),
+                         [(0.0, 0.0, 1.0), (0.5, 0.0, 1.0), (0.3, 10.0, 1.0), (0.3, 10.0, 0.5)])  # fmt: skip
+def test_a_big_pipeline_with_its_small_deals_summed_forecasts_the_same(monkeypatch, sigma, slip,
+                                                                        share):  # fmt: skip
     deals, km = _pipeline(3000, big=30), _km()
     arrivals = Arrivals(per_week=20.0, values=RNG.lognormal(8, 1, 200), win_rate=0.4)
 
@@ -101,7 +107,7 @@ def test_a_big_pipeline_with_its_small_deals_summed_forecasts_the_same(monkeypat
         monkeypatch.setattr(mc, "DRAW_ALL", draw_all)
         monkeypatch.setattr(mc, "EXACT_DEALS", 300)
         return simulate(deals, km, PERIODS, scenarios=6000, seed=seed, shock_sigma=sigma,
-                        slip_days=slip, arrivals=arrivals, by=by)  # fmt: skip
+                        slip_days=slip, slip_share=share, arrivals=arrivals, by=by)  # fmt: skip
 
     drawn, summed = run(10**9, 1), run(1000, 1)
     other = run(10**9, 2)  # the same method, other random numbers: what noise looks like

@@ -189,10 +189,12 @@ def test_new_deals_have_the_law_of_drawing_them_one_by_one(values):
 
 
 def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, scenarios: int,
-                               seed: int, slips: np.ndarray) -> np.ndarray:  # fmt: skip
+                               seed: int, slips: np.ndarray,
+                               share: float = 1.0) -> np.ndarray:  # fmt: skip
     """Revenue per (scenario, period) of new deals drawn deal by deal: each born on a day of the
-    horizon, won with the win rate, closing a time drawn from the curve after its birth, then
-    its scenario's slip later (sooner where negative, never before its birth)."""
+    horizon, won with the win rate, closing a time drawn from the curve after its birth, then,
+    with chance `share`, its scenario's slip later (sooner where negative, never before its
+    birth)."""
     rng = np.random.default_rng(seed)
     horizon = periods.horizon
     cdf = km.cdf_from_start(horizon + int(np.abs(slips).max()))
@@ -201,6 +203,7 @@ def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, sce
     birth = rng.integers(0, horizon, len(scenario))
     took = np.searchsorted(cdf, rng.random(len(scenario)), side="right")  # len(cdf): not yet
     slip = slips[rng.integers(0, len(slips), scenarios)][scenario]
+    slip = slip * (rng.random(len(scenario)) < share)
     close = np.where(took < len(cdf), birth + np.maximum(took + slip, 0), horizon)
     value = arrivals.values[rng.integers(0, len(arrivals.values), len(scenario))]
     inside = close < horizon
@@ -210,19 +213,20 @@ def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, sce
     return cum[:, periods.end] - cum[:, periods.start]
 
 
-@pytest.mark.parametrize("slip_days", [8.0, 30.0])
-def test_a_slip_moves_open_and_new_deals_closes_as_drawing_them_deal_by_deal(slip_days):
-    """The shared slip of every close date: the forecast's mean per period is that of drawing
+@pytest.mark.parametrize(("slip_days", "share"), [(8.0, 1.0), (30.0, 1.0), (30.0, 0.3)])
+def test_a_slip_moves_open_and_new_deals_closes_as_drawing_them_deal_by_deal(slip_days, share):
+    """The shared slip of the close dates: the forecast's mean per period is that of drawing
     each deal (open ones and new ones, which never close before they appear) with its
-    scenario's slip; the first week, whose closes a slip later takes away and a slip sooner
-    piles up at day 0, is where it shows most."""
+    scenario's slip (each deal following it with chance `share`); the first week, whose
+    closes a slip later takes away and a slip sooner piles up at day 0, is where it shows
+    most."""
     km = KaplanMeier.fit(np.random.default_rng(11).gamma(2.0, 6.0, 3000), np.ones(3000, bool), None)
     arrivals = Arrivals(per_week=40.0, values=np.full(20, 1_000.0), win_rate=0.5)
     slips = mc.slip_levels(slip_days)
     nobody = pd.DataFrame({"value": [0.0], "win_prob": [0.0], "age": [1.0], "timing_group": ["a"]})
     got = simulate(nobody, km, PERIODS, scenarios=20_000, seed=3, arrivals=arrivals,
-                   slip_days=slip_days).table  # fmt: skip
-    want = _new_deals_born_and_closed(arrivals, km, PERIODS, 20_000, 4, slips)
+                   slip_days=slip_days, slip_share=share).table  # fmt: skip
+    want = _new_deals_born_and_closed(arrivals, km, PERIODS, 20_000, 4, slips, share)
     plain = simulate(nobody, km, PERIODS, scenarios=20_000, seed=3, arrivals=arrivals).table
     for k in range(len(PERIODS.names)):
         error = 4 * np.sqrt(2 / len(want)) * want[:, k].std() + 1.0
@@ -230,11 +234,12 @@ def test_a_slip_moves_open_and_new_deals_closes_as_drawing_them_deal_by_deal(sli
     # open deals: one certain deal that closes in 3 days, slipped by each scenario's draw
     one = pd.DataFrame({"value": [100.0], "win_prob": [1.0], "age": [0.0], "timing_group": ["a"]})
     fixed = KaplanMeier.fit(np.full(50, 3.0), np.ones(50, bool), None)
-    days = simulate(one, fixed, PERIODS, scenarios=9_000, seed=5, slip_days=slip_days, keep=True)
+    days = simulate(one, fixed, PERIODS, scenarios=9_000, seed=5, slip_days=slip_days,
+                    slip_share=share, keep=True)  # fmt: skip
     week = days.totals[:, 0]  # the first period: the rest of this week, days 0-3
-    share = np.mean(np.maximum(3 + slips, 0) < PERIODS.end[0])
-    assert 0 < share < 1
-    assert abs((week > 0).mean() - share) <= 4 * np.sqrt(share * (1 - share) / 9_000) + 0.002
+    there = share * np.mean(np.maximum(3 + slips, 0) < PERIODS.end[0]) + 1 - share
+    assert 0 < there < 1
+    assert abs((week > 0).mean() - there) <= 4 * np.sqrt(there * (1 - there) / 9_000) + 0.002
     assert plain.loc[0, "mean"] != got.loc[0, "mean"]
 
 
@@ -257,3 +262,8 @@ def test_a_slip_of_known_close_days_and_a_slip_too_small_to_move_a_day():
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="slip_days must be a number of days"):
             simulate(deals, _km(), PERIODS, scenarios=10, slip_days=bad)
+        with pytest.raises(ValueError, match="slip_share must be a chance from 0 to 1"):
+            simulate(deals, _km(), PERIODS, scenarios=10, slip_days=5.0, slip_share=bad)
+    # no deal following the slip is no slip, to the bit
+    nobody = simulate(deals, km, PERIODS, scenarios=500, seed=2, slip_days=9.0, slip_share=0.0)
+    pd.testing.assert_frame_equal(plain, nobody.table)

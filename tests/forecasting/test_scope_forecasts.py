@@ -166,3 +166,7 @@ def test_the_slip_of_the_saved_bands_widens_the_near_weeks(day):
     near = np.flatnonzero(ahead)[:2]
     width = lambda tab, k: tab.loc[k, "p90"] - tab.loc[k, "p10"]  # noqa: E731
     assert all(width(slipped, k) > 1.2 * width(plain, k) for k in near)
+    # the share of deals following it, too: half of them widen the near weeks less
+    half = forecast(crm, t, f, win, bands=Bands(0.3, slip=10.0, slip_share=0.5),
+                    scenarios=SCENARIOS).table  # fmt: skip
+    assert all(width(plain, k) < width(half, k) < width(slipped, k) for k in near)
