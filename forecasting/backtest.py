@@ -30,6 +30,7 @@ from forecasting import bands as fitting
 from forecasting import inputs, stage_timing
 from forecasting.bands import Bands, interval_score
 from forecasting.montecarlo import Arrivals, Periods, simulate
+from forecasting.quarter_pace import PaceClock, QuarterPace
 from forecasting.warped_draws import within_columns
 from scoring import evaluate
 from scoring.crm import Crm
@@ -75,6 +76,7 @@ class CutoffInputs:
     arrivals: Arrivals
     actual: dict[int, float]
     staged: pd.DataFrame | None = None  # `deals` with their chances to close by stage, if any
+    pace: PaceClock | None = None  # the calendar's pace of wins known on the cutoff, if any
 
 
 def horizon_periods(weeks=HORIZONS) -> Periods:
@@ -138,6 +140,7 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
         arrivals=inputs.arrivals(crm, c),
         actual=actual,
         staged=by_stage,
+        pace=inputs.pace_clock(crm, c),
     )
 
 
@@ -166,9 +169,10 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     deals = ci.staged if staged else ci.deals
     slip = 0.0 if method == BEFORE else bands.slip if bands is not None else slip
     share = bands.slip_share if bands is not None else share
+    pace = ci.pace if method in ROLLED else None  # the methods before the pace had none
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     slip_days=slip, slip_share=share, arrivals=ci.arrivals, scale=scale,
-                    keep=True)  # fmt: skip
+                    keep=True, pace=pace)  # fmt: skip
 
 
 def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
@@ -226,6 +230,8 @@ class Backtest:
     summary: pd.DataFrame  # per method and horizon, over all the cutoffs
     bands: Bands = field(default_factory=Bands)  # for the live forecast: every matured cutoff
     staged: int = 0  # cutoffs whose wins ours timed by stage too (`forecasting.stage_timing`)
+    paced: int = 0  # cutoffs whose closes ours timed by the calendar's pace too
+    pace: QuarterPace = field(default_factory=QuarterPace)  # the pace at the data's end
 
     @property
     def sigma(self) -> float:
@@ -300,4 +306,6 @@ def backtest(
     parts.append(method_rows(all_inputs, BASELINE, [Bands(0.0)] * len(cutoffs), scenarios, seed))
     rows = pd.concat(parts, ignore_index=True)
     staged = sum(ci.staged is not None for ci in all_inputs)
-    return Backtest(rows=rows, summary=summarise(rows), bands=live, staged=staged)
+    paced = sum(ci.pace is not None for ci in all_inputs)
+    return Backtest(rows=rows, summary=summarise(rows), bands=live, staged=staged, paced=paced,
+                    pace=inputs.quarter_pace(crm, crm.data_end))  # fmt: skip

@@ -81,7 +81,8 @@ def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Ba
     and centre correction; `how`: the new deals and the breakdown."""
     return simulate(deals, inputs.fit_timing(crm, as_of, bands.timing), periods,
                     scenarios=scenarios, seed=seed, shock_sigma=bands.sigma, slip_days=bands.slip,
-                    slip_share=bands.slip_share, scale=bands.factor(periods.end), **how)  # fmt: skip
+                    slip_share=bands.slip_share, scale=bands.factor(periods.end),
+                    pace=inputs.pace_clock(crm, as_of), **how)  # fmt: skip
 
 
 def _with_won(table: pd.DataFrame, grids: dict[str, list[float]], bounds: pd.DataFrame,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.montecarlo import Arrivals
+from forecasting.quarter_pace import PaceClock, QuarterPace
 from forecasting.timing import Exponential, KaplanMeier
 from forecasting.warped_draws import within_columns
 from scoring.crm import positions
@@ -48,6 +49,20 @@ def fit_timing(crm: Crm, t: pd.Timestamp, kind: str = "km"):
     if key not in crm.memo:
         crm.memo[key] = _fit_timing(crm, t, kind)
     return crm.memo[key]
+
+
+def quarter_pace(crm: Crm, t: pd.Timestamp) -> QuarterPace:
+    """The pace of wins in each month of a quarter, from all of `crm`'s wins known on day t
+    (`forecasting.quarter_pace`); kept with the Crm by day, as the timing is."""
+    key = ("quarter pace", pd.Timestamp(t))
+    if key not in crm.memo:
+        crm.memo[key] = QuarterPace.fit(crm.deals, pd.Timestamp(t))
+    return crm.memo[key]
+
+
+def pace_clock(crm: Crm, t: pd.Timestamp) -> PaceClock | None:
+    """`quarter_pace`'s clock from day t (None: no bunching known, days as drawn)."""
+    return quarter_pace(crm, t).clock(pd.Timestamp(t))
 
 
 def _fit_timing(crm: Crm, t: pd.Timestamp, kind: str):

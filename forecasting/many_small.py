@@ -71,14 +71,16 @@ def slipped_edges(edges: np.ndarray, slip: int) -> np.ndarray:
 
 def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms: Atoms,
                 group: np.ndarray | None, n_groups: int,
-                slips: np.ndarray | None = None, share: float = 1.0) -> SmallDeals:  # fmt: skip
+                slips: np.ndarray | None = None, share: float = 1.0,
+                pace=None) -> SmallDeals:  # fmt: skip
     """`value` (n), `p_table` (levels, n): each deal's win probability at each shock level (an
     array, or rows made as they are read);
     `sampler`: the deals' close-time sampler (`timing.Sampler.atom_chances_at`); `group`: each
     deal's breakdown group (None: one group); `slips`: the slip levels, in whole days (none:
     no slip), which each deal follows with chance `share`: given the level, a deal's close is
     then in a stretch with the mix of its chances slipped and not, and the deals stay
-    independent, so the law below holds as it is."""
+    independent, so the law below holds as it is. `pace`: the calendar's pace of wins
+    (`quarter_pace.PaceClock`), which moves every close before the slip."""
     n_atoms = len(atoms.edges) - 1
     slips = np.zeros(1, np.int64) if slips is None else np.asarray(slips)
     # the classes (the deals' groups and ages, and chances at the knots) found once, their
@@ -86,7 +88,10 @@ def small_deals(value: np.ndarray, p_table: Sequence[np.ndarray], sampler, atoms
     edge_sets = [slipped_edges(atoms.edges, int(d)) for d in slips]
     if share < 1.0:
         edge_sets.append(atoms.edges)
-    cls, at = sampler.atom_chances_at(edge_sets)
+    if pace is None:
+        cls, at = sampler.atom_chances_at(edge_sets)
+    else:
+        cls, at = pace.chances(sampler, edge_sets)
     if share < 1.0:
         own = at.pop()
         at = [share * chances + (1.0 - share) * own for chances in at]

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.many_small import Atoms, small_deals
+from forecasting.quarter_pace import PaceClock
 from forecasting.timing import KaplanMeier
 from forecasting.warped_draws import within_columns
 
@@ -173,6 +174,7 @@ def simulate(
     scale: np.ndarray | None = None,
     keep: bool = False,
     group_arrivals: dict[str, Arrivals] | None = None,
+    pace: PaceClock | None = None,
 ) -> Forecast:
     """deals: columns value, win_prob, age, timing_group (and `by` if given). Day d of the
     horizon is the (d + 1)-th day after the as-of date. `slip_days`: the sd of the shared slip,
@@ -182,7 +184,9 @@ def simulate(
     every scenario's totals too (the backtest refits its bands on them).
 
     `group_arrivals`: the new deals of each `by` group, in place of `arrivals`; every group's
-    scenarios are then returned (`Forecast.groups`), new deals included."""
+    scenarios are then returned (`Forecast.groups`), new deals included. `pace`: the calendar's
+    pace of wins (`forecasting.quarter_pace`): every close the timing draws is moved to the
+    calendar day its pace time falls in, before the slip; None: days as drawn."""
     if group_arrivals is not None and by is None:
         raise ValueError("group_arrivals needs `by`: the groups they belong to")
     arrivals = arrivals or Arrivals()
@@ -210,11 +214,11 @@ def simulate(
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, atoms,
                            None if all_codes is None else all_codes[small], n_groups, slips,
-                           slip_share)  # fmt: skip
+                           slip_share, pace)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
-    new_deals = [(a, _NewDeals.of(a, timing, atoms, slips, slip_share)) for a in news]
+    new_deals = [(a, _NewDeals.of(a, timing, atoms, slips, slip_share, pace)) for a in news]
     chunk = int(max(MIN_CHUNK, min(scenarios, MAX_CELLS // max(n, 1))))
     sizes = [min(chunk, scenarios - first) for first in range(0, scenarios, chunk)]
     # one generator per chunk, spawned from the seed: the same numbers whatever runs them, so
@@ -231,6 +235,10 @@ def simulate(
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
+        if pace is not None:  # a close on whole day u, spread over [u, u + 1), to the calendar
+            x = np.floor(days)
+            x += rng.random(x.shape, dtype=np.float32)
+            days = pace.calendar_days(x)
         if len(slips) > 1:  # a new array: a sampler's days may be a read-only view (`Fixed`)
             moved = np.broadcast_to(slips[shift].astype(np.float32)[:, None], days.shape)
             if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
@@ -407,13 +415,14 @@ class _NewDeals:
     atoms: Atoms
 
     @staticmethod
-    def of(arrivals: Arrivals, timing, atoms: Atoms, slips: np.ndarray,
-           share: float = 1.0) -> _NewDeals | None:  # fmt: skip
+    def of(arrivals: Arrivals, timing, atoms: Atoms, slips: np.ndarray, share: float = 1.0,
+           pace: PaceClock | None = None) -> _NewDeals | None:  # fmt: skip
         """Each timing group (product) with its own close times and values: the quick closers
         of a horizon are the small deals, so one pooled curve with all values would overstate
         it; at each of `slips` (whole days: a close that much later, or sooner but never
         before the deal appears), which each deal follows with chance `share` (a thinned
-        Poisson process stays Poisson: its rates mix). None: no new deals."""
+        Poisson process stays Poisson: its rates mix); in `pace` time where given. None: no
+        new deals."""
         if arrivals.per_week <= 0 or len(arrivals.values) == 0:
             return None
         all_values = np.asarray(arrivals.values, np.float64)
@@ -427,9 +436,14 @@ class _NewDeals:
         most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
         cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
                          for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
-        by_atom = np.stack([_slipped(cdfs, int(d), horizon, atoms.edges) for d in slips])
+        if pace is None:
+            at = lambda d: _slipped(cdfs, d, horizon, atoms.edges)  # noqa: E731
+        else:
+            curve = lambda days, g: timing.cdf_from_start(days, g if grouped else None)  # noqa: E731
+            at = lambda d: pace.new_deal_rates(curve, list(names), d, atoms.edges)  # noqa: E731
+        by_atom = np.stack([at(int(d)) for d in slips])
         if share < 1.0:
-            by_atom = share * by_atom + (1.0 - share) * _slipped(cdfs, 0, horizon, atoms.edges)
+            by_atom = share * by_atom + (1.0 - share) * at(0)
         square = np.array([np.mean(v * v) for v in parts])
         # a compound Poisson sum of lam wins has skewness E[v^3] / (E[v^2]^1.5 sqrt(lam)): a few
         # big deals among many small ones need far more wins than equal values before it is normal

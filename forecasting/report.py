@@ -40,11 +40,16 @@ def plot(bt: Backtest, path: Path, weeks: int = 13) -> Path:
 def timing_text(bt: Backtest) -> str:
     """How ours timed the wins at the past dates, in words."""
     n = bt.rows["cutoff"].nunique()
+    text = "At the past dates, ours timed wins by the product's time to win and the deal's age"
     if not bt.staged:
-        return "At the past dates, ours timed wins by the product's time to win and the deal's age."
-    text = ("At the past dates, ours timed wins by the product's time to win and the deal's age, "
-            f"corrected by the deal's stage (the exports' stage history) at {bt.staged} of the {n}")  # fmt: skip
-    return text + ("." if bt.staged == n else "; the others had too little history yet.")
+        text += "."
+    else:
+        text += (f", corrected by the deal's stage (the exports' stage history) at {bt.staged} of"
+                 f" the {n}" + ("." if bt.staged == n else "; the others had too little history yet."))  # fmt: skip
+    if bt.paced:
+        text += (f" Ours moved the closes by the calendar's pace of wins at {bt.paced} of the {n}"
+                 + ("." if bt.paced == n else " (the others had no whole quarter yet)."))  # fmt: skip
+    return text
 
 
 def write(bt: Backtest, folder: Path) -> Path:
@@ -60,6 +65,8 @@ def write(bt: Backtest, folder: Path) -> Path:
         "the close dates shared by a scenario's deals).",
         "",
         timing_text(bt),
+        "",
+        bt.pace.text(),
         "",
         "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
         "P50 median abs % error | P50 above actual | interval score | CRPS |",
