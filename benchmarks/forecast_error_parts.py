@@ -104,7 +104,8 @@ def cutoff_inputs_from(
     """`forecasting.backtest.cutoff_inputs` from a cutoff's scored features (no training)."""
     return CutoffInputs(cutoff=c, deals=inputs.open_deals(crm, c, p, f),
                         km=inputs.fit_timing(crm, c, timing), km_any=inputs.fit_timing(crm, c, "km-any"),
-                        exponential=None, arrivals=inputs.arrivals(crm, c), actual=won_after(crm, c))  # fmt: skip
+                        exponential=None, arrivals=inputs.arrivals(crm, c), actual=won_after(crm, c),
+                        pace=inputs.pace_clock(crm, c))  # fmt: skip
 
 
 def close_within(

@@ -35,7 +35,7 @@ import pandas as pd
 from forecasting.many_small import Atoms, small_deals
 from forecasting.quarter_pace import PaceClock
 from forecasting.timing import KaplanMeier
-from forecasting.warped_draws import within_columns
+from forecasting.warped_draws import Warped, within_columns
 
 QUANTILES = (0.1, 0.5, 0.9)
 # every percentile of each quarter's total is kept, so that a reader can tell the chance of
@@ -186,7 +186,10 @@ def simulate(
     `group_arrivals`: the new deals of each `by` group, in place of `arrivals`; every group's
     scenarios are then returned (`Forecast.groups`), new deals included. `pace`: the calendar's
     pace of wins (`forecasting.quarter_pace`): every close the timing draws is moved to the
-    calendar day its pace time falls in, before the slip; None: days as drawn."""
+    calendar day its pace time falls in, before the slip; None: days as drawn. Not the deals
+    timed by stage (`within_*` columns): their chances to close within 4 and 13 calendar weeks
+    come from models that know the days to the quarter's end, and the pace would move them a
+    second time."""
     if group_arrivals is not None and by is None:
         raise ValueError("group_arrivals needs `by`: the groups they belong to")
     arrivals = arrivals or Arrivals()
@@ -208,13 +211,14 @@ def simulate(
     exact, small = _split(deals, timing, all_codes, n_groups)
     codes = None if all_codes is None else all_codes[exact]
     value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels)
+    paced = None if isinstance(sampler, Warped) else pace  # stage-timed: knows the quarter
     n = len(exact)
     rest = None
     if len(small):
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, atoms,
                            None if all_codes is None else all_codes[small], n_groups, slips,
-                           slip_share, pace)  # fmt: skip
+                           slip_share, None if isinstance(small_sampler, Warped) else pace)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
@@ -235,10 +239,10 @@ def simulate(
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
-        if pace is not None:  # a close on whole day u, spread over [u, u + 1), to the calendar
+        if paced is not None:  # a close on whole day u, spread over [u, u + 1), to the calendar
             x = np.floor(days)
             x += rng.random(x.shape, dtype=np.float32)
-            days = pace.calendar_days(x)
+            days = paced.calendar_days(x)
         if len(slips) > 1:  # a new array: a sampler's days may be a read-only view (`Fixed`)
             moved = np.broadcast_to(slips[shift].astype(np.float32)[:, None], days.shape)
             if slip_share < 1.0:  # each deal follows the slip or keeps its own timing

@@ -12,8 +12,9 @@ in pace days, falls on the calendar day where the running sum of the paces passe
 the curve times on whole day u is first spread evenly over [u, u + 1): rounded to whole days,
 a week at a pace of 0.7 would hold 4 or 5 pace days instead of 4.9, 20% of its closes too few
 or too many. The paces come from the wins of the complete quarters before the as-of date, and
-are shrunk towards 1 when there are few of those quarters; with none, the pace is 1 everywhere
-and nothing changes.
+only where the bunching is clear: a company whose wins are even gets a pace of 1 everywhere and
+the same numbers as without (on the generated worlds, which have no bunching, paces fitted from
+chance alone, 0.93-1.11, made the 4-week interval score 5% worse, pooled).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import numpy as np
 import pandas as pd
 
 MONTHS = 3  # months in a quarter
-SHRINK = 1.0  # quarters of evidence that "no bunching" (a pace of 1) weighs as much as
+# the bunching is clear when the months' wins depart from their days' shares by more than chance
+# would in 1 case of 100 (chi-square, 2 degrees of freedom); the paces are then shrunk towards 1
+# by 1 - 2 / chi-square (James-Stein), nearly nothing where it is as plain as MavenTech's
+CLEAR = 9.21
 MIN_PACE = 0.2  # no month is that quiet; keeps the clock moving
 CLOCK_DAYS = 1100  # the clock's table: past any forecast's horizon (two quarters and more)
 
@@ -49,13 +53,14 @@ class PaceClock:
 
     def calendar_days(self, x: np.ndarray) -> np.ndarray:
         """Pace times -> the calendar day each falls in (`tau[d] <= x < tau[d + 1]`), float32;
-        infinite stays infinite."""
+        an infinite or missing time stays as it is."""
         x = np.asarray(x, np.float64)
         n = len(self.tau) - 1
         d = np.searchsorted(self.tau, x, side="right") - 1.0
         with np.errstate(invalid="ignore"):
             beyond = n + np.floor((x - self.tau[-1]) / self._last())
-        return np.where(x >= self.tau[-1], beyond, d).astype(np.float32)
+        d = np.where(x >= self.tau[-1], beyond, d)
+        return np.where(np.isfinite(x), d, x).astype(np.float32)
 
     def chances(self, sampler, edge_sets: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """As `sampler.atom_chances_at(edge_sets)` (calendar days, the first edge at 0 or
@@ -110,8 +115,9 @@ class QuarterPace:
     def fit(deals: pd.DataFrame, as_of) -> QuarterPace:
         """From the deals' wins (`status`, `closed_on`) in the quarters that ended by `as_of`
         and began on or after the first close the CRM knows (a quarter half seen would look
-        bunched); each quarter's share of wins per month over its share of days, averaged over
-        the quarters and shrunk towards 1 by n / (n + SHRINK)."""
+        bunched): each month's wins over those its share of days would give (each quarter's
+        wins spread by its months' days, summed over the quarters), where that is clear
+        (`CLEAR`)."""
         as_of = pd.Timestamp(as_of)
         closed = deals["closed_on"]
         known = closed[closed <= as_of]
@@ -119,30 +125,42 @@ class QuarterPace:
             return QuarterPace()
         won = closed[(deals["status"] == "won") & (closed <= as_of)]
         quarter = won.dt.to_period("Q")
-        rates = []
-        for q in quarter.dropna().unique():
+        seen, even = np.zeros(MONTHS), np.zeros(MONTHS)
+        n = 0
+        for q in pd.period_range(known.min(), as_of, freq="Q"):  # with a win or not
             if q.start_time < known.min() or q.end_time.normalize() > as_of:
                 continue
             month = ((won[quarter == q].dt.month - 1) % MONTHS).to_numpy()
             counts = np.bincount(month, minlength=MONTHS).astype(float)
             first = q.asfreq("M", "start")
             days = np.array([(first + k).days_in_month for k in range(MONTHS)], float)
-            rates.append((counts / counts.sum()) / (days / days.sum()))
-        if not rates:
+            seen += counts
+            even += counts.sum() * days / days.sum()
+            n += 1
+        if n == 0:
             return QuarterPace()
-        n = len(rates)
-        pace = 1.0 + (np.mean(rates, axis=0) - 1.0) * n / (n + SHRINK)
-        return QuarterPace(tuple(float(p) for p in np.maximum(pace, MIN_PACE)), n)
+        if even.sum() == 0:  # whole quarters without a win
+            return QuarterPace(quarters=n)
+        chi2 = float(((seen - even) ** 2 / even).sum())
+        if chi2 < CLEAR:
+            return QuarterPace(quarters=n)
+        pace = np.maximum(1.0 + (seen / even - 1.0) * (1.0 - (MONTHS - 1) / chi2), MIN_PACE)
+        pace /= (pace * even).sum() / even.sum()  # 1 on average again, after the floor
+        return QuarterPace(tuple(float(p) for p in pace), n)
 
     def text(self) -> str:
         """The pace in words, for the forecast's reports."""
         if self.quarters == 0:
             return "No whole quarter of wins yet: closes are timed without the calendar."
-        a, b, c = self.months
         whole = "quarter" if self.quarters == 1 else "quarters"
-        return (f"Wins in a quarter's first, second and third months come at {a:.2f} / {b:.2f} / "
-                f"{c:.2f} times its average daily pace (from {self.quarters} whole {whole}); the "
-                "forecast times closes by it.")  # fmt: skip
+        if self.flat:
+            return (f"Wins come about evenly through a quarter's months (from {self.quarters} whole "
+                    f"{whole}): closes are timed without the calendar.")  # fmt: skip
+        a, b, c = self.months
+        return (f"Wins in a quarter's first, second and third months came at {a:.2f} / {b:.2f} / "
+                f"{c:.2f} times its average daily pace (the wins of {self.quarters} whole {whole}, "
+                "drawn towards an even pace by how sure they are); the forecast times the "
+                "closes of deals not timed by stage, and of new deals, by it.")  # fmt: skip
 
     @property
     def flat(self) -> bool:

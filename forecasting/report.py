@@ -48,7 +48,8 @@ def timing_text(bt: Backtest) -> str:
                  f" the {n}" + ("." if bt.staged == n else "; the others had too little history yet."))  # fmt: skip
     if bt.paced:
         text += (f" Ours moved the closes by the calendar's pace of wins at {bt.paced} of the {n}"
-                 + ("." if bt.paced == n else " (the others had no whole quarter yet)."))  # fmt: skip
+                 + ("." if bt.paced == n else "; at the others no quarter was whole yet, or the "
+                    "wins known then came about evenly through a quarter's months."))  # fmt: skip
     return text
 
 

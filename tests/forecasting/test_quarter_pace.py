@@ -15,7 +15,7 @@ from forecasting import montecarlo as mc
 from forecasting.many_small import Atoms, slipped_edges
 from forecasting.montecarlo import Arrivals, simulate
 from forecasting.periods import calendar
-from forecasting.quarter_pace import SHRINK, PaceClock, QuarterPace
+from forecasting.quarter_pace import CLEAR, PaceClock, QuarterPace
 from forecasting.timing import KaplanMeier
 
 AS_OF = pd.Timestamp("2024-02-14")  # the middle month of a quarter
@@ -40,12 +40,14 @@ def test_the_pace_is_each_months_share_of_wins_over_its_share_of_days_from_whole
     deals = _wins("2023-01", "2024-02", (20, 40, 60))  # Q1-Q4 2023 whole, Q1 2024 under way
     pace = QuarterPace.fit(deals, pd.Timestamp("2024-02-20"))
     assert pace.quarters == 4
-    raw = []
+    even = np.zeros(3)
     for q in pd.period_range("2023Q1", "2023Q4", freq="Q"):
         days = np.array([(q.asfreq("M", "start") + k).days_in_month for k in range(3)], float)
-        raw.append(np.array([20, 40, 60]) / 120 / (days / days.sum()))
-    expected = 1 + (np.mean(raw, axis=0) - 1) * 4 / (4 + SHRINK)
-    np.testing.assert_allclose(pace.months, expected, rtol=1e-12)
+        even += 120 * days / days.sum()
+    seen = np.array([80.0, 160.0, 240.0])
+    chi2 = ((seen - even) ** 2 / even).sum()
+    assert chi2 > CLEAR
+    np.testing.assert_allclose(pace.months, 1 + (seen / even - 1) * (1 - 2 / chi2), rtol=1e-12)
     assert pace.months[0] < 1 < pace.months[2]
     # a quarter whose start the CRM never saw is left out: it would look bunched at its end
     late = _wins("2023-02", "2024-02", (20, 40, 60))
@@ -53,8 +55,47 @@ def test_the_pace_is_each_months_share_of_wins_over_its_share_of_days_from_whole
     # no whole quarter yet: no pace, days as drawn
     young = QuarterPace.fit(_wins("2023-11", "2024-02", (20, 40, 60)), pd.Timestamp("2024-02-20"))
     assert young.flat and young.clock(AS_OF) is None and young.quarters == 0
-    even = QuarterPace.fit(_wins("2023-01", "2024-02", (30, 30, 30)), pd.Timestamp("2024-02-20"))
-    assert max(abs(p - 1) for p in even.months) < 0.04  # months of 31, 28 and 30 days
+    # wins as even as their months' days: no pace
+    flat = QuarterPace.fit(_wins("2023-01", "2024-02", (31, 29, 31)), pd.Timestamp("2024-02-20"))
+    assert flat.flat and flat.quarters == 4 and flat.clock(AS_OF) is None
+    assert "about evenly" in flat.text() and "by it." in pace.text()
+    # a whole quarter without a win is a quarter seen: three whole ones here, one of them empty
+    gap = _wins("2023-01", "2023-09", (20, 40, 60))
+    gap = gap[(gap["closed_on"] < "2023-04-01") | (gap["closed_on"] >= "2023-07-01")]
+    assert QuarterPace.fit(gap, pd.Timestamp("2023-10-05")).quarters == 3
+    # every win in a quarter's last month: the quiet months at the floor, and the pace still 1
+    # on average over a quarter (the clock neither runs fast nor slow)
+    last = QuarterPace.fit(_wins("2023-01", "2023-12", (0, 0, 90)), pd.Timestamp("2024-01-01"))
+    clock = last.clock(pd.Timestamp("2023-12-31"))
+    assert min(last.months) > 0 and clock.tau[366] == pytest.approx(366, rel=0.01)
+
+
+@pytest.mark.parametrize("truth", [(0.6, 0.9, 1.5), (1.0, 1.0, 1.0)], ids=["bunched", "even"])
+def test_the_pace_of_a_known_world_is_found_and_chance_is_not_taken_for_one(truth):
+    """Wins drawn day by day at a known pace per month of the quarter (300 a quarter, two
+    years): the fit finds it within a few hundredths; even wins give no pace in 19 worlds of
+    20 or more (the test's 1% is per world)."""
+    start, end = pd.Timestamp("2022-01-01"), pd.Timestamp("2023-12-31")
+    days = pd.date_range(start, end)
+    rate = np.asarray(truth)[(days.month.to_numpy() - 1) % 3]
+    found = []
+    for seed in range(20):
+        counts = np.random.default_rng(seed).poisson(300 / 91.25 * rate)
+        closed = np.repeat(days.to_numpy(), counts)
+        deals = pd.DataFrame(
+            {
+                "closed_on": pd.to_datetime(np.r_[closed, start.to_datetime64()]),
+                "status": ["won"] * len(closed) + ["lost"],
+            }
+        )  # the CRM's first close
+        found.append(QuarterPace.fit(deals, end))
+    assert all(p.quarters == 8 for p in found)
+    if truth[0] == 1.0:
+        assert sum(p.flat for p in found) >= 19
+    else:
+        months = np.array([p.months for p in found])
+        assert np.abs(months.mean(axis=0) - truth).max() < 0.03
+        assert np.abs(months - truth).max() < 0.1
 
 
 def test_the_clock_turns_pace_time_into_calendar_days_and_back():
@@ -67,7 +108,8 @@ def test_the_clock_turns_pace_time_into_calendar_days_and_back():
     inside = days >= 0
     assert np.array_equal(clock.calendar_days(start[inside]), days[inside])
     assert np.array_equal(clock.calendar_days(start[inside] + 0.999 * np.diff(clock.at(np.r_[days, 1500]))[inside]), days[inside])  # fmt: skip
-    assert np.isinf(clock.calendar_days(np.array([np.inf]))).all()
+    odd = clock.calendar_days(np.array([np.inf, -np.inf, np.nan]))
+    assert odd[0] == np.inf and odd[1] == -np.inf and np.isnan(odd[2])
 
 
 def _km() -> KaplanMeier:
@@ -159,6 +201,28 @@ def test_new_and_open_deals_are_paced_as_drawing_them_deal_by_deal(slip_days):
     weeks = [k for k, kind in enumerate(PERIODS.kind) if kind == "week"]
     holds = [k for k in weeks if PERIODS.start[k] <= day[0] and day[1] < PERIODS.end[k]]
     assert len(holds) == 1 and (drawn.totals[:, holds[0]] == 100.0).all()
+
+
+def test_deals_timed_by_stage_keep_their_chances_and_only_new_deals_are_paced():
+    """The stage models know the days to the quarter's end: their deals' chances to close
+    within 4 and 13 weeks stay as given, paced or not; new deals are paced."""
+    rng = np.random.default_rng(4)
+    n = 200
+    deals = pd.DataFrame({"value": 1000.0, "win_prob": rng.random(n), "age": 10.0,
+                          "timing_group": "a", "within_28d": 0.3, "within_91d": 0.8})  # fmt: skip
+    km = _km()
+    weeks = mc.Periods(("4 weeks", "13 weeks"), ("horizon", "horizon"), np.zeros(2, np.int64),
+                       np.array([28, 91]))  # fmt: skip
+    clock = BUNCHED.clock(AS_OF)
+    paced = simulate(deals, km, weeks, scenarios=4000, seed=1, pace=clock).table
+    plain = simulate(deals, km, weeks, scenarios=4000, seed=1).table
+    pd.testing.assert_frame_equal(paced, plain)
+    expected = (deals["value"] * deals["win_prob"]).sum() * np.array([0.3, 0.8])
+    np.testing.assert_allclose(paced["mean"], expected, rtol=0.02)
+    new = Arrivals(per_week=30.0, values=np.full(5, 500.0), win_rate=0.5)
+    with_new = [simulate(deals, km, weeks, scenarios=4000, seed=1, arrivals=new, pace=p).table
+                for p in (clock, None)]  # fmt: skip
+    assert with_new[0].loc[0, "from_new"] != with_new[1].loc[0, "from_new"]
 
 
 def test_a_big_paced_pipeline_with_its_small_deals_summed_forecasts_the_same(monkeypatch):
