@@ -124,15 +124,22 @@ class QuarterPace:
         if known.empty:
             return QuarterPace()
         won = closed[(deals["status"] == "won") & (closed <= as_of)]
-        quarter = won.dt.to_period("Q")
+        # wins per calendar month, counted once (a million deals: no per-quarter scans)
+        month = won.to_numpy(dtype="datetime64[M]").astype(np.int64)
+        base = int(month.min()) if len(month) else 0
+        per_month = np.bincount(month - base) if len(month) else np.zeros(0, np.int64)
         seen, even = np.zeros(MONTHS), np.zeros(MONTHS)
         n = 0
         for q in pd.period_range(known.min(), as_of, freq="Q"):  # with a win or not
             if q.start_time < known.min() or q.end_time.normalize() > as_of:
                 continue
-            month = ((won[quarter == q].dt.month - 1) % MONTHS).to_numpy()
-            counts = np.bincount(month, minlength=MONTHS).astype(float)
             first = q.asfreq("M", "start")
+            at = (
+                int(np.datetime64(first.start_time, "M").astype(np.int64))
+                - base
+                + np.arange(MONTHS)
+            )
+            counts = np.array([per_month[a] if 0 <= a < len(per_month) else 0 for a in at], float)
             days = np.array([(first + k).days_in_month for k in range(MONTHS)], float)
             seen += counts
             even += counts.sum() * days / days.sum()
