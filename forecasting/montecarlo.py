@@ -239,22 +239,27 @@ def simulate(
         # given a win (u < p), u / p is again uniform: it times the close, no second draw
         with np.errstate(divide="ignore", invalid="ignore"):
             days = sampler.dense_days(u / prob)
-        if paced is not None:  # a close on whole day u, spread over [u, u + 1), to the calendar
-            x = np.floor(days)
-            x += rng.random(x.shape, dtype=np.float32)
-            days = paced.calendar_days(x)
-        if len(slips) > 1:  # a new array: a sampler's days may be a read-only view (`Fixed`)
-            moved = np.broadcast_to(slips[shift].astype(np.float32)[:, None], days.shape)
-            if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
-                moved = moved * (rng.random((size, n), dtype=np.float32) < slip_share)
-            days = days + moved
-            np.maximum(days, 0.0, out=days)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
-        flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
+        if paced is None and len(slips) == 1:
+            flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
+        else:  # paced or slipped: the won cells alone are moved (a few of every ten)
+            flat = np.flatnonzero(won).astype(np.uint32)
         sc = flat // np.uint32(n)
         deal = flat - sc * np.uint32(n)
         day = days.ravel()[flat]
+        if paced is not None:  # a close on whole day u, spread over [u, u + 1), to the calendar
+            x = np.floor(day)
+            x += rng.random(len(x), dtype=np.float32)
+            day = paced.calendar_days(x)
+        if len(slips) > 1:
+            moved = slips[shift[sc]].astype(np.float32)
+            if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
+                moved *= rng.random(len(moved), dtype=np.float32) < slip_share
+            day = np.maximum(day + moved, 0.0)
+        if paced is not None or len(slips) > 1:
+            inside = day < horizon
+            sc, deal, day = sc[inside], deal[inside], day[inside]
         daily = _daily(sc.astype(np.int64), day, value[deal], size, horizon,
                        None if codes is None else codes[deal], n_groups)  # fmt: skip
         group_periods = _to_periods(daily, periods)  # (size, G, P)

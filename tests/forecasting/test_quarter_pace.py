@@ -119,8 +119,8 @@ def _km() -> KaplanMeier:
                            won=np.ones(3000, bool))  # fmt: skip
 
 
-@pytest.mark.parametrize("slip", [0, 9, -9])
-@pytest.mark.parametrize("staged", [False, True], ids=["curve", "by stage"])
+@pytest.mark.parametrize(("slip", "staged"), [(0, False), (-9, False), (9, True)],
+                         ids=["curve", "curve, slip -9", "by stage, slip 9"])  # fmt: skip
 def test_the_summed_deals_chances_are_the_paced_draws(slip, staged):
     """Each deal's chance of closing in each stretch of calendar days, paced and slipped, is
     what drawing it, spreading it over its day, pacing and slipping it gives."""
@@ -134,7 +134,7 @@ def test_the_summed_deals_chances_are_the_paced_draws(slip, staged):
     clock = BUNCHED.clock(AS_OF)
     edges = slipped_edges(ATOMS.edges, slip)
     cls, (chances,) = clock.chances(sampler, [edges])
-    draws = 100_000
+    draws = 60_000
     seen = np.zeros((n, len(ATOMS.edges) - 1))
     for _ in range(10):
         days = sampler.dense_days(rng.random((draws // 10, n), dtype=np.float32))
@@ -145,7 +145,7 @@ def test_the_summed_deals_chances_are_the_paced_draws(slip, staged):
             seen[:, a] += (atom == a).sum(axis=0)
     seen /= draws
     expected = chances[cls]
-    tolerance = 4.5 * np.sqrt(expected * (1 - expected) / draws) + 1e-4
+    tolerance = 5 * np.sqrt(expected * (1 - expected) / draws) + 1e-4  # 6,900 cells
     assert np.all(np.abs(seen - expected) <= tolerance)
     plain = sampler.atom_chances_at([edges])[1][0][sampler.atom_chances_at([edges])[0]]
     month = PERIODS.names.index("2024-03")
