@@ -206,6 +206,15 @@ def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, sce
     slip = slip * (rng.random(len(scenario)) < share)
     close = np.where(took < len(cdf), birth + np.maximum(took + slip, 0), horizon)
     value = arrivals.values[rng.integers(0, len(arrivals.values), len(scenario))]
+    return revenue_by_period(scenario, close, value, scenarios, periods)
+
+
+def revenue_by_period(scenario: np.ndarray, close: np.ndarray, value: np.ndarray, scenarios: int,
+                      periods) -> np.ndarray:  # fmt: skip
+    """(scenarios, periods): the value of the deals closing inside the horizon, by the
+    scenario and close day (from the as-of date) of each."""
+    horizon = periods.horizon
+    close = np.asarray(close, np.int64)
     inside = close < horizon
     daily = np.bincount(scenario[inside] * horizon + close[inside], weights=value[inside],
                         minlength=scenarios * horizon).reshape(scenarios, horizon)  # fmt: skip

@@ -17,6 +17,7 @@ from forecasting.montecarlo import Arrivals, simulate
 from forecasting.periods import calendar
 from forecasting.quarter_pace import CLEAR, PaceClock, QuarterPace
 from forecasting.timing import KaplanMeier
+from tests.forecasting.test_montecarlo import revenue_by_period
 
 AS_OF = pd.Timestamp("2024-02-14")  # the middle month of a quarter
 PERIODS, _ = calendar(AS_OF)
@@ -168,13 +169,8 @@ def _new_deals_paced(arrivals: Arrivals, km: KaplanMeier, clock: PaceClock, scen
     x = clock.at(birth) + took + rng.random(len(scenario))
     slip = slips[rng.integers(0, len(slips), scenarios)][scenario]
     close = np.where(took < len(cdf), np.maximum(clock.calendar_days(x) + slip, birth), horizon)
-    close = close.astype(np.int64)
     value = arrivals.values[rng.integers(0, len(arrivals.values), len(scenario))]
-    inside = close < horizon
-    daily = np.bincount(scenario[inside] * horizon + close[inside], weights=value[inside],
-                        minlength=scenarios * horizon).reshape(scenarios, horizon)  # fmt: skip
-    cum = np.concatenate([np.zeros((scenarios, 1)), daily.cumsum(axis=1)], axis=1)
-    return cum[:, PERIODS.end] - cum[:, PERIODS.start]
+    return revenue_by_period(scenario, close, value, scenarios, PERIODS)
 
 
 @pytest.mark.parametrize("slip_days", [0.0, 20.0])
