@@ -14,7 +14,7 @@ a week at a pace of 0.7 would hold 4 or 5 pace days instead of 4.9, 20% of its c
 or too many. The paces come from the wins of the complete quarters before the as-of date, and
 only where the bunching is clear: a company whose wins are even gets a pace of 1 everywhere and
 the same numbers as without (on the generated worlds, which have no bunching, paces fitted from
-chance alone, 0.93-1.11, made the 4-week interval score 5% worse, pooled).
+chance alone, 0.93-1.11, made the Salesforce-style worlds' pooled 4-week interval score 5% worse).
 """
 
 from __future__ import annotations
