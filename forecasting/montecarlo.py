@@ -211,14 +211,16 @@ def simulate(
     exact, small = _split(deals, timing, all_codes, n_groups)
     codes = None if all_codes is None else all_codes[exact]
     value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels)
-    paced = None if isinstance(sampler, Warped) else pace  # stage-timed: knows the quarter
+    # deals timed by stage (all or none of them) are not paced: their models know the quarter
+    paced = None if isinstance(sampler, Warped) else pace
+    moved = paced is not None or len(slips) > 1  # the won cells' days change
     n = len(exact)
     rest = None
     if len(small):
         small_value, small_p, small_sampler = _tabled(deals.iloc[small], timing, levels, lean=True)
         rest = small_deals(small_value, small_p, small_sampler, atoms,
                            None if all_codes is None else all_codes[small], n_groups, slips,
-                           slip_share, None if isinstance(small_sampler, Warped) else pace)  # fmt: skip
+                           slip_share, paced)  # fmt: skip
     news = [arrivals]
     if group_arrivals is not None:
         news = [group_arrivals.get(g, Arrivals()) for g in names]
@@ -241,10 +243,10 @@ def simulate(
             days = sampler.dense_days(u / prob)
         # the won cells closing inside the horizon, by flat index (much cheaper than a 2-D
         # nonzero and 2-D gathers); chunks hold fewer than 2**32 cells
-        if paced is None and len(slips) == 1:
-            flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
-        else:  # paced or slipped: the won cells alone are moved (a few of every ten)
+        if moved:  # the won cells alone are moved (a few of every ten), then kept by horizon
             flat = np.flatnonzero(won).astype(np.uint32)
+        else:
+            flat = np.flatnonzero(won & (days < horizon)).astype(np.uint32)
         sc = flat // np.uint32(n)
         deal = flat - sc * np.uint32(n)
         day = days.ravel()[flat]
@@ -253,11 +255,11 @@ def simulate(
             x += rng.random(len(x), dtype=np.float32)
             day = paced.calendar_days(x)
         if len(slips) > 1:
-            moved = slips[shift[sc]].astype(np.float32)
+            by = slips[shift[sc]].astype(np.float32)
             if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
-                moved *= rng.random(len(moved), dtype=np.float32) < slip_share
-            day = np.maximum(day + moved, 0.0)
-        if paced is not None or len(slips) > 1:
+                by *= rng.random(len(by), dtype=np.float32) < slip_share
+            day = np.maximum(day + by, 0.0)
+        if moved:
             inside = day < horizon
             sc, deal, day = sc[inside], deal[inside], day[inside]
         daily = _daily(sc.astype(np.int64), day, value[deal], size, horizon,
@@ -442,10 +444,10 @@ class _NewDeals:
         count = np.array([len(v) for v in parts])
         per_day = arrivals.per_week / 7.0 * count / len(all_values)
         horizon = int(atoms.edges[-1])
-        most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
-        cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
-                         for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
         if pace is None:
+            most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
+            cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
+                             for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
             at = lambda d: _slipped(cdfs, d, horizon, atoms.edges)  # noqa: E731
         else:
             curve = lambda days, g: timing.cdf_from_start(days, g if grouped else None)  # noqa: E731

@@ -268,8 +268,7 @@ class KaplanMeier:
         `within` (deals, WITHIN_DAYS): each deal's chance to close within those days if won
         (`Warped`), from its stage."""
         if within is not None:
-            base = self.sampler(ages, groups)
-            return Warped.of(base, within, base.chances_within())
+            return Warped.of(self.sampler(ages, groups), within)
         ages = np.clip(np.nan_to_num(np.asarray(ages, float), nan=0.0), 0, MAX_DAYS).astype(int)
         names = list(pd.unique(np.asarray(groups, dtype=object)))
         code = pd.Categorical(np.asarray(groups, dtype=object), categories=names).codes

@@ -49,9 +49,10 @@ class Warped:
     curve_within: np.ndarray  # (n, K): the base sampler's chance, as it draws (not the curve's)
 
     @staticmethod
-    def of(base: Sampler, within: np.ndarray, curve: np.ndarray) -> Warped:
-        """`curve`: the base's own chances at the knots as it draws them
-        (`Sampler.chances_within`): the knots are honoured only if the map starts from those."""
+    def of(base: Sampler, within: np.ndarray) -> Warped:
+        """The map starts from the base's own chances at the knots as it draws them
+        (`Sampler.chances_within`): from any other, the knots are not honoured."""
+        curve = base.chances_within()
         given = np.asarray(within, float)
         given = np.where(np.isnan(given), curve, given)  # nothing said: the curve's own
         target = np.maximum.accumulate(np.clip(given, 0, 1), axis=1)
