@@ -81,7 +81,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         return 0
     for line in terminal.forecast_lines(saved, whole, parts, args.by):
         print(line)
-    from bot.target_text import calls_text, categories_text, odds_text
+    from bot.target_text import calls_text, categories_text, odds_text, sources_text
 
     for (scope, quarter), o in odds.items():
         print(f"{scope.label}: {odds_text(o, quarter).replace('*', '')}")
@@ -91,6 +91,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     made = calls_text(calls.latest(saved.db, this, "all"), float(whole.quarter()["p50"]))
     if made:
         print(made.replace("*", ""))
+    sources = sources_text(whole.quarter(), whole.open_deals, whole.new_per_week, this)
+    if sources:
+        print(sources.replace("*", ""))
     split, basis = saved.categories(Scope("all"), this)
     for line in categories_text(split, this, basis).replace("*", "").splitlines():
         print(line.strip("_"))

@@ -68,6 +68,7 @@ class SavedForecast:
     open_deals: int
     scenarios: int
     grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> percentiles 0-100
+    new_per_week: float | None = None  # the new deals a week it adds (None: saved before kept)
 
     def quarter(self, name: str | None = None) -> pd.Series:
         """The row of a quarter (default: the one under way)."""
@@ -439,6 +440,7 @@ class Reader:
             open_deals=int(saved["open_deals"]),
             scenarios=int(saved["scenarios"]),
             grids=saved.get("grids") or {},  # a run saved before grids were kept has none
+            new_per_week=saved.get("new_per_week"),
         )
 
     def ensure_reasons(self, saved: SavedRun, deal_ids: list[str]) -> None:

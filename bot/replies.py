@@ -177,8 +177,10 @@ def match_scope(text: str, regions: list[str], managers: list[str]) -> Scope | N
 
 def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str,
                      currency: str | None = None, odds: Odds | None = None,
-                     categories: str | None = None, calls: str | None = None) -> str:  # fmt: skip
-    """The figures that go with the chart, in mrkdwn (with the target's odds, if one is set)."""
+                     categories: str | None = None, calls: str | None = None,
+                     sources: str | None = None) -> str:  # fmt: skip
+    """The figures that go with the chart, in mrkdwn (with the target's odds, if one is set;
+    `sources`: where the revenue still to come is expected from)."""
     row = table[(table["kind"] == "quarter") & (table["period"] == quarter)].iloc[0]
     won = row["won_to_date"]
 
@@ -192,5 +194,6 @@ def forecast_summary(table: pd.DataFrame, quarter: str, scope: Scope, as_of: str
         + ("\n" + odds_text(odds, quarter, currency) if odds is not None else "")
         + ("\n" + calls if calls else "")
         + "\n_There is a 10% chance of less than P10 and a 10% chance of more than P90._"
+        + ("\n" + sources if sources else "")
         + ("\n" + categories if categories else "")
     )

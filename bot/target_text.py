@@ -38,6 +38,35 @@ def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:
     return text
 
 
+def sources_text(row, open_deals: int, new_per_week: float | None, quarter: str,
+                 currency: str | None = None) -> str | None:  # fmt: skip
+    """Where the quarter's revenue still to come is expected from (`row`: the quarter's row of
+    a saved forecast; its means, not the P50): today's open deals and deals not yet in the
+    pipeline, with the pace of new deals the forecast assumes. A forecast call asks how much of
+    the number rests on pipeline nobody has created yet (a quarter whose last weeks brought
+    half the usual new deals is forecast at half: the reason is that pace). None when nothing
+    is left to come."""
+    from forecasting.inputs import ARRIVAL_WEEKS
+
+    pipe, new = float(row["from_pipeline"]), float(row["from_new"])
+    if not (pipe > 0 or new > 0):  # NaN too
+        return None
+
+    def cash(x) -> str:
+        return money(x, currency)
+
+    text = (f"*Still to come in {quarter}*, on average: {cash(pipe)} from today's "
+            f"{plural(int(open_deals), 'open deal')} and {cash(new)} from deals not yet in the "
+            "pipeline")  # fmt: skip
+    if new_per_week is None:  # a run saved before the pace was kept
+        return text + "."
+    if new_per_week <= 0:
+        return text + f" (expecting none: no deal was new in the last {ARRIVAL_WEEKS} weeks)."
+    rate = f"{new_per_week:,.0f}" if new_per_week >= 10 else f"{new_per_week:.1f}"
+    return text + (f" (expecting {rate} new deals a week, the pace of the last {ARRIVAL_WEEKS} "
+                   "weeks).")  # fmt: skip
+
+
 def categories_text(r: Rollup, quarter: str, basis: str, currency: str | None = None) -> str:
     """The quarter by forecast category beside the model, then the deals where they disagree
     (mrkdwn; deal names made inert)."""

@@ -38,7 +38,8 @@ def _periods(fc: SavedForecast) -> list[dict]:
     return [
         {"period": r["period"], "kind": r["kind"], "start": str(r["start"]), "end": str(r["end"]),
          "won_to_date": _num(r["won_to_date"]), "p10": _num(r["p10"]), "p50": _num(r["p50"]),
-         "p90": _num(r["p90"])}
+         "p90": _num(r["p90"]), "expected_from_open_deals": _num(r["from_pipeline"]),
+         "expected_from_new_deals": _num(r["from_new"])}
         for _, r in shown.iterrows()
     ]  # fmt: skip
 
@@ -71,7 +72,8 @@ def forecast_json(saved: SavedRun, whole: SavedForecast, parts: list[tuple[Scope
         "scenarios": whole.scenarios,
         "scopes": {
             str(scope): {
-                "label": scope.label, "open_deals": fc.open_deals, "periods": _periods(fc),
+                "label": scope.label, "open_deals": fc.open_deals,
+                "new_deals_per_week": fc.new_per_week, "periods": _periods(fc),
                 "targets": {
                     q: {"target": o.target, "chance": round(o.chance, 4), "p50": o.p50,
                         "gap": o.gap, "won_to_date": o.won, "pipeline": o.pipeline, "pipeline_basis": o.basis,

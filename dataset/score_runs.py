@@ -217,6 +217,7 @@ def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: l
         "scenarios": int(fc.scenarios),
         "sigma": float(fc.sigma),
         "grids": getattr(fc, "grids", {}),
+        "new_per_week": getattr(fc, "new_per_week", None),
     }
     with db.atomic():
         db.execute(

@@ -29,6 +29,9 @@ class LiveForecast:
     # each quarter's total (won so far included) at every percentile, 0 to 100: the chance of
     # reaching a target is read from it (`forecasting.targets.chance`)
     grids: dict[str, list[float]] = field(default_factory=dict)
+    # the new deals a week the forecast adds (`inputs.arrivals`: the last ARRIVAL_WEEKS' pace),
+    # said beside what it expects from them: the assumption a forecast call questions
+    new_per_week: float | None = None
 
 
 def forecast(
@@ -67,12 +70,13 @@ def forecast(
         within = None if within is None else np.asarray(within)[keep]
         mine = mine[mine["owner"].isin(list(owners))]
     deals = inputs.open_deals(crm, as_of, win_prob, features, within)
-    fc = _draw(crm, as_of, deals, periods, bands, scenarios, seed,
-               arrivals=inputs.arrivals(crm, as_of, inputs.new_deal_win_rate(crm, as_of), owners),
+    arrivals = inputs.arrivals(crm, as_of, inputs.new_deal_win_rate(crm, as_of), owners)
+    fc = _draw(crm, as_of, deals, periods, bands, scenarios, seed, arrivals=arrivals,
                by=BREAKDOWNS.get(by, by) if by else None)  # fmt: skip
     done = won_to_date(mine, bounds, as_of)
     table, grids = _with_won(fc.table, fc.grids, bounds, done)
-    return LiveForecast(as_of, table, fc.by_group, bands.sigma, scenarios, len(deals), grids)
+    return LiveForecast(as_of, table, fc.by_group, bands.sigma, scenarios, len(deals), grids,
+                        arrivals.per_week)  # fmt: skip
 
 
 def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Bands,
@@ -206,5 +210,7 @@ def _joint(crm, as_of, features, win_prob, chosen, members, signature, nobody, b
         done = won_to_date(mine, bounds, as_of)
         table, grids = _with_won(table, quarter_grids(total, periods), bounds, done)
         n_open = int(deals["group"].isin([drawn.names[i] for i in take]).sum())
-        out[scope] = LiveForecast(as_of, table, None, bands.sigma, scenarios, n_open, grids)
+        per_week = sum(new[drawn.names[i]].per_week for i in take if drawn.names[i] in new)
+        out[scope] = LiveForecast(as_of, table, None, bands.sigma, scenarios, n_open, grids,
+                                  float(per_week))  # fmt: skip
     return out

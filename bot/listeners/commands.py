@@ -31,7 +31,13 @@ from bot.replies import (
     text_message,
 )
 from bot.settings import Scope
-from bot.target_text import calls_text, categories_text, chance_text, movement_lines
+from bot.target_text import (
+    calls_text,
+    categories_text,
+    chance_text,
+    movement_lines,
+    sources_text,
+)
 from bot.track_text import accuracy_lines, headline
 from dataset.money import money
 from forecasting.chart import fan_chart
@@ -174,6 +180,7 @@ def forecast_reply(reader: Reader, saved: SavedRun, scope: Scope, quarter: str) 
         fc.table, quarter, scope, saved.as_of, odds=odds,
         categories=categories_text(split, quarter, basis),
         calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
+        sources=sources_text(row, fc.open_deals, fc.new_per_week, quarter),
     )  # fmt: skip
     title = inert(f"Forecast {quarter}, {scope.label}, as of {saved.as_of}", plain=True)
     return title, comment, png
