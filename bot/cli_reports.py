@@ -91,7 +91,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     made = calls_text(calls.latest(saved.db, this, "all"), float(whole.quarter()["p50"]))
     if made:
         print(made.replace("*", ""))
-    sources = sources_text(whole.quarter(), whole.open_deals, whole.new_per_week, this)
+    sources = sources_text(whole.quarter(), whole.open_deals, whole.new_per_week, this,
+                           saved.as_of)  # fmt: skip
     if sources:
         print(sources.replace("*", ""))
     split, basis = saved.categories(Scope("all"), this)

@@ -38,11 +38,11 @@ def odds_text(o: Odds, quarter: str, currency: str | None = None) -> str:
     return text
 
 
-def sources_text(row, open_deals: int, new_per_week: float | None, quarter: str,
+def sources_text(row, open_deals: int, new_per_week: float | None, quarter: str, as_of: str,
                  currency: str | None = None) -> str | None:  # fmt: skip
     """Where the quarter's revenue still to come is expected from (`row`: the quarter's row of
-    a saved forecast; its means, not the P50): today's open deals and deals not yet in the
-    pipeline, with the pace of new deals the forecast assumes. A forecast call asks how much of
+    a saved forecast; its means, not the P50): the deals open on the run's day `as_of` and deals
+    not yet in the pipeline, with the pace of new deals the forecast drew. A forecast call asks how much of
     the number rests on pipeline nobody has created yet (a quarter whose last weeks brought
     half the usual new deals is forecast at half: the reason is that pace). None when nothing
     is left to come."""
@@ -55,13 +55,15 @@ def sources_text(row, open_deals: int, new_per_week: float | None, quarter: str,
     def cash(x) -> str:
         return money(x, currency)
 
-    text = (f"*Still to come in {quarter}*, on average: {cash(pipe)} from today's "
-            f"{plural(int(open_deals), 'open deal')} and {cash(new)} from deals not yet in the "
-            "pipeline")  # fmt: skip
+    text = (f"*Still to come in {quarter}*, on average: {cash(pipe)} from the "
+            f"{plural(int(open_deals), 'deal')} open on {as_of} and {cash(new)} from deals not "
+            "yet in the pipeline")  # fmt: skip
     if new_per_week is None:  # a run saved before the pace was kept
         return text + "."
-    if new_per_week <= 0:
-        return text + f" (expecting none: no deal was new in the last {ARRIVAL_WEEKS} weeks)."
+    if new_per_week <= 0:  # none new, or none with a value to go by
+        return (
+            text + f" (expecting none: the last {ARRIVAL_WEEKS} weeks give no new deal to go by)."
+        )
     rate = f"{new_per_week:,.0f}" if new_per_week >= 10 else f"{new_per_week:.1f}"
     return text + (f" (expecting {rate} new deals a week, the pace of the last {ARRIVAL_WEEKS} "
                    "weeks).")  # fmt: skip

@@ -29,8 +29,8 @@ class LiveForecast:
     # each quarter's total (won so far included) at every percentile, 0 to 100: the chance of
     # reaching a target is read from it (`forecasting.targets.chance`)
     grids: dict[str, list[float]] = field(default_factory=dict)
-    # the new deals a week the forecast adds (`inputs.arrivals`: the last ARRIVAL_WEEKS' pace),
-    # said beside what it expects from them: the assumption a forecast call questions
+    # the new deals a week the forecast drew (`Arrivals.drawn_per_week`: the last ARRIVAL_WEEKS'
+    # pace), said beside what it expects from them: the assumption a forecast call questions
     new_per_week: float | None = None
 
 
@@ -76,7 +76,7 @@ def forecast(
     done = won_to_date(mine, bounds, as_of)
     table, grids = _with_won(fc.table, fc.grids, bounds, done)
     return LiveForecast(as_of, table, fc.by_group, bands.sigma, scenarios, len(deals), grids,
-                        arrivals.per_week)  # fmt: skip
+                        arrivals.drawn_per_week)  # fmt: skip
 
 
 def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Bands,
@@ -210,7 +210,7 @@ def _joint(crm, as_of, features, win_prob, chosen, members, signature, nobody, b
         done = won_to_date(mine, bounds, as_of)
         table, grids = _with_won(table, quarter_grids(total, periods), bounds, done)
         n_open = int(deals["group"].isin([drawn.names[i] for i in take]).sum())
-        per_week = sum(new[drawn.names[i]].per_week for i in take if drawn.names[i] in new)
+        per_week = sum(new[drawn.names[i]].drawn_per_week for i in take if drawn.names[i] in new)
         out[scope] = LiveForecast(as_of, table, None, bands.sigma, scenarios, n_open, grids,
                                   float(per_week))  # fmt: skip
     return out

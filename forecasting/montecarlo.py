@@ -66,6 +66,13 @@ class Arrivals:
     win_rate: float = 0.0
     groups: np.ndarray | None = None  # timing group (product) of each value: big deals are slow
 
+    @property
+    def drawn_per_week(self) -> float:
+        """The new deals a week the simulation draws: none where no new deal's value is known
+        (nothing to draw their worth from), whatever `per_week` counts. Said beside the
+        forecast, so it must be what was drawn."""
+        return float(self.per_week) if self.per_week > 0 and len(self.values) else 0.0
+
 
 @dataclass
 class Forecast:
@@ -434,7 +441,7 @@ class _NewDeals:
         before the deal appears), which each deal follows with chance `share` (a thinned
         Poisson process stays Poisson: its rates mix); in `pace` time where given. None: no
         new deals."""
-        if arrivals.per_week <= 0 or len(arrivals.values) == 0:
+        if arrivals.drawn_per_week <= 0:
             return None
         all_values = np.asarray(arrivals.values, np.float64)
         grouped = arrivals.groups is not None

@@ -180,7 +180,7 @@ def forecast_reply(reader: Reader, saved: SavedRun, scope: Scope, quarter: str) 
         fc.table, quarter, scope, saved.as_of, odds=odds,
         categories=categories_text(split, quarter, basis),
         calls=calls_text(calls.latest(reader.db(), quarter, str(scope)), float(row["p50"])),
-        sources=sources_text(row, fc.open_deals, fc.new_per_week, quarter),
+        sources=sources_text(row, fc.open_deals, fc.new_per_week, quarter, saved.as_of),
     )  # fmt: skip
     title = inert(f"Forecast {quarter}, {scope.label}, as of {saved.as_of}", plain=True)
     return title, comment, png

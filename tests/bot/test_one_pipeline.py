@@ -101,14 +101,21 @@ def test_what_is_still_to_come_is_the_same_on_every_surface_and_true_of_the_run(
         ), scope
     whole = saved.forecast(Scope("all"))
     row = whole.quarter()
-    line = sources_text(row, whole.open_deals, whole.new_per_week, str(row["period"]))
-    assert f"{money(row['from_pipeline'])} from today's {whole.open_deals:,} open deals" in line
-    assert f"{money(row['from_new'])} from deals not yet in the pipeline" in line
+    line = sources_text(row, whole.open_deals, whole.new_per_week, str(row["period"]), saved.as_of)
+    opened = (
+        f"{money(row['from_pipeline'])} from the {whole.open_deals:,} deals open on {saved.as_of}"
+    )
+    assert opened in line and f"{money(row['from_new'])} from deals not yet in the pipeline" in line
     assert f"expecting {whole.new_per_week:,.0f} new deals a week" in line
     assert line in _slack_comment(served, "", LEADER)
     db = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
     assert main(["forecast", *db, "--out", str(served.db_path.parent / "out")]) == 0
     assert line.replace("*", "") in capsys.readouterr().out.splitlines()
+    # the next quarter's reply says the next quarter's own figures
+    after = whole.table[whole.table["kind"] == "quarter"].iloc[1]
+    later = sources_text(after, whole.open_deals, whole.new_per_week, str(after["period"]),
+                         saved.as_of)  # fmt: skip
+    assert later != line and later in _slack_comment(served, "next", LEADER)
 
 
 def test_the_chart_s_won_so_far_is_the_quarter_s_won_to_date_day_by_day(served):

@@ -276,3 +276,17 @@ def test_a_slip_of_known_close_days_and_a_slip_too_small_to_move_a_day():
     # no deal following the slip is no slip, to the bit
     nobody = simulate(deals, km, PERIODS, scenarios=500, seed=2, slip_days=9.0, slip_share=0.0)
     pd.testing.assert_frame_equal(plain, nobody.table)
+
+
+def test_the_new_deals_a_week_said_are_the_ones_drawn():
+    """`Arrivals.drawn_per_week`, which the forecast says beside what new deals bring, is the
+    pace the simulation draws: new deals none of whose values is known are counted but cannot be
+    drawn, so none is said; with values, the pace counted, and revenue from them."""
+    km = KaplanMeier.fit(np.random.default_rng(11).gamma(2.0, 6.0, 3000), np.ones(3000, bool), None)
+    nobody = pd.DataFrame({"value": [0.0], "win_prob": [0.0], "age": [1.0], "timing_group": ["a"]})
+    unknown = Arrivals(per_week=40.0, values=np.zeros(0), win_rate=0.5)
+    valued = Arrivals(per_week=40.0, values=np.full(20, 1_000.0), win_rate=0.5)
+    assert (unknown.drawn_per_week, valued.drawn_per_week) == (0.0, 40.0)
+    for arrivals in (unknown, valued):
+        table = simulate(nobody, km, PERIODS, scenarios=2_000, seed=3, arrivals=arrivals).table
+        assert (table["from_new"].sum() > 0) == (arrivals.drawn_per_week > 0)
