@@ -195,6 +195,14 @@ class ModelUpkeep:
                                                    "differently"))  # fmt: skip
         return Bands.from_config(self.backtest(crm, say, first=True))
 
+    def saved_bands(self) -> Bands:
+        """The bands as last saved, without a backtest whatever the stage models now are (the
+        defaults where none were saved): for a run made before its forecasts kept their own."""
+        path = self.artifacts / FORECAST_CONFIG
+        if not path.exists():
+            return Bands()
+        return Bands.from_config(json.loads(path.read_text(encoding="utf-8")))
+
     def backtest(self, crm, say: Say, *, first: bool = False, detail: bool = False,
                  why: str | None = None) -> dict:  # fmt: skip
         """Backtest the forecast on past cutoffs, fit its bands and save them. `first`:

@@ -359,7 +359,8 @@ class Refresher:
         by_day = won["value"].fillna(0).groupby(won["close_date"].dt.normalize()).sum()
         won_list = [[d.date().isoformat(), float(v)] for d, v in by_day.items()]
         targets = {t.quarter: t.amount for t in self.settings.targets if t.scope == str(scope)}
-        score_runs.save_forecast(self.db(), prepared.run_id, str(scope), fc, won_list, targets)
+        score_runs.save_forecast(self.db(), prepared.run_id, str(scope), fc, won_list, targets,
+                                 prepared.bands.to_config())  # fmt: skip
 
     def add_scope(self, run_id: int, scope: Scope) -> None:
         """Simulate a scope nobody forecast with run `run_id` yet, once, and save it with the run
@@ -409,6 +410,7 @@ class Refresher:
 
     def _reload(self, run_id: int) -> _Prepared:
         """The inputs of a run made by another process (or before a restart)."""
+        from forecasting.bands import Bands
         from scoring import artifact
         from scoring.features import features_at, prepare
 
@@ -421,7 +423,12 @@ class Refresher:
         # a deal open now that the run did not score (none, unless the data changed) counts at
         # the base rate
         win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
-        bands = self.upkeep.bands(crm, log.info)
+        # the bands the run's forecasts were drawn with, as saved with them: never a backtest
+        # here (a `revbot train` elsewhere since the run would have made this request wait for
+        # one, and drawn this scope unlike the run's others)
+        company = score_runs.run_forecast(db, run_id, str(Scope("all")))
+        saved = company.get("bands") if company is not None else None
+        bands = Bands.from_config(saved) if saved else self.upkeep.saved_bands()
         self._prepared = _Prepared(run_id, pd.Timestamp(run["as_of"]), crm, features, win, bands,
                                    model, meta["references"],
                                    self._within(crm, run["as_of"], features, win))  # fmt: skip

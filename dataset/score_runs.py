@@ -201,11 +201,14 @@ def quarter_rows(run_id: int, scope: str, payload: dict, targets: dict[str, floa
 
 
 def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: list,
-                  targets: dict[str, float] | None = None) -> None:  # fmt: skip
+                  targets: dict[str, float] | None = None,
+                  bands: dict | None = None) -> None:  # fmt: skip
     """A scope's forecast with its run (`fc`: a `forecasting.forecast.LiveForecast`; `won`:
     (day, value won that day) of the quarter so far, oldest first; `targets`: the scope's target per
-    quarter, as configured when the forecast was made). Saved once: a run's forecast for a
-    scope never changes. Its quarters are also kept apart, for the track record."""
+    quarter, as configured when the forecast was made; `bands`: the shock, slip and correction
+    it was drawn with, `Bands.to_config()`, so that a scope added to the run later is drawn
+    alike). Saved once: a run's forecast for a scope never changes. Its quarters are also kept
+    apart, for the track record."""
     table = fc.table.copy()
     for c in ("start", "end"):
         table[c] = table[c].astype(str)
@@ -218,6 +221,7 @@ def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: l
         "sigma": float(fc.sigma),
         "grids": getattr(fc, "grids", {}),
         "new_per_week": getattr(fc, "new_per_week", None),
+        "bands": bands,
     }
     with db.atomic():
         db.execute(

@@ -247,3 +247,41 @@ def test_the_regions_forecasts_add_up_to_the_company_s(served):
     for k, whole in enumerate(saved["all"]["table"]):
         parts = sum(saved[r]["table"][k]["mean"] for r in regions)
         assert parts == pytest.approx(whole["mean"], rel=1e-9), whole["period"]
+
+
+def test_a_scope_added_later_is_drawn_as_the_run_s_others_without_a_backtest(served, tmp_path):
+    """A scope nobody forecast with the run (a rep not yet in the roster when it ran) is drawn by
+    the writer when first asked for, in the serving process: with the bands the run's other
+    forecasts were drawn with, saved with them, though a training elsewhere has since changed
+    the saved shock and the stage models it was sized for (that used to start a backtest inside
+    the request, and draw the scope unlike the others); a run saved before its forecasts kept
+    their bands takes the saved ones as they are, still without a backtest."""
+    from dataset import score_runs
+
+    art = tmp_path / "art"
+    shutil.copytree(served.data["artifacts"], art)
+    config = json.loads((art / "forecast.json").read_text(encoding="utf-8"))
+    retrained = {**config, "sigma": 1.5, "stage_models": not config.get("stage_models", False)}
+    (art / "forecast.json").write_text(json.dumps(retrained), encoding="utf-8")
+    before = (art / "forecast.json").read_bytes()
+    reader = build(served.db_path, art, served.settings).reader
+    saved = reader.latest()
+    db = reader.db()
+    company = score_runs.run_forecast(db, saved.run_id, "all")
+    assert company["bands"]["sigma"] == company["sigma"] != 1.5
+    unasked = [r for r in saved.scores["owner"].dropna().unique()
+               if score_runs.run_forecast(db, saved.run_id, str(Scope("rep", r))) is None]  # fmt: skip
+    first, second = unasked[:2]
+    reader.forecast(saved.run_id, Scope("rep", first))
+    added = score_runs.run_forecast(db, saved.run_id, str(Scope("rep", first)))
+    assert added["bands"] == company["bands"] and added["sigma"] == company["sigma"]
+    assert (art / "forecast.json").read_bytes() == before  # no backtest wrote its bands
+    # a run whose forecasts did not keep their bands: the saved ones, as they are
+    payload = {k: v for k, v in company.items() if k != "bands"}
+    db.execute("UPDATE run_forecasts SET payload = ? WHERE run_id = ? AND scope = 'all'",
+               [json.dumps(payload), saved.run_id])  # fmt: skip
+    db.conn.commit()
+    fresh = build(served.db_path, art, served.settings).reader
+    fresh.forecast(saved.run_id, Scope("rep", second))
+    assert score_runs.run_forecast(db, saved.run_id, str(Scope("rep", second)))["sigma"] == 1.5
+    assert (art / "forecast.json").read_bytes() == before
