@@ -77,6 +77,9 @@ class CutoffInputs:
     actual: dict[int, float]
     staged: pd.DataFrame | None = None  # `deals` with their chances to close by stage, if any
     pace: PaceClock | None = None  # the calendar's pace of wins known on the cutoff, if any
+    # what the deals open on the cutoff won in each horizon (the rest of `actual`: new deals'),
+    # to say which part of the forecast missed
+    actual_open: dict[int, float] = field(default_factory=dict)
 
 
 def horizon_periods(weeks=HORIZONS) -> Periods:
@@ -99,9 +102,12 @@ def default_cutoffs(crm: Crm, n: int = 10, lead_weeks: int = 8) -> list[pd.Times
     return evaluate.snap_to_exports(crm, days)
 
 
-def won_after(crm: Crm, c: pd.Timestamp) -> dict[int, float]:
-    """The revenue actually won in the 4, 8 and 13 weeks after day c (any deal, new or open)."""
+def won_after(crm: Crm, c: pd.Timestamp, among=None) -> dict[int, float]:
+    """The revenue actually won in the 4, 8 and 13 weeks after day c (any deal, new or open;
+    `among`: only these deal ids, e.g. the deals open on c)."""
     d = crm.deals
+    if among is not None:
+        d = d[d["deal_id"].isin(pd.Index(among))]
     actual = {}
     for w in HORIZONS:
         m = (
@@ -141,6 +147,7 @@ def cutoff_inputs(crm: Crm, c: pd.Timestamp, rows: pd.DataFrame | None = None) -
         actual=actual,
         staged=by_stage,
         pace=inputs.pace_clock(crm, c),
+        actual_open=won_after(crm, c, deals.index),
     )
 
 
@@ -201,6 +208,10 @@ def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
                     "slip_days": b.slip if method in ROLLED else 0.0,
                     "slip_share": b.slip_share if method in ROLLED else 1.0,
                     "fitted_on_pairs": b.pairs if method in ROLLED else np.nan,
+                    # the means of the two parts, and what each part won
+                    "expected_open": r["from_pipeline"],
+                    "expected_new": r["from_new"],
+                    "actual_open": ci.actual_open.get(w, np.nan),
                 }
             )
     return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
@@ -53,6 +54,30 @@ def timing_text(bt: Backtest) -> str:
     return text
 
 
+def parts_text(bt: Backtest) -> str | None:
+    """Which part of ours missed at the past dates: what it expected (means) from the deals open
+    on each date and from deals not yet in the pipeline, against what each went on to win, over
+    all the dates; the live forecast says the same two parts for the quarter ahead. None where
+    the rows do not split them."""
+    rows = bt.rows[bt.rows["method"] == "ours"]
+    if rows.empty or "actual_open" not in rows or rows["actual_open"].isna().any():
+        return None
+    sums = rows.groupby("weeks")[["expected_open", "expected_new", "actual_open", "actual"]].sum()
+
+    def share(expected: pd.Series, won: pd.Series) -> str:
+        return " / ".join(
+            f"{e / w:.0%}" if w > 0 else "-" for e, w in zip(expected, won, strict=True)
+        )
+
+    weeks = " / ".join(str(w) for w in sums.index)
+    n = rows["cutoff"].nunique()
+    return (f"Which part missed (ours, summed over the {n} dates): from the deals open on each "
+            f"date it expected {share(sums['expected_open'], sums['actual_open'])} of what they "
+            f"won within {weeks} weeks, and from deals not yet in the pipeline "
+            f"{share(sums['expected_new'], sums['actual'] - sums['actual_open'])} of what those "
+            "brought (means; above 100%: more than happened).")  # fmt: skip
+
+
 def write(bt: Backtest, folder: Path) -> Path:
     plot(bt, folder / "forecast_test.png")
     lines = [
@@ -69,6 +94,7 @@ def write(bt: Backtest, folder: Path) -> Path:
         "",
         bt.pace.text(),
         "",
+        *([parts, ""] if (parts := parts_text(bt)) else []),
         "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
         "P50 median abs % error | P50 above actual | interval score | CRPS |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 
 from forecasting.backtest import HORIZONS
 
@@ -113,3 +114,33 @@ def test_the_timing_check_sums_stages_and_divides_what_was_timed_by_what_closed(
     assert staged.loc["(all stages)", "staged / closed 13w"] == 110 / 120
     assert staged.loc["late", "timed / closed 4w"] == 30 / 60  # the curve's still beside it
     assert "staged / closed 4w" not in table
+
+
+def test_each_part_of_the_forecast_is_set_against_what_that_part_won(main_job):
+    """The forecast test splits ours into what it expected from the deals open on each past date
+    and from deals not yet in the pipeline, beside what each part went on to win: the open
+    deals' wins counted again from the CRM, and the report's shares are the saved rows'."""
+    from dataset import database, deal_history
+    from scoring.features import features_at, prepare
+
+    rows = _saved(main_job).rows
+    ours = rows[rows["method"] == "ours"]
+    assert (ours["actual_open"] <= ours["actual"] + 0.01).all() and ours["actual_open"].gt(0).any()
+    assert ours["expected_open"].gt(0).all() and ours["expected_new"].ge(0).all()
+    crm = prepare(deal_history.load_crm(database.connect(main_job["folder"] / "revbot.db")))
+    first = ours[ours["cutoff"] == ours["cutoff"].iloc[0]]
+    c = pd.Timestamp(first["cutoff"].iloc[0])
+    d = crm.deals[crm.deals["deal_id"].isin(features_at(crm, c).index)]
+    for _, r in first.iterrows():
+        end = c + pd.Timedelta(weeks=int(r["weeks"]))
+        won = d[(d["status"] == "won") & (d["closed_on"] > c) & (d["closed_on"] <= end)]
+        assert r["actual_open"] == pytest.approx(won["value"].fillna(0).sum()), r["weeks"]
+    sums = ours.groupby("weeks")[["expected_open", "expected_new", "actual_open", "actual"]].sum()
+    opened = " / ".join(
+        f"{e / w:.0%}" for e, w in sums[["expected_open", "actual_open"]].to_numpy()
+    )
+    news = sums["actual"] - sums["actual_open"]
+    new = " / ".join(f"{e / w:.0%}" for e, w in zip(sums["expected_new"], news, strict=True))
+    text = (main_job["artifacts"] / "forecast_test.md").read_text(encoding="utf-8")
+    assert f"expected {opened} of what they won within 4 / 8 / 13 weeks" in text
+    assert f"not yet in the pipeline {new} of what those brought" in text
