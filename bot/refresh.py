@@ -425,7 +425,8 @@ class Refresher:
         win = scores["win_prob"].reindex(features.index).fillna(model.base_rate).to_numpy()
         # the bands the run's forecasts were drawn with, as saved with them: never a backtest
         # here (a `revbot train` elsewhere since the run would have made this request wait for
-        # one, and drawn this scope unlike the run's others)
+        # one, and given this scope other bands than the run's others). The win and stage
+        # models are the saved ones, the newer after such a training.
         company = score_runs.run_forecast(db, run_id, str(Scope("all")))
         saved = company.get("bands") if company is not None else None
         bands = Bands.from_config(saved) if saved else self.upkeep.saved_bands()

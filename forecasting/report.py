@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-import pandas as pd
 
 matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
@@ -54,28 +53,34 @@ def timing_text(bt: Backtest) -> str:
     return text
 
 
-def parts_text(bt: Backtest) -> str | None:
+def parts_lines(bt: Backtest) -> list[str]:
     """Which part of ours missed at the past dates: what it expected (means) from the deals open
-    on each date and from deals not yet in the pipeline, against what each went on to win, over
-    all the dates; the live forecast says the same two parts for the quarter ahead. None where
-    the rows do not split them."""
+    on each date and from deals not yet in the pipeline, against what each went on to win,
+    summed over all the dates (amounts beside the shares: a part that brings little can be far
+    off in share and matter little); the live forecast says the same two parts for the quarter
+    ahead. Empty where the rows do not split them."""
     rows = bt.rows[bt.rows["method"] == "ours"]
     if rows.empty or "actual_open" not in rows or rows["actual_open"].isna().any():
-        return None
+        return []
     sums = rows.groupby("weeks")[["expected_open", "expected_new", "actual_open", "actual"]].sum()
+    sums["actual_new"] = sums["actual"] - sums["actual_open"]
 
-    def share(expected: pd.Series, won: pd.Series) -> str:
-        return " / ".join(
-            f"{e / w:.0%}" if w > 0 else "-" for e, w in zip(expected, won, strict=True)
-        )
+    def part(expected: float, won: float) -> str:
+        share = f"{expected / won:.0%}" if won > 0 else "-"
+        return f"{expected:,.0f} | {won:,.0f} | {share}"
 
-    weeks = " / ".join(str(w) for w in sums.index)
-    n = rows["cutoff"].nunique()
-    return (f"Which part missed (ours, summed over the {n} dates): from the deals open on each "
-            f"date it expected {share(sums['expected_open'], sums['actual_open'])} of what they "
-            f"won within {weeks} weeks, and from deals not yet in the pipeline "
-            f"{share(sums['expected_new'], sums['actual'] - sums['actual_open'])} of what those "
-            "brought (means; above 100%: more than happened).")  # fmt: skip
+    lines = [
+        f"Which part missed (ours, summed over the {rows['cutoff'].nunique()} dates; the "
+        "forecast's means against what happened):",
+        "",
+        "| weeks | deals open on the date: expected | won | expected / won | deals not yet in "
+        "the pipeline: expected | won | expected / won |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w, r in sums.iterrows():
+        lines.append(f"| {w} | {part(r['expected_open'], r['actual_open'])} | "
+                     f"{part(r['expected_new'], r['actual_new'])} |")  # fmt: skip
+    return lines
 
 
 def write(bt: Backtest, folder: Path) -> Path:
@@ -94,7 +99,7 @@ def write(bt: Backtest, folder: Path) -> Path:
         "",
         bt.pace.text(),
         "",
-        *([parts, ""] if (parts := parts_text(bt)) else []),
+        *([*parts, ""] if (parts := parts_lines(bt)) else []),
         "| method | weeks | cutoffs | P10-P90 coverage | P50 mean abs % error | "
         "P50 median abs % error | P50 above actual | interval score | CRPS |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -249,13 +249,13 @@ def test_the_regions_forecasts_add_up_to_the_company_s(served):
         assert parts == pytest.approx(whole["mean"], rel=1e-9), whole["period"]
 
 
-def test_a_scope_added_later_is_drawn_as_the_run_s_others_without_a_backtest(served, tmp_path):
+def test_a_scope_added_later_has_the_run_s_bands_and_no_backtest(served, tmp_path):
     """A scope nobody forecast with the run (a rep not yet in the roster when it ran) is drawn by
     the writer when first asked for, in the serving process: with the bands the run's other
     forecasts were drawn with, saved with them, though a training elsewhere has since changed
     the saved shock and the stage models it was sized for (that used to start a backtest inside
-    the request, and draw the scope unlike the others); a run saved before its forecasts kept
-    their bands takes the saved ones as they are, still without a backtest."""
+    the request, and give the scope other bands than the others); a run saved before its
+    forecasts kept their bands takes the saved ones as they are, still without a backtest."""
     from dataset import score_runs
 
     art = tmp_path / "art"
