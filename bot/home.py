@@ -33,7 +33,7 @@ from bot.listeners import (
 )
 from bot.mentions import Mentions
 from bot.settings import Scope
-from bot.target_text import odds_text
+from bot.target_text import odds_text, sources_text
 from dataset.money import money
 
 PAGE = 20  # deals a page: 20 blocks of the 100 a Home tab takes
@@ -165,6 +165,9 @@ class Forecast:
     p50: float
     p90: float
     odds: object | None = None
+    # the quarter's row, open deals and new deals a week, for `target_text.sources_text`: what
+    # is still to come from open and from new deals, as /forecast says it
+    still_to_come: tuple | None = None
 
 
 def filtered(scores: pd.DataFrame, scope: Scope, state: HomeState) -> tuple[pd.DataFrame, HomeState]:  # fmt: skip
@@ -232,6 +235,9 @@ def home_view(run_id: int, as_of: str, scores: pd.DataFrame, scope: Scope,
                 f"(P10 {cash(forecast.p10)} - P90 {cash(forecast.p90)})")  # fmt: skip
         if forecast.odds is not None:
             text += "\n" + odds_text(forecast.odds, forecast.quarter, currency)
+        if forecast.still_to_come is not None:
+            still = sources_text(*forecast.still_to_come, forecast.quarter, as_of, currency)
+            text += "\n" + still if still else ""
         blocks.append({"type": "section", "text": mrkdwn(_cut(text, MAX_SECTION))})
     else:
         blocks.append(

@@ -39,7 +39,9 @@ NO_RUN = "No pipeline has been scored yet: your dashboard appears after the firs
 def _forecast(saved: SavedRun, scope: Scope) -> Forecast | None:
     try:
         quarter, p10, p50, p90 = saved.quarter(scope)
-        return Forecast(quarter, p10, p50, p90, saved.odds(scope))
+        fc = saved.forecast(scope)
+        return Forecast(quarter, p10, p50, p90, saved.odds(scope),
+                        (fc.quarter(), fc.open_deals, fc.new_per_week))  # fmt: skip
     except (NotForecast, IndexError):  # no forecast for the scope, or none of this quarter
         return None
 

@@ -72,7 +72,9 @@ def test_what_is_still_to_come_is_the_same_on_every_surface_and_true_of_the_run(
     """The quarter's revenue still to come from today's open deals and from new ones, and the
     pace of new deals that assumes: its amounts are the saved forecast's means (with the won so
     far they make its mean), the pace is the scope's new deals of the last 13 weeks counted
-    again from the CRM, and the CLI prints the sentence /forecast posts."""
+    again from the CRM, and the CLI and the leader's Home tab say the sentence /forecast posts."""
+    from bot.home import HomeState
+    from bot.home_tabs import scope_view
     from bot.refresh import owners_of
     from bot.target_text import sources_text
     from dataset import database, deal_history
@@ -108,6 +110,8 @@ def test_what_is_still_to_come_is_the_same_on_every_surface_and_true_of_the_run(
     assert opened in line and f"{money(row['from_new'])} from deals not yet in the pipeline" in line
     assert f"expecting {whole.new_per_week:,.0f} new deals a week" in line
     assert line in _slack_comment(served, "", LEADER)
+    home = json.dumps(scope_view(served.services.reader, saved, Scope("all"), HomeState()))
+    assert json.dumps(line)[1:-1] in home  # the leader's dashboard says it too
     db = ["--db", str(served.db_path), "--artifacts", str(served.data["artifacts"])]
     assert main(["forecast", *db, "--out", str(served.db_path.parent / "out")]) == 0
     assert line.replace("*", "") in capsys.readouterr().out.splitlines()
