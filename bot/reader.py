@@ -68,7 +68,7 @@ class SavedForecast:
     open_deals: int
     scenarios: int
     grids: dict[str, list[float]] = field(default_factory=dict)  # quarter -> percentiles 0-100
-    new_per_week: float | None = None  # the new deals a week it adds (None: saved before kept)
+    new_per_week: float | None = None  # the new deals a week it drew (None: saved before kept)
 
     def quarter(self, name: str | None = None) -> pd.Series:
         """The row of a quarter (default: the one under way)."""

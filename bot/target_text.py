@@ -42,10 +42,10 @@ def sources_text(row, open_deals: int, new_per_week: float | None, quarter: str,
                  currency: str | None = None) -> str | None:  # fmt: skip
     """Where the quarter's revenue still to come is expected from (`row`: the quarter's row of
     a saved forecast; its means, not the P50): the deals open on the run's day `as_of` and deals
-    not yet in the pipeline, with the pace of new deals the forecast drew. A forecast call asks how much of
-    the number rests on pipeline nobody has created yet (a quarter whose last weeks brought
-    half the usual new deals is forecast at half: the reason is that pace). None when nothing
-    is left to come."""
+    not yet in the pipeline, with the pace of new deals the forecast drew. A forecast call asks
+    how much of the number rests on pipeline nobody has created yet, and on what pace (MavenTech's
+    last quarter of 2017 engaged half the deals of the two before, and the forecast carries that
+    pace forward). None when nothing is left to come."""
     from forecasting.inputs import ARRIVAL_WEEKS
 
     pipe, new = float(row["from_pipeline"]), float(row["from_new"])

@@ -206,8 +206,8 @@ def save_forecast(db: sqlite_utils.Database, run_id: int, scope: str, fc, won: l
     """A scope's forecast with its run (`fc`: a `forecasting.forecast.LiveForecast`; `won`:
     (day, value won that day) of the quarter so far, oldest first; `targets`: the scope's target per
     quarter, as configured when the forecast was made; `bands`: the shock, slip and correction
-    it was drawn with, `Bands.to_config()`, so that a scope added to the run later is drawn
-    alike). Saved once: a run's forecast for a scope never changes. Its quarters are also kept
+    it was drawn with, `Bands.to_config()`, so that a scope added to the run later gets the
+    same). Saved once: a run's forecast for a scope never changes. Its quarters are also kept
     apart, for the track record."""
     table = fc.table.copy()
     for c in ("start", "end"):
