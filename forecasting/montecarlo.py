@@ -262,10 +262,10 @@ def simulate(
             x += rng.random(len(x), dtype=np.float32)
             day = paced.calendar_days(x)
         if len(slips) > 1:
-            by = slips[shift[sc]].astype(np.float32)
+            slipped = slips[shift[sc]].astype(np.float32)
             if slip_share < 1.0:  # each deal follows the slip or keeps its own timing
-                by *= rng.random(len(by), dtype=np.float32) < slip_share
-            day = np.maximum(day + by, 0.0)
+                slipped *= rng.random(len(slipped), dtype=np.float32) < slip_share
+            day = np.maximum(day + slipped, 0.0)
         if moved:
             inside = day < horizon
             sc, deal, day = sc[inside], deal[inside], day[inside]
