@@ -205,6 +205,8 @@ def markdown(results: list[tuple[str, pd.DataFrame]], command: str, seconds: flo
         '"ours, timed by product and age only" is the same without that. Where the wins',
         "known on a date bunch clearly in some month of a quarter, ours also moves the closes",
         "of deals not timed by stage, and of new deals, by that pace (forecasting/quarter_pace.py).",
+        "A new deal in ours wins by each age what the deals born in view (engaged once closes",
+        "were recorded) won by it (forecasting.inputs.new_deal_scale); not in the method before.",
         "",
         AIMS,
         "",

@@ -16,8 +16,9 @@ In each scenario:
   with chance `slip_share`, else keeps its own timing: in lockstep a week could lose every
   close at once; the backtest fits both with the shock, `backtest.GRID`);
 - new deals arrive: a Poisson number per week at the recent rate, each with a value drawn from
-  recent deals, the base win rate and the same timing from age 0 (a leader's quarter includes
-  deals not yet in the pipeline: 42-55% of next quarter's revenue in MavenTech).
+  recent deals, the base win rate and the same timing from age 0, scaled at each age to what
+  the deals born in view won by it (`Arrivals.won_scale`) (a leader's quarter includes deals
+  not yet in the pipeline: 42-55% of next quarter's revenue in MavenTech).
 Scenarios are drawn in chunks of float32 so memory stays bounded whatever their number.
 """
 
@@ -65,6 +66,9 @@ class Arrivals:
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     win_rate: float = 0.0
     groups: np.ndarray | None = None  # timing group (product) of each value: big deals are slow
+    # by age from birth (the last for older): what new deals win by that age, as a multiple of
+    # win_rate x the timing's curve (`forecasting.inputs.new_deal_scale`); None: 1
+    won_scale: np.ndarray | None = None
 
     @property
     def drawn_per_week(self) -> float:
@@ -439,8 +443,8 @@ class _NewDeals:
         of a horizon are the small deals, so one pooled curve with all values would overstate
         it; at each of `slips` (whole days: a close that much later, or sooner but never
         before the deal appears), which each deal follows with chance `share` (a thinned
-        Poisson process stays Poisson: its rates mix); in `pace` time where given. None: no
-        new deals."""
+        Poisson process stays Poisson: its rates mix); in `pace` time where given; each
+        age's chance of a win scaled by `Arrivals.won_scale`. None: no new deals."""
         if arrivals.drawn_per_week <= 0:
             return None
         all_values = np.asarray(arrivals.values, np.float64)
@@ -451,13 +455,23 @@ class _NewDeals:
         count = np.array([len(v) for v in parts])
         per_day = arrivals.per_week / 7.0 * count / len(all_values)
         horizon = int(atoms.edges[-1])
+        scale = arrivals.won_scale
+
+        def curve(days: int, g) -> np.ndarray:
+            cdf = timing.cdf_from_start(days, g if grouped else None)
+            if scale is None:
+                return cdf
+            # the scale is the pool's; on a group's own curve it can dip where that curve is
+            # flat: kept from falling with age, so no stretch of days wins fewer than none
+            scaled = cdf * scale[np.minimum(np.arange(days), len(scale) - 1)]
+            return np.maximum.accumulate(scaled) if days else scaled
+
         if pace is None:
             most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
-            cdfs = np.array([timing.cdf_from_start(horizon + most, g if grouped else None)
-                             for g in names], np.float64).reshape(len(names), horizon + most)  # fmt: skip
+            cdfs = np.array([curve(horizon + most, g) for g in names],
+                            np.float64).reshape(len(names), horizon + most)  # fmt: skip
             at = lambda d: _slipped(cdfs, d, horizon, atoms.edges)  # noqa: E731
         else:
-            curve = lambda days, g: timing.cdf_from_start(days, g if grouped else None)  # noqa: E731
             at = lambda d: pace.new_deal_rates(curve, list(names), d, atoms.edges)  # noqa: E731
         by_atom = np.stack([at(int(d)) for d in slips])
         if share < 1.0:

@@ -66,6 +66,35 @@ def time_to_win(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
     won ones slowly, so the curve of any close, applied to a deal's win, timed its win too soon.
     """
     durations = np.clip(np.asarray(durations, dtype=float), 0, max_days).astype(int)
+    alive, h_won, h_end, _ = _win_hazards(durations, closed, won, max_days, entry)
+    cif = np.cumsum(alive * h_won)
+    if cif[-1] <= 0:
+        return np.ones(max_days + 1)
+    oldest = int(durations.max()) if len(durations) else 0
+    tail = slice(2 * oldest // 3, oldest + 1)
+    tail_ends = (alive * h_end)[tail].sum()
+    all_ends = (alive * h_end).sum()
+    share = (alive * h_won)[tail].sum() / tail_ends if tail_ends > 0 else cif[-1] / all_ends
+    unresolved = alive[-1] * (1.0 - h_end[-1])
+    total = cif[-1] + unresolved * share
+    return 1.0 - cif / total
+
+
+def won_by_age(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
+               max_days: int = MAX_DAYS) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(CIF_w(d), at risk(d)) for d = 0..max_days: the chance that a deal just engaged has been
+    won by age d (Aalen-Johansen, losses a competing end, deals still open censored), not
+    divided by the wins to come as `time_to_win` is, and the deals still under watch at the
+    start of each age. Read only up to the ages enough deals reached: it needs no guess of the
+    wins past the oldest age seen, which with young deals is the fragile part."""
+    durations = np.clip(np.asarray(durations, dtype=float), 0, max_days).astype(int)
+    alive, h_won, _, at_risk = _win_hazards(durations, closed, won, max_days, None)
+    return np.cumsum(alive * h_won), at_risk
+
+
+def _win_hazards(durations: np.ndarray, closed, won, max_days: int, entry):
+    """(open at the start of day d, win hazard, close hazard, under watch) by age d, from
+    whole-day `durations` within max_days."""
     closed = np.asarray(closed, dtype=bool)
     won = np.asarray(won, dtype=bool) & closed
     n = max_days + 1
@@ -75,18 +104,8 @@ def time_to_win(durations: np.ndarray, closed: np.ndarray, won: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         h_won = np.where(at_risk > 0, wins / at_risk, 0.0)
         h_end = np.where(at_risk > 0, ends / at_risk, 0.0)
-    alive = np.r_[1.0, np.cumprod(1.0 - h_end)[:-1]]  # open at the start of day d
-    cif = np.cumsum(alive * h_won)
-    if cif[-1] <= 0:
-        return np.ones(n)
-    oldest = int(durations.max()) if len(durations) else 0
-    tail = slice(2 * oldest // 3, oldest + 1)
-    tail_ends = (alive * h_end)[tail].sum()
-    all_ends = (alive * h_end).sum()
-    share = (alive * h_won)[tail].sum() / tail_ends if tail_ends > 0 else cif[-1] / all_ends
-    unresolved = alive[-1] * (1.0 - h_end[-1])
-    total = cif[-1] + unresolved * share
-    return 1.0 - cif / total
+    alive = np.r_[1.0, np.cumprod(1.0 - h_end)[:-1]]
+    return alive, h_won, h_end, at_risk
 
 
 SCALES = np.exp(np.linspace(-1.6, 1.6, 65))  # a product 5x slower or faster than the pool

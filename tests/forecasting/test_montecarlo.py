@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,8 @@ def _new_deals_by_hand(arrivals: Arrivals, km: KaplanMeier, periods, scenarios: 
     rng = np.random.default_rng(seed)
     horizon = periods.horizon
     lam = arrivals.per_week / 7.0 * arrivals.win_rate * km.cdf_from_start(horizon)
+    if arrivals.won_scale is not None:  # what new deals win by each age, against the curve's
+        lam = lam * arrivals.won_scale[np.minimum(np.arange(horizon), len(arrivals.won_scale) - 1)]
     counts = rng.poisson(lam[None, :], (scenarios, horizon))
     daily = np.zeros((scenarios, horizon))
     cells = np.repeat(np.arange(counts.size), counts.ravel())
@@ -186,6 +189,32 @@ def test_new_deals_have_the_law_of_drawing_them_one_by_one(values):
         # within four standard errors of the difference of two means of 20,000 scenarios
         error = 4 * np.sqrt(2 / len(want)) * want[:, k].std() + 1.0
         assert abs(got.loc[k, "mean"] - want[:, k].mean()) <= error, (PERIODS.names[k], "mean")
+
+
+def test_new_deals_win_by_each_age_as_their_scale_says():
+    """`Arrivals.won_scale` (what deals born in view won by each age, against the curve's): none
+    of the new deals' wins in the first 40 days, 1.5 times the curve's after, and the last
+    value past its end; the simulation's means are the plain draw's with it, not without."""
+    km = KaplanMeier.fit(
+        np.random.default_rng(11).gamma(2.0, 15.0, 3000), np.ones(3000, bool), None
+    )
+    values = np.random.default_rng(12).lognormal(8, 1.0, 300)
+    won_scale = np.r_[np.zeros(40), np.full(60, 1.5)]  # 1.5 from day 100 on too
+    arrivals = Arrivals(per_week=70.0, values=values, win_rate=0.5, won_scale=won_scale)
+    nobody = pd.DataFrame({"value": [0.0], "win_prob": [0.0], "age": [1.0], "timing_group": ["a"]})
+    got = simulate(nobody, km, PERIODS, scenarios=4000, seed=3, arrivals=arrivals).table
+    want = _new_deals_by_hand(arrivals, km, PERIODS, 20_000, seed=4)
+    plain = _new_deals_by_hand(replace(arrivals, won_scale=None), km, PERIODS, 20_000, seed=4)
+    for k in range(len(PERIODS.names)):
+        error = 4 * np.sqrt(1 / 4000 + 1 / 20_000) * want[:, k].std() + 1.0
+        assert abs(got.loc[k, "mean"] - want[:, k].mean()) <= error, PERIODS.names[k]
+        if PERIODS.end[k] <= 40:  # without the scale, wins in the first weeks
+            assert got.loc[k, "mean"] == 0.0 < plain[:, k].mean(), PERIODS.names[k]
+    # the first 46 days: only deals born in the first 6 reach 40 days; the whole horizon: most
+    # of its new deals are older than 40 days at its end, and win 1.5 times as much
+    q1, last = PERIODS.names.index("2024-Q1"), len(PERIODS.names) - 1
+    assert got.loc[q1, "mean"] < 0.5 * plain[:, q1].mean()
+    assert got.loc[last, "mean"] > 1.15 * plain[:, last].mean()
 
 
 def _new_deals_born_and_closed(arrivals: Arrivals, km: KaplanMeier, periods, scenarios: int,
