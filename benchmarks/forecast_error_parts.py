@@ -135,8 +135,7 @@ def new_count(arr, km, days: int) -> float:
     for g in pd.unique(groups):
         share = np.mean(groups == g)
         cdf = km.cdf_from_start(days, g if arr.groups is not None else None)
-        if arr.won_scale is not None:
-            cdf = cdf * arr.won_scale[np.minimum(np.arange(days), len(arr.won_scale) - 1)]
+        cdf = arr.scaled(cdf)
         total += arr.per_week / 7.0 * share * arr.win_rate * cdf.sum()
     return total
 

@@ -177,8 +177,9 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     slip = 0.0 if method == BEFORE else bands.slip if bands is not None else slip
     share = bands.slip_share if bands is not None else share
     pace = ci.pace if method in ROLLED else None  # the methods before the pace had none
-    # new deals timed by the deals born in view came after the method before issue 14
-    arrivals = replace(ci.arrivals, won_scale=None) if method == BEFORE else ci.arrivals
+    # new deals timed by the deals born in view came after the method before issue 14, and
+    # their scale is measured against the "km" timing
+    arrivals = ci.arrivals if timing is ci.km else replace(ci.arrivals, won_scale=None)
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     slip_days=slip, slip_share=share, arrivals=arrivals, scale=scale,
                     keep=True, pace=pace)  # fmt: skip

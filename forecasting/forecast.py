@@ -4,14 +4,14 @@ already won in the periods under way. Pure."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from forecasting import inputs
 from forecasting.bands import Bands
-from forecasting.montecarlo import MAX_SUMMED_GROUPS, quarter_grids, simulate, summary
+from forecasting.montecarlo import MAX_SUMMED_GROUPS, Arrivals, quarter_grids, simulate, summary
 from forecasting.periods import calendar, won_to_date
 from scoring.features import Crm
 
@@ -82,11 +82,24 @@ def forecast(
 def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Bands,
           scenarios: int, seed: int, **how):  # fmt: skip
     """`simulate` with the timing learnt from all the company's deals and the bands' shock, slip
-    and centre correction; `how`: the new deals and the breakdown."""
+    and centre correction; `how`: the new deals and the breakdown. New deals' scale is measured
+    against the "km" timing (`inputs.new_deal_scale`): bands saved with another timing (before
+    the choice was dropped) draw them unscaled."""
+    if bands.timing != "km":
+        how = {k: _unscaled(v) for k, v in how.items()}
     return simulate(deals, inputs.fit_timing(crm, as_of, bands.timing), periods,
                     scenarios=scenarios, seed=seed, shock_sigma=bands.sigma, slip_days=bands.slip,
                     slip_share=bands.slip_share, scale=bands.factor(periods.end),
                     pace=inputs.pace_clock(crm, as_of), **how)  # fmt: skip
+
+
+def _unscaled(value):
+    """`Arrivals` (or a dict of them) without the new deals' scale; anything else as it is."""
+    if isinstance(value, Arrivals):
+        return replace(value, won_scale=None)
+    if isinstance(value, dict):
+        return {k: _unscaled(v) for k, v in value.items()}
+    return value
 
 
 def _with_won(table: pd.DataFrame, grids: dict[str, list[float]], bounds: pd.DataFrame,

@@ -192,18 +192,21 @@ def _arrivals_of(new: pd.DataFrame, crm: Crm, t: pd.Timestamp, win_rate: float |
 
 
 def new_deal_scale(crm: Crm, t: pd.Timestamp) -> np.ndarray | None:
-    """By age d = 0..MAX_DAYS: the chance that a deal born in view (engaged once closes were
-    recorded, `entry_days` 0) was won by age d, as a multiple of what the forecast's curve
-    gives a new deal (`new_deal_win_rate` x the pooled time to a win, `fit_timing` "km");
-    past the oldest age MIN_BORN_AT_RISK of them reached, the last multiple. None: no deal came
-    under watch late, so the curve is already the born deals' own. New deals are born in view.
+    """By age d = 0..MAX_DAYS: what a new deal wins by age d, as a multiple of what the "km"
+    curve gives it (`new_deal_win_rate` x the pooled time to a win, `fit_timing` "km"). Up to
+    the oldest age MIN_BORN_AT_RISK deals born in view reached (engaged once closes were
+    recorded, `entry_days` 0; new deals are born in view too), their own chance of a win by
+    that age; past it, that chance plus the pool's further wins by age (a ratio held past the
+    ages seen would stretch a handful of young wins over two quarters); never more than 1.
+    None, the curve as it is: every deal or none was born in view, or too few reached any age.
 
     Why: the curve is fitted on every deal, the ones already under way when the history began
     too; where their engagement date is the day they were imported (the stages world: most
     engaged on its first day, at every stage), their wins look quick, and the forecast drew
     new deals winning within 13 weeks $1.41M where $10.1k did (10 past dates). Deals born in
     view won 1.1 times as much by each age as the curve said on MavenTech, as much on the
-    demo and the inbound world. Kept with the Crm by day, as the timing is."""
+    demo and the inbound world. Kept with the Crm by day, as the timing is (read-only: every
+    scope's arrivals share it)."""
     key = ("new deal scale", pd.Timestamp(t))
     if key not in crm.memo:
         crm.memo[key] = _new_deal_scale(crm, pd.Timestamp(t))
@@ -221,8 +224,9 @@ def _new_deal_scale(crm: Crm, t: pd.Timestamp) -> np.ndarray | None:
     if not len(watched):
         return None
     curve = new_deal_win_rate(crm, t) * fit_timing(crm, t, "km").cdf_from_start(MAX_DAYS + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(curve > 0, cif / curve, 1.0)
     oldest = int(watched[-1])
-    scale[oldest + 1 :] = scale[oldest]
+    wins = np.r_[cif[: oldest + 1], cif[oldest] + curve[oldest + 1 :] - curve[oldest]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(curve > 0, np.minimum(wins, 1.0) / curve, 1.0)
+    scale.setflags(write=False)
     return scale

@@ -67,8 +67,26 @@ class Arrivals:
     win_rate: float = 0.0
     groups: np.ndarray | None = None  # timing group (product) of each value: big deals are slow
     # by age from birth (the last for older): what new deals win by that age, as a multiple of
-    # win_rate x the timing's curve (`forecasting.inputs.new_deal_scale`); None: 1
+    # win_rate x the "km" timing's curve (`forecasting.inputs.new_deal_scale`); None: 1
     won_scale: np.ndarray | None = None
+
+    def scaled(self, cdf: np.ndarray) -> np.ndarray:
+        """`cdf` (by day from a new deal's birth: its chance to be closed, if won) times
+        `won_scale` (its last value past its end), kept from falling with age (the scale is the
+        pool's: on a product's own curve it can dip where that curve is flat, and a falling
+        chance would make a stretch of days win fewer than none) and from making a win more
+        than certain; a scale that is no number counts as 1."""
+        scale = self.won_scale
+        if scale is None or not len(scale) or not len(cdf):
+            return cdf
+        scale = np.nan_to_num(np.asarray(scale, float), nan=1.0, posinf=1.0, neginf=0.0)
+        out = (
+            np.asarray(cdf, float)
+            * np.maximum(scale, 0.0)[np.minimum(np.arange(len(cdf)), len(scale) - 1)]
+        )
+        if self.win_rate > 0:
+            out = np.minimum(out, 1.0 / self.win_rate)
+        return np.maximum.accumulate(out)
 
     @property
     def drawn_per_week(self) -> float:
@@ -455,16 +473,9 @@ class _NewDeals:
         count = np.array([len(v) for v in parts])
         per_day = arrivals.per_week / 7.0 * count / len(all_values)
         horizon = int(atoms.edges[-1])
-        scale = arrivals.won_scale
 
         def curve(days: int, g) -> np.ndarray:
-            cdf = timing.cdf_from_start(days, g if grouped else None)
-            if scale is None:
-                return cdf
-            # the scale is the pool's; on a group's own curve it can dip where that curve is
-            # flat: kept from falling with age, so no stretch of days wins fewer than none
-            scaled = cdf * scale[np.minimum(np.arange(days), len(scale) - 1)]
-            return np.maximum.accumulate(scaled) if days else scaled
+            return arrivals.scaled(timing.cdf_from_start(days, g if grouped else None))
 
         if pace is None:
             most = int(max(0, -np.min(slips)))  # a slip sooner reads the curve that much further
