@@ -118,17 +118,25 @@ def _born_wins_by_hand(crm: Crm) -> tuple[np.ndarray, int]:
     return np.array(wins), oldest
 
 
+def _young_crm(seeds: tuple[int, int], born_within: int, born_win_days: tuple,
+               imported_win_days: tuple = (5, 40), born_wins: float = 0.5) -> Crm:  # fmt: skip
+    """1,500 deals imported on START (`_crm`) and deals born in view engaged only in the last
+    `born_within` days before TODAY."""
+    crm = _crm(np.random.default_rng(seeds[0]), imported=1500, born=0, born_win_days=born_win_days,
+               imported_win_days=imported_win_days)  # fmt: skip
+    young = _crm(np.random.default_rng(seeds[1]), imported=0, born=1200,
+                 born_win_days=born_win_days, born_wins=born_wins).deals  # fmt: skip
+    young = young[young["engage_date"] >= TODAY - pd.Timedelta(days=born_within)]
+    deals = pd.concat([crm.deals, young.assign(deal_id="y" + young["deal_id"])], ignore_index=True)
+    return replace(crm, deals=deals)
+
+
 def test_the_scale_is_the_born_deals_wins_by_age_then_the_pools_further_wins():
     """Born deals young (engaged in the last 60 days): up to the oldest age 20 of them reached,
     a new deal wins by each age what they won by it, day for day; past it, that plus what the
     pool's curve wins from there (not the last ratio held over two quarters: on MavenTech a
     week after its first close, 4 quick wins held so had each new deal won 2.4 times)."""
-    rng = np.random.default_rng(9)
-    crm = _crm(rng, imported=1500, born=0, born_win_days=(5, 40))
-    young = _crm(np.random.default_rng(10), imported=0, born=1200, born_win_days=(20, 50)).deals
-    young = young[young["engage_date"] >= TODAY - pd.Timedelta(days=60)]
-    deals = pd.concat([crm.deals, young.assign(deal_id="y" + young["deal_id"])], ignore_index=True)
-    crm = replace(crm, deals=deals)
+    crm = _young_crm((9, 10), born_within=60, born_win_days=(20, 50))
     scale = inputs.new_deal_scale(crm, TODAY)
     curve = inputs.new_deal_win_rate(crm, TODAY) * inputs.fit_timing(crm, TODAY).cdf_from_start(731)
     wins, oldest = _born_wins_by_hand(crm)
@@ -143,12 +151,7 @@ def test_past_the_ages_seen_new_deals_of_a_young_crm_still_win():
     """Born deals 40 days old at most (20 of them reach about 30), none won yet (they win after
     100-140 days): the first weeks get no new wins, but the next two quarters are not written
     off (the ratio held at 0 past the ages seen forecast $0 there)."""
-    rng = np.random.default_rng(12)
-    crm = _crm(rng, imported=1500, born=0, born_win_days=(100, 140))
-    young = _crm(np.random.default_rng(13), imported=0, born=1200, born_win_days=(100, 140)).deals
-    young = young[young["engage_date"] >= TODAY - pd.Timedelta(days=40)]
-    deals = pd.concat([crm.deals, young.assign(deal_id="y" + young["deal_id"])], ignore_index=True)
-    crm = replace(crm, deals=deals)
+    crm = _young_crm((12, 13), born_within=40, born_win_days=(100, 140))
     arrivals = inputs.arrivals(crm, TODAY)
     curve = arrivals.win_rate * inputs.fit_timing(crm, TODAY).cdf_from_start(731)
     assert arrivals.won_scale is not None
@@ -171,13 +174,8 @@ def test_a_new_deal_is_never_won_more_than_once():
     """Born deals young and nearly all won within 10 days; the pool's wins come late (the
     imported deals', 100-140 days): their further wins past the born deals' ages, added to
     the born deals' 95%, would make a new deal won more than once; capped at certain."""
-    crm = _crm(np.random.default_rng(14), imported=1500, born=0, born_win_days=(5, 10),
-               imported_win_days=(100, 140))  # fmt: skip
-    young = _crm(np.random.default_rng(15), imported=0, born=1200, born_win_days=(5, 10),
-                 born_wins=0.95).deals  # fmt: skip
-    young = young[young["engage_date"] >= TODAY - pd.Timedelta(days=40)]
-    deals = pd.concat([crm.deals, young.assign(deal_id="y" + young["deal_id"])], ignore_index=True)
-    crm = replace(crm, deals=deals)
+    crm = _young_crm((14, 15), born_within=40, born_win_days=(5, 10),
+                     imported_win_days=(100, 140), born_wins=0.95)  # fmt: skip
     curve = inputs.new_deal_win_rate(crm, TODAY) * inputs.fit_timing(crm, TODAY).cdf_from_start(731)
     wins = inputs.new_deal_scale(crm, TODAY) * curve
     assert wins[:20].max() > 0.9 and abs(wins.max() - 1.0) < 1e-12, (wins[:20].max(), wins.max())
