@@ -11,6 +11,10 @@ simulation builds it and set against what happened:
   - timing: share of the eventually-won value closed within the horizon, against the timing
     model's share (the timing curve on the deals that were won, `timing|won`; and as the
     forecast weights it, by win_prob x value, `timing|p`);
+  `--cohorts`: the pipeline part at 13 weeks by the week the deals were engaged, summed over
+  the cutoffs, the weeks whose forecast ran furthest above what they won first (on MavenTech
+  the deals engaged from 2017-07-17 to 08-06, twice the usual number, half of them never
+  closed: forecast 2.4 times what they won, the rest of the pipeline 0.99);
 - new (deals not open at the cutoff): `from_new` against the value they won within the horizon,
   split into the count of new deals won (expected from the arrival rate, win rate and timing)
   and their mean value.
@@ -210,6 +214,41 @@ def parts(crm, ci: CutoffInputs, truth=None, scenarios: int = SCENARIOS) -> list
     return rows
 
 
+def by_cohort(crm, ci: CutoffInputs, weeks: int = 13) -> pd.DataFrame:
+    """The pipeline part within `weeks` of one cutoff (win_prob x value x the timing's chance
+    within, the simulation's mean) and what those deals won, by the week they were engaged
+    (deals still prospecting: none)."""
+    c, deals = ci.cutoff, ci.deals
+    o = crm.deals.set_index("deal_id").reindex(deals.index)
+    within, _ = close_within(ci.km, deals["age"].to_numpy(), deals["timing_group"].to_numpy(object),
+                             7 * weeks)  # fmt: skip
+    won = (
+        (o["status"] == "won")
+        & (o["closed_on"] > c)
+        & (o["closed_on"] <= c + pd.Timedelta(weeks=weeks))
+    )
+    week = o["engage_date"].dt.to_period("W").astype(str).where(o["engage_date"].notna(), "none")
+    frame = pd.DataFrame({
+        "engaged": week.to_numpy(),
+        "forecast": deals["win_prob"].to_numpy(float) * deals["value"].to_numpy(float) * within,
+        "won": np.where(won.to_numpy(), o["value"].fillna(0.0).to_numpy(float), 0.0),
+    })  # fmt: skip
+    return frame.groupby("engaged", as_index=False).sum().assign(cutoff=c.date().isoformat())
+
+
+def cohort_table(rows: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+    """Per engagement week, summed over the cutoffs: forecast, won, their ratio and the excess,
+    the `top` weeks by excess first, then all the other weeks together, then the total."""
+    weeks = rows.groupby("engaged")[["forecast", "won"]].sum()
+    weeks["excess"] = weeks["forecast"] - weeks["won"]
+    weeks = weeks.sort_values("excess", ascending=False)
+    head, rest = weeks.iloc[:top], weeks.iloc[top:]
+    out = pd.concat([head, pd.DataFrame([rest.sum(), weeks.sum()],
+                                        index=["all other weeks", "all"])])  # fmt: skip
+    out["forecast/won"] = ratio(out["forecast"], out["won"])
+    return out.round({"forecast": 0, "won": 0, "excess": 0, "forecast/won": 2})
+
+
 def ratio(a, b):
     return np.where(np.asarray(b) > 0, np.asarray(a) / np.where(np.asarray(b) > 0, b, 1), np.nan)
 
@@ -277,21 +316,28 @@ def main() -> None:
     )
     ap.add_argument("--backtest", action="store_true", help="also the backtest's shocked methods")
     ap.add_argument("--rows", type=Path, default=None, help="write every cutoff's parts (CSV)")
+    ap.add_argument("--cohorts", action="store_true",
+                    help="also the 13-week pipeline part by the week its deals were engaged")  # fmt: skip
     args = ap.parse_args()
     pd.set_option("display.width", 250)
     every = []
     for path in args.databases:
         crm = load(path)
         truth = truth_of(path)
-        rows, all_inputs = [], []
+        rows, all_inputs, cohorts = [], [], []
         for c, f, p in scored(crm, path, args.cutoffs, args.cache):
             all_inputs.append(cutoff_inputs_from(crm, c, f, p, args.timing))
             rows += parts(crm, all_inputs[-1], truth)
+            if args.cohorts:
+                cohorts.append(by_cohort(crm, all_inputs[-1]))
         rows = pd.DataFrame(rows)
         print(f"\n## {path}  ({rows['cutoff'].nunique()} cutoffs)\n")
         print(table(rows).to_string())
         print()
         print(p50_scores(rows).to_string())
+        if cohorts:
+            print("\nthe pipeline part at 13 weeks by engagement week, over the cutoffs:\n")
+            print(cohort_table(pd.concat(cohorts)).to_string())
         if args.backtest:
             print()
             print(backtest_summary(crm, all_inputs).to_string(index=False))
