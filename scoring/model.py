@@ -129,15 +129,19 @@ class WinModel:
     info: dict = field(default_factory=dict)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows as the float matrix LightGBM was trained on (categories as codes, unknown NaN)."""
-        cols = [frame[c].to_numpy(dtype=float) for c in NUMERIC]
-        for c in CATEGORICAL:
+        """Rows as the float matrix LightGBM was trained on (categories as codes, unknown NaN).
+        Column-major: each feature is written once into its column, where stacking columns
+        into rows transposed them (1.2 s of a million deals' 31 features, against 0.5 s), and
+        LightGBM reads either layout without a copy and predicts the same from both."""
+        x = np.empty((len(frame), len(NUMERIC) + len(CATEGORICAL)), order="F")
+        for i, c in enumerate(NUMERIC):
+            x[:, i] = frame[c].to_numpy(dtype=float)
+        for i, c in enumerate(CATEGORICAL, start=len(NUMERIC)):
             # a value the model never saw (a new product, a new rep) is unknown: NaN, not an
             # error (pandas is deprecating Categorical's silent NaN for such values)
-            codes = positions(frame[c], self.categories[c]).astype(float)
-            codes[codes < 0] = np.nan
-            cols.append(codes)
-        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+            codes = positions(frame[c], self.categories[c])
+            x[:, i] = np.where(codes < 0, np.nan, codes)
+        return x
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         if self.booster is None:  # too little history for a model: the base rate alone
