@@ -161,14 +161,15 @@ def crps(samples: np.ndarray, y: float) -> float:
 
 
 def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, seed: int,
-                bands: Bands | None = None, slip: float = 0.0, share: float = 1.0):  # fmt: skip
+                bands: Bands | None = None, slip: float = 0.0, share: float = 1.0,
+                samplers: dict | None = None):  # fmt: skip
     """The forecast at one cutoff for the horizons; `keep`s the scenarios. The slip and the
     share of deals following it are the bands' where they are given, else `slip` and `share`
-    (the method before issue 14 had none)."""
+    (the method before issue 14 had none). `samplers`: see `montecarlo.simulate`."""
     periods = horizon_periods()
     if method == BASELINE:
         return simulate(ci.deals, ci.exponential, periods, scenarios=scenarios, seed=seed,
-                        keep=True)  # fmt: skip
+                        keep=True, samplers=samplers)  # fmt: skip
     scale = bands.factor(periods.end) if bands is not None else None
     chosen = bands.timing if bands is not None else "km"
     timing = ci.km_any if method == BEFORE or chosen == "km-any" else ci.km
@@ -182,7 +183,7 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     arrivals = ci.arrivals if timing is ci.km else replace(ci.arrivals, won_scale=None)
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     slip_days=slip, slip_share=share, arrivals=arrivals, scale=scale,
-                    keep=True, pace=pace)  # fmt: skip
+                    keep=True, pace=pace, samplers=samplers)  # fmt: skip
 
 
 def method_rows(all_inputs: list[CutoffInputs], method: str, bands: list[Bands],
@@ -256,11 +257,12 @@ def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS
                grid: Sequence[tuple[float, float, float]] = GRID) -> np.ndarray:  # fmt: skip
     """(cutoffs, grid, scenarios, horizons): a method's simulated revenue at every (sigma, slip,
     share following it) of the grid, with no correction (few scenarios; the bands are refitted on these without
-    simulating again)."""
+    simulating again). Each cutoff's deals are timed by the same samplers at every point."""
     return np.stack([
-        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d, share=r).totals
+        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d, share=r,
+                              samplers=kept).totals
                   for s, d, r in grid])
-        for ci in all_inputs
+        for ci, kept in ((ci, {}) for ci in all_inputs)
     ]).astype(np.float32)  # fmt: skip
 
 

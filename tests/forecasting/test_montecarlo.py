@@ -14,6 +14,7 @@ from forecasting.chart import fan_chart
 from forecasting.montecarlo import Arrivals, simulate
 from forecasting.periods import calendar
 from forecasting.timing import Fixed, KaplanMeier, kaplan_meier
+from forecasting.warped_draws import within_columns
 
 RNG = np.random.default_rng(5)
 
@@ -319,3 +320,33 @@ def test_the_new_deals_a_week_said_are_the_ones_drawn():
     for arrivals in (unknown, valued):
         table = simulate(nobody, km, PERIODS, scenarios=2_000, seed=3, arrivals=arrivals).table
         assert (table["from_new"].sum() > 0) == (arrivals.drawn_per_week > 0)
+
+
+def test_samplers_kept_across_shocks_draw_the_same_and_follow_the_deals(monkeypatch):
+    """The backtest simulates each cutoff's deals at some 40 shocks: the close-time samplers
+    it keeps (deals drawn one by one, by stage, and the summed small ones) give the numbers
+    built afresh give, are reused, and are rebuilt for other deals or timing."""
+    monkeypatch.setattr(mc, "DRAW_ALL", 300)
+    monkeypatch.setattr(mc, "EXACT_DEALS", 100)
+    monkeypatch.setattr(mc, "MIN_SUMMED", 50)
+    km, other_km = _km(), _km()
+    deals = _pipeline(600)
+    deals[within_columns()] = np.sort(RNG.uniform(0.0, 1.0, (600, 2)), axis=1)  # by stage
+
+    def run(d, timing, sigma, kept=None):
+        return simulate(d, timing, PERIODS, scenarios=800, seed=3, shock_sigma=sigma,
+                        arrivals=ARRIVALS, slip_days=6.0, samplers=kept)  # fmt: skip
+
+    kept: dict = {}
+    for sigma in (0.0, 0.5, 1.0):
+        pd.testing.assert_frame_equal(
+            run(deals, km, sigma, kept).table, run(deals, km, sigma).table
+        )
+    first, small = kept["exact"], kept["small"]
+    run(deals, km, 0.7, kept)
+    assert kept["exact"] is first and kept["small"] is small  # taken, not built again
+    others = _pipeline(600)  # other deals, then other timing, with the same dict
+    pd.testing.assert_frame_equal(run(others, km, 0.5, kept).table, run(others, km, 0.5).table)
+    pd.testing.assert_frame_equal(run(others, other_km, 0.5, kept).table,
+                                  run(others, other_km, 0.5).table)  # fmt: skip
+    assert kept["exact"] is not first
