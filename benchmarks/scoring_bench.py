@@ -170,6 +170,7 @@ def million_run(tmp: Path) -> None:
     tables = _clock("load (the columnar copy + today's import; copy saved)",
                     deal_history.load_crm, big, keep=True)  # fmt: skip
     crm = _clock("prepare", prepare, tables)
+    del tables  # as the refresh, which prepares the tables it loaded and keeps only the Crm
     run = _clock("features + probability + risk + drivers for top 1,000", scorer.score, crm,
                  model, meta["references"], explain_top=1000)  # fmt: skip
     win = run.scores["win_prob"].reindex(run.features.index).to_numpy()
