@@ -13,8 +13,8 @@ simulation builds it and set against what happened:
     forecast weights it, by win_prob x value, `timing|p`);
   `--cohorts`: the pipeline part at 13 weeks by the week the deals were engaged, summed over
   the cutoffs, the weeks whose forecast ran furthest above what they won first (on MavenTech
-  the deals engaged from 2017-07-17 to 08-06, twice the usual number, half of them never
-  closed: forecast 2.4 times what they won, the rest of the pipeline 0.99);
+  the deals engaged from 2017-07-17 to 08-06, 1.8 times the median week's number, about half
+  of them never closed: forecast 2.4 times what they won, the rest of the pipeline 0.99);
 - new (deals not open at the cutoff): `from_new` against the value they won within the horizon,
   split into the count of new deals won (expected from the arrival rate, win rate and timing)
   and their mean value.
@@ -216,8 +216,8 @@ def parts(crm, ci: CutoffInputs, truth=None, scenarios: int = SCENARIOS) -> list
 
 def by_cohort(crm, ci: CutoffInputs, weeks: int = 13) -> pd.DataFrame:
     """The pipeline part within `weeks` of one cutoff (win_prob x value x the timing's chance
-    within, the simulation's mean) and what those deals won, by the week they were engaged
-    (deals still prospecting: none)."""
+    within, worked out rather than drawn, as `parts` does) and what those deals won, by the week
+    they were engaged (deals still prospecting: none)."""
     c, deals = ci.cutoff, ci.deals
     o = crm.deals.set_index("deal_id").reindex(deals.index)
     within, _ = close_within(ci.km, deals["age"].to_numpy(), deals["timing_group"].to_numpy(object),

@@ -221,10 +221,10 @@ def simulate(
     come from models that know the days to the quarter's end, and the pace would move them a
     second time.
 
-    `samplers`: a dict the caller keeps while it simulates the same `deals` with the same
-    `timing` again (the backtest does at each of some 40 shocks): the deals' close-time
-    samplers are built on the first call and taken from it after (they were 5.6 s of the main
-    job's 12 s of simulating; the draws are the same)."""
+    `samplers`: a dict the caller keeps while it simulates the same `deals` (not changed in
+    between) with the same `timing` again (the backtest does at each of the 33 points of its
+    shock grid): the deals' close-time samplers are built on the first call and taken from it
+    after (they were 5.6 s of the main job's 12 s of simulating; the draws are the same)."""
     if group_arrivals is not None and by is None:
         raise ValueError("group_arrivals needs `by`: the groups they belong to")
     arrivals = arrivals or Arrivals()
@@ -245,7 +245,7 @@ def simulate(
     atoms = Atoms.of(periods)
     exact, small = _split(deals, timing, all_codes, n_groups)
     codes = None if all_codes is None else all_codes[exact]
-    kept = _kept(samplers, deals, timing, by)
+    kept = _kept(samplers, deals, timing, exact)
     value, p_table, sampler = _tabled(deals.iloc[exact], timing, levels,
                                       sampler=kept.get("exact"))  # fmt: skip
     kept["exact"] = sampler
@@ -358,17 +358,19 @@ def simulate(
                     groups=drawn)  # fmt: skip
 
 
-def _kept(samplers: dict | None, deals: pd.DataFrame, timing, by: str | None) -> dict:
-    """The samplers kept for these deals, timing and grouping (`simulate`'s `samplers`): the
-    dict given, emptied first if it held another's (the objects themselves are compared, and
-    kept in it, so that one freed and replaced at the same address is not mistaken for them);
-    a new dict where none is given."""
+def _kept(samplers: dict | None, deals: pd.DataFrame, timing, exact: np.ndarray) -> dict:
+    """The samplers kept for these deals and timing, with these deals drawn one by one and the
+    rest summed (`simulate`'s `samplers`; the grouping and new deals can change which are):
+    the dict given, emptied first if it held another's (the objects themselves are compared,
+    and kept in it, so that one freed and replaced at the same address is not mistaken for
+    them); a new dict where none is given."""
     if samplers is None:
         return {}
     whose = samplers.get("for")
-    if whose is None or whose[0] is not deals or whose[1] is not timing or whose[2] != by:
+    if (whose is None or whose[0] is not deals or whose[1] is not timing
+            or not np.array_equal(whose[2], exact)):  # fmt: skip
         samplers.clear()
-        samplers["for"] = (deals, timing, by)
+        samplers["for"] = (deals, timing, exact)
     return samplers
 
 

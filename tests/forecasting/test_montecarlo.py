@@ -323,9 +323,10 @@ def test_the_new_deals_a_week_said_are_the_ones_drawn():
 
 
 def test_samplers_kept_across_shocks_draw_the_same_and_follow_the_deals(monkeypatch):
-    """The backtest simulates each cutoff's deals at some 40 shocks: the close-time samplers
-    it keeps (deals drawn one by one, by stage, and the summed small ones) give the numbers
-    built afresh give, are reused, and are rebuilt for other deals or timing."""
+    """The backtest simulates each cutoff's deals at every shock of its grid: the close-time
+    samplers it keeps (deals drawn one by one, by stage, and the summed small ones) give the
+    very draws built afresh give, are reused, and are rebuilt for other deals, other timing,
+    or other deals drawn one by one (which the grouping and new deals can change)."""
     monkeypatch.setattr(mc, "DRAW_ALL", 300)
     monkeypatch.setattr(mc, "EXACT_DEALS", 100)
     monkeypatch.setattr(mc, "MIN_SUMMED", 50)
@@ -333,20 +334,29 @@ def test_samplers_kept_across_shocks_draw_the_same_and_follow_the_deals(monkeypa
     deals = _pipeline(600)
     deals[within_columns()] = np.sort(RNG.uniform(0.0, 1.0, (600, 2)), axis=1)  # by stage
 
-    def run(d, timing, sigma, kept=None):
-        return simulate(d, timing, PERIODS, scenarios=800, seed=3, shock_sigma=sigma,
-                        arrivals=ARRIVALS, slip_days=6.0, samplers=kept)  # fmt: skip
+    def same(d, timing, sigma, kept, **kw):
+        def run(samplers):
+            return simulate(d, timing, PERIODS, scenarios=600, seed=3, shock_sigma=sigma,
+                            arrivals=ARRIVALS, slip_days=6.0, keep=True, samplers=samplers,
+                            **kw).totals  # fmt: skip
+
+        np.testing.assert_array_equal(run(kept), run(None))
 
     kept: dict = {}
     for sigma in (0.0, 0.5, 1.0):
-        pd.testing.assert_frame_equal(
-            run(deals, km, sigma, kept).table, run(deals, km, sigma).table
-        )
+        same(deals, km, sigma, kept)
     first, small = kept["exact"], kept["small"]
-    run(deals, km, 0.7, kept)
+    same(deals, km, 0.7, kept)
     assert kept["exact"] is first and kept["small"] is small  # taken, not built again
     others = _pipeline(600)  # other deals, then other timing, with the same dict
-    pd.testing.assert_frame_equal(run(others, km, 0.5, kept).table, run(others, km, 0.5).table)
-    pd.testing.assert_frame_equal(run(others, other_km, 0.5, kept).table,
-                                  run(others, other_km, 0.5).table)  # fmt: skip
+    same(others, km, 0.5, kept)
+    same(others, other_km, 0.5, kept)
     assert kept["exact"] is not first
+    # by region, its 3 groups summed; then a fourth group's new deals: more groups than are
+    # summed, so every deal is drawn one by one, with the same deals, timing and grouping
+    monkeypatch.setattr(mc, "MAX_SUMMED_GROUPS", 3)
+    same(others, km, 0.5, kept, by="region")
+    assert "small" in kept
+    north = {"North": ARRIVALS}
+    same(others, km, 0.5, kept, by="region", group_arrivals=north)
+    assert "small" not in kept
