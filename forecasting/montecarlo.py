@@ -413,11 +413,9 @@ def _tabled(deals: pd.DataFrame, timing, levels: np.ndarray, lean: bool = False,
         logit = np.log(p) - np.log1p(-p)
     ages, groups = deals["age"].to_numpy(), deals["timing_group"].to_numpy(dtype=object)
     columns = within_columns()
-    if sampler is not None:
-        pass
-    elif isinstance(timing, KaplanMeier) and set(columns) <= set(deals.columns):
+    if sampler is None and isinstance(timing, KaplanMeier) and set(columns) <= set(deals.columns):
         sampler = timing.sampler(ages, groups, deals[columns].to_numpy(float))  # by stage
-    else:
+    elif sampler is None:
         sampler = timing.sampler(ages, groups)
     can_close = np.broadcast_to(sampler.can_close(), (len(deals),))
     if lean:
