@@ -21,7 +21,7 @@ The live forecast's shock is chosen on every cutoff matured by the data's end.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -180,7 +180,7 @@ def simulate_at(ci: CutoffInputs, method: str, sigma: float, scenarios: int, see
     pace = ci.pace if method in ROLLED else None  # the methods before the pace had none
     # new deals timed by the deals born in view came after the method before issue 14, and
     # their scale is measured against the "km" timing
-    arrivals = ci.arrivals if timing is ci.km else replace(ci.arrivals, won_scale=None)
+    arrivals = ci.arrivals if timing is ci.km else ci.arrivals.unscaled()
     return simulate(deals, timing, periods, scenarios=scenarios, seed=seed, shock_sigma=sigma,
                     slip_days=slip, slip_share=share, arrivals=arrivals, scale=scale,
                     keep=True, pace=pace, samplers=samplers)  # fmt: skip
@@ -258,12 +258,13 @@ def sigma_grid(all_inputs: list[CutoffInputs], seed: int = 0, method: str = OURS
     """(cutoffs, grid, scenarios, horizons): a method's simulated revenue at every (sigma, slip,
     share following it) of the grid, with no correction (few scenarios; the bands are refitted on these without
     simulating again). Each cutoff's deals are timed by the same samplers at every point."""
-    return np.stack([
-        np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d, share=r,
-                              samplers=kept).totals
-                  for s, d, r in grid])
-        for ci, kept in ((ci, {}) for ci in all_inputs)
-    ]).astype(np.float32)  # fmt: skip
+
+    def at_every_point(ci: CutoffInputs) -> np.ndarray:
+        kept: dict = {}
+        return np.stack([simulate_at(ci, method, s, GRID_SCENARIOS, seed, slip=d, share=r,
+                                     samplers=kept).totals for s, d, r in grid])  # fmt: skip
+
+    return np.stack([at_every_point(ci) for ci in all_inputs]).astype(np.float32)
 
 
 SIGMA_ONLY = tuple((float(s), 0.0, 1.0) for s in SIGMAS)  # the method before issue 14's grid

@@ -4,7 +4,7 @@ already won in the periods under way. Pure."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ def _draw(crm: Crm, as_of: pd.Timestamp, deals: pd.DataFrame, periods, bands: Ba
 def _unscaled(value):
     """`Arrivals` (or a dict of them) without the new deals' scale; anything else as it is."""
     if isinstance(value, Arrivals):
-        return replace(value, won_scale=None)
+        return value.unscaled()
     if isinstance(value, dict):
         return {k: _unscaled(v) for k, v in value.items()}
     return value

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -87,6 +87,11 @@ class Arrivals:
         if self.win_rate > 0:
             out = np.minimum(out, 1.0 / self.win_rate)
         return np.maximum.accumulate(out)
+
+    def unscaled(self) -> Arrivals:
+        """The same arrivals timed by the curve as it is: the scale is measured against the
+        "km" timing, and a forecast drawn with another has none."""
+        return replace(self, won_scale=None)
 
     @property
     def drawn_per_week(self) -> float:
