@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 
 def _models(folder: Path):
@@ -51,13 +52,18 @@ def _models(folder: Path):
     return out
 
 
-def _rows(stub, n: int, db: Path) -> np.ndarray:
-    """`n` rows of the feature matrix: the demo's open deals drawn with replacement."""
+def _open_deals(db: Path) -> pd.DataFrame:
+    """The features of the open deals of the database `db`, on its last day."""
     from dataset import database, deal_history
     from scoring.features import features_at, prepare
 
     crm = prepare(deal_history.load_crm(database.connect(db)))
-    x = stub.matrix(features_at(crm, crm.data_end))
+    return features_at(crm, crm.data_end)
+
+
+def _rows(stub, n: int, features: pd.DataFrame) -> np.ndarray:
+    """`n` rows of `stub`'s feature matrix: the open deals drawn with replacement."""
+    x = stub.matrix(features)
     drawn = np.random.default_rng(1).integers(0, len(x), n)
     return np.asfortranarray(x[drawn])  # as `WinModel.matrix` builds it, column by column
 
@@ -97,7 +103,7 @@ ENGINES = {"tl2cgen": _tl2cgen, "lleaves": _lleaves}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--model", type=Path, help="a model folder (default: train the demo's)")
+    ap.add_argument("--model", type=Path, help="a model folder (default: the demo's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -106,12 +112,13 @@ def main() -> None:
         # the demo's database for the rows (and its model, unless one is given)
         demo_model(tmp)
         models = _models(args.model or tmp / "model")
+        features = _open_deals(tmp / "small.db")
         print(f"predictions of {args.rows:,} rows, raw scores, two threads "
               f"({os.cpu_count()} cores here)")  # fmt: skip
         totals: dict[str, float] = {}
         missed: set[str] = set()  # engines that could not measure every model
         for label, booster, stub in models:
-            x = _rows(stub, args.rows, tmp / "small.db")
+            x = _rows(stub, args.rows, features)
             ref, base = _clock(lambda b=booster, x=x: b.predict(x, raw_score=True, num_threads=2))
             totals["LightGBM"] = totals.get("LightGBM", 0.0) + base
             print(f"  {label} ({booster.num_trees()} trees): LightGBM {base:.2f} s")
